@@ -1,0 +1,336 @@
+//! The handle the rest of the node uses to talk to one Raft group.
+//!
+//! Callers never see "not leader": a follower forwards proposals and read-index requests to the
+//! leader over the cluster listener, and waits for an election when there is no leader yet.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use serde::{Deserialize, Serialize};
+
+use crate::network::{PeerClient, PeerError};
+use crate::state_machine::{Queryable, StateHandle};
+use crate::types::{now_ms, GroupId, Member, NodeId, Proposal, Raft, RaftMetrics, Reply};
+
+/// How often a caller waiting for a leader looks again.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("group {group} has no reachable leader after {waited:?}")]
+    NoLeader { group: GroupId, waited: Duration },
+    /// The command was sent but its outcome is unknown: it may or may not have been applied.
+    #[error("group {group}: outcome unknown: {reason}")]
+    Indeterminate { group: GroupId, reason: String },
+    #[error("group {group} is stopped: {reason}")]
+    Stopped { group: GroupId, reason: String },
+    #[error("group {group}: membership change refused: {reason}")]
+    Membership { group: GroupId, reason: String },
+}
+
+/// Why a leader-side operation asked for by a peer did not happen.
+#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("this node is not the leader")]
+    NotLeader,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A group as seen by one node, for `/cluster/status` and for bootstrap checks.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub group: GroupId,
+    pub node_id: NodeId,
+    pub initialized: bool,
+    pub role: String,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub last_applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub voters: Vec<NodeId>,
+    pub members: BTreeMap<NodeId, String>,
+    /// Leader only: each follower's last replicated index.
+    pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
+}
+
+/// The part of a group that does not depend on its state machine's type.
+pub(crate) struct GroupCore {
+    pub(crate) id: GroupId,
+    pub(crate) node_id: NodeId,
+    pub(crate) raft: Raft,
+    pub(crate) peers: PeerClient,
+    pub(crate) timeout: Duration,
+    pub(crate) queryable: Arc<dyn Queryable>,
+    membership_changes: tokio::sync::Mutex<()>,
+}
+
+/// One Raft group on this node, with read access to its applied state.
+pub struct Group<S> {
+    core: Arc<GroupCore>,
+    state: StateHandle<S>,
+}
+
+impl<S> Clone for Group<S> {
+    fn clone(&self) -> Self {
+        Self { core: self.core.clone(), state: self.state.clone() }
+    }
+}
+
+impl<S: crate::StateMachine> Group<S> {
+    pub(crate) fn new(core: Arc<GroupCore>, state: StateHandle<S>) -> Self {
+        Self { core, state }
+    }
+
+    pub fn id(&self) -> &GroupId {
+        &self.core.id
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.core.node_id
+    }
+
+    pub(crate) fn peers(&self) -> &PeerClient {
+        &self.core.peers
+    }
+
+    /// The applied state on this node (possibly behind the leader: see [`Self::read_barrier`]).
+    pub fn state(&self) -> &StateHandle<S> {
+        &self.state
+    }
+
+    /// Replicates `command`, waits until it is applied, and returns the state machine's answer.
+    /// Commands must be idempotent: a command whose leader stepped down mid-way is sent again.
+    pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+        self.core.propose(command).await
+    }
+
+    /// Returns once this node's state reflects every write committed before the call.
+    pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        self.core.read_barrier().await
+    }
+
+    pub fn metrics(&self) -> RaftMetrics {
+        self.core.raft.metrics().borrow().clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.core.raft.metrics().borrow().current_leader == Some(self.core.node_id)
+    }
+
+    pub async fn status(&self) -> GroupStatus {
+        self.core.status().await
+    }
+
+    /// Makes this node the first member of a new group. Refused when a member already exists.
+    pub async fn initialize(&self, me: Member) -> Result<(), ClusterError> {
+        let members = BTreeMap::from([(self.core.node_id, me)]);
+        self.core.raft.initialize(members).await.map_err(|e| self.core.membership_error(e))
+    }
+
+    pub async fn is_initialized(&self) -> bool {
+        self.core.raft.is_initialized().await.unwrap_or(false)
+    }
+
+    /// Adds `id` as a learner (leader only; returns once the change is committed).
+    pub async fn add_learner(&self, id: NodeId, member: Member) -> Result<(), ClusterError> {
+        let _serial = self.core.membership_changes.lock().await;
+        self.core.raft.add_learner(id, member, false).await.map_err(|e| self.core.membership_error(e))?;
+        Ok(())
+    }
+
+    /// Promotes learners to voters (leader only).
+    pub async fn add_voters(&self, ids: BTreeSet<NodeId>) -> Result<(), ClusterError> {
+        let _serial = self.core.membership_changes.lock().await;
+        let change = ChangeMembers::AddVoterIds(ids);
+        self.core.raft.change_membership(change, false).await.map_err(|e| self.core.membership_error(e))?;
+        Ok(())
+    }
+
+    /// Removes voters; with `keep_as_learners` they stay as learners (leader only).
+    pub async fn remove_voters(&self, ids: BTreeSet<NodeId>, keep_as_learners: bool) -> Result<(), ClusterError> {
+        let _serial = self.core.membership_changes.lock().await;
+        let change = ChangeMembers::RemoveVoters(ids);
+        self.core
+            .raft
+            .change_membership(change, keep_as_learners)
+            .await
+            .map_err(|e| self.core.membership_error(e))?;
+        Ok(())
+    }
+
+    /// Asks the group to build a snapshot now (used by tests and operators).
+    pub async fn trigger_snapshot(&self) -> Result<(), ClusterError> {
+        self.core.raft.trigger().snapshot().await.map_err(|e| self.core.stopped(e))
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.core.raft.shutdown().await;
+    }
+}
+
+impl GroupCore {
+    pub(crate) fn new(
+        id: GroupId,
+        node_id: NodeId,
+        raft: Raft,
+        peers: PeerClient,
+        timeout: Duration,
+        queryable: Arc<dyn Queryable>,
+    ) -> Self {
+        Self { id, node_id, raft, peers, timeout, queryable, membership_changes: Default::default() }
+    }
+
+    pub(crate) async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+        let started = Instant::now();
+        loop {
+            match self.leader() {
+                Some((leader, _)) if leader == self.node_id => match self.propose_as_leader(command.clone()).await {
+                    Ok(reply) => return Ok(reply),
+                    Err(Refusal::NotLeader) => {}
+                    Err(Refusal::Failed(reason)) => return Err(self.indeterminate(reason)),
+                },
+                Some((_, addr)) => {
+                    let request = ForwardedCommand { payload: command.clone() };
+                    let answer: Result<Result<Reply, Refusal>, PeerError> =
+                        self.peers.call(&addr, &self.id, "propose", &request, self.timeout).await;
+                    match answer {
+                        Ok(Ok(reply)) => return Ok(reply.0),
+                        Ok(Err(Refusal::NotLeader)) | Err(PeerError::Unreachable { .. }) => {}
+                        Ok(Err(Refusal::Failed(reason))) => return Err(self.indeterminate(reason)),
+                        Err(e) => return Err(self.indeterminate(e.to_string())),
+                    }
+                }
+                None => {}
+            }
+            self.pause_or_give_up(started).await?;
+        }
+    }
+
+    pub(crate) async fn propose_as_leader(&self, payload: Vec<u8>) -> Result<Vec<u8>, Refusal> {
+        match self.raft.client_write(Proposal { at_ms: now_ms(), payload }).await {
+            Ok(response) => Ok(response.data.0),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(Refusal::NotLeader),
+            Err(e) => Err(Refusal::Failed(e.to_string())),
+        }
+    }
+
+    pub(crate) async fn read_barrier(&self) -> Result<(), ClusterError> {
+        let started = Instant::now();
+        loop {
+            let read_index = match self.leader() {
+                Some((leader, _)) if leader == self.node_id => self.read_index_as_leader().await,
+                Some((_, addr)) => {
+                    let answer: Result<Result<Option<u64>, Refusal>, PeerError> =
+                        self.peers.call(&addr, &self.id, "read-index", &(), self.timeout).await;
+                    match answer {
+                        Ok(result) => result,
+                        Err(PeerError::Unreachable { .. }) => Err(Refusal::NotLeader),
+                        Err(e) => Err(Refusal::Failed(e.to_string())),
+                    }
+                }
+                None => Err(Refusal::NotLeader),
+            };
+            match read_index {
+                Ok(index) => return self.wait_applied(index, started).await,
+                Err(Refusal::NotLeader) => self.pause_or_give_up(started).await?,
+                Err(Refusal::Failed(reason)) => return Err(self.indeterminate(reason)),
+            }
+        }
+    }
+
+    /// Confirms leadership with a quorum and returns the index a linearizable read must see.
+    pub(crate) async fn read_index_as_leader(&self) -> Result<Option<u64>, Refusal> {
+        match self.raft.get_read_log_id().await {
+            Ok((read_log_id, _)) => Ok(read_log_id.map(|id| id.index)),
+            Err(RaftError::APIError(_)) => Err(Refusal::NotLeader),
+            Err(e) => Err(Refusal::Failed(e.to_string())),
+        }
+    }
+
+    async fn wait_applied(&self, index: Option<u64>, started: Instant) -> Result<(), ClusterError> {
+        let left = self.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        self.raft
+            .wait(Some(left))
+            .applied_index_at_least(index, "read barrier")
+            .await
+            .map(|_| ())
+            .map_err(|e| self.indeterminate(format!("not caught up with the leader: {e}")))
+    }
+
+    async fn pause_or_give_up(&self, started: Instant) -> Result<(), ClusterError> {
+        if let Err(fatal) = &self.raft.metrics().borrow().running_state {
+            return Err(ClusterError::Stopped { group: self.id.clone(), reason: fatal.to_string() });
+        }
+        if started.elapsed() >= self.timeout {
+            return Err(ClusterError::NoLeader { group: self.id.clone(), waited: started.elapsed() });
+        }
+        tokio::time::sleep(LEADER_POLL).await;
+        Ok(())
+    }
+
+    /// The current leader and its cluster address, as this node knows them.
+    fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader)?;
+        Some((leader, node.addr.clone()))
+    }
+
+    pub(crate) async fn status(&self) -> GroupStatus {
+        let initialized = self.raft.is_initialized().await.unwrap_or(false);
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        GroupStatus {
+            group: self.id.clone(),
+            node_id: self.node_id,
+            initialized,
+            role: role_name(m.state).into(),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|id| id.index),
+            snapshot_index: m.snapshot.map(|id| id.index),
+            voters: membership.voter_ids().collect(),
+            members: membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect(),
+            replication: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, log)| (*id, log.map(|l| l.index))).collect()),
+        }
+    }
+
+    fn indeterminate(&self, reason: String) -> ClusterError {
+        ClusterError::Indeterminate { group: self.id.clone(), reason }
+    }
+
+    fn stopped(&self, e: impl std::fmt::Display) -> ClusterError {
+        ClusterError::Stopped { group: self.id.clone(), reason: e.to_string() }
+    }
+
+    fn membership_error(&self, e: impl std::fmt::Display) -> ClusterError {
+        ClusterError::Membership { group: self.id.clone(), reason: e.to_string() }
+    }
+}
+
+fn role_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// A command a follower forwards to the leader.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ForwardedCommand {
+    #[serde(with = "serde_bytes")]
+    pub(crate) payload: Vec<u8>,
+}

@@ -1,0 +1,140 @@
+//! A node's cluster side: the log database, the peer client, and the groups it hosts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::group::{Group, GroupCore};
+use crate::log_store::LogDb;
+use crate::network::{GroupNetwork, PeerClient};
+use crate::server::{self, Registry};
+use crate::snapshot_store::SnapshotStore;
+use crate::state_machine::{StateMachine, StateMachineStore};
+use crate::types::{GroupId, Member, NodeId, Raft};
+
+/// Raft timing and log retention, shared by every group of the node.
+#[derive(Clone, Debug)]
+pub struct RaftTuning {
+    pub heartbeat: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Build a snapshot after this many entries since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot, so a lagging follower catches up without one.
+    pub logs_kept_after_snapshot: u64,
+    /// How long a proposal or read may wait for a leader and an answer.
+    pub operation_timeout: Duration,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(500),
+            election_timeout_max: Duration::from_millis(1000),
+            snapshot_every: 100_000,
+            logs_kept_after_snapshot: 10_000,
+            operation_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub node_id: NodeId,
+    /// The `host:port` peers use to reach this node's cluster listener.
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    pub secret: String,
+    pub tuning: RaftTuning,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot open the raft log database {path}: {source}")]
+    LogDb { path: PathBuf, source: redb::DatabaseError },
+    #[error("cannot open the snapshot directory {path}: {source}")]
+    Snapshots { path: PathBuf, source: std::io::Error },
+    #[error("cannot open group {group}: {reason}")]
+    Group { group: GroupId, reason: String },
+    #[error("invalid raft settings: {0}")]
+    Config(String),
+    #[error("cannot build the peer client: {0}")]
+    Client(String),
+}
+
+/// The cluster side of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterNode {
+    options: Arc<ClusterOptions>,
+    db: LogDb,
+    peers: PeerClient,
+    registry: Registry,
+}
+
+impl ClusterNode {
+    pub fn open(options: ClusterOptions) -> Result<Self, SetupError> {
+        std::fs::create_dir_all(&options.data_dir)
+            .map_err(|source| SetupError::Snapshots { path: options.data_dir.clone(), source })?;
+        let path = options.data_dir.join("raft.redb");
+        let db = LogDb::open(&path).map_err(|source| SetupError::LogDb { path, source })?;
+        let peers = PeerClient::new(&options.secret).map_err(|e| SetupError::Client(e.to_string()))?;
+        Ok(Self { options: Arc::new(options), db, peers, registry: Registry::default() })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.options.node_id
+    }
+
+    /// This node as a group member.
+    pub fn member(&self) -> Member {
+        Member { addr: self.options.advertise.clone() }
+    }
+
+    pub fn peers(&self) -> &PeerClient {
+        &self.peers
+    }
+
+    /// The routes of the cluster listener, for every group opened on this node.
+    pub fn router(&self) -> axum::Router {
+        server::router(self.registry.clone(), self.options.secret.as_str().into())
+    }
+
+    /// Opens a group with its state machine (restored from its last snapshot, then the log).
+    pub async fn open_group<S: StateMachine>(&self, id: GroupId, initial: S) -> Result<Group<S>, SetupError> {
+        let fail = |reason: String| SetupError::Group { group: id.clone(), reason };
+        let dir = self.options.data_dir.join("snapshots").join(id.file_stem());
+        let snapshots = SnapshotStore::open(dir.clone()).map_err(|source| SetupError::Snapshots { path: dir, source })?;
+        let log = self.db.group_log(&id).map_err(|e| fail(e.to_string()))?;
+        let store = StateMachineStore::open(initial, snapshots).map_err(|e| fail(e.to_string()))?;
+        let handle = store.handle();
+        let network = GroupNetwork { peers: self.peers.clone(), group: id.clone() };
+        let config = Arc::new(self.raft_config(&id)?);
+        let raft = Raft::new(self.options.node_id, config, network, log, store).await.map_err(|e| fail(e.to_string()))?;
+        let core = Arc::new(GroupCore::new(
+            id,
+            self.options.node_id,
+            raft,
+            self.peers.clone(),
+            self.options.tuning.operation_timeout,
+            Arc::new(handle.clone()),
+        ));
+        self.registry.insert(core.clone());
+        Ok(Group::new(core, handle))
+    }
+
+    fn raft_config(&self, id: &GroupId) -> Result<openraft::Config, SetupError> {
+        let t = &self.options.tuning;
+        let config = openraft::Config {
+            cluster_name: id.to_string(),
+            heartbeat_interval: t.heartbeat.as_millis() as u64,
+            election_timeout_min: t.election_timeout_min.as_millis() as u64,
+            election_timeout_max: t.election_timeout_max.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            max_in_snapshot_log_to_keep: t.logs_kept_after_snapshot,
+            max_payload_entries: 1024,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| SetupError::Config(e.to_string()))
+    }
+}

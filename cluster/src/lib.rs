@@ -1,0 +1,41 @@
+//! `sessionplane-cluster`: Raft groups on openraft, with durable redb storage and an HTTP
+//! network between nodes.
+//!
+//! This crate knows Raft and nothing of sessions. A domain plugs in by implementing
+//! [`StateMachine`] over opaque command bytes; it gets back a [`Group`] handle to propose
+//! commands, read linearizably, and manage membership. One node hosts any number of groups
+//! behind one cluster listener ([`ClusterNode::router`]).
+#![forbid(unsafe_code)]
+
+mod group;
+mod host;
+mod log_store;
+mod membership;
+mod network;
+mod server;
+mod snapshot_store;
+mod state_machine;
+mod types;
+
+pub use group::{ClusterError, Group, GroupStatus};
+pub use host::{ClusterNode, ClusterOptions, RaftTuning, SetupError};
+pub use log_store::{GroupLog, LogDb};
+pub use membership::{keep_membership, MemberList};
+pub use network::{PeerClient, PeerError, SECRET_HEADER};
+pub use server::MAX_BODY_BYTES;
+pub use snapshot_store::SnapshotStore;
+pub use state_machine::{SnapshotWriter, StateHandle, StateMachine, StateMachineStore};
+pub use types::{now_ms, GroupId, InvalidGroupId, Member, NodeId, Proposal, Reply, TypeConfig};
+
+/// Reads through a peer: a linearizable query answered by the node at `addr`.
+pub async fn query_peer(
+    peers: &PeerClient,
+    addr: &str,
+    group: &GroupId,
+    query: Vec<u8>,
+    timeout: std::time::Duration,
+) -> Result<Result<Vec<u8>, String>, PeerError> {
+    let answer: Result<Reply, group::Refusal> =
+        peers.call(addr, group, "query", &group::ForwardedCommand { payload: query }, timeout).await?;
+    Ok(answer.map(|r| r.0).map_err(|e| e.to_string()))
+}

@@ -1,0 +1,390 @@
+//! The durable Raft log: one redb database per node, two tables per group (`<group>/log` and
+//! `<group>/meta`), written by a single writer thread.
+//!
+//! The writer drains every queued operation of every group into one write transaction and
+//! commits it (fsync) before it fires any acknowledgement, so:
+//! - an append is acknowledged (`LogFlushed`) only once it is on disk, and appends arriving while
+//!   a commit is under way are batched into the next one;
+//! - a vote is on disk before `save_vote` returns;
+//! - operations are applied in the order they were queued: vote and log writes never reorder.
+//!
+//! Entries are readable as soon as `append` returns: until their commit lands they are served from
+//! an in-memory overlay of pending entries.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread;
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogState, RaftLogId, RaftLogReader, StorageIOError};
+use redb::{ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+use crate::types::{Entry, GroupId, LogId, StorageError, TypeConfig, Vote};
+
+const VOTE: &str = "vote";
+const COMMITTED: &str = "committed";
+const LAST_PURGED: &str = "last_purged";
+
+/// Most operations one commit takes from the queue: bounds a transaction's size and latency.
+const MAX_OPS_PER_COMMIT: usize = 4096;
+
+/// The node's log database and its writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct LogDb {
+    db: Arc<redb::Database>,
+    writer: mpsc::Sender<WriteOp>,
+}
+
+impl LogDb {
+    pub fn open(path: &Path) -> Result<Self, redb::DatabaseError> {
+        let db = Arc::new(redb::Database::create(path)?);
+        let (writer, queue) = mpsc::channel();
+        let writer_db = db.clone();
+        thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || run_writer(&writer_db, &queue))
+            .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
+        Ok(Self { db, writer })
+    }
+
+    /// Opens (creating if needed) the log of one group.
+    pub fn group_log(&self, group: &GroupId) -> Result<GroupLog, StorageError> {
+        let tables = Arc::new(Tables::for_group(group));
+        let log = GroupLog {
+            db: self.clone(),
+            tables,
+            pending: Default::default(),
+            bounds: Default::default(),
+        };
+        let (last_purged, last) = log.read_bounds().map_err(read_err)?;
+        *log.bounds() = LogBounds { last_purged, last };
+        Ok(log)
+    }
+
+    fn submit(&self, op: WriteOp) -> Result<(), StorageError> {
+        self.writer.send(op).map_err(|_| write_err(WriterGone))
+    }
+}
+
+struct Tables {
+    log: String,
+    meta: String,
+}
+
+impl Tables {
+    fn for_group(group: &GroupId) -> Self {
+        Self { log: format!("{group}/log"), meta: format!("{group}/meta") }
+    }
+    fn log(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.log)
+    }
+    fn meta(&self) -> TableDefinition<'_, &'static str, &'static [u8]> {
+        TableDefinition::new(&self.meta)
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct LogBounds {
+    last_purged: Option<LogId>,
+    last: Option<LogId>,
+}
+
+/// One group's log: implements openraft's `RaftLogStorage` and `RaftLogReader`.
+#[derive(Clone)]
+pub struct GroupLog {
+    db: LogDb,
+    tables: Arc<Tables>,
+    /// Appended but not yet committed entries, by index.
+    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    bounds: Arc<Mutex<LogBounds>>,
+}
+
+enum WriteOp {
+    Append { tables: Arc<Tables>, entries: Vec<(u64, Vec<u8>)>, flushed: Flushed },
+    PutMeta { tables: Arc<Tables>, key: &'static str, value: Vec<u8>, done: Option<Done> },
+    Truncate { tables: Arc<Tables>, from: u64, done: Done },
+    Purge { tables: Arc<Tables>, upto: LogId, done: Done },
+}
+
+type Done = oneshot::Sender<Result<(), String>>;
+
+/// What to do once an append is on disk.
+struct Flushed {
+    callback: LogFlushed<TypeConfig>,
+    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    log_ids: Vec<LogId>,
+}
+
+fn run_writer(db: &redb::Database, queue: &mpsc::Receiver<WriteOp>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_OPS_PER_COMMIT {
+            match queue.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let result = commit_batch(db, &batch).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "raft log commit failed");
+        }
+        for op in batch {
+            acknowledge(op, &result);
+        }
+    }
+}
+
+fn commit_batch(db: &redb::Database, batch: &[WriteOp]) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    for op in batch {
+        match op {
+            WriteOp::Append { tables, entries, .. } => {
+                let mut log = txn.open_table(tables.log())?;
+                for (index, bytes) in entries {
+                    log.insert(index, bytes.as_slice())?;
+                }
+            }
+            WriteOp::PutMeta { tables, key, value, .. } => {
+                txn.open_table(tables.meta())?.insert(key, value.as_slice())?;
+            }
+            WriteOp::Truncate { tables, from, .. } => {
+                txn.open_table(tables.log())?.retain_in(*from.., |_, _| false)?;
+            }
+            WriteOp::Purge { tables, upto, .. } => {
+                txn.open_table(tables.log())?.retain_in(..=upto.index, |_, _| false)?;
+                let value = encode(upto).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+                txn.open_table(tables.meta())?.insert(LAST_PURGED, value.as_slice())?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn acknowledge(op: WriteOp, result: &Result<(), String>) {
+    let reply = |done: Done| {
+        let _ = done.send(result.clone());
+    };
+    match op {
+        WriteOp::Append { flushed, .. } => {
+            if result.is_ok() {
+                let mut pending = lock(&flushed.pending);
+                for log_id in &flushed.log_ids {
+                    if pending.get(&log_id.index).is_some_and(|e| e.log_id == *log_id) {
+                        pending.remove(&log_id.index);
+                    }
+                }
+            }
+            let io = result.clone().map_err(std::io::Error::other);
+            flushed.callback.log_io_completed(io);
+        }
+        WriteOp::PutMeta { done, .. } => {
+            if let Some(done) = done {
+                reply(done);
+            }
+        }
+        WriteOp::Truncate { done, .. } | WriteOp::Purge { done, .. } => reply(done),
+    }
+}
+
+impl GroupLog {
+    fn bounds(&self) -> MutexGuard<'_, LogBounds> {
+        lock(&self.bounds)
+    }
+
+    fn read_bounds(&self) -> Result<(Option<LogId>, Option<LogId>), redb::Error> {
+        let txn = self.db.db.begin_read()?;
+        let last_purged: Option<LogId> = match txn.open_table(self.tables.meta()) {
+            Ok(meta) => match meta.get(LAST_PURGED)? {
+                Some(v) => Some(decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?),
+                None => None,
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let last = match txn.open_table(self.tables.log()) {
+            Ok(log) => match log.last()? {
+                Some((_, v)) => {
+                    let entry: Entry = decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+                    Some(entry.log_id)
+                }
+                None => None,
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok((last_purged, last.or(last_purged)))
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, redb::Error> {
+        let txn = self.db.db.begin_read()?;
+        let meta = match txn.open_table(self.tables.meta()) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        match meta.get(key)? {
+            Some(v) => Ok(Some(decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?)),
+            None => Ok(None),
+        }
+    }
+
+    fn read_stored(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry>, redb::Error> {
+        let txn = self.db.db.begin_read()?;
+        let log = match txn.open_table(self.tables.log()) {
+            Ok(log) => log,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut entries = Vec::new();
+        for item in log.range::<u64>(range)? {
+            let (_, v) = item?;
+            entries.push(decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?);
+        }
+        Ok(entries)
+    }
+
+    async fn wait(&self, done: oneshot::Receiver<Result<(), String>>) -> Result<(), StorageError> {
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(write_err(std::io::Error::other(e))),
+            Err(_) => Err(write_err(WriterGone)),
+        }
+    }
+
+    async fn put_meta_durably<T: serde::Serialize>(&self, key: &'static str, value: &T) -> Result<(), StorageError> {
+        let (done, wait) = oneshot::channel();
+        let value = encode(value).map_err(write_err)?;
+        self.db.submit(WriteOp::PutMeta { tables: self.tables.clone(), key, value, done: Some(done) })?;
+        self.wait(wait).await
+    }
+}
+
+impl RaftLogReader<TypeConfig> for GroupLog {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        // Pending first: an entry that commits meanwhile is then found in the store.
+        let pending: BTreeMap<u64, Entry> =
+            lock(&self.pending).range(bounds).map(|(i, e)| (*i, e.clone())).collect();
+        let reader = self.clone();
+        let stored = tokio::task::spawn_blocking(move || reader.read_stored(bounds))
+            .await
+            .map_err(read_err)?
+            .map_err(read_err)?;
+        let mut merged: BTreeMap<u64, Entry> = stored.into_iter().map(|e| (e.log_id.index, e)).collect();
+        merged.extend(pending);
+        Ok(merged.into_values().collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for GroupLog {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let bounds = *self.bounds();
+        Ok(LogState { last_purged_log_id: bounds.last_purged, last_log_id: bounds.last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.put_meta_durably(VOTE, vote).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.read_meta(VOTE).map_err(|e| StorageIOError::read_vote(&e).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let value = encode(&committed).map_err(write_err)?;
+        self.db.submit(WriteOp::PutMeta { tables: self.tables.clone(), key: COMMITTED, value, done: None })
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.read_meta::<Option<LogId>>(COMMITTED).map_err(read_err)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let Some(last) = entries.last().map(|e| *e.get_log_id()) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        let mut encoded = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            encoded.push((entry.log_id.index, encode(entry).map_err(write_err)?));
+        }
+        let log_ids = entries.iter().map(|e| e.log_id).collect();
+        {
+            let mut pending = lock(&self.pending);
+            pending.extend(entries.into_iter().map(|e| (e.log_id.index, e)));
+        }
+        self.bounds().last = Some(last);
+        let flushed = Flushed { callback, pending: self.pending.clone(), log_ids };
+        self.db.submit(WriteOp::Append { tables: self.tables.clone(), entries: encoded, flushed })
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        lock(&self.pending).retain(|index, _| *index < log_id.index);
+        let (done, wait) = oneshot::channel();
+        self.db.submit(WriteOp::Truncate { tables: self.tables.clone(), from: log_id.index, done })?;
+        self.wait(wait).await?;
+        let previous = match log_id.index.checked_sub(1) {
+            Some(prev) => self.try_get_log_entries(prev..=prev).await?.pop().map(|e| e.log_id),
+            None => None,
+        };
+        let mut bounds = self.bounds();
+        bounds.last = previous.or(bounds.last_purged);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        lock(&self.pending).retain(|index, _| *index > log_id.index);
+        let (done, wait) = oneshot::channel();
+        self.db.submit(WriteOp::Purge { tables: self.tables.clone(), upto: log_id, done })?;
+        self.wait(wait).await?;
+        let mut bounds = self.bounds();
+        bounds.last_purged = Some(log_id);
+        if bounds.last.is_none_or(|last| last.index < log_id.index) {
+            bounds.last = Some(log_id);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the raft log writer thread has stopped")]
+struct WriterGone;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    rmp_serde::to_vec(value)
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(bytes)
+}
+
+fn write_err<E: std::error::Error + 'static>(e: E) -> StorageError {
+    StorageIOError::write_logs(&e).into()
+}
+
+fn read_err<E: std::error::Error + 'static>(e: E) -> StorageError {
+    StorageIOError::read_logs(&e).into()
+}

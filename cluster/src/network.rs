@@ -1,0 +1,195 @@
+//! Calls from this node to its peers' cluster listeners: Raft RPCs for openraft, and the
+//! forwarding calls of [`crate::Group`] (propose, read index, query, status).
+//!
+//! One shared reqwest client with timeouts; every request carries the cluster secret; bodies are
+//! MessagePack. A refused or failed connection is `Unreachable`, so callers know the request was
+//! never seen by the peer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::log_store::{decode, encode};
+use crate::types::{GroupId, Member, NodeId, TypeConfig};
+
+/// The header that carries the cluster secret on every peer request.
+pub const SECRET_HEADER: &str = "x-sessionplane-cluster-secret";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The peer could not be reached: the request was not delivered.
+    #[error("peer {addr} unreachable: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The request may or may not have been processed.
+    #[error("peer {addr} did not answer within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+    #[error("peer {addr} answered HTTP {status}: {body}")]
+    Status { addr: String, status: u16, body: String },
+    #[error("peer {addr} sent an answer that does not decode: {reason}")]
+    Decode { addr: String, reason: String },
+}
+
+/// The client side of the cluster listener. Cheap to clone.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    secret: Arc<str>,
+}
+
+impl PeerClient {
+    pub fn new(secret: &str) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self { http, secret: secret.into() })
+    }
+
+    /// POSTs `request` (MessagePack) to `http://{addr}/raft/{group}/{verb}` and decodes the answer.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        group: &GroupId,
+        verb: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerError> {
+        let body = encode(request).map_err(|e| PeerError::Decode { addr: addr.into(), reason: e.to_string() })?;
+        let bytes = self.post(addr, &format!("/raft/{group}/{verb}"), body, timeout).await?;
+        decode(&bytes).map_err(|e| PeerError::Decode { addr: addr.into(), reason: e.to_string() })
+    }
+
+    /// POSTs raw bytes to a path on the peer's cluster listener and returns the raw answer.
+    pub async fn post(&self, addr: &str, path: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, PeerError> {
+        let response = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .header(SECRET_HEADER, &*self.secret)
+            .header(reqwest::header::CONTENT_TYPE, "application/msgpack")
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify(addr, timeout, &e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| classify(addr, timeout, &e))?;
+        if !status.is_success() {
+            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+            return Err(PeerError::Status { addr: addr.into(), status: status.as_u16(), body });
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+fn classify(addr: &str, timeout: Duration, e: &reqwest::Error) -> PeerError {
+    if e.is_connect() {
+        PeerError::Unreachable { addr: addr.into(), reason: error_chain(e) }
+    } else if e.is_timeout() {
+        PeerError::Timeout { addr: addr.into(), timeout }
+    } else {
+        PeerError::Status { addr: addr.into(), status: 0, body: error_chain(e) }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// openraft's network factory for one group.
+pub struct GroupNetwork {
+    pub(crate) peers: PeerClient,
+    pub(crate) group: GroupId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Self::Network {
+        PeerConnection { peers: self.peers.clone(), group: self.group.clone(), target, addr: node.addr.clone() }
+    }
+}
+
+pub struct PeerConnection {
+    peers: PeerClient,
+    group: GroupId,
+    target: NodeId,
+    addr: String,
+}
+
+impl PeerConnection {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        action: RPCTypes,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, Member, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let timeout = option.hard_ttl();
+        let verb = match action {
+            RPCTypes::Vote => "vote",
+            RPCTypes::AppendEntries => "append",
+            RPCTypes::InstallSnapshot => "snapshot",
+        };
+        let answer: Result<Resp, RaftError<NodeId, E>> =
+            self.peers.call(&self.addr, &self.group, verb, request, timeout).await.map_err(|e| match e {
+                PeerError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                PeerError::Timeout { .. } => RPCError::Timeout(Timeout {
+                    action,
+                    id: 0,
+                    target: self.target,
+                    timeout,
+                }),
+                _ => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        self.rpc(RPCTypes::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        self.rpc(RPCTypes::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        self.rpc(RPCTypes::Vote, &rpc, &option).await
+    }
+}
