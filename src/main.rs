@@ -1,1 +1,21 @@
-fn main(){}
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use sessionplane::cli::{self, Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    cli::init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { config } => cli::serve::run(config.as_deref()).await,
+        Command::Demo(args) => cli::demo::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sessionplane: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

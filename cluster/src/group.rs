@@ -52,6 +52,8 @@ pub struct GroupStatus {
     pub last_log_index: Option<u64>,
     pub last_applied_index: Option<u64>,
     pub snapshot_index: Option<u64>,
+    /// The log is purged up to here: a member behind it catches up from a snapshot.
+    pub purged_index: Option<u64>,
     pub voters: Vec<NodeId>,
     pub members: BTreeMap<NodeId, String>,
     /// Leader only: each follower's last replicated index.
@@ -77,7 +79,10 @@ pub struct Group<S> {
 
 impl<S> Clone for Group<S> {
     fn clone(&self) -> Self {
-        Self { core: self.core.clone(), state: self.state.clone() }
+        Self {
+            core: self.core.clone(),
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -118,6 +123,21 @@ impl<S: crate::StateMachine> Group<S> {
         self.core.raft.metrics().borrow().clone()
     }
 
+    /// Waits until `condition` holds for this node's metrics; false on timeout or shutdown.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        condition: impl Fn(&RaftMetrics) -> bool + Send,
+    ) -> bool {
+        self.core
+            .raft
+            .wait(Some(timeout))
+            .metrics(condition, what)
+            .await
+            .is_ok()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.core.raft.metrics().borrow().current_leader == Some(self.core.node_id)
     }
@@ -129,7 +149,11 @@ impl<S: crate::StateMachine> Group<S> {
     /// Makes this node the first member of a new group. Refused when a member already exists.
     pub async fn initialize(&self, me: Member) -> Result<(), ClusterError> {
         let members = BTreeMap::from([(self.core.node_id, me)]);
-        self.core.raft.initialize(members).await.map_err(|e| self.core.membership_error(e))
+        self.core
+            .raft
+            .initialize(members)
+            .await
+            .map_err(|e| self.core.membership_error(e))
     }
 
     pub async fn is_initialized(&self) -> bool {
@@ -139,7 +163,11 @@ impl<S: crate::StateMachine> Group<S> {
     /// Adds `id` as a learner (leader only; returns once the change is committed).
     pub async fn add_learner(&self, id: NodeId, member: Member) -> Result<(), ClusterError> {
         let _serial = self.core.membership_changes.lock().await;
-        self.core.raft.add_learner(id, member, false).await.map_err(|e| self.core.membership_error(e))?;
+        self.core
+            .raft
+            .add_learner(id, member, false)
+            .await
+            .map_err(|e| self.core.membership_error(e))?;
         Ok(())
     }
 
@@ -147,12 +175,20 @@ impl<S: crate::StateMachine> Group<S> {
     pub async fn add_voters(&self, ids: BTreeSet<NodeId>) -> Result<(), ClusterError> {
         let _serial = self.core.membership_changes.lock().await;
         let change = ChangeMembers::AddVoterIds(ids);
-        self.core.raft.change_membership(change, false).await.map_err(|e| self.core.membership_error(e))?;
+        self.core
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| self.core.membership_error(e))?;
         Ok(())
     }
 
     /// Removes voters; with `keep_as_learners` they stay as learners (leader only).
-    pub async fn remove_voters(&self, ids: BTreeSet<NodeId>, keep_as_learners: bool) -> Result<(), ClusterError> {
+    pub async fn remove_voters(
+        &self,
+        ids: BTreeSet<NodeId>,
+        keep_as_learners: bool,
+    ) -> Result<(), ClusterError> {
         let _serial = self.core.membership_changes.lock().await;
         let change = ChangeMembers::RemoveVoters(ids);
         self.core
@@ -165,7 +201,12 @@ impl<S: crate::StateMachine> Group<S> {
 
     /// Asks the group to build a snapshot now (used by tests and operators).
     pub async fn trigger_snapshot(&self) -> Result<(), ClusterError> {
-        self.core.raft.trigger().snapshot().await.map_err(|e| self.core.stopped(e))
+        self.core
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| self.core.stopped(e))
     }
 
     pub async fn shutdown(&self) {
@@ -182,22 +223,37 @@ impl GroupCore {
         timeout: Duration,
         queryable: Arc<dyn Queryable>,
     ) -> Self {
-        Self { id, node_id, raft, peers, timeout, queryable, membership_changes: Default::default() }
+        Self {
+            id,
+            node_id,
+            raft,
+            peers,
+            timeout,
+            queryable,
+            membership_changes: Default::default(),
+        }
     }
 
     pub(crate) async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
         let started = Instant::now();
         loop {
             match self.leader() {
-                Some((leader, _)) if leader == self.node_id => match self.propose_as_leader(command.clone()).await {
-                    Ok(reply) => return Ok(reply),
-                    Err(Refusal::NotLeader) => {}
-                    Err(Refusal::Failed(reason)) => return Err(self.indeterminate(reason)),
-                },
+                Some((leader, _)) if leader == self.node_id => {
+                    match self.propose_as_leader(command.clone()).await {
+                        Ok(reply) => return Ok(reply),
+                        Err(Refusal::NotLeader) => {}
+                        Err(Refusal::Failed(reason)) => return Err(self.indeterminate(reason)),
+                    }
+                }
                 Some((_, addr)) => {
-                    let request = ForwardedCommand { payload: command.clone() };
-                    let answer: Result<Result<Reply, Refusal>, PeerError> =
-                        self.peers.call(&addr, &self.id, "propose", &request, self.timeout).await;
+                    let request = ForwardedCommand {
+                        payload: command.clone(),
+                        forwarded: true,
+                    };
+                    let answer: Result<Result<Reply, Refusal>, PeerError> = self
+                        .peers
+                        .call(&addr, &self.id, "propose", &request, self.timeout)
+                        .await;
                     match answer {
                         Ok(Ok(reply)) => return Ok(reply.0),
                         Ok(Err(Refusal::NotLeader)) | Err(PeerError::Unreachable { .. }) => {}
@@ -212,9 +268,18 @@ impl GroupCore {
     }
 
     pub(crate) async fn propose_as_leader(&self, payload: Vec<u8>) -> Result<Vec<u8>, Refusal> {
-        match self.raft.client_write(Proposal { at_ms: now_ms(), payload }).await {
+        match self
+            .raft
+            .client_write(Proposal {
+                at_ms: now_ms(),
+                payload,
+            })
+            .await
+        {
             Ok(response) => Ok(response.data.0),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(Refusal::NotLeader),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(Refusal::NotLeader)
+            }
             Err(e) => Err(Refusal::Failed(e.to_string())),
         }
     }
@@ -225,8 +290,10 @@ impl GroupCore {
             let read_index = match self.leader() {
                 Some((leader, _)) if leader == self.node_id => self.read_index_as_leader().await,
                 Some((_, addr)) => {
-                    let answer: Result<Result<Option<u64>, Refusal>, PeerError> =
-                        self.peers.call(&addr, &self.id, "read-index", &(), self.timeout).await;
+                    let answer: Result<Result<Option<u64>, Refusal>, PeerError> = self
+                        .peers
+                        .call(&addr, &self.id, "read-index", &(), self.timeout)
+                        .await;
                     match answer {
                         Ok(result) => result,
                         Err(PeerError::Unreachable { .. }) => Err(Refusal::NotLeader),
@@ -253,7 +320,10 @@ impl GroupCore {
     }
 
     async fn wait_applied(&self, index: Option<u64>, started: Instant) -> Result<(), ClusterError> {
-        let left = self.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        let left = self
+            .timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
         self.raft
             .wait(Some(left))
             .applied_index_at_least(index, "read barrier")
@@ -264,10 +334,16 @@ impl GroupCore {
 
     async fn pause_or_give_up(&self, started: Instant) -> Result<(), ClusterError> {
         if let Err(fatal) = &self.raft.metrics().borrow().running_state {
-            return Err(ClusterError::Stopped { group: self.id.clone(), reason: fatal.to_string() });
+            return Err(ClusterError::Stopped {
+                group: self.id.clone(),
+                reason: fatal.to_string(),
+            });
         }
         if started.elapsed() >= self.timeout {
-            return Err(ClusterError::NoLeader { group: self.id.clone(), waited: started.elapsed() });
+            return Err(ClusterError::NoLeader {
+                group: self.id.clone(),
+                waited: started.elapsed(),
+            });
         }
         tokio::time::sleep(LEADER_POLL).await;
         Ok(())
@@ -296,25 +372,39 @@ impl GroupCore {
             last_log_index: m.last_log_index,
             last_applied_index: m.last_applied.map(|id| id.index),
             snapshot_index: m.snapshot.map(|id| id.index),
+            purged_index: m.purged.map(|id| id.index),
             voters: membership.voter_ids().collect(),
-            members: membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect(),
-            replication: m
-                .replication
-                .as_ref()
-                .map(|r| r.iter().map(|(id, log)| (*id, log.map(|l| l.index))).collect()),
+            members: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect(),
+            replication: m.replication.as_ref().map(|r| {
+                r.iter()
+                    .map(|(id, log)| (*id, log.map(|l| l.index)))
+                    .collect()
+            }),
         }
     }
 
     fn indeterminate(&self, reason: String) -> ClusterError {
-        ClusterError::Indeterminate { group: self.id.clone(), reason }
+        ClusterError::Indeterminate {
+            group: self.id.clone(),
+            reason,
+        }
     }
 
     fn stopped(&self, e: impl std::fmt::Display) -> ClusterError {
-        ClusterError::Stopped { group: self.id.clone(), reason: e.to_string() }
+        ClusterError::Stopped {
+            group: self.id.clone(),
+            reason: e.to_string(),
+        }
     }
 
     fn membership_error(&self, e: impl std::fmt::Display) -> ClusterError {
-        ClusterError::Membership { group: self.id.clone(), reason: e.to_string() }
+        ClusterError::Membership {
+            group: self.id.clone(),
+            reason: e.to_string(),
+        }
     }
 }
 
@@ -328,9 +418,11 @@ fn role_name(state: ServerState) -> &'static str {
     }
 }
 
-/// A command a follower forwards to the leader.
+/// A command or query sent to a peer. `forwarded` marks one a member already routed to the
+/// leader: the leader does not forward it again, so two nodes with stale views never bounce it.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ForwardedCommand {
     #[serde(with = "serde_bytes")]
     pub(crate) payload: Vec<u8>,
+    pub(crate) forwarded: bool,
 }

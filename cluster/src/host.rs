@@ -52,9 +52,15 @@ pub struct ClusterOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("cannot open the raft log database {path}: {source}")]
-    LogDb { path: PathBuf, source: redb::DatabaseError },
+    LogDb {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error("cannot open the snapshot directory {path}: {source}")]
-    Snapshots { path: PathBuf, source: std::io::Error },
+    Snapshots {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open group {group}: {reason}")]
     Group { group: GroupId, reason: String },
     #[error("invalid raft settings: {0}")]
@@ -74,12 +80,20 @@ pub struct ClusterNode {
 
 impl ClusterNode {
     pub fn open(options: ClusterOptions) -> Result<Self, SetupError> {
-        std::fs::create_dir_all(&options.data_dir)
-            .map_err(|source| SetupError::Snapshots { path: options.data_dir.clone(), source })?;
+        std::fs::create_dir_all(&options.data_dir).map_err(|source| SetupError::Snapshots {
+            path: options.data_dir.clone(),
+            source,
+        })?;
         let path = options.data_dir.join("raft.redb");
         let db = LogDb::open(&path).map_err(|source| SetupError::LogDb { path, source })?;
-        let peers = PeerClient::new(&options.secret).map_err(|e| SetupError::Client(e.to_string()))?;
-        Ok(Self { options: Arc::new(options), db, peers, registry: Registry::default() })
+        let peers =
+            PeerClient::new(&options.secret).map_err(|e| SetupError::Client(e.to_string()))?;
+        Ok(Self {
+            options: Arc::new(options),
+            db,
+            peers,
+            registry: Registry::default(),
+        })
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -88,7 +102,9 @@ impl ClusterNode {
 
     /// This node as a group member.
     pub fn member(&self) -> Member {
-        Member { addr: self.options.advertise.clone() }
+        Member {
+            addr: self.options.advertise.clone(),
+        }
     }
 
     pub fn peers(&self) -> &PeerClient {
@@ -101,16 +117,29 @@ impl ClusterNode {
     }
 
     /// Opens a group with its state machine (restored from its last snapshot, then the log).
-    pub async fn open_group<S: StateMachine>(&self, id: GroupId, initial: S) -> Result<Group<S>, SetupError> {
-        let fail = |reason: String| SetupError::Group { group: id.clone(), reason };
+    pub async fn open_group<S: StateMachine>(
+        &self,
+        id: GroupId,
+        initial: S,
+    ) -> Result<Group<S>, SetupError> {
+        let fail = |reason: String| SetupError::Group {
+            group: id.clone(),
+            reason,
+        };
         let dir = self.options.data_dir.join("snapshots").join(id.file_stem());
-        let snapshots = SnapshotStore::open(dir.clone()).map_err(|source| SetupError::Snapshots { path: dir, source })?;
+        let snapshots = SnapshotStore::open(dir.clone())
+            .map_err(|source| SetupError::Snapshots { path: dir, source })?;
         let log = self.db.group_log(&id).map_err(|e| fail(e.to_string()))?;
         let store = StateMachineStore::open(initial, snapshots).map_err(|e| fail(e.to_string()))?;
         let handle = store.handle();
-        let network = GroupNetwork { peers: self.peers.clone(), group: id.clone() };
+        let network = GroupNetwork {
+            peers: self.peers.clone(),
+            group: id.clone(),
+        };
         let config = Arc::new(self.raft_config(&id)?);
-        let raft = Raft::new(self.options.node_id, config, network, log, store).await.map_err(|e| fail(e.to_string()))?;
+        let raft = Raft::new(self.options.node_id, config, network, log, store)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let core = Arc::new(GroupCore::new(
             id,
             self.options.node_id,
@@ -135,6 +164,8 @@ impl ClusterNode {
             max_payload_entries: 1024,
             ..Default::default()
         };
-        config.validate().map_err(|e| SetupError::Config(e.to_string()))
+        config
+            .validate()
+            .map_err(|e| SetupError::Config(e.to_string()))
     }
 }

@@ -27,15 +27,47 @@ pub use snapshot_store::SnapshotStore;
 pub use state_machine::{SnapshotWriter, StateHandle, StateMachine, StateMachineStore};
 pub use types::{now_ms, GroupId, InvalidGroupId, Member, NodeId, Proposal, Reply, TypeConfig};
 
-/// Reads through a peer: a linearizable query answered by the node at `addr`.
-pub async fn query_peer(
+/// Proposes a command through the node at `addr`, which routes it to its group's leader.
+pub async fn propose_through(
+    peers: &PeerClient,
+    addr: &str,
+    group: &GroupId,
+    command: Vec<u8>,
+    timeout: std::time::Duration,
+) -> Result<Result<Vec<u8>, String>, PeerError> {
+    let request = group::ForwardedCommand {
+        payload: command,
+        forwarded: false,
+    };
+    let answer: Result<Reply, group::Refusal> = peers
+        .call(addr, group, "propose", &request, timeout)
+        .await?;
+    Ok(answer.map(|r| r.0).map_err(|e| e.to_string()))
+}
+
+/// Reads through the node at `addr`: a linearizable query answered from its own replica.
+pub async fn query_through(
     peers: &PeerClient,
     addr: &str,
     group: &GroupId,
     query: Vec<u8>,
     timeout: std::time::Duration,
 ) -> Result<Result<Vec<u8>, String>, PeerError> {
+    let request = group::ForwardedCommand {
+        payload: query,
+        forwarded: false,
+    };
     let answer: Result<Reply, group::Refusal> =
-        peers.call(addr, group, "query", &group::ForwardedCommand { payload: query }, timeout).await?;
+        peers.call(addr, group, "query", &request, timeout).await?;
     Ok(answer.map(|r| r.0).map_err(|e| e.to_string()))
+}
+
+/// A group's status as the node at `addr` sees it.
+pub async fn status_of(
+    peers: &PeerClient,
+    addr: &str,
+    group: &GroupId,
+    timeout: std::time::Duration,
+) -> Result<GroupStatus, PeerError> {
+    peers.call(addr, group, "status", &(), timeout).await
 }

@@ -77,7 +77,10 @@ struct Tables {
 
 impl Tables {
     fn for_group(group: &GroupId) -> Self {
-        Self { log: format!("{group}/log"), meta: format!("{group}/meta") }
+        Self {
+            log: format!("{group}/log"),
+            meta: format!("{group}/meta"),
+        }
     }
     fn log(&self) -> TableDefinition<'_, u64, &'static [u8]> {
         TableDefinition::new(&self.log)
@@ -104,10 +107,27 @@ pub struct GroupLog {
 }
 
 enum WriteOp {
-    Append { tables: Arc<Tables>, entries: Vec<(u64, Vec<u8>)>, flushed: Flushed },
-    PutMeta { tables: Arc<Tables>, key: &'static str, value: Vec<u8>, done: Option<Done> },
-    Truncate { tables: Arc<Tables>, from: u64, done: Done },
-    Purge { tables: Arc<Tables>, upto: LogId, done: Done },
+    Append {
+        tables: Arc<Tables>,
+        entries: Vec<(u64, Vec<u8>)>,
+        flushed: Flushed,
+    },
+    PutMeta {
+        tables: Arc<Tables>,
+        key: &'static str,
+        value: Vec<u8>,
+        done: Option<Done>,
+    },
+    Truncate {
+        tables: Arc<Tables>,
+        from: u64,
+        done: Done,
+    },
+    Purge {
+        tables: Arc<Tables>,
+        upto: LogId,
+        done: Done,
+    },
 }
 
 type Done = oneshot::Sender<Result<(), String>>;
@@ -142,22 +162,30 @@ fn commit_batch(db: &redb::Database, batch: &[WriteOp]) -> Result<(), redb::Erro
     let txn = db.begin_write()?;
     for op in batch {
         match op {
-            WriteOp::Append { tables, entries, .. } => {
+            WriteOp::Append {
+                tables, entries, ..
+            } => {
                 let mut log = txn.open_table(tables.log())?;
                 for (index, bytes) in entries {
                     log.insert(index, bytes.as_slice())?;
                 }
             }
-            WriteOp::PutMeta { tables, key, value, .. } => {
-                txn.open_table(tables.meta())?.insert(key, value.as_slice())?;
+            WriteOp::PutMeta {
+                tables, key, value, ..
+            } => {
+                txn.open_table(tables.meta())?
+                    .insert(key, value.as_slice())?;
             }
             WriteOp::Truncate { tables, from, .. } => {
-                txn.open_table(tables.log())?.retain_in(*from.., |_, _| false)?;
+                txn.open_table(tables.log())?
+                    .retain_in(*from.., |_, _| false)?;
             }
             WriteOp::Purge { tables, upto, .. } => {
-                txn.open_table(tables.log())?.retain_in(..=upto.index, |_, _| false)?;
+                txn.open_table(tables.log())?
+                    .retain_in(..=upto.index, |_, _| false)?;
                 let value = encode(upto).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
-                txn.open_table(tables.meta())?.insert(LAST_PURGED, value.as_slice())?;
+                txn.open_table(tables.meta())?
+                    .insert(LAST_PURGED, value.as_slice())?;
             }
         }
     }
@@ -174,7 +202,10 @@ fn acknowledge(op: WriteOp, result: &Result<(), String>) {
             if result.is_ok() {
                 let mut pending = lock(&flushed.pending);
                 for log_id in &flushed.log_ids {
-                    if pending.get(&log_id.index).is_some_and(|e| e.log_id == *log_id) {
+                    if pending
+                        .get(&log_id.index)
+                        .is_some_and(|e| e.log_id == *log_id)
+                    {
                         pending.remove(&log_id.index);
                     }
                 }
@@ -200,7 +231,9 @@ impl GroupLog {
         let txn = self.db.db.begin_read()?;
         let last_purged: Option<LogId> = match txn.open_table(self.tables.meta()) {
             Ok(meta) => match meta.get(LAST_PURGED)? {
-                Some(v) => Some(decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?),
+                Some(v) => {
+                    Some(decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?)
+                }
                 None => None,
             },
             Err(redb::TableError::TableDoesNotExist(_)) => None,
@@ -209,7 +242,8 @@ impl GroupLog {
         let last = match txn.open_table(self.tables.log()) {
             Ok(log) => match log.last()? {
                 Some((_, v)) => {
-                    let entry: Entry = decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+                    let entry: Entry =
+                        decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
                     Some(entry.log_id)
                 }
                 None => None,
@@ -220,7 +254,10 @@ impl GroupLog {
         Ok((last_purged, last.or(last_purged)))
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, redb::Error> {
+    fn read_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, redb::Error> {
         let txn = self.db.db.begin_read()?;
         let meta = match txn.open_table(self.tables.meta()) {
             Ok(meta) => meta,
@@ -228,7 +265,9 @@ impl GroupLog {
             Err(e) => return Err(e.into()),
         };
         match meta.get(key)? {
-            Some(v) => Ok(Some(decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?)),
+            Some(v) => Ok(Some(
+                decode(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?,
+            )),
             None => Ok(None),
         }
     }
@@ -256,10 +295,19 @@ impl GroupLog {
         }
     }
 
-    async fn put_meta_durably<T: serde::Serialize>(&self, key: &'static str, value: &T) -> Result<(), StorageError> {
+    async fn put_meta_durably<T: serde::Serialize>(
+        &self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), StorageError> {
         let (done, wait) = oneshot::channel();
         let value = encode(value).map_err(write_err)?;
-        self.db.submit(WriteOp::PutMeta { tables: self.tables.clone(), key, value, done: Some(done) })?;
+        self.db.submit(WriteOp::PutMeta {
+            tables: self.tables.clone(),
+            key,
+            value,
+            done: Some(done),
+        })?;
         self.wait(wait).await
     }
 }
@@ -271,14 +319,17 @@ impl RaftLogReader<TypeConfig> for GroupLog {
     ) -> Result<Vec<Entry>, StorageError> {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
         // Pending first: an entry that commits meanwhile is then found in the store.
-        let pending: BTreeMap<u64, Entry> =
-            lock(&self.pending).range(bounds).map(|(i, e)| (*i, e.clone())).collect();
+        let pending: BTreeMap<u64, Entry> = lock(&self.pending)
+            .range(bounds)
+            .map(|(i, e)| (*i, e.clone()))
+            .collect();
         let reader = self.clone();
         let stored = tokio::task::spawn_blocking(move || reader.read_stored(bounds))
             .await
             .map_err(read_err)?
             .map_err(read_err)?;
-        let mut merged: BTreeMap<u64, Entry> = stored.into_iter().map(|e| (e.log_id.index, e)).collect();
+        let mut merged: BTreeMap<u64, Entry> =
+            stored.into_iter().map(|e| (e.log_id.index, e)).collect();
         merged.extend(pending);
         Ok(merged.into_values().collect())
     }
@@ -289,7 +340,10 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let bounds = *self.bounds();
-        Ok(LogState { last_purged_log_id: bounds.last_purged, last_log_id: bounds.last })
+        Ok(LogState {
+            last_purged_log_id: bounds.last_purged,
+            last_log_id: bounds.last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -301,19 +355,32 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.read_meta(VOTE).map_err(|e| StorageIOError::read_vote(&e).into())
+        self.read_meta(VOTE)
+            .map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let value = encode(&committed).map_err(write_err)?;
-        self.db.submit(WriteOp::PutMeta { tables: self.tables.clone(), key: COMMITTED, value, done: None })
+        self.db.submit(WriteOp::PutMeta {
+            tables: self.tables.clone(),
+            key: COMMITTED,
+            value,
+            done: None,
+        })
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>(COMMITTED).map_err(read_err)?.flatten())
+        Ok(self
+            .read_meta::<Option<LogId>>(COMMITTED)
+            .map_err(read_err)?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -333,17 +400,33 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
             pending.extend(entries.into_iter().map(|e| (e.log_id.index, e)));
         }
         self.bounds().last = Some(last);
-        let flushed = Flushed { callback, pending: self.pending.clone(), log_ids };
-        self.db.submit(WriteOp::Append { tables: self.tables.clone(), entries: encoded, flushed })
+        let flushed = Flushed {
+            callback,
+            pending: self.pending.clone(),
+            log_ids,
+        };
+        self.db.submit(WriteOp::Append {
+            tables: self.tables.clone(),
+            entries: encoded,
+            flushed,
+        })
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         lock(&self.pending).retain(|index, _| *index < log_id.index);
         let (done, wait) = oneshot::channel();
-        self.db.submit(WriteOp::Truncate { tables: self.tables.clone(), from: log_id.index, done })?;
+        self.db.submit(WriteOp::Truncate {
+            tables: self.tables.clone(),
+            from: log_id.index,
+            done,
+        })?;
         self.wait(wait).await?;
         let previous = match log_id.index.checked_sub(1) {
-            Some(prev) => self.try_get_log_entries(prev..=prev).await?.pop().map(|e| e.log_id),
+            Some(prev) => self
+                .try_get_log_entries(prev..=prev)
+                .await?
+                .pop()
+                .map(|e| e.log_id),
             None => None,
         };
         let mut bounds = self.bounds();
@@ -354,7 +437,11 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         lock(&self.pending).retain(|index, _| *index > log_id.index);
         let (done, wait) = oneshot::channel();
-        self.db.submit(WriteOp::Purge { tables: self.tables.clone(), upto: log_id, done })?;
+        self.db.submit(WriteOp::Purge {
+            tables: self.tables.clone(),
+            upto: log_id,
+            done,
+        })?;
         self.wait(wait).await?;
         let mut bounds = self.bounds();
         bounds.last_purged = Some(log_id);
@@ -370,14 +457,20 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
 struct WriterGone;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(
+    value: &T,
+) -> Result<Vec<u8>, rmp_serde::encode::Error> {
     rmp_serde::to_vec(value)
 }
 
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, rmp_serde::decode::Error> {
     rmp_serde::from_slice(bytes)
 }
 

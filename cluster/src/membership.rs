@@ -45,7 +45,11 @@ pub async fn keep_membership<S: StateMachine>(group: Group<S>, wanted: MemberLis
 async fn one_round<S: StateMachine>(group: &Group<S>, wanted: &MemberList) -> Result<(), String> {
     if !group.is_initialized().await {
         if wanted.seed == group.node_id() && !any_peer_initialized(group, wanted).await {
-            let me = wanted.members.get(&group.node_id()).cloned().ok_or("this node is not in the member list")?;
+            let me = wanted
+                .members
+                .get(&group.node_id())
+                .cloned()
+                .ok_or("this node is not in the member list")?;
             group.initialize(me).await.map_err(|e| e.to_string())?;
             tracing::info!(group = %group.id(), "initialized a new group");
         }
@@ -58,7 +62,10 @@ async fn one_round<S: StateMachine>(group: &Group<S>, wanted: &MemberList) -> Re
     let membership = metrics.membership_config.membership().clone();
     for (id, member) in &wanted.members {
         if membership.get_node(id).is_none() {
-            group.add_learner(*id, member.clone()).await.map_err(|e| e.to_string())?;
+            group
+                .add_learner(*id, member.clone())
+                .await
+                .map_err(|e| e.to_string())?;
             tracing::info!(group = %group.id(), node = id, "added learner");
         }
     }
@@ -78,7 +85,10 @@ async fn one_round<S: StateMachine>(group: &Group<S>, wanted: &MemberList) -> Re
         .copied()
         .collect();
     if !ready.is_empty() {
-        group.add_voters(ready.clone()).await.map_err(|e| e.to_string())?;
+        group
+            .add_voters(ready.clone())
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(group = %group.id(), voters = ?ready, "promoted learners");
     }
     Ok(())
@@ -89,8 +99,10 @@ async fn any_peer_initialized<S: StateMachine>(group: &Group<S>, wanted: &Member
         if *id == group.node_id() {
             continue;
         }
-        let status: Result<GroupStatus, _> =
-            group.peers().call(&member.addr, group.id(), "status", &(), STATUS_TIMEOUT).await;
+        let status: Result<GroupStatus, _> = group
+            .peers()
+            .call(&member.addr, group.id(), "status", &(), STATUS_TIMEOUT)
+            .await;
         if status.is_ok_and(|s| s.initialized) {
             return true;
         }

@@ -8,11 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -34,7 +36,11 @@ pub enum PeerError {
     #[error("peer {addr} did not answer within {timeout:?}")]
     Timeout { addr: String, timeout: Duration },
     #[error("peer {addr} answered HTTP {status}: {body}")]
-    Status { addr: String, status: u16, body: String },
+    Status {
+        addr: String,
+        status: u16,
+        body: String,
+    },
     #[error("peer {addr} sent an answer that does not decode: {reason}")]
     Decode { addr: String, reason: String },
 }
@@ -53,7 +59,10 @@ impl PeerClient {
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
-        Ok(Self { http, secret: secret.into() })
+        Ok(Self {
+            http,
+            secret: secret.into(),
+        })
     }
 
     /// POSTs `request` (MessagePack) to `http://{addr}/raft/{group}/{verb}` and decodes the answer.
@@ -65,13 +74,27 @@ impl PeerClient {
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerError> {
-        let body = encode(request).map_err(|e| PeerError::Decode { addr: addr.into(), reason: e.to_string() })?;
-        let bytes = self.post(addr, &format!("/raft/{group}/{verb}"), body, timeout).await?;
-        decode(&bytes).map_err(|e| PeerError::Decode { addr: addr.into(), reason: e.to_string() })
+        let body = encode(request).map_err(|e| PeerError::Decode {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })?;
+        let bytes = self
+            .post(addr, &format!("/raft/{group}/{verb}"), body, timeout)
+            .await?;
+        decode(&bytes).map_err(|e| PeerError::Decode {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })
     }
 
     /// POSTs raw bytes to a path on the peer's cluster listener and returns the raw answer.
-    pub async fn post(&self, addr: &str, path: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, PeerError> {
+    pub async fn post(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PeerError> {
         let response = self
             .http
             .post(format!("http://{addr}{path}"))
@@ -83,10 +106,17 @@ impl PeerClient {
             .await
             .map_err(|e| classify(addr, timeout, &e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| classify(addr, timeout, &e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| classify(addr, timeout, &e))?;
         if !status.is_success() {
             let body = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
-            return Err(PeerError::Status { addr: addr.into(), status: status.as_u16(), body });
+            return Err(PeerError::Status {
+                addr: addr.into(),
+                status: status.as_u16(),
+                body,
+            });
         }
         Ok(bytes.to_vec())
     }
@@ -94,11 +124,21 @@ impl PeerClient {
 
 fn classify(addr: &str, timeout: Duration, e: &reqwest::Error) -> PeerError {
     if e.is_connect() {
-        PeerError::Unreachable { addr: addr.into(), reason: error_chain(e) }
+        PeerError::Unreachable {
+            addr: addr.into(),
+            reason: error_chain(e),
+        }
     } else if e.is_timeout() {
-        PeerError::Timeout { addr: addr.into(), timeout }
+        PeerError::Timeout {
+            addr: addr.into(),
+            timeout,
+        }
     } else {
-        PeerError::Status { addr: addr.into(), status: 0, body: error_chain(e) }
+        PeerError::Status {
+            addr: addr.into(),
+            status: 0,
+            body: error_chain(e),
+        }
     }
 }
 
@@ -123,7 +163,12 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> Self::Network {
-        PeerConnection { peers: self.peers.clone(), group: self.group.clone(), target, addr: node.addr.clone() }
+        PeerConnection {
+            peers: self.peers.clone(),
+            group: self.group.clone(),
+            target,
+            addr: node.addr.clone(),
+        }
     }
 }
 
@@ -152,8 +197,11 @@ impl PeerConnection {
             RPCTypes::AppendEntries => "append",
             RPCTypes::InstallSnapshot => "snapshot",
         };
-        let answer: Result<Resp, RaftError<NodeId, E>> =
-            self.peers.call(&self.addr, &self.group, verb, request, timeout).await.map_err(|e| match e {
+        let answer: Result<Resp, RaftError<NodeId, E>> = self
+            .peers
+            .call(&self.addr, &self.group, verb, request, timeout)
+            .await
+            .map_err(|e| match e {
                 PeerError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
                 PeerError::Timeout { .. } => RPCError::Timeout(Timeout {
                     action,
@@ -180,8 +228,10 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         self.rpc(RPCTypes::InstallSnapshot, &rpc, &option).await
     }
 

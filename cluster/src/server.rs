@@ -33,12 +33,19 @@ pub(crate) struct Registry(Arc<RwLock<HashMap<GroupId, Arc<GroupCore>>>>);
 
 impl Registry {
     pub(crate) fn insert(&self, core: Arc<GroupCore>) {
-        self.0.write().unwrap_or_else(|p| p.into_inner()).insert(core.id.clone(), core);
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(core.id.clone(), core);
     }
 
     fn get(&self, group: &str) -> Option<Arc<GroupCore>> {
         let id = GroupId::new(group).ok()?;
-        self.0.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
     }
 }
 
@@ -60,12 +67,23 @@ pub(crate) fn router(registry: Registry, secret: Arc<str>) -> Router {
         .route("/raft/{group}/status", post(status))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such cluster route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(listener.clone(), require_secret))
+        .layer(middleware::from_fn_with_state(
+            listener.clone(),
+            require_secret,
+        ))
         .with_state(listener)
 }
 
-async fn require_secret(State(listener): State<Listener>, request: Request, next: Next) -> Response {
-    let presented = request.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+async fn require_secret(
+    State(listener): State<Listener>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     if bool::from(presented.ct_eq(listener.secret.as_bytes())) {
         next.run(request).await
     } else {
@@ -85,15 +103,26 @@ impl IntoResponse for Rejection {
 type Answer = Result<Response, Rejection>;
 
 fn group(listener: &Listener, name: &str) -> Result<Arc<GroupCore>, Rejection> {
-    listener.registry.get(name).ok_or_else(|| Rejection(StatusCode::NOT_FOUND, format!("no group {name:?} on this node")))
+    listener.registry.get(name).ok_or_else(|| {
+        Rejection(
+            StatusCode::NOT_FOUND,
+            format!("no group {name:?} on this node"),
+        )
+    })
 }
 
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
-    decode(bytes).map_err(|e| Rejection(StatusCode::BAD_REQUEST, format!("body does not decode: {e}")))
+    decode(bytes).map_err(|e| {
+        Rejection(
+            StatusCode::BAD_REQUEST,
+            format!("body does not decode: {e}"),
+        )
+    })
 }
 
 fn reply<T: Serialize>(value: &T) -> Answer {
-    let bytes = encode(value).map_err(|e| Rejection(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let bytes =
+        encode(value).map_err(|e| Rejection(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/msgpack")], bytes).into_response())
 }
 
@@ -118,7 +147,14 @@ async fn snapshot(State(l): State<Listener>, Path(name): Path<String>, bytes: By
 async fn propose(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {
     let core = group(&l, &name)?;
     let command: ForwardedCommand = body(&bytes)?;
-    let answer: Result<Reply, Refusal> = core.propose_as_leader(command.payload).await.map(Reply);
+    let answer: Result<Reply, Refusal> = if command.forwarded {
+        core.propose_as_leader(command.payload).await.map(Reply)
+    } else {
+        core.propose(command.payload)
+            .await
+            .map(Reply)
+            .map_err(|e| Refusal::Failed(e.to_string()))
+    };
     reply(&answer)
 }
 

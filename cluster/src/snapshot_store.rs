@@ -51,7 +51,8 @@ impl SnapshotStore {
         file.read_exact(&mut len)?;
         let mut meta = vec![0u8; u32::from_be_bytes(len) as usize];
         file.read_exact(&mut meta)?;
-        let meta: SnapshotMeta = decode(&meta).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let meta: SnapshotMeta =
+            decode(&meta).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let mut data = Vec::new();
         file.read_to_end(&mut data)?;
         Ok(Some((meta, data)))
@@ -78,7 +79,9 @@ mod tests {
                 snapshot_id: format!("s{index}"),
                 ..Default::default()
             };
-            store.save(&meta, format!("data{index}").as_bytes()).unwrap();
+            store
+                .save(&meta, format!("data{index}").as_bytes())
+                .unwrap();
         }
         let (meta, data) = store.load().unwrap().unwrap();
         assert_eq!(meta.snapshot_id, "s9");

@@ -46,7 +46,9 @@ pub struct StateHandle<S> {
 
 impl<S> Clone for StateHandle<S> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -89,17 +91,27 @@ pub struct StateMachineStore<S> {
 impl<S: StateMachine> StateMachineStore<S> {
     /// Starts from `initial`, or from the persisted snapshot when there is one.
     pub fn open(initial: S, snapshots: SnapshotStore) -> Result<Self, StorageError> {
-        let mut applied = Applied { last_applied: None, membership: Default::default(), state: initial };
-        let loaded = snapshots.load().map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let mut applied = Applied {
+            last_applied: None,
+            membership: Default::default(),
+            state: initial,
+        };
+        let loaded = snapshots
+            .load()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         if let Some((meta, data)) = loaded {
-            applied.state = applied
-                .state
-                .restore(&data)
-                .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?;
+            applied.state = applied.state.restore(&data).map_err(|e| {
+                StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e))
+            })?;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership;
         }
-        Ok(Self { handle: StateHandle { inner: Arc::new(RwLock::new(applied)) }, snapshots })
+        Ok(Self {
+            handle: StateHandle {
+                inner: Arc::new(RwLock::new(applied)),
+            },
+            snapshots,
+        })
     }
 
     pub fn handle(&self) -> StateHandle<S> {
@@ -116,13 +128,21 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (last_applied, membership, writer) = {
             let applied = self.handle.guard();
-            (applied.last_applied, applied.membership.clone(), applied.state.snapshot())
+            (
+                applied.last_applied,
+                applied.membership.clone(),
+                applied.state.snapshot(),
+            )
         };
         let snapshot_id = match last_applied {
             Some(id) => format!("{}-{}-{}", id.leader_id, id.index, crate::types::now_ms()),
             None => format!("empty-{}", crate::types::now_ms()),
         };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
         let store = self.snapshots.clone();
         let save_meta = meta.clone();
         let data = tokio::task::spawn_blocking(move || {
@@ -132,7 +152,10 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
         .await
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
@@ -155,7 +178,9 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
             applied.last_applied = Some(entry.log_id);
             let reply = match entry.payload {
                 EntryPayload::Blank => Vec::new(),
-                EntryPayload::Normal(proposal) => applied.state.apply(proposal.at_ms, &proposal.payload),
+                EntryPayload::Normal(proposal) => {
+                    applied.state.apply(proposal.at_ms, &proposal.payload)
+                }
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                     Vec::new()
@@ -167,20 +192,29 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { handle: self.handle.clone(), snapshots: self.snapshots.clone() }
+        SnapshotBuilder {
+            handle: self.handle.clone(),
+            snapshots: self.snapshots.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let handle = self.handle.clone();
         let store = self.snapshots.clone();
         let save_meta = meta.clone();
         let restored = tokio::task::spawn_blocking(move || {
-            let restored = handle.read(|s| s.restore(&data)).map_err(std::io::Error::other)?;
+            let restored = handle
+                .read(|s| s.restore(&data))
+                .map_err(std::io::Error::other)?;
             store.save(&save_meta, &data)?;
             Ok::<_, std::io::Error>(restored)
         })
@@ -200,6 +234,9 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
             .await
             .map_err(|e| StorageIOError::read_snapshot(None, &e))?
             .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(loaded.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        Ok(loaded.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }

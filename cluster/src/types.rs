@@ -55,7 +55,8 @@ pub struct GroupId(String);
 impl GroupId {
     pub fn new(name: impl Into<String>) -> Result<Self, InvalidGroupId> {
         let name = name.into();
-        let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ":_-.".contains(c);
+        let valid_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ":_-.".contains(c);
         if name.is_empty() || name.len() > 64 || !name.chars().all(valid_char) {
             return Err(InvalidGroupId(name));
         }

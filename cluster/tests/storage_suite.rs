@@ -2,7 +2,10 @@
 
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
-use sessionplane_cluster::{GroupId, GroupLog, LogDb, SnapshotStore, SnapshotWriter, StateMachine, StateMachineStore, TypeConfig};
+use sessionplane_cluster::{
+    GroupId, GroupLog, LogDb, SnapshotStore, SnapshotWriter, StateMachine, StateMachineStore,
+    TypeConfig,
+};
 
 /// A state machine that counts the commands it applied.
 #[derive(Default)]
@@ -18,7 +21,9 @@ impl StateMachine for Counter {
         Box::new(move || value.to_be_bytes().to_vec())
     }
     fn restore(&self, bytes: &[u8]) -> Result<Self, String> {
-        let bytes: [u8; 8] = bytes.try_into().map_err(|_| "bad counter snapshot".to_string())?;
+        let bytes: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| "bad counter snapshot".to_string())?;
         Ok(Counter(u64::from_be_bytes(bytes)))
     }
     fn query(&self, _query: &[u8]) -> Vec<u8> {
@@ -28,8 +33,12 @@ impl StateMachine for Counter {
 
 struct RedbBuilder;
 
-impl StoreBuilder<TypeConfig, GroupLog, StateMachineStore<Counter>, tempfile::TempDir> for RedbBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, GroupLog, StateMachineStore<Counter>), StorageError<u64>> {
+impl StoreBuilder<TypeConfig, GroupLog, StateMachineStore<Counter>, tempfile::TempDir>
+    for RedbBuilder
+{
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, GroupLog, StateMachineStore<Counter>), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = LogDb::open(&dir.path().join("raft.redb")).expect("open redb");
         let log = db.group_log(&GroupId::new("site:test").expect("group id"))?;

@@ -1,0 +1,141 @@
+//! `sessionplane demo`: a whole site of N nodes on loopback, real sockets between them, in this
+//! one process. Prints ONE line of JSON on stdout once the site has a leader and every node votes;
+//! the friendlier text goes to stderr.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::config::{Config, Listen, SiteNode};
+use crate::node::{self, secrets, Listeners, RunningNode};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Nodes in the site.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub nodes: u64,
+    /// Where the nodes keep their data (reused on the next run). Default: a new temporary dir.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Node k's cluster listener is on port BASE+k, its api on BASE+1000+k.
+    #[arg(long, default_value_t = 17000)]
+    pub port_base: u16,
+}
+
+#[derive(Serialize)]
+struct DemoNode {
+    site: String,
+    name: String,
+    api: String,
+    cluster: String,
+}
+
+#[derive(Serialize)]
+struct DemoLine {
+    admin_password: Option<String>,
+    nodes: Vec<DemoNode>,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("sessionplane-demo-{}", std::process::id())),
+    };
+    let configs = configs(&args, &data_dir)?;
+    let mut nodes = Vec::new();
+    for config in configs {
+        let listeners = Listeners::bind(&config).await?;
+        nodes.push(node::start(config, listeners).await?);
+    }
+    if !site_formed(&nodes, args.nodes as usize, Duration::from_secs(30)).await {
+        anyhow::bail!("the demo site did not form within 30 s");
+    }
+    let line = DemoLine {
+        admin_password: None,
+        nodes: nodes
+            .iter()
+            .map(|n| DemoNode {
+                site: n.config.site.clone(),
+                name: n.config.node_name.clone(),
+                api: format!("http://{}", n.api_addr),
+                cluster: format!("http://{}", n.cluster_addr),
+            })
+            .collect(),
+    };
+    println!("{}", serde_json::to_string(&line)?);
+    eprintln!(
+        "sessionplane demo: {} nodes of site `local` are up (data in {}).",
+        nodes.len(),
+        data_dir.display()
+    );
+    for n in &nodes {
+        eprintln!(
+            "  {:<4} api http://{}  cluster {}",
+            n.config.node_name, n.api_addr, n.cluster_addr
+        );
+    }
+    eprintln!("Press Ctrl-C to stop.");
+    super::stop_requested().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    Ok(())
+}
+
+fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Config>> {
+    let secret_file = data_dir.join("cluster_secret");
+    if !secret_file.exists() {
+        secrets::write_private(&secret_file, &secrets::random_hex(32)?)?;
+    }
+    let port = |offset: u64| -> anyhow::Result<u16> {
+        u16::try_from(u64::from(args.port_base) + offset)
+            .map_err(|_| anyhow::anyhow!("--port-base too high"))
+    };
+    let mut site_nodes = Vec::new();
+    for k in 1..=args.nodes {
+        site_nodes.push(SiteNode {
+            id: k,
+            name: format!("n{k}"),
+            cluster: format!("127.0.0.1:{}", port(k)?),
+        });
+    }
+    let mut configs = Vec::new();
+    for k in 1..=args.nodes {
+        configs.push(Config {
+            node_id: k,
+            node_name: format!("n{k}"),
+            data_dir: data_dir.join(format!("n{k}")),
+            cluster_secret_file: Some(secret_file.clone()),
+            listen: Listen {
+                api: format!("127.0.0.1:{}", port(1000 + k)?).parse()?,
+                cluster: format!("127.0.0.1:{}", port(k)?).parse()?,
+                advertise_cluster: None,
+            },
+            site_nodes: site_nodes.clone(),
+            ..Config::default()
+        });
+    }
+    Ok(configs)
+}
+
+async fn site_formed(nodes: &[RunningNode], voters: usize, timeout: Duration) -> bool {
+    for node in nodes {
+        let formed = node
+            .site
+            .group()
+            .wait_until(timeout, "site formed", |m| {
+                m.current_leader.is_some()
+                    && m.membership_config.membership().voter_ids().count() == voters
+            })
+            .await;
+        if !formed {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,285 @@
+//! The node's configuration: a TOML file where every field has a default, so `serve` with no file
+//! at all runs one node of site `local`. Unknown keys are refused, so a typo never goes unnoticed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sessionplane_cluster::RaftTuning;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's id, unique in the deployment.
+    pub node_id: u64,
+    /// This node's name, shown as `name@host` in listings.
+    pub node_name: String,
+    /// The site (data center) this node belongs to.
+    pub site: String,
+    /// Where the Raft log, snapshots and generated secrets live.
+    pub data_dir: PathBuf,
+    /// Shared by every node of the deployment; peers present it on every cluster call.
+    /// Empty: read `cluster_secret_file`, or (single node only) generate one into the data dir.
+    pub cluster_secret: String,
+    pub cluster_secret_file: Option<PathBuf>,
+    pub listen: Listen,
+    /// The nodes of this site, this one included. Empty: this node alone.
+    /// The first one initializes the site's group on its very first start.
+    pub site_nodes: Vec<SiteNode>,
+    pub raft: RaftSettings,
+    pub sessions: SessionSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    pub api: SocketAddr,
+    pub cluster: SocketAddr,
+    /// The `host:port` peers dial for this node's cluster listener (default: `cluster`).
+    pub advertise_cluster: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteNode {
+    pub id: u64,
+    pub name: String,
+    /// The node's cluster listener, `host:port`.
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub snapshot_every: u64,
+    pub logs_kept_after_snapshot: u64,
+    pub operation_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Lifetime of a new or renewed session.
+    pub lifetime_secs: u64,
+    /// How often the site leader looks for expired sessions to purge.
+    pub purge_interval_ms: u64,
+    /// Most sessions one purge entry removes.
+    pub purge_batch: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            node_name: "node1".into(),
+            site: "local".into(),
+            data_dir: PathBuf::from("./data"),
+            cluster_secret: String::new(),
+            cluster_secret_file: None,
+            listen: Listen::default(),
+            site_nodes: Vec::new(),
+            raft: RaftSettings::default(),
+            sessions: SessionSettings::default(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            api: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cluster: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            advertise_cluster: None,
+        }
+    }
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        let t = RaftTuning::default();
+        Self {
+            heartbeat_ms: t.heartbeat.as_millis() as u64,
+            election_timeout_min_ms: t.election_timeout_min.as_millis() as u64,
+            election_timeout_max_ms: t.election_timeout_max.as_millis() as u64,
+            snapshot_every: t.snapshot_every,
+            logs_kept_after_snapshot: t.logs_kept_after_snapshot,
+            operation_timeout_ms: t.operation_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            lifetime_secs: 12 * 3600,
+            purge_interval_ms: 250,
+            purge_batch: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if !valid_name(&self.site) {
+            return invalid(format!("site {:?}: use 1 to 48 of a-z 0-9 - _", self.site));
+        }
+        if self.node_name.is_empty() || self.node_name.contains(['@', '/', ' ']) {
+            return invalid(format!(
+                "node_name {:?}: non-empty, no '@', '/' or space",
+                self.node_name
+            ));
+        }
+        if !self.site_nodes.is_empty() {
+            if !self.site_nodes.iter().any(|n| n.id == self.node_id) {
+                return invalid(format!(
+                    "site_nodes does not list this node (node_id {})",
+                    self.node_id
+                ));
+            }
+            let mut ids: Vec<u64> = self.site_nodes.iter().map(|n| n.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() != self.site_nodes.len() {
+                return invalid("site_nodes lists a node id twice".into());
+            }
+            if self.site_nodes.len() > 1
+                && self.cluster_secret.is_empty()
+                && self.cluster_secret_file.is_none()
+            {
+                return invalid(
+                    "a site of several nodes needs cluster_secret or cluster_secret_file".into(),
+                );
+            }
+        }
+        let r = &self.raft;
+        if r.heartbeat_ms == 0
+            || r.election_timeout_min_ms <= r.heartbeat_ms
+            || r.election_timeout_max_ms <= r.election_timeout_min_ms
+        {
+            return invalid(
+                "raft: need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms"
+                    .into(),
+            );
+        }
+        if self.sessions.lifetime_secs == 0
+            || self.sessions.purge_batch == 0
+            || self.sessions.purge_interval_ms == 0
+        {
+            return invalid(
+                "sessions: lifetime_secs, purge_batch and purge_interval_ms must be positive"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The site's group members: `site_nodes`, or this node alone.
+    pub fn site_members(&self) -> Vec<SiteNode> {
+        if self.site_nodes.is_empty() {
+            vec![SiteNode {
+                id: self.node_id,
+                name: self.node_name.clone(),
+                cluster: self.advertised_cluster(),
+            }]
+        } else {
+            self.site_nodes.clone()
+        }
+    }
+
+    pub fn advertised_cluster(&self) -> String {
+        self.listen
+            .advertise_cluster
+            .clone()
+            .unwrap_or_else(|| self.listen.cluster.to_string())
+    }
+
+    pub fn tuning(&self) -> RaftTuning {
+        let r = &self.raft;
+        RaftTuning {
+            heartbeat: Duration::from_millis(r.heartbeat_ms),
+            election_timeout_min: Duration::from_millis(r.election_timeout_min_ms),
+            election_timeout_max: Duration::from_millis(r.election_timeout_max_ms),
+            snapshot_every: r.snapshot_every.max(1),
+            logs_kept_after_snapshot: r.logs_kept_after_snapshot,
+            operation_timeout: Duration::from_millis(r.operation_timeout_ms.max(1)),
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 48
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_single_node_default() {
+        let config: Config = toml::from_str("").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.site, "local");
+        assert_eq!(config.listen.api.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.listen.cluster.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.site_members().len(), 1);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("nod_id = 3").is_err());
+        let bad_site: Config = toml::from_str("site = \"East Coast\"").unwrap();
+        assert!(bad_site.validate().is_err());
+        let no_secret: Config = toml::from_str(
+            "node_id = 1\n[[site_nodes]]\nid = 1\nname = \"a\"\ncluster = \"x:1\"\n[[site_nodes]]\nid = 2\nname = \"b\"\ncluster = \"x:2\"\n",
+        )
+        .unwrap();
+        assert!(no_secret
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cluster_secret"));
+        let not_listed: Config = toml::from_str(
+            "node_id = 9\n[[site_nodes]]\nid = 1\nname = \"a\"\ncluster = \"x:1\"\n",
+        )
+        .unwrap();
+        assert!(not_listed.validate().is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! A running node: its listeners, its groups, and the background work that keeps them healthy.
+//!
+//! Wiring only: what a request does lives in `api`, what a command does lives in `state`.
+
+pub mod secrets;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessionplane_cluster::{
+    keep_membership, ClusterNode, ClusterOptions, GroupId, Member, MemberList, SetupError,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError};
+use crate::sessions::{reaper, SiteStore};
+use crate::state::site::SiteState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Cluster(#[from] SetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The node's sockets, bound before start so that callers may use port 0.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub cluster: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        Ok(Self {
+            api: bind(config.listen.api).await?,
+            cluster: bind(config.listen.cluster).await?,
+        })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+pub struct RunningNode {
+    pub config: Arc<Config>,
+    pub site: SiteStore,
+    pub api_addr: SocketAddr,
+    pub cluster_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, StartError> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let secret = secrets::cluster_secret(&config)?;
+    let cluster = ClusterNode::open(ClusterOptions {
+        node_id: config.node_id,
+        advertise: config.advertised_cluster(),
+        data_dir: config.data_dir.clone(),
+        secret,
+        tuning: config.tuning(),
+    })?;
+    let site_group_id = GroupId::new(format!("site:{}", config.site))
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let site_group = cluster
+        .open_group(site_group_id, SiteState::default())
+        .await?;
+    let site = SiteStore::new(site_group.clone());
+    let (stop, stopped) = watch::channel(false);
+    let api_addr = listeners
+        .api
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.listen.api,
+            source,
+        })?;
+    let cluster_addr = listeners
+        .cluster
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.listen.cluster,
+            source,
+        })?;
+
+    let tasks = vec![
+        tokio::spawn(serve(listeners.cluster, cluster.router(), stopped.clone())),
+        tokio::spawn(serve(listeners.api, crate::api::router(), stopped.clone())),
+        tokio::spawn(keep_membership(site_group, site_members(&config))),
+        tokio::spawn(reaper::run(
+            site.clone(),
+            Duration::from_millis(config.sessions.purge_interval_ms),
+            config.sessions.purge_batch,
+            stopped,
+        )),
+    ];
+    tracing::info!(node = config.node_id, site = %config.site, api = %api_addr, cluster = %cluster_addr, "node started");
+    Ok(RunningNode {
+        config,
+        site,
+        api_addr,
+        cluster_addr,
+        stop,
+        tasks,
+    })
+}
+
+fn site_members(config: &Config) -> MemberList {
+    let nodes = config.site_members();
+    MemberList {
+        seed: nodes.first().map_or(config.node_id, |n| n.id),
+        voters: nodes.iter().map(|n| n.id).collect(),
+        members: nodes
+            .into_iter()
+            .map(|n| (n.id, Member { addr: n.cluster }))
+            .collect(),
+    }
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
+    let shutdown = async move {
+        let _ = stop.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "listener failed");
+    }
+}
+
+impl RunningNode {
+    /// Waits until the site group has a leader that this node knows of.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
+        self.site
+            .group()
+            .wait_until(timeout, "site leader", |m| m.current_leader.is_some())
+            .await
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.site.group().shutdown().await;
+    }
+}

@@ -1,0 +1,61 @@
+//! Typed access to the site group: commands in, replies out, reads after a barrier.
+
+use sessionplane_cluster::{now_ms, ClusterError, Group};
+use uuid::Uuid;
+
+use crate::model::{NewSession, Session};
+use crate::state::site::{SiteCommand, SiteReply, SiteState};
+use crate::state::{decode, encode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("the site store answered something unexpected: {0}")]
+    Protocol(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+#[derive(Clone)]
+pub struct SiteStore {
+    group: Group<SiteState>,
+}
+
+impl SiteStore {
+    pub fn new(group: Group<SiteState>) -> Self {
+        Self { group }
+    }
+
+    pub fn group(&self) -> &Group<SiteState> {
+        &self.group
+    }
+
+    pub async fn execute(&self, command: &SiteCommand) -> Result<SiteReply, StoreError> {
+        let bytes = encode(command).map_err(|e| StoreError::Protocol(e.to_string()))?;
+        let reply = self.group.propose(bytes).await?;
+        match decode(&reply) {
+            Ok(SiteReply::Invalid(reason)) => Err(StoreError::Invalid(reason)),
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(StoreError::Protocol(e.to_string())),
+        }
+    }
+
+    pub async fn create_session(&self, new: NewSession) -> Result<Session, StoreError> {
+        match self.execute(&SiteCommand::CreateSession(new)).await? {
+            SiteReply::Session(session) => Ok(session),
+            other => Err(StoreError::Protocol(format!("{other:?}"))),
+        }
+    }
+
+    /// Reads the site's state linearizably: every write committed before the call is seen.
+    pub async fn read<T>(&self, read: impl FnOnce(&SiteState, u64) -> T) -> Result<T, StoreError> {
+        self.group.read_barrier().await?;
+        Ok(self.group.state().read(|state| read(state, now_ms())))
+    }
+
+    pub async fn get(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {
+        self.read(|state, now| state.get(&session_id, now).cloned())
+            .await
+    }
+}

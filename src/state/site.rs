@@ -1,0 +1,437 @@
+//! The state machine of a site's group: the sessions opened at that site.
+//!
+//! Sessions are kept in a persistent ordered map (cheap to copy, so a snapshot is taken while
+//! apply goes on), ordered by session id (UUIDv7: creation order, a stable cursor). Secondary
+//! indexes by user, domain and expiry are rebuilt on restore and never serialized.
+//!
+//! Expired sessions are invisible to every read at once; the leader purges them in batches
+//! with [`SiteCommand::PurgeExpired`].
+
+use std::collections::{BTreeSet, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sessionplane_cluster::{SnapshotWriter, StateMachine};
+use uuid::Uuid;
+
+use crate::model::{CloseReason, NewSession, Session};
+use crate::state::{decode, encode};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SiteCommand {
+    /// Opens a session; idempotent by `session_id`.
+    CreateSession(NewSession),
+    /// Extends a live session to `lifetime_ms` from now.
+    RenewSession { session_id: Uuid, lifetime_ms: u64 },
+    DeleteSession {
+        session_id: Uuid,
+        reason: CloseReason,
+    },
+    /// Deletes every session of a user in a domain, but `except`.
+    DeleteUserSessions {
+        domain: String,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        reason: CloseReason,
+    },
+    /// Removes at most `limit` sessions expired at the entry's time.
+    PurgeExpired { limit: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SiteReply {
+    Session(Session),
+    NotFound,
+    Deleted(Vec<Uuid>),
+    Invalid(String),
+}
+
+/// Read-only questions a peer may ask a site's group (answered after a read barrier).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SiteQuery {
+    Get(Uuid),
+    UserSessions(Uuid),
+    Counts,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SiteQueryReply {
+    Session(Option<Session>),
+    Sessions(Vec<Session>),
+    /// Live sessions, and sessions stored (expired ones not yet purged included).
+    Counts {
+        live: u64,
+        stored: u64,
+    },
+    Invalid(String),
+}
+
+#[derive(Default)]
+pub struct SiteState {
+    sessions: imbl::OrdMap<Uuid, Session>,
+    by_user: BTreeSet<(Uuid, Uuid)>,
+    by_domain: BTreeSet<(Arc<str>, Uuid)>,
+    by_expiry: BTreeSet<(u64, Uuid)>,
+    /// One allocation per distinct domain and login string.
+    names: HashSet<Arc<str>>,
+}
+
+impl SiteState {
+    /// A live session by id.
+    pub fn get(&self, session_id: &Uuid, now_ms: u64) -> Option<&Session> {
+        self.sessions.get(session_id).filter(|s| s.is_live(now_ms))
+    }
+
+    /// A user's live sessions.
+    pub fn user_sessions(&self, user_id: &Uuid, now_ms: u64) -> Vec<Session> {
+        self.by_user
+            .range((*user_id, Uuid::nil())..=(*user_id, Uuid::max()))
+            .filter_map(|(_, id)| self.get(id, now_ms))
+            .cloned()
+            .collect()
+    }
+
+    /// Live sessions in id order after `after`, at most `limit`.
+    pub fn page(&self, after: Option<Uuid>, limit: usize, now_ms: u64) -> Vec<Session> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.sessions
+            .range((start, Bound::Unbounded))
+            .map(|(_, s)| s)
+            .filter(|s| s.is_live(now_ms))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Live sessions of a domain.
+    pub fn domain_sessions(&self, domain: &str, now_ms: u64) -> Vec<Session> {
+        let domain: Arc<str> = domain.into();
+        self.by_domain
+            .range((domain.clone(), Uuid::nil())..=(domain, Uuid::max()))
+            .filter_map(|(_, id)| self.get(id, now_ms))
+            .cloned()
+            .collect()
+    }
+
+    pub fn live_count(&self, now_ms: u64) -> u64 {
+        let expired = self.by_expiry.range(..=(now_ms, Uuid::max())).count();
+        (self.sessions.len() - expired) as u64
+    }
+
+    /// Whether some session has expired and awaits purging.
+    pub fn has_expired(&self, now_ms: u64) -> bool {
+        self.by_expiry
+            .first()
+            .is_some_and(|(expires, _)| *expires <= now_ms)
+    }
+
+    pub fn stored_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn execute(&mut self, at_ms: u64, command: SiteCommand) -> SiteReply {
+        match command {
+            SiteCommand::CreateSession(new) => self.create(at_ms, new),
+            SiteCommand::RenewSession {
+                session_id,
+                lifetime_ms,
+            } => self.renew(at_ms, session_id, lifetime_ms),
+            SiteCommand::DeleteSession { session_id, .. } => match self.get(&session_id, at_ms) {
+                Some(_) => SiteReply::Deleted(self.remove_all([session_id])),
+                None => SiteReply::NotFound,
+            },
+            SiteCommand::DeleteUserSessions {
+                domain,
+                user_id,
+                except,
+                ..
+            } => {
+                let doomed: Vec<Uuid> = self
+                    .user_sessions(&user_id, at_ms)
+                    .into_iter()
+                    .filter(|s| *s.domain == *domain && Some(s.session_id) != except)
+                    .map(|s| s.session_id)
+                    .collect();
+                SiteReply::Deleted(self.remove_all(doomed))
+            }
+            SiteCommand::PurgeExpired { limit } => {
+                let expired: Vec<Uuid> = self
+                    .by_expiry
+                    .range(..=(at_ms, Uuid::max()))
+                    .take(limit as usize)
+                    .map(|(_, id)| *id)
+                    .collect();
+                SiteReply::Deleted(self.remove_all(expired))
+            }
+        }
+    }
+
+    fn create(&mut self, at_ms: u64, new: NewSession) -> SiteReply {
+        if let Some(existing) = self.sessions.get(&new.session_id) {
+            return SiteReply::Session(existing.clone());
+        }
+        if new.login.is_empty() || new.domain.is_empty() || new.lifetime_ms == 0 {
+            return SiteReply::Invalid("a session needs a login, a domain and a lifetime".into());
+        }
+        let session = Session {
+            session_id: new.session_id,
+            user_id: new.user_id,
+            login: self.intern(&new.login),
+            domain: self.intern(&new.domain),
+            created_at_ms: at_ms,
+            expires_at_ms: at_ms.saturating_add(new.lifetime_ms),
+            last_seen_ms: at_ms,
+            client_addr: new.client_addr.map(Arc::from),
+            user_agent: new.user_agent.map(|ua| self.intern(&ua)),
+        };
+        self.insert(session.clone());
+        SiteReply::Session(session)
+    }
+
+    fn renew(&mut self, at_ms: u64, session_id: Uuid, lifetime_ms: u64) -> SiteReply {
+        let Some(mut session) = self.get(&session_id, at_ms).cloned() else {
+            return SiteReply::NotFound;
+        };
+        self.by_expiry.remove(&(session.expires_at_ms, session_id));
+        session.expires_at_ms = at_ms.saturating_add(lifetime_ms);
+        session.last_seen_ms = at_ms;
+        self.by_expiry.insert((session.expires_at_ms, session_id));
+        self.sessions.insert(session_id, session.clone());
+        SiteReply::Session(session)
+    }
+
+    fn insert(&mut self, session: Session) {
+        let id = session.session_id;
+        self.by_user.insert((session.user_id, id));
+        self.by_domain.insert((session.domain.clone(), id));
+        self.by_expiry.insert((session.expires_at_ms, id));
+        self.sessions.insert(id, session);
+    }
+
+    fn remove_all(&mut self, ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
+        let mut removed = Vec::new();
+        for id in ids {
+            if let Some(session) = self.sessions.remove(&id) {
+                self.by_user.remove(&(session.user_id, id));
+                self.by_domain.remove(&(session.domain.clone(), id));
+                self.by_expiry.remove(&(session.expires_at_ms, id));
+                removed.push(id);
+            }
+        }
+        removed
+    }
+
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.names.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = name.into();
+        self.names.insert(shared.clone());
+        shared
+    }
+
+    fn answer(&self, query: SiteQuery, now_ms: u64) -> SiteQueryReply {
+        match query {
+            SiteQuery::Get(id) => SiteQueryReply::Session(self.get(&id, now_ms).cloned()),
+            SiteQuery::UserSessions(user) => {
+                SiteQueryReply::Sessions(self.user_sessions(&user, now_ms))
+            }
+            SiteQuery::Counts => SiteQueryReply::Counts {
+                live: self.live_count(now_ms),
+                stored: self.stored_count() as u64,
+            },
+        }
+    }
+}
+
+impl StateMachine for SiteState {
+    fn apply(&mut self, at_ms: u64, command: &[u8]) -> Vec<u8> {
+        let reply = match decode::<SiteCommand>(command) {
+            Ok(command) => self.execute(at_ms, command),
+            Err(e) => SiteReply::Invalid(format!("undecodable site command: {e}")),
+        };
+        encode(&reply).unwrap_or_default()
+    }
+
+    fn snapshot(&self) -> SnapshotWriter {
+        let sessions = self.sessions.clone();
+        Box::new(move || {
+            let all: Vec<&Session> = sessions.values().collect();
+            encode(&all).unwrap_or_default()
+        })
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<Self, String> {
+        let sessions: Vec<Session> =
+            decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
+        let mut state = SiteState::default();
+        for mut session in sessions {
+            session.login = state.intern(&session.login);
+            session.domain = state.intern(&session.domain);
+            session.user_agent = session.user_agent.map(|ua| state.intern(&ua));
+            state.insert(session);
+        }
+        Ok(state)
+    }
+
+    fn query(&self, query: &[u8]) -> Vec<u8> {
+        let now = sessionplane_cluster::now_ms();
+        let reply = match decode::<SiteQuery>(query) {
+            Ok(query) => self.answer(query, now),
+            Err(e) => SiteQueryReply::Invalid(format!("undecodable site query: {e}")),
+        };
+        encode(&reply).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_session(user: Uuid, domain: &str, lifetime_ms: u64) -> NewSession {
+        NewSession {
+            session_id: Uuid::now_v7(),
+            user_id: user,
+            login: "alice".into(),
+            domain: domain.into(),
+            lifetime_ms,
+            client_addr: Some("10.0.0.1".into()),
+            user_agent: Some("curl/8".into()),
+        }
+    }
+
+    fn run(state: &mut SiteState, at: u64, command: SiteCommand) -> SiteReply {
+        decode(&state.apply(at, &encode(&command).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn expiry_is_fixed_at_apply_from_the_entry_time() {
+        let mut state = SiteState::default();
+        let new = new_session(Uuid::now_v7(), "d", 1_000);
+        let SiteReply::Session(s) = run(&mut state, 5_000, SiteCommand::CreateSession(new.clone()))
+        else {
+            panic!()
+        };
+        assert_eq!((s.created_at_ms, s.expires_at_ms), (5_000, 6_000));
+        assert!(state.get(&s.session_id, 5_999).is_some());
+        assert!(
+            state.get(&s.session_id, 6_000).is_none(),
+            "expired sessions are invisible at once"
+        );
+        assert_eq!(s.ttl_secs(5_000), 1);
+        assert_eq!(s.ttl_secs(9_000), 0);
+        // Creating again is idempotent.
+        assert_eq!(
+            run(&mut state, 5_500, SiteCommand::CreateSession(new)),
+            SiteReply::Session(s)
+        );
+    }
+
+    #[test]
+    fn delete_user_sessions_spares_the_exception_and_other_domains() {
+        let mut state = SiteState::default();
+        let user = Uuid::now_v7();
+        let mut ids = Vec::new();
+        for domain in ["d", "d", "d", "other"] {
+            let SiteReply::Session(s) = run(
+                &mut state,
+                0,
+                SiteCommand::CreateSession(new_session(user, domain, 60_000)),
+            ) else {
+                panic!()
+            };
+            ids.push(s.session_id);
+        }
+        let command = SiteCommand::DeleteUserSessions {
+            domain: "d".into(),
+            user_id: user,
+            except: Some(ids[0]),
+            reason: CloseReason::Logout,
+        };
+        let SiteReply::Deleted(deleted) = run(&mut state, 1, command) else {
+            panic!()
+        };
+        assert_eq!(deleted.len(), 2);
+        let left: Vec<Uuid> = state
+            .user_sessions(&user, 1)
+            .iter()
+            .map(|s| s.session_id)
+            .collect();
+        assert_eq!(left, vec![ids[0], ids[3]]);
+        assert_eq!(state.domain_sessions("d", 1).len(), 1);
+    }
+
+    #[test]
+    fn purge_removes_expired_in_batches_and_renew_moves_expiry() {
+        let mut state = SiteState::default();
+        let user = Uuid::now_v7();
+        for _ in 0..5 {
+            run(
+                &mut state,
+                0,
+                SiteCommand::CreateSession(new_session(user, "d", 100)),
+            );
+        }
+        let keep = new_session(user, "d", 100);
+        run(&mut state, 0, SiteCommand::CreateSession(keep.clone()));
+        let renewed = run(
+            &mut state,
+            50,
+            SiteCommand::RenewSession {
+                session_id: keep.session_id,
+                lifetime_ms: 1_000,
+            },
+        );
+        assert!(matches!(renewed, SiteReply::Session(s) if s.expires_at_ms == 1_050));
+        assert!(state.has_expired(200));
+        let SiteReply::Deleted(first) =
+            run(&mut state, 200, SiteCommand::PurgeExpired { limit: 3 })
+        else {
+            panic!()
+        };
+        assert_eq!(first.len(), 3);
+        let SiteReply::Deleted(second) =
+            run(&mut state, 200, SiteCommand::PurgeExpired { limit: 3 })
+        else {
+            panic!()
+        };
+        assert_eq!(second.len(), 2);
+        assert!(!state.has_expired(200));
+        assert_eq!(state.stored_count(), 1);
+        assert_eq!(state.live_count(200), 1);
+    }
+
+    #[test]
+    fn snapshot_restores_the_same_state_with_its_indexes() {
+        let mut state = SiteState::default();
+        let user = Uuid::now_v7();
+        for i in 0..100 {
+            run(
+                &mut state,
+                i,
+                SiteCommand::CreateSession(new_session(user, "d", 10_000)),
+            );
+        }
+        let bytes = (state.snapshot())();
+        let restored = state.restore(&bytes).unwrap();
+        assert_eq!(restored.page(None, 1000, 0), state.page(None, 1000, 0));
+        assert_eq!(restored.user_sessions(&user, 0).len(), 100);
+        assert_eq!(restored.domain_sessions("d", 0).len(), 100);
+        assert!(restored.has_expired(20_000));
+        assert!(state.restore(b"garbage").is_err());
+    }
+
+    #[test]
+    fn garbage_commands_are_answered_not_panicked_on() {
+        let mut state = SiteState::default();
+        let reply: SiteReply = decode(&state.apply(0, b"\xff\x00garbage")).unwrap();
+        assert!(matches!(reply, SiteReply::Invalid(_)));
+        let reply: SiteReply = decode(&state.apply(
+            0,
+            &encode(&SiteCommand::CreateSession(new_session(Uuid::nil(), "", 1))).unwrap(),
+        ))
+        .unwrap();
+        assert!(matches!(reply, SiteReply::Invalid(_)));
+    }
+}

@@ -1,0 +1,151 @@
+//! The cluster listener serves peers only, and bad input never panics it or changes state.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{new_session, TestSite, Tuning, SECRET};
+use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
+use sessionplane_cluster::SECRET_HEADER;
+
+async fn post(url: &str, secret: Option<&str>, body: Vec<u8>) -> u16 {
+    let client = reqwest::Client::new();
+    let mut request = client.post(url).timeout(Duration::from_secs(10)).body(body);
+    if let Some(secret) = secret {
+        request = request.header(SECRET_HEADER, secret);
+    }
+    request
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_an_error_status_and_change_nothing() {
+    let site = TestSite::start(1, Tuning::default()).await;
+    let Ok(SiteReply::Session(_)) = site
+        .propose(
+            0,
+            &SiteCommand::CreateSession(new_session(uuid::Uuid::now_v7(), 60_000)),
+        )
+        .await
+    else {
+        panic!("create failed")
+    };
+    let before = site.status(0).await.expect("status");
+    let base = format!("http://{}", site.cluster_addr(0));
+    let append = format!("{base}/raft/site:local/append");
+    let propose = format!("{base}/raft/site:local/propose");
+    let valid_propose_body =
+        rmp_serde::to_vec(&serde_json::json!({"payload": [1, 2, 3], "forwarded": false})).unwrap();
+
+    let secret_with_suffix = format!("{SECRET}x");
+    let cases: Vec<(&str, String, Option<&str>, Vec<u8>, u16)> = vec![
+        (
+            "no secret",
+            propose.clone(),
+            None,
+            valid_propose_body.clone(),
+            401,
+        ),
+        (
+            "wrong secret",
+            propose.clone(),
+            Some("not-the-secret"),
+            valid_propose_body.clone(),
+            401,
+        ),
+        (
+            "secret with a suffix",
+            propose.clone(),
+            Some(&secret_with_suffix),
+            valid_propose_body,
+            401,
+        ),
+        (
+            "garbage append",
+            append.clone(),
+            Some(SECRET),
+            b"\xc1\xff garbage".to_vec(),
+            400,
+        ),
+        (
+            "empty append",
+            append.clone(),
+            Some(SECRET),
+            Vec::new(),
+            400,
+        ),
+        (
+            "garbage vote",
+            format!("{base}/raft/site:local/vote"),
+            Some(SECRET),
+            b"{}".to_vec(),
+            400,
+        ),
+        (
+            "garbage snapshot",
+            format!("{base}/raft/site:local/snapshot"),
+            Some(SECRET),
+            vec![0x93, 1, 2, 3],
+            400,
+        ),
+        (
+            "unknown group",
+            format!("{base}/raft/site:nowhere/append"),
+            Some(SECRET),
+            Vec::new(),
+            404,
+        ),
+        (
+            "invalid group name",
+            format!("{base}/raft/NOT..VALID!/append"),
+            Some(SECRET),
+            Vec::new(),
+            404,
+        ),
+        (
+            "unknown route",
+            format!("{base}/admin"),
+            Some(SECRET),
+            Vec::new(),
+            404,
+        ),
+        (
+            "oversized body",
+            append.clone(),
+            Some(SECRET),
+            vec![0u8; 33 * 1024 * 1024],
+            413,
+        ),
+    ];
+    for (what, url, secret, body, expected) in cases {
+        assert_eq!(post(&url, secret, body).await, expected, "{what}");
+    }
+
+    // A command the state machine cannot decode is answered, not applied as anything.
+    let answer = sessionplane_cluster::propose_through(
+        &site.peers,
+        &site.cluster_addr(0),
+        &site.group,
+        b"\xc1 not a command".to_vec(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("delivered")
+    .expect("applied");
+    let reply: SiteReply = sessionplane::state::decode(&answer).expect("a site reply");
+    assert!(matches!(reply, SiteReply::Invalid(_)), "{reply:?}");
+
+    let after = site.status(0).await.expect("node still answers");
+    assert_eq!(after.term, before.term);
+    assert_eq!(after.leader, before.leader);
+    match site.query(0, &SiteQuery::Counts).await {
+        Ok(SiteQueryReply::Counts { live: 1, stored: 1 }) => {}
+        other => panic!("state changed: {other:?}"),
+    }
+    let log = site.log_of(0);
+    assert!(!log.contains("panicked"), "the node panicked:\n{log}");
+    assert!(!log.contains(SECRET), "the cluster secret was logged");
+}

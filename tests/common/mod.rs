@@ -1,0 +1,286 @@
+//! Real nodes as child processes of the `sessionplane` binary, each on its own 127.0.0.x
+//! address, and a client that talks to them over their real listeners.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
+use sessionplane::state::{decode, encode};
+use sessionplane_cluster::{
+    propose_through, query_through, status_of, GroupId, GroupStatus, PeerClient,
+};
+
+pub const SECRET: &str = "test-cluster-secret-0123456789";
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TestNode {
+    pub id: u64,
+    pub name: String,
+    pub api: SocketAddr,
+    pub cluster: SocketAddr,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct TestSite {
+    pub nodes: Vec<TestNode>,
+    pub peers: PeerClient,
+    pub group: GroupId,
+    dir: tempfile::TempDir,
+}
+
+/// Extra TOML lines for `[raft]` and `[sessions]`.
+#[derive(Default, Clone)]
+pub struct Tuning {
+    pub raft: Vec<String>,
+    pub sessions: Vec<String>,
+}
+
+fn free_port(ip: &str) -> SocketAddr {
+    let listener = TcpListener::bind(format!("{ip}:0")).expect("bind a free port");
+    listener.local_addr().expect("local addr")
+}
+
+impl TestSite {
+    /// Starts `n` nodes of site `local` and waits until every one of them votes.
+    pub async fn start(n: u64, tuning: Tuning) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = 10 + (std::process::id() % 200) as u8;
+        let mut nodes = Vec::new();
+        for k in 1..=n {
+            let ip = format!("127.0.{base}.{k}");
+            nodes.push(TestNode {
+                id: k,
+                name: format!("n{k}"),
+                api: free_port(&ip),
+                cluster: free_port(&ip),
+                config: dir.path().join(format!("n{k}.toml")),
+                log: dir.path().join(format!("n{k}.log")),
+                child: None,
+            });
+        }
+        let members: String = nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "[[site_nodes]]\nid = {}\nname = \"{}\"\ncluster = \"{}\"\n\n",
+                    n.id, n.name, n.cluster
+                )
+            })
+            .collect();
+        for node in &nodes {
+            let text = format!(
+                "node_id = {id}\nnode_name = \"{name}\"\nsite = \"local\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
+                 [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\n\n{members}[raft]\n{raft}\n\n[sessions]\n{sessions}\n",
+                id = node.id,
+                name = node.name,
+                data = dir.path().join(&node.name).display(),
+                api = node.api,
+                cluster = node.cluster,
+                raft = tuning.raft.join("\n"),
+                sessions = tuning.sessions.join("\n"),
+            );
+            std::fs::write(&node.config, text).expect("write config");
+        }
+        let mut site = TestSite {
+            nodes,
+            peers: PeerClient::new(SECRET).expect("peer client"),
+            group: GroupId::new("site:local").expect("group id"),
+            dir,
+        };
+        for i in 0..site.nodes.len() {
+            site.spawn(i);
+        }
+        site.wait_formed(n as usize, Duration::from_secs(20)).await;
+        site
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+            .args(["serve", "--config"])
+            .arg(&node.config)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sessionplane");
+        node.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills node `i` if it runs, starts it again and waits until its cluster listener answers.
+    pub async fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.status(i).await.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "node {i} did not come back\n{}",
+                self.log_of(i)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    pub fn cluster_addr(&self, i: usize) -> String {
+        self.nodes[i].cluster.to_string()
+    }
+
+    pub fn log_of(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
+    }
+
+    pub async fn propose(&self, i: usize, command: &SiteCommand) -> Result<SiteReply, String> {
+        let bytes = encode(command).map_err(|e| e.to_string())?;
+        let answer = propose_through(
+            &self.peers,
+            &self.cluster_addr(i),
+            &self.group,
+            bytes,
+            CALL_TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())??;
+        decode(&answer).map_err(|e| e.to_string())
+    }
+
+    pub async fn query(&self, i: usize, query: &SiteQuery) -> Result<SiteQueryReply, String> {
+        let bytes = encode(query).map_err(|e| e.to_string())?;
+        let answer = query_through(
+            &self.peers,
+            &self.cluster_addr(i),
+            &self.group,
+            bytes,
+            CALL_TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())??;
+        decode(&answer).map_err(|e| e.to_string())
+    }
+
+    pub async fn status(&self, i: usize) -> Option<GroupStatus> {
+        status_of(
+            &self.peers,
+            &self.cluster_addr(i),
+            &self.group,
+            Duration::from_millis(500),
+        )
+        .await
+        .ok()
+    }
+
+    /// The index of the node every running node agrees leads.
+    pub async fn leader(&self) -> Option<usize> {
+        let mut agreed = None;
+        for i in 0..self.nodes.len() {
+            if !self.is_running(i) {
+                continue;
+            }
+            let leader = self.status(i).await?.leader?;
+            let index = self.nodes.iter().position(|n| n.id == leader)?;
+            if agreed.is_some_and(|a| a != index) || !self.is_running(index) {
+                return None;
+            }
+            agreed = Some(index);
+        }
+        agreed
+    }
+
+    pub async fn wait_for_leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader().await {
+                return leader;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader within {timeout:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_formed(&self, voters: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut formed = true;
+            for i in 0..self.nodes.len() {
+                let ok = self
+                    .status(i)
+                    .await
+                    .is_some_and(|s| s.leader.is_some() && s.voters.len() == voters);
+                formed &= ok;
+            }
+            if formed {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "site did not form within {timeout:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| format!("--- {} ---\n{}", self.nodes[i].name, self.log_of(i)))
+            .collect()
+    }
+}
+
+impl Drop for TestSite {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A new session for a user, as a caller would propose it.
+pub fn new_session(user: uuid::Uuid, lifetime_ms: u64) -> sessionplane::model::NewSession {
+    sessionplane::model::NewSession {
+        session_id: uuid::Uuid::now_v7(),
+        user_id: user,
+        login: "alice".into(),
+        domain: "example.org".into(),
+        lifetime_ms,
+        client_addr: Some("192.0.2.10".into()),
+        user_agent: Some("test-client/1.0".into()),
+    }
+}
+
+pub async fn get(
+    site: &TestSite,
+    i: usize,
+    id: uuid::Uuid,
+) -> Option<sessionplane::model::Session> {
+    match site.query(i, &SiteQuery::Get(id)).await {
+        Ok(SiteQueryReply::Session(found)) => found,
+        other => panic!("query on node {i} failed: {other:?}"),
+    }
+}
