@@ -8,6 +8,25 @@ use common::{new_session, TestSite, Tuning, SECRET};
 use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
 use sessionplane_cluster::SECRET_HEADER;
 
+/// What is sent, where, with which secret, and the status expected.
+struct Case {
+    what: &'static str,
+    url: String,
+    secret: Option<String>,
+    body: Vec<u8>,
+    expected: u16,
+}
+
+fn case(what: &'static str, url: &str, secret: Option<&str>, body: Vec<u8>, expected: u16) -> Case {
+    Case {
+        what,
+        url: url.into(),
+        secret: secret.map(String::from),
+        body,
+        expected,
+    }
+}
+
 async fn post(url: &str, secret: Option<&str>, body: Vec<u8>) -> u16 {
     let client = reqwest::Client::new();
     let mut request = client.post(url).timeout(Duration::from_secs(10)).body(body);
@@ -40,88 +59,82 @@ async fn bad_requests_get_an_error_status_and_change_nothing() {
     let valid_propose_body =
         rmp_serde::to_vec(&serde_json::json!({"payload": [1, 2, 3], "forwarded": false})).unwrap();
 
-    let secret_with_suffix = format!("{SECRET}x");
-    let cases: Vec<(&str, String, Option<&str>, Vec<u8>, u16)> = vec![
-        (
-            "no secret",
-            propose.clone(),
-            None,
-            valid_propose_body.clone(),
-            401,
-        ),
-        (
+    let suffixed = format!("{SECRET}x");
+    let group_route = |verb: &str| format!("{base}/raft/site:local/{verb}");
+    let cases = vec![
+        case("no secret", &propose, None, valid_propose_body.clone(), 401),
+        case(
             "wrong secret",
-            propose.clone(),
+            &propose,
             Some("not-the-secret"),
             valid_propose_body.clone(),
             401,
         ),
-        (
+        case(
             "secret with a suffix",
-            propose.clone(),
-            Some(&secret_with_suffix),
+            &propose,
+            Some(&suffixed),
             valid_propose_body,
             401,
         ),
-        (
+        case(
             "garbage append",
-            append.clone(),
+            &append,
             Some(SECRET),
             b"\xc1\xff garbage".to_vec(),
             400,
         ),
-        (
-            "empty append",
-            append.clone(),
-            Some(SECRET),
-            Vec::new(),
-            400,
-        ),
-        (
+        case("empty append", &append, Some(SECRET), Vec::new(), 400),
+        case(
             "garbage vote",
-            format!("{base}/raft/site:local/vote"),
+            &group_route("vote"),
             Some(SECRET),
             b"{}".to_vec(),
             400,
         ),
-        (
+        case(
             "garbage snapshot",
-            format!("{base}/raft/site:local/snapshot"),
+            &group_route("snapshot"),
             Some(SECRET),
             vec![0x93, 1, 2, 3],
             400,
         ),
-        (
+        case(
             "unknown group",
-            format!("{base}/raft/site:nowhere/append"),
+            &format!("{base}/raft/site:nowhere/append"),
             Some(SECRET),
             Vec::new(),
             404,
         ),
-        (
+        case(
             "invalid group name",
-            format!("{base}/raft/NOT..VALID!/append"),
+            &format!("{base}/raft/NOT..VALID!/append"),
             Some(SECRET),
             Vec::new(),
             404,
         ),
-        (
+        case(
             "unknown route",
-            format!("{base}/admin"),
+            &format!("{base}/admin"),
             Some(SECRET),
             Vec::new(),
             404,
         ),
-        (
+        case(
             "oversized body",
-            append.clone(),
+            &append,
             Some(SECRET),
             vec![0u8; 33 * 1024 * 1024],
             413,
         ),
     ];
-    for (what, url, secret, body, expected) in cases {
-        assert_eq!(post(&url, secret, body).await, expected, "{what}");
+    for c in cases {
+        assert_eq!(
+            post(&c.url, c.secret.as_deref(), c.body).await,
+            c.expected,
+            "{}",
+            c.what
+        );
     }
 
     // A command the state machine cannot decode is answered, not applied as anything.
