@@ -9,19 +9,28 @@ use sessionplane::config::Config;
 use sessionplane_cluster::{status_of, GroupId, PeerClient};
 
 fn example(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
 }
 
 #[test]
 fn every_example_config_loads_and_validates() {
     let default = Config::load(&example("sessionplane.toml")).expect("sessionplane.toml");
     assert_eq!(default.site, "local");
-    let nodes: Vec<Config> =
-        (1..=3).map(|k| Config::load(&example(&format!("site-3/n{k}.toml"))).expect("site-3 config")).collect();
+    let nodes: Vec<Config> = (1..=3)
+        .map(|k| Config::load(&example(&format!("site-3/n{k}.toml"))).expect("site-3 config"))
+        .collect();
     for node in &nodes {
-        assert_eq!(node.site_nodes, nodes[0].site_nodes, "every node lists the same site nodes");
+        assert_eq!(
+            node.site_nodes, nodes[0].site_nodes,
+            "every node lists the same site nodes"
+        );
         assert_eq!(node.cluster_secret, nodes[0].cluster_secret);
-        assert_eq!(node.advertised_cluster(), node.site_nodes[(node.node_id - 1) as usize].cluster);
+        assert_eq!(
+            node.advertised_cluster(),
+            node.site_nodes[(node.node_id - 1) as usize].cluster
+        );
     }
 }
 
@@ -48,7 +57,12 @@ async fn the_three_node_example_forms_a_site() {
         let mut voters = Vec::new();
         for node in &config.site_nodes {
             let status = status_of(&peers, &node.cluster, &group, Duration::from_millis(500)).await;
-            voters.push(status.ok().filter(|s| s.leader.is_some()).map(|s| s.voters.len()));
+            voters.push(
+                status
+                    .ok()
+                    .filter(|s| s.leader.is_some())
+                    .map(|s| s.voters.len()),
+            );
         }
         if voters.iter().all(|v| *v == Some(3)) {
             break true;
@@ -64,7 +78,10 @@ async fn the_three_node_example_forms_a_site() {
     }
     assert!(formed, "the example site did not form");
     for k in 1..=3 {
-        assert!(workdir.path().join(format!("data/c{k}/raft.redb")).exists(), "c{k} keeps its data in ./data/c{k}");
+        assert!(
+            workdir.path().join(format!("data/c{k}/raft.redb")).exists(),
+            "c{k} keeps its data in ./data/c{k}"
+        );
     }
 }
 
@@ -73,26 +90,44 @@ fn demo_prints_one_json_line_then_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     let port_base = 20_000 + (std::process::id() % 500) as u16 * 10;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
-        .args(["demo", "--nodes", "3", "--port-base", &port_base.to_string(), "--data-dir"])
+        .args([
+            "demo",
+            "--nodes",
+            "3",
+            "--port-base",
+            &port_base.to_string(),
+            "--data-dir",
+        ])
         .arg(data.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn demo");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the line");
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read the line");
     let value: serde_json::Value = serde_json::from_str(&line).expect("one line of JSON");
     let nodes = value["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 3);
     for (k, node) in nodes.iter().enumerate() {
         assert_eq!(node["site"], "local");
         assert_eq!(node["name"], format!("n{}", k + 1));
-        assert_eq!(node["api"], format!("http://127.0.0.1:{}", port_base + 1001 + k as u16));
-        assert_eq!(node["cluster"], format!("http://127.0.0.1:{}", port_base + 1 + k as u16));
+        assert_eq!(
+            node["api"],
+            format!("http://127.0.0.1:{}", port_base + 1001 + k as u16)
+        );
+        assert_eq!(
+            node["cluster"],
+            format!("http://127.0.0.1:{}", port_base + 1 + k as u16)
+        );
     }
     assert!(value.get("admin_password").is_some());
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "demo did not stop cleanly: {exit:?}");

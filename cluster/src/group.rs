@@ -7,13 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::{ChangeMembers, ServerState};
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
+use crate::batcher::{Batcher, MAX_COMMAND_BYTES};
 use crate::network::{PeerClient, PeerError};
 use crate::state_machine::{Queryable, StateHandle};
-use crate::types::{now_ms, GroupId, Member, NodeId, Proposal, Raft, RaftMetrics, Reply};
+use crate::types::{GroupId, Member, NodeId, Raft, RaftMetrics};
 
 /// How often a caller waiting for a leader looks again.
 const LEADER_POLL: Duration = Duration::from_millis(20);
@@ -29,6 +31,8 @@ pub enum ClusterError {
     Stopped { group: GroupId, reason: String },
     #[error("group {group}: membership change refused: {reason}")]
     Membership { group: GroupId, reason: String },
+    #[error("a command of {size} bytes is over the limit of {limit}")]
+    CommandTooLarge { size: usize, limit: usize },
 }
 
 /// Why a leader-side operation asked for by a peer did not happen.
@@ -68,6 +72,7 @@ pub(crate) struct GroupCore {
     pub(crate) peers: PeerClient,
     pub(crate) timeout: Duration,
     pub(crate) queryable: Arc<dyn Queryable>,
+    batcher: Batcher,
     membership_changes: tokio::sync::Mutex<()>,
 }
 
@@ -223,6 +228,7 @@ impl GroupCore {
         timeout: Duration,
         queryable: Arc<dyn Queryable>,
     ) -> Self {
+        let batcher = Batcher::start(raft.clone());
         Self {
             id,
             node_id,
@@ -230,11 +236,18 @@ impl GroupCore {
             peers,
             timeout,
             queryable,
+            batcher,
             membership_changes: Default::default(),
         }
     }
 
     pub(crate) async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+        if command.len() > MAX_COMMAND_BYTES {
+            return Err(ClusterError::CommandTooLarge {
+                size: command.len(),
+                limit: MAX_COMMAND_BYTES,
+            });
+        }
         let started = Instant::now();
         loop {
             match self.leader() {
@@ -250,12 +263,12 @@ impl GroupCore {
                         payload: command.clone(),
                         forwarded: true,
                     };
-                    let answer: Result<Result<Reply, Refusal>, PeerError> = self
+                    let answer: Result<Result<ByteBuf, Refusal>, PeerError> = self
                         .peers
                         .call(&addr, &self.id, "propose", &request, self.timeout)
                         .await;
                     match answer {
-                        Ok(Ok(reply)) => return Ok(reply.0),
+                        Ok(Ok(reply)) => return Ok(reply.into_vec()),
                         Ok(Err(Refusal::NotLeader)) | Err(PeerError::Unreachable { .. }) => {}
                         Ok(Err(Refusal::Failed(reason))) => return Err(self.indeterminate(reason)),
                         Err(e) => return Err(self.indeterminate(e.to_string())),
@@ -267,21 +280,14 @@ impl GroupCore {
         }
     }
 
-    pub(crate) async fn propose_as_leader(&self, payload: Vec<u8>) -> Result<Vec<u8>, Refusal> {
-        match self
-            .raft
-            .client_write(Proposal {
-                at_ms: now_ms(),
-                payload,
-            })
-            .await
-        {
-            Ok(response) => Ok(response.data.0),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(Refusal::NotLeader)
-            }
-            Err(e) => Err(Refusal::Failed(e.to_string())),
+    pub(crate) async fn propose_as_leader(&self, command: Vec<u8>) -> Result<Vec<u8>, Refusal> {
+        if command.len() > MAX_COMMAND_BYTES {
+            let size = command.len();
+            return Err(Refusal::Failed(format!(
+                "a command of {size} bytes is over the limit"
+            )));
         }
+        self.batcher.submit(command).await
     }
 
     pub(crate) async fn read_barrier(&self) -> Result<(), ClusterError> {

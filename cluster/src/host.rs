@@ -161,7 +161,9 @@ impl ClusterNode {
             election_timeout_max: t.election_timeout_max.as_millis() as u64,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             max_in_snapshot_log_to_keep: t.logs_kept_after_snapshot,
-            max_payload_entries: 1024,
+            // An entry holds at most ~512 KiB of batched commands (see batcher.rs): 48 of them stay
+            // under the cluster listener's 32 MiB body limit.
+            max_payload_entries: 48,
             ..Default::default()
         };
         config

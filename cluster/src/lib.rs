@@ -10,6 +10,7 @@
 // of the same order; boxing them here would only add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
+mod batcher;
 mod group;
 mod host;
 mod log_store;
@@ -20,6 +21,7 @@ mod snapshot_store;
 mod state_machine;
 mod types;
 
+pub use batcher::MAX_COMMAND_BYTES;
 pub use group::{ClusterError, Group, GroupStatus};
 pub use host::{ClusterNode, ClusterOptions, RaftTuning, SetupError};
 pub use log_store::{GroupLog, LogDb};
@@ -42,10 +44,10 @@ pub async fn propose_through(
         payload: command,
         forwarded: false,
     };
-    let answer: Result<Reply, group::Refusal> = peers
+    let answer: Result<serde_bytes::ByteBuf, group::Refusal> = peers
         .call(addr, group, "propose", &request, timeout)
         .await?;
-    Ok(answer.map(|r| r.0).map_err(|e| e.to_string()))
+    Ok(answer.map(|r| r.into_vec()).map_err(|e| e.to_string()))
 }
 
 /// Reads through the node at `addr`: a linearizable query answered from its own replica.
@@ -60,9 +62,9 @@ pub async fn query_through(
         payload: query,
         forwarded: false,
     };
-    let answer: Result<Reply, group::Refusal> =
+    let answer: Result<serde_bytes::ByteBuf, group::Refusal> =
         peers.call(addr, group, "query", &request, timeout).await?;
-    Ok(answer.map(|r| r.0).map_err(|e| e.to_string()))
+    Ok(answer.map(|r| r.into_vec()).map_err(|e| e.to_string()))
 }
 
 /// A group's status as the node at `addr` sees it.

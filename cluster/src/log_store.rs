@@ -6,7 +6,8 @@
 //! - an append is acknowledged (`LogFlushed`) only once it is on disk, and appends arriving while
 //!   a commit is under way are batched into the next one;
 //! - a vote is on disk before `save_vote` returns;
-//! - operations are applied in the order they were queued: vote and log writes never reorder.
+//! - operations are applied in the order they were queued: vote and log writes never reorder;
+//! - the committed index (optional for openraft) is written without an fsync of its own.
 //!
 //! Entries are readable as soon as `append` returns: until their commit lands they are served from
 //! an in-memory overlay of pending entries.
@@ -132,6 +133,12 @@ enum WriteOp {
 
 type Done = oneshot::Sender<Result<(), String>>;
 
+impl WriteOp {
+    fn is_lazy(&self) -> bool {
+        matches!(self, WriteOp::PutMeta { done: None, .. })
+    }
+}
+
 /// What to do once an append is on disk.
 struct Flushed {
     callback: LogFlushed<TypeConfig>,
@@ -159,7 +166,12 @@ fn run_writer(db: &redb::Database, queue: &mpsc::Receiver<WriteOp>) {
 }
 
 fn commit_batch(db: &redb::Database, batch: &[WriteOp]) -> Result<(), redb::Error> {
-    let txn = db.begin_write()?;
+    let mut txn = db.begin_write()?;
+    // A batch of nothing but lazy metadata (the committed index, which openraft may lose) is
+    // not worth an fsync of its own: it becomes durable with the next durable commit.
+    if batch.iter().all(WriteOp::is_lazy) {
+        txn.set_durability(redb::Durability::None);
+    }
     for op in batch {
         match op {
             WriteOp::Append {

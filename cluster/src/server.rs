@@ -17,12 +17,13 @@ use axum::Router;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_bytes::ByteBuf;
 use subtle::ConstantTimeEq;
 
 use crate::group::{ForwardedCommand, GroupCore, Refusal};
 use crate::log_store::{decode, encode};
 use crate::network::SECRET_HEADER;
-use crate::types::{GroupId, Reply, TypeConfig};
+use crate::types::{GroupId, TypeConfig};
 
 /// Largest request body the cluster listener reads (an append batch or a snapshot chunk).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -147,14 +148,14 @@ async fn snapshot(State(l): State<Listener>, Path(name): Path<String>, bytes: By
 async fn propose(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {
     let core = group(&l, &name)?;
     let command: ForwardedCommand = body(&bytes)?;
-    let answer: Result<Reply, Refusal> = if command.forwarded {
-        core.propose_as_leader(command.payload).await.map(Reply)
+    let answer = if command.forwarded {
+        core.propose_as_leader(command.payload).await
     } else {
         core.propose(command.payload)
             .await
-            .map(Reply)
             .map_err(|e| Refusal::Failed(e.to_string()))
     };
+    let answer: Result<ByteBuf, Refusal> = answer.map(ByteBuf::from);
     reply(&answer)
 }
 
@@ -167,8 +168,8 @@ async fn read_index(State(l): State<Listener>, Path(name): Path<String>, bytes: 
 async fn query(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {
     let core = group(&l, &name)?;
     let query: ForwardedCommand = body(&bytes)?;
-    let answer: Result<Reply, Refusal> = match core.read_barrier().await {
-        Ok(()) => Ok(Reply(core.queryable.query(&query.payload))),
+    let answer: Result<ByteBuf, Refusal> = match core.read_barrier().await {
+        Ok(()) => Ok(ByteBuf::from(core.queryable.query(&query.payload))),
         Err(e) => Err(Refusal::Failed(e.to_string())),
     };
     reply(&answer)

@@ -11,18 +11,19 @@ use serde::{Deserialize, Serialize};
 pub type NodeId = u64;
 pub use openraft::BasicNode as Member;
 
-/// A command as it is stored in the log: the leader's wall clock when it accepted the command
-/// (so that apply can compute expiries deterministically on every node) and the domain's bytes.
+/// One log entry's worth of commands, as stored in the log: the leader's wall clock when it
+/// accepted them (so that apply computes expiries deterministically on every node) and the
+/// domain's commands, applied in order. Concurrent proposals share an entry, so one fsync and one
+/// replication round serve them all.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     pub at_ms: u64,
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    pub commands: Vec<serde_bytes::ByteBuf>,
 }
 
-/// The state machine's answer to one applied command, as opaque bytes.
+/// The state machine's answers to an entry's commands, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply(#[serde(with = "serde_bytes")] pub Vec<u8>);
+pub struct Reply(pub Vec<serde_bytes::ByteBuf>);
 
 openraft::declare_raft_types!(
     pub TypeConfig:

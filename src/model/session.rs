@@ -1,5 +1,6 @@
 //! An authenticated session of a user at one site.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ pub struct Session {
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
     pub last_seen_ms: u64,
-    pub client_addr: Option<Arc<str>>,
+    pub client_addr: Option<IpAddr>,
     pub user_agent: Option<Arc<str>>,
 }
 
@@ -39,7 +40,7 @@ pub struct NewSession {
     pub login: String,
     pub domain: String,
     pub lifetime_ms: u64,
-    pub client_addr: Option<String>,
+    pub client_addr: Option<IpAddr>,
     pub user_agent: Option<String>,
 }
 

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use sessionplane_cluster::{
     keep_membership, ClusterNode, ClusterOptions, GroupId, Member, MemberList, SetupError,
 };
@@ -135,6 +136,10 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Rec
     let shutdown = async move {
         let _ = stop.changed().await;
     };
+    // Raft replies are small and latency-bound: never let Nagle hold them back.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

@@ -69,7 +69,7 @@ pub enum SiteQueryReply {
 
 #[derive(Default)]
 pub struct SiteState {
-    sessions: imbl::OrdMap<Uuid, Session>,
+    sessions: imbl::OrdMap<Uuid, Arc<Session>>,
     by_user: BTreeSet<(Uuid, Uuid)>,
     by_domain: BTreeSet<(Arc<str>, Uuid)>,
     by_expiry: BTreeSet<(u64, Uuid)>,
@@ -80,7 +80,10 @@ pub struct SiteState {
 impl SiteState {
     /// A live session by id.
     pub fn get(&self, session_id: &Uuid, now_ms: u64) -> Option<&Session> {
-        self.sessions.get(session_id).filter(|s| s.is_live(now_ms))
+        self.sessions
+            .get(session_id)
+            .map(|s| &**s)
+            .filter(|s| s.is_live(now_ms))
     }
 
     /// A user's live sessions.
@@ -97,7 +100,7 @@ impl SiteState {
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.sessions
             .range((start, Bound::Unbounded))
-            .map(|(_, s)| s)
+            .map(|(_, s)| &**s)
             .filter(|s| s.is_live(now_ms))
             .take(limit)
             .cloned()
@@ -169,7 +172,7 @@ impl SiteState {
 
     fn create(&mut self, at_ms: u64, new: NewSession) -> SiteReply {
         if let Some(existing) = self.sessions.get(&new.session_id) {
-            return SiteReply::Session(existing.clone());
+            return SiteReply::Session(Session::clone(existing));
         }
         if new.login.is_empty() || new.domain.is_empty() || new.lifetime_ms == 0 {
             return SiteReply::Invalid("a session needs a login, a domain and a lifetime".into());
@@ -182,7 +185,7 @@ impl SiteState {
             created_at_ms: at_ms,
             expires_at_ms: at_ms.saturating_add(new.lifetime_ms),
             last_seen_ms: at_ms,
-            client_addr: new.client_addr.map(Arc::from),
+            client_addr: new.client_addr,
             user_agent: new.user_agent.map(|ua| self.intern(&ua)),
         };
         self.insert(session.clone());
@@ -197,7 +200,7 @@ impl SiteState {
         session.expires_at_ms = at_ms.saturating_add(lifetime_ms);
         session.last_seen_ms = at_ms;
         self.by_expiry.insert((session.expires_at_ms, session_id));
-        self.sessions.insert(session_id, session.clone());
+        self.sessions.insert(session_id, Arc::new(session.clone()));
         SiteReply::Session(session)
     }
 
@@ -206,7 +209,7 @@ impl SiteState {
         self.by_user.insert((session.user_id, id));
         self.by_domain.insert((session.domain.clone(), id));
         self.by_expiry.insert((session.expires_at_ms, id));
-        self.sessions.insert(id, session);
+        self.sessions.insert(id, Arc::new(session));
     }
 
     fn remove_all(&mut self, ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
@@ -257,7 +260,7 @@ impl StateMachine for SiteState {
     fn snapshot(&self) -> SnapshotWriter {
         let sessions = self.sessions.clone();
         Box::new(move || {
-            let all: Vec<&Session> = sessions.values().collect();
+            let all: Vec<&Session> = sessions.values().map(|s| &**s).collect();
             encode(&all).unwrap_or_default()
         })
     }
@@ -296,7 +299,7 @@ mod tests {
             login: "alice".into(),
             domain: domain.into(),
             lifetime_ms,
-            client_addr: Some("10.0.0.1".into()),
+            client_addr: Some([10, 0, 0, 1].into()),
             user_agent: Some("curl/8".into()),
         }
     }

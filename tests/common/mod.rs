@@ -269,7 +269,7 @@ pub fn new_session(user: uuid::Uuid, lifetime_ms: u64) -> sessionplane::model::N
         login: "alice".into(),
         domain: "example.org".into(),
         lifetime_ms,
-        client_addr: Some("192.0.2.10".into()),
+        client_addr: Some([192, 0, 2, 10].into()),
         user_agent: Some("test-client/1.0".into()),
     }
 }

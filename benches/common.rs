@@ -1,0 +1,83 @@
+//! Shared by the benchmarks: starting a local site in this process, and percentiles.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use sessionplane::config::{Config, Listen, SiteNode};
+use sessionplane::node::{self, Listeners, RunningNode};
+use tokio::net::TcpListener;
+
+/// Starts `n` nodes of site `local` on 127.0.0.1 with real sockets between them and waits until
+/// every node votes.
+pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
+    let mut bound = Vec::new();
+    for _ in 0..n {
+        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
+        let cluster = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind cluster");
+        bound.push(Listeners { api, cluster });
+    }
+    let site_nodes: Vec<SiteNode> = bound
+        .iter()
+        .enumerate()
+        .map(|(k, l)| SiteNode {
+            id: k as u64 + 1,
+            name: format!("n{}", k + 1),
+            cluster: l.cluster.local_addr().expect("addr").to_string(),
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for (k, listeners) in bound.into_iter().enumerate() {
+        let config = Config {
+            node_id: k as u64 + 1,
+            node_name: format!("n{}", k + 1),
+            data_dir: data.join(format!("n{}", k + 1)),
+            cluster_secret: "bench-secret".into(),
+            listen: Listen {
+                api: listeners.api.local_addr().expect("addr"),
+                cluster: listeners.cluster.local_addr().expect("addr"),
+                advertise_cluster: None,
+            },
+            site_nodes: site_nodes.clone(),
+            ..Config::default()
+        };
+        nodes.push(node::start(config, listeners).await.expect("start node"));
+    }
+    for node in &nodes {
+        let formed = node
+            .site
+            .group()
+            .wait_until(Duration::from_secs(30), "formed", |m| {
+                m.current_leader.is_some()
+                    && m.membership_config.membership().voter_ids().count() == n as usize
+            })
+            .await;
+        assert!(formed, "site did not form");
+    }
+    nodes
+}
+
+/// The value below which `p` (0..=1) of the sorted samples fall.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// Resident memory of this process, in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}

@@ -1,0 +1,80 @@
+//! Memory of the site state machine per session at 1,000,000 sessions, and the time to build and
+//! install a snapshot of them. Usage: `cargo bench --bench site_memory [-- --sessions N]`
+
+mod common;
+
+use std::time::Instant;
+
+use sessionplane::model::NewSession;
+use sessionplane::state::site::{SiteCommand, SiteState};
+use sessionplane::state::{decode, encode};
+use sessionplane_cluster::StateMachine;
+use uuid::Uuid;
+
+fn main() {
+    let raw: Vec<String> = std::env::args().collect();
+    let sessions: usize = raw
+        .iter()
+        .position(|a| a == "--sessions")
+        .and_then(|i| raw.get(i + 1))
+        .map(|v| v.parse().expect("--sessions N"))
+        .unwrap_or(1_000_000);
+
+    // Encode the commands first so that their memory is not counted as the state's.
+    let users: Vec<Uuid> = (0..sessions / 4 + 1).map(|_| Uuid::now_v7()).collect();
+    let commands: Vec<Vec<u8>> = (0..sessions)
+        .map(|n| {
+            encode(&SiteCommand::CreateSession(NewSession {
+                session_id: Uuid::now_v7(),
+                user_id: users[n / 4],
+                login: format!("user{:07}", n / 4),
+                domain: format!("tenant{}.example.org", n % 100),
+                lifetime_ms: 12 * 3_600_000,
+                client_addr: Some([203, 0, (n % 256) as u8, ((n / 256) % 256) as u8].into()),
+                user_agent: Some(format!(
+                    "Mozilla/5.0 (X11; Linux x86_64) Firefox/{}.0",
+                    100 + n % 50
+                )),
+            }))
+            .expect("encode")
+        })
+        .collect();
+
+    let now = sessionplane_cluster::now_ms();
+    let before = common::rss_bytes();
+    let mut state = SiteState::default();
+    let started = Instant::now();
+    for (n, command) in commands.iter().enumerate() {
+        state.apply(now + n as u64, command);
+    }
+    let apply_time = started.elapsed();
+    drop(commands);
+    let after = common::rss_bytes();
+    let per_session = after.saturating_sub(before) as f64 / sessions as f64;
+
+    let started = Instant::now();
+    let writer = state.snapshot();
+    let copy_time = started.elapsed();
+    let bytes = writer();
+    let build_time = started.elapsed();
+    let started = Instant::now();
+    let restored = state.restore(&bytes).expect("restore");
+    let install_time = started.elapsed();
+    assert_eq!(restored.stored_count(), sessions);
+    let probe: Vec<u8> = encode(&sessionplane::state::site::SiteQuery::Counts).expect("encode");
+    let counts: sessionplane::state::site::SiteQueryReply =
+        decode(&restored.query(&probe)).expect("decode");
+
+    println!("| sessions | state RSS | bytes/session | apply all | snapshot copy | snapshot build | snapshot size | install |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {sessions} | {:.0} MiB | {per_session:.0} | {:.2} s | {:.1} ms | {:.2} s | {:.0} MiB | {:.2} s |",
+        after.saturating_sub(before) as f64 / 1048576.0,
+        apply_time.as_secs_f64(),
+        copy_time.as_secs_f64() * 1000.0,
+        build_time.as_secs_f64(),
+        bytes.len() as f64 / 1048576.0,
+        install_time.as_secs_f64(),
+    );
+    println!("restored state answers: {counts:?}");
+}
