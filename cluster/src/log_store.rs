@@ -9,8 +9,9 @@
 //! - operations are applied in the order they were queued: vote and log writes never reorder;
 //! - the committed index (optional for openraft) is written without an fsync of its own.
 //!
-//! Entries are readable as soon as `append` returns: until their commit lands they are served from
-//! an in-memory overlay of pending entries.
+//! Entries are readable as soon as `append` returns: every entry not yet on disk, and the most
+//! recent flushed ones (up to [`TAIL_BYTES`]), stay in an in-memory tail, so replicating fresh
+//! entries never reads the database.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -29,6 +30,9 @@ use crate::types::{Entry, GroupId, LogId, StorageError, TypeConfig, Vote};
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const LAST_PURGED: &str = "last_purged";
+
+/// Flushed entries kept in memory behind the unflushed ones, at most (encoded bytes).
+const TAIL_BYTES: usize = 16 * 1024 * 1024;
 
 /// Most operations one commit takes from the queue: bounds a transaction's size and latency.
 const MAX_OPS_PER_COMMIT: usize = 4096;
@@ -58,7 +62,7 @@ impl LogDb {
         let log = GroupLog {
             db: self.clone(),
             tables,
-            pending: Default::default(),
+            tail: Default::default(),
             bounds: Default::default(),
         };
         let (last_purged, last) = log.read_bounds().map_err(read_err)?;
@@ -102,8 +106,7 @@ struct LogBounds {
 pub struct GroupLog {
     db: LogDb,
     tables: Arc<Tables>,
-    /// Appended but not yet committed entries, by index.
-    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    tail: Arc<Mutex<Tail>>,
     bounds: Arc<Mutex<LogBounds>>,
 }
 
@@ -142,8 +145,80 @@ impl WriteOp {
 /// What to do once an append is on disk.
 struct Flushed {
     callback: LogFlushed<TypeConfig>,
-    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
-    log_ids: Vec<LogId>,
+    tail: Arc<Mutex<Tail>>,
+    last_index: u64,
+}
+
+/// The newest entries of a group's log, by index: contiguous, since appends extend it, truncation
+/// cuts its end and pruning its start.
+struct Tail {
+    entries: BTreeMap<u64, (Entry, usize)>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            bytes: 0,
+            budget: TAIL_BYTES,
+        }
+    }
+}
+
+impl Tail {
+    fn insert(&mut self, entry: Entry, size: usize) {
+        self.bytes += size;
+        if let Some((_, old)) = self.entries.insert(entry.log_id.index, (entry, size)) {
+            self.bytes -= old;
+        }
+    }
+
+    /// Keeps `..index` (truncation) or `index..` (purge).
+    fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        let bytes = &mut self.bytes;
+        self.entries.retain(|index, (_, size)| {
+            let kept = keep(*index);
+            if !kept {
+                *bytes -= *size;
+            }
+            kept
+        });
+    }
+
+    /// Drops the oldest entries up to `flushed` (they are on disk) while over budget.
+    fn prune(&mut self, flushed: u64) {
+        while self.bytes > self.budget {
+            match self.entries.first_key_value() {
+                Some((index, (_, size))) if *index <= flushed => {
+                    self.bytes -= *size;
+                    let index = *index;
+                    self.entries.remove(&index);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// The entries of `start..=end`, if the tail holds all of them.
+    fn covering(&self, start: u64, end: u64) -> Option<Vec<Entry>> {
+        let first = *self.entries.first_key_value()?.0;
+        let last = *self.entries.last_key_value()?.0;
+        (first <= start && end <= last).then(|| {
+            self.entries
+                .range(start..=end)
+                .map(|(_, (e, _))| e.clone())
+                .collect()
+        })
+    }
+
+    fn range(&self, bounds: (Bound<u64>, Bound<u64>)) -> BTreeMap<u64, Entry> {
+        self.entries
+            .range(bounds)
+            .map(|(i, (e, _))| (*i, e.clone()))
+            .collect()
+    }
 }
 
 fn run_writer(db: &redb::Database, queue: &mpsc::Receiver<WriteOp>) {
@@ -212,15 +287,7 @@ fn acknowledge(op: WriteOp, result: &Result<(), String>) {
     match op {
         WriteOp::Append { flushed, .. } => {
             if result.is_ok() {
-                let mut pending = lock(&flushed.pending);
-                for log_id in &flushed.log_ids {
-                    if pending
-                        .get(&log_id.index)
-                        .is_some_and(|e| e.log_id == *log_id)
-                    {
-                        pending.remove(&log_id.index);
-                    }
-                }
+                lock(&flushed.tail).prune(flushed.last_index);
             }
             let io = result.clone().map_err(std::io::Error::other);
             flushed.callback.log_io_completed(io);
@@ -330,11 +397,16 @@ impl RaftLogReader<TypeConfig> for GroupLog {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-        // Pending first: an entry that commits meanwhile is then found in the store.
-        let pending: BTreeMap<u64, Entry> = lock(&self.pending)
-            .range(bounds)
-            .map(|(i, e)| (*i, e.clone()))
-            .collect();
+        if let Some((start, end)) = inclusive(bounds) {
+            if start > end {
+                return Ok(Vec::new());
+            }
+            if let Some(entries) = lock(&self.tail).covering(start, end) {
+                return Ok(entries);
+            }
+        }
+        // The tail first: an entry pruned from it meanwhile is then found in the store.
+        let pending = lock(&self.tail).range(bounds);
         let reader = self.clone();
         let stored = tokio::task::spawn_blocking(move || reader.read_stored(bounds))
             .await
@@ -406,16 +478,17 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
         for entry in &entries {
             encoded.push((entry.log_id.index, encode(entry).map_err(write_err)?));
         }
-        let log_ids = entries.iter().map(|e| e.log_id).collect();
         {
-            let mut pending = lock(&self.pending);
-            pending.extend(entries.into_iter().map(|e| (e.log_id.index, e)));
+            let mut tail = lock(&self.tail);
+            for (entry, (_, bytes)) in entries.into_iter().zip(&encoded) {
+                tail.insert(entry, bytes.len());
+            }
         }
         self.bounds().last = Some(last);
         let flushed = Flushed {
             callback,
-            pending: self.pending.clone(),
-            log_ids,
+            tail: self.tail.clone(),
+            last_index: last.index,
         };
         self.db.submit(WriteOp::Append {
             tables: self.tables.clone(),
@@ -425,7 +498,7 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        lock(&self.pending).retain(|index, _| *index < log_id.index);
+        lock(&self.tail).retain(|index| index < log_id.index);
         let (done, wait) = oneshot::channel();
         self.db.submit(WriteOp::Truncate {
             tables: self.tables.clone(),
@@ -447,7 +520,7 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        lock(&self.pending).retain(|index, _| *index > log_id.index);
+        lock(&self.tail).retain(|index| index > log_id.index);
         let (done, wait) = oneshot::channel();
         self.db.submit(WriteOp::Purge {
             tables: self.tables.clone(),
@@ -462,6 +535,21 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
         }
         Ok(())
     }
+}
+
+/// `start..=end` of a bounded range.
+fn inclusive(bounds: (Bound<u64>, Bound<u64>)) -> Option<(u64, u64)> {
+    let start = match bounds.0 {
+        Bound::Included(s) => s,
+        Bound::Excluded(s) => s.checked_add(1)?,
+        Bound::Unbounded => 0,
+    };
+    let end = match bounds.1 {
+        Bound::Included(e) => e,
+        Bound::Excluded(e) => e.checked_sub(1)?,
+        Bound::Unbounded => return None,
+    };
+    Some((start, end))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -492,4 +580,85 @@ fn write_err<E: std::error::Error + 'static>(e: E) -> StorageError {
 
 fn read_err<E: std::error::Error + 'static>(e: E) -> StorageError {
     StorageIOError::read_logs(&e).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::storage::RaftLogStorageExt;
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use serde_bytes::ByteBuf;
+
+    use super::*;
+    use crate::types::Proposal;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        let command = ByteBuf::from(vec![index as u8; 100]);
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 0), index),
+            payload: EntryPayload::Normal(Proposal {
+                at_ms: index,
+                commands: vec![command],
+            }),
+        }
+    }
+
+    fn ids(entries: &[Entry]) -> Vec<LogId> {
+        entries.iter().map(|e| e.log_id).collect()
+    }
+
+    #[tokio::test]
+    async fn entries_no_longer_in_memory_are_read_from_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = GroupId::new("site:t").unwrap();
+        let mut log = LogDb::open(&dir.path().join("raft.redb"))
+            .unwrap()
+            .group_log(&group)
+            .unwrap();
+        lock(&log.tail).budget = 0;
+        let written: Vec<Entry> = (1..=50).map(|i| entry(1, i)).collect();
+        log.blocking_append(written.clone()).await.unwrap();
+        assert!(
+            lock(&log.tail).entries.is_empty(),
+            "flushed entries over budget leave memory"
+        );
+
+        let read = log.try_get_log_entries(1..=50).await.unwrap();
+        assert_eq!(ids(&read), ids(&written));
+        assert_eq!(
+            format!("{:?}", read[9].payload),
+            format!("{:?}", written[9].payload)
+        );
+
+        log.truncate(LogId::new(CommittedLeaderId::new(1, 0), 41))
+            .await
+            .unwrap();
+        log.blocking_append(vec![entry(2, 41)]).await.unwrap();
+        let read = log.try_get_log_entries(38..).await.unwrap();
+        assert_eq!(
+            ids(&read),
+            ids(&[entry(1, 38), entry(1, 39), entry(1, 40), entry(2, 41)])
+        );
+        log.purge(LogId::new(CommittedLeaderId::new(1, 0), 10))
+            .await
+            .unwrap();
+        drop(log);
+
+        // A new store on the same database finds the same bounds and entries (once the writer
+        // thread of the first has let go of the file).
+        let db = loop {
+            match LogDb::open(&dir.path().join("raft.redb")) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let mut reopened = db.group_log(&group).unwrap();
+        let state = reopened.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(10));
+        assert_eq!(state.last_log_id, Some(entry(2, 41).log_id));
+        assert_eq!(
+            reopened.try_get_log_entries(11..=41).await.unwrap().len(),
+            31
+        );
+    }
 }
