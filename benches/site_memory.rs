@@ -5,10 +5,10 @@ mod common;
 
 use std::time::Instant;
 
+use openraft::SnapshotMeta;
 use sessionplane::model::NewSession;
 use sessionplane::state::site::{SiteCommand, SiteState};
 use sessionplane::state::{decode, encode};
-use openraft::SnapshotMeta;
 use sessionplane_cluster::{SnapshotStore, StateMachine};
 use uuid::Uuid;
 
@@ -56,7 +56,10 @@ fn main() {
     // Build: a consistent copy, serialized, then written durably as the node does.
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SnapshotStore::open(dir.path().join("snapshots")).expect("snapshot dir");
-    let meta = SnapshotMeta { snapshot_id: "bench".into(), ..Default::default() };
+    let meta = SnapshotMeta {
+        snapshot_id: "bench".into(),
+        ..Default::default()
+    };
     let started = Instant::now();
     let writer = state.snapshot();
     let copy_time = started.elapsed();

@@ -1,0 +1,181 @@
+//! Several groups on the same nodes behind one cluster listener each: formed from a member list,
+//! written through any node, read linearizably on every node, and independent of each other.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{count, Counter};
+use sessionplane_cluster::{
+    keep_membership, propose_through, query_through, ClusterNode, ClusterOptions, Group, GroupId,
+    Member, MemberList, PeerClient, RaftTuning,
+};
+use tokio::net::TcpListener;
+
+const SECRET: &str = "groups-test-secret";
+
+struct Node {
+    cluster: ClusterNode,
+    addr: String,
+    groups: Vec<Group<Counter>>,
+}
+
+async fn start_nodes(n: u64, group_ids: &[GroupId], data: &std::path::Path) -> Vec<Node> {
+    let mut listeners = Vec::new();
+    for _ in 0..n {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    let members: BTreeMap<u64, Member> = addrs
+        .iter()
+        .enumerate()
+        .map(|(k, a)| (k as u64 + 1, Member { addr: a.clone() }))
+        .collect();
+    let mut nodes = Vec::new();
+    for (k, listener) in listeners.into_iter().enumerate() {
+        let id = k as u64 + 1;
+        let cluster = ClusterNode::open(ClusterOptions {
+            node_id: id,
+            advertise: addrs[k].clone(),
+            data_dir: data.join(format!("n{id}")),
+            secret: SECRET.into(),
+            tuning: RaftTuning::default(),
+        })
+        .unwrap();
+        let mut groups = Vec::new();
+        for (g, group_id) in group_ids.iter().enumerate() {
+            let group = cluster
+                .open_group(group_id.clone(), Counter::default())
+                .await
+                .unwrap();
+            // Each group has its own seed, so leaders may differ between groups.
+            let seed = (g as u64 % n) + 1;
+            let wanted = MemberList {
+                members: members.clone(),
+                voters: members.keys().copied().collect(),
+                seed,
+            };
+            tokio::spawn(keep_membership(group.clone(), wanted));
+            groups.push(group);
+        }
+        let router = cluster.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        nodes.push(Node {
+            cluster,
+            addr: addrs[k].clone(),
+            groups,
+        });
+    }
+    for node in &nodes {
+        for group in &node.groups {
+            let formed = group
+                .wait_until(Duration::from_secs(20), "formed", |m| {
+                    m.current_leader.is_some()
+                        && m.membership_config.membership().voter_ids().count() == n as usize
+                })
+                .await;
+            assert!(
+                formed,
+                "group {} did not form on node {}",
+                group.id(),
+                node.cluster.node_id()
+            );
+        }
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_groups_share_nodes_and_listeners_but_not_state() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = [
+        GroupId::new("directory").unwrap(),
+        GroupId::new("site:a").unwrap(),
+    ];
+    let nodes = start_nodes(3, &ids, data.path()).await;
+    let peers = PeerClient::new(SECRET).unwrap();
+    let timeout = Duration::from_secs(5);
+
+    for i in 0..5 {
+        let via = &nodes[i % 3].addr;
+        let reply = propose_through(&peers, via, &ids[0], b"x".to_vec(), timeout)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(count(&reply), i as u64 + 1);
+    }
+    for i in 0..2 {
+        let via = &nodes[(i + 1) % 3].addr;
+        propose_through(&peers, via, &ids[1], b"y".to_vec(), timeout)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // In-process handles too: a follower's propose is forwarded to that group's leader.
+    let follower = nodes
+        .iter()
+        .find(|n| !n.groups[1].is_leader())
+        .expect("a follower of site:a");
+    follower.groups[1].propose(b"z".to_vec()).await.unwrap();
+
+    for node in &nodes {
+        let directory = query_through(&peers, &node.addr, &ids[0], Vec::new(), timeout)
+            .await
+            .unwrap()
+            .unwrap();
+        let site = query_through(&peers, &node.addr, &ids[1], Vec::new(), timeout)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (count(&directory), count(&site)),
+            (5, 3),
+            "node {}",
+            node.cluster.node_id()
+        );
+        node.groups[1].read_barrier().await.unwrap();
+        assert_eq!(node.groups[1].state().read(|c| c.0), 3);
+    }
+    let leaders: BTreeSet<Option<u64>> = ids
+        .iter()
+        .enumerate()
+        .map(|(g, _)| nodes[0].groups[g].metrics().current_leader)
+        .collect();
+    assert_eq!(
+        leaders.len(),
+        2,
+        "each group elected its own leader (its seed): {leaders:?}"
+    );
+
+    let unknown = GroupId::new("site:nowhere").unwrap();
+    let refused = query_through(&peers, &nodes[0].addr, &unknown, Vec::new(), timeout).await;
+    assert!(
+        matches!(
+            refused,
+            Err(sessionplane_cluster::PeerError::Status { status: 404, .. })
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_command_is_refused_before_it_reaches_the_log() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = [GroupId::new("site:a").unwrap()];
+    let nodes = start_nodes(1, &ids, data.path()).await;
+    let before = nodes[0].groups[0].metrics().last_log_index;
+    let huge = vec![0u8; sessionplane_cluster::MAX_COMMAND_BYTES + 1];
+    let refused = nodes[0].groups[0].propose(huge).await;
+    assert!(
+        matches!(
+            refused,
+            Err(sessionplane_cluster::ClusterError::CommandTooLarge { .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(nodes[0].groups[0].metrics().last_log_index, before);
+}
