@@ -624,7 +624,7 @@ mod tests {
 
     /// Even entries are large enough to be stored compressed, odd ones are stored raw.
     fn entry(term: u64, index: u64) -> Entry {
-        let size = if index % 2 == 0 { 4_000 } else { 100 };
+        let size = if index.is_multiple_of(2) { 4_000 } else { 100 };
         let command = ByteBuf::from(vec![index as u8; size]);
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(term, 0), index),

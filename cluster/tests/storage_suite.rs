@@ -6,8 +6,7 @@ use common::Counter;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 use sessionplane_cluster::{
-    GroupId, GroupLog, LogDb, SnapshotStore, SnapshotWriter, StateMachine, StateMachineStore,
-    TypeConfig,
+    GroupId, GroupLog, LogDb, SnapshotStore, StateMachineStore, TypeConfig,
 };
 
 struct RedbBuilder;
@@ -28,6 +27,8 @@ impl StoreBuilder<TypeConfig, GroupLog, StateMachineStore<Counter>, tempfile::Te
 }
 
 #[test]
-fn openraft_storage_suite() -> Result<(), StorageError<u64>> {
-    Suite::test_all(RedbBuilder)
+fn openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(RedbBuilder) {
+        panic!("openraft's storage suite failed: {e}");
+    }
 }
