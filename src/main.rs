@@ -14,7 +14,7 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sessionplane: {e:#}");
+            sessionplane::say!("sessionplane: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

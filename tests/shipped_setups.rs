@@ -132,3 +132,52 @@ fn demo_prints_one_json_line_then_stops_cleanly_on_sigterm() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "demo did not stop cleanly: {exit:?}");
 }
+
+#[test]
+fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed() {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .arg("serve")
+        .current_dir(workdir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.expect("stderr line");
+        let ready = line.contains(" ready");
+        seen.push(line);
+        if ready {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains(" ready")),
+        "never ready:\n{}",
+        seen.join("\n")
+    );
+    assert!(
+        seen.iter().any(|l| l.contains("127.0.0.1:8080")),
+        "api on 127.0.0.1:8080:\n{}",
+        seen.join("\n")
+    );
+    assert!(
+        workdir.path().join("data/raft.redb").exists(),
+        "data goes to ./data"
+    );
+    assert!(
+        workdir.path().join("data/cluster_secret").exists(),
+        "a lone node generates its secret"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "serve did not stop cleanly: {exit:?}");
+}

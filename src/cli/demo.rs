@@ -43,6 +43,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("sessionplane-demo-{}", std::process::id())),
     };
+    let mut stop = super::StopSignals::install()?;
     let configs = configs(&args, &data_dir)?;
     let mut nodes = Vec::new();
     for config in configs {
@@ -65,19 +66,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .collect(),
     };
     println!("{}", serde_json::to_string(&line)?);
-    eprintln!(
+    crate::say!(
         "sessionplane demo: {} nodes of site `local` are up (data in {}).",
         nodes.len(),
         data_dir.display()
     );
     for n in &nodes {
-        eprintln!(
+        crate::say!(
             "  {:<4} api http://{}  cluster {}",
-            n.config.node_name, n.api_addr, n.cluster_addr
+            n.config.node_name,
+            n.api_addr,
+            n.cluster_addr
         );
     }
-    eprintln!("Press Ctrl-C to stop.");
-    super::stop_requested().await;
+    crate::say!("Press Ctrl-C to stop.");
+    stop.recv().await;
     for n in nodes {
         n.shutdown().await;
     }

@@ -11,6 +11,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    let mut stop = super::StopSignals::install()?;
     let listeners = Listeners::bind(&config).await?;
     let node = node::start(config, listeners).await?;
     let ready = node.wait_for_leader(Duration::from_secs(30));
@@ -22,12 +23,12 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
                 tracing::warn!("no site leader after 30 s; still trying (are the other site nodes up?)");
             }
         }
-        _ = super::stop_requested() => {
+        _ = stop.recv() => {
             node.shutdown().await;
             return Ok(());
         }
     }
-    super::stop_requested().await;
+    stop.recv().await;
     tracing::info!("stopping");
     node.shutdown().await;
     Ok(())
