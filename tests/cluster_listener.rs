@@ -138,16 +138,17 @@ async fn bad_requests_get_an_error_status_and_change_nothing() {
     }
 
     // A command the state machine cannot decode is answered, not applied as anything.
-    let answer = sessionplane_cluster::propose_through(
-        &site.peers,
-        &site.cluster_addr(0),
-        &site.group,
-        b"\xc1 not a command".to_vec(),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("delivered")
-    .expect("applied");
+    let answer = site
+        .peers
+        .propose(
+            &site.cluster_addr(0),
+            &site.group,
+            b"\xc1 not a command".to_vec(),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("delivered")
+        .expect("applied");
     let reply: SiteReply = sessionplane::state::decode(&answer).expect("a site reply");
     assert!(matches!(reply, SiteReply::Invalid(_)), "{reply:?}");
 

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sessionplane::config::Config;
-use sessionplane_cluster::{status_of, GroupId, PeerClient};
+use sessionplane_cluster::{GroupId, PeerClient};
 
 fn example(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,7 +56,9 @@ async fn the_three_node_example_forms_a_site() {
     let formed = loop {
         let mut voters = Vec::new();
         for node in &config.site_nodes {
-            let status = status_of(&peers, &node.cluster, &group, Duration::from_millis(500)).await;
+            let status = peers
+                .status(&node.cluster, &group, Duration::from_millis(500))
+                .await;
             voters.push(
                 status
                     .ok()
@@ -124,12 +126,7 @@ fn demo_prints_one_json_line_then_stops_cleanly_on_sigterm() {
     }
     assert!(value.get("admin_password").is_some());
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
+    let exit = stop_with_sigterm(&mut child);
     assert!(exit.success(), "demo did not stop cleanly: {exit:?}");
 }
 
@@ -173,11 +170,16 @@ fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed()
         "a lone node generates its secret"
     );
 
-    let status = Command::new("kill")
+    let exit = stop_with_sigterm(&mut child);
+    assert!(exit.success(), "serve did not stop cleanly: {exit:?}");
+}
+
+/// Sends SIGTERM and waits for the process to end.
+fn stop_with_sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "serve did not stop cleanly: {exit:?}");
+    assert!(sent.success(), "kill -TERM failed");
+    child.wait().unwrap()
 }

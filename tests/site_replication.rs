@@ -179,14 +179,9 @@ async fn every_acknowledged_write_survives_repeated_leader_kills() {
                 let bytes =
                     sessionplane::state::encode(&SiteCommand::CreateSession(new.clone())).unwrap();
                 let addr = &addrs[n % addrs.len()];
-                let answer = sessionplane_cluster::propose_through(
-                    &peers,
-                    addr,
-                    &group,
-                    bytes,
-                    Duration::from_secs(3),
-                )
-                .await;
+                let answer = peers
+                    .propose(addr, &group, bytes, Duration::from_secs(3))
+                    .await;
                 if let Ok(Ok(reply)) = answer {
                     if let Ok(SiteReply::Session(s)) =
                         sessionplane::state::decode::<SiteReply>(&reply)

@@ -16,7 +16,7 @@ use openraft::error::ClientWriteError;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::group::Refusal;
+use crate::network::Refusal;
 use crate::types::{now_ms, Proposal, Raft};
 
 /// Entries proposed but not yet applied, at most: one being flushed, one filling up behind it.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::batcher::{Batcher, MAX_COMMAND_BYTES};
-use crate::network::{PeerClient, PeerError};
+use crate::network::{ForwardedCommand, PeerClient, PeerError, Refusal};
 use crate::state_machine::{Queryable, StateHandle};
 use crate::types::{GroupId, Member, NodeId, Raft, RaftMetrics};
 
@@ -33,15 +33,6 @@ pub enum ClusterError {
     Membership { group: GroupId, reason: String },
     #[error("a command of {size} bytes is over the limit of {limit}")]
     CommandTooLarge { size: usize, limit: usize },
-}
-
-/// Why a leader-side operation asked for by a peer did not happen.
-#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
-pub(crate) enum Refusal {
-    #[error("this node is not the leader")]
-    NotLeader,
-    #[error("{0}")]
-    Failed(String),
 }
 
 /// A group as seen by one node, for `/cluster/status` and for bootstrap checks.
@@ -422,13 +413,4 @@ fn role_name(state: ServerState) -> &'static str {
         ServerState::Learner => "learner",
         ServerState::Shutdown => "shutdown",
     }
-}
-
-/// A command or query sent to a peer. `forwarded` marks one a member already routed to the
-/// leader: the leader does not forward it again, so two nodes with stale views never bounce it.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ForwardedCommand {
-    #[serde(with = "serde_bytes")]
-    pub(crate) payload: Vec<u8>,
-    pub(crate) forwarded: bool,
 }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::group::{Group, GroupStatus};
+use crate::group::Group;
 use crate::state_machine::StateMachine;
 use crate::types::{Member, NodeId};
 
@@ -99,9 +99,9 @@ async fn any_peer_initialized<S: StateMachine>(group: &Group<S>, wanted: &Member
         if *id == group.node_id() {
             continue;
         }
-        let status: Result<GroupStatus, _> = group
+        let status = group
             .peers()
-            .call(&member.addr, group.id(), "status", &(), STATUS_TIMEOUT)
+            .status(&member.addr, group.id(), STATUS_TIMEOUT)
             .await;
         if status.is_ok_and(|s| s.initialized) {
             return true;

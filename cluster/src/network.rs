@@ -17,8 +17,10 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
+use crate::group::GroupStatus;
 use crate::log_store::{decode, encode};
 use crate::types::{GroupId, Member, NodeId, TypeConfig};
 
@@ -43,6 +45,24 @@ pub enum PeerError {
     },
     #[error("peer {addr} sent an answer that does not decode: {reason}")]
     Decode { addr: String, reason: String },
+}
+
+/// Why a leader-side operation asked for by a peer did not happen.
+#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("this node is not the leader")]
+    NotLeader,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A command or query sent to a peer. `forwarded` marks one a member already routed to the
+/// leader: the leader does not forward it again, so two nodes with stale views never bounce it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ForwardedCommand {
+    #[serde(with = "serde_bytes")]
+    pub(crate) payload: Vec<u8>,
+    pub(crate) forwarded: bool,
 }
 
 /// The client side of the cluster listener. Cheap to clone.
@@ -85,6 +105,56 @@ impl PeerClient {
             addr: addr.into(),
             reason: e.to_string(),
         })
+    }
+
+    /// Proposes `command` through the node at `addr`, which routes it to the group's leader, and
+    /// returns the state machine's reply (or why the node could not get one).
+    pub async fn propose(
+        &self,
+        addr: &str,
+        group: &GroupId,
+        command: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Result<Vec<u8>, String>, PeerError> {
+        self.through(addr, group, "propose", command, timeout).await
+    }
+
+    /// A linearizable query, answered by the node at `addr` from its own replica.
+    pub async fn query(
+        &self,
+        addr: &str,
+        group: &GroupId,
+        query: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Result<Vec<u8>, String>, PeerError> {
+        self.through(addr, group, "query", query, timeout).await
+    }
+
+    /// A group's status as the node at `addr` sees it.
+    pub async fn status(
+        &self,
+        addr: &str,
+        group: &GroupId,
+        timeout: Duration,
+    ) -> Result<GroupStatus, PeerError> {
+        self.call(addr, group, "status", &(), timeout).await
+    }
+
+    async fn through(
+        &self,
+        addr: &str,
+        group: &GroupId,
+        verb: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Result<Vec<u8>, String>, PeerError> {
+        let request = ForwardedCommand {
+            payload,
+            forwarded: false,
+        };
+        let answer: Result<ByteBuf, Refusal> =
+            self.call(addr, group, verb, &request, timeout).await?;
+        Ok(answer.map(ByteBuf::into_vec).map_err(|e| e.to_string()))
     }
 
     /// POSTs raw bytes to a path on the peer's cluster listener and returns the raw answer.

@@ -20,9 +20,10 @@ use serde::Serialize;
 use serde_bytes::ByteBuf;
 use subtle::ConstantTimeEq;
 
-use crate::group::{ForwardedCommand, GroupCore, Refusal};
+use crate::group::GroupCore;
 use crate::log_store::{decode, encode};
 use crate::network::SECRET_HEADER;
+use crate::network::{ForwardedCommand, Refusal};
 use crate::types::{GroupId, TypeConfig};
 
 /// Largest request body the cluster listener reads (an append batch or a snapshot chunk).

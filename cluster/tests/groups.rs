@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{count, Counter};
 use sessionplane_cluster::{
-    keep_membership, propose_through, query_through, ClusterNode, ClusterOptions, Group, GroupId,
-    Member, MemberList, PeerClient, RaftTuning,
+    keep_membership, ClusterNode, ClusterOptions, Group, GroupId, Member, MemberList, PeerClient,
+    RaftTuning,
 };
 use tokio::net::TcpListener;
 
@@ -102,7 +102,8 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
 
     for i in 0..5 {
         let via = &nodes[i % 3].addr;
-        let reply = propose_through(&peers, via, &ids[0], b"x".to_vec(), timeout)
+        let reply = peers
+            .propose(via, &ids[0], b"x".to_vec(), timeout)
             .await
             .unwrap()
             .unwrap();
@@ -110,7 +111,8 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
     }
     for i in 0..2 {
         let via = &nodes[(i + 1) % 3].addr;
-        propose_through(&peers, via, &ids[1], b"y".to_vec(), timeout)
+        peers
+            .propose(via, &ids[1], b"y".to_vec(), timeout)
             .await
             .unwrap()
             .unwrap();
@@ -123,11 +125,13 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
     follower.groups[1].propose(b"z".to_vec()).await.unwrap();
 
     for node in &nodes {
-        let directory = query_through(&peers, &node.addr, &ids[0], Vec::new(), timeout)
+        let directory = peers
+            .query(&node.addr, &ids[0], Vec::new(), timeout)
             .await
             .unwrap()
             .unwrap();
-        let site = query_through(&peers, &node.addr, &ids[1], Vec::new(), timeout)
+        let site = peers
+            .query(&node.addr, &ids[1], Vec::new(), timeout)
             .await
             .unwrap()
             .unwrap();
@@ -152,7 +156,9 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
     );
 
     let unknown = GroupId::new("site:nowhere").unwrap();
-    let refused = query_through(&peers, &nodes[0].addr, &unknown, Vec::new(), timeout).await;
+    let refused = peers
+        .query(&nodes[0].addr, &unknown, Vec::new(), timeout)
+        .await;
     assert!(
         matches!(
             refused,

@@ -50,6 +50,13 @@ impl Listeners {
     }
 }
 
+fn local_addr(listener: &TcpListener, configured: SocketAddr) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        addr: configured,
+        source,
+    })
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
@@ -83,20 +90,8 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         .await?;
     let site = SiteStore::new(site_group.clone());
     let (stop, stopped) = watch::channel(false);
-    let api_addr = listeners
-        .api
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: config.listen.api,
-            source,
-        })?;
-    let cluster_addr = listeners
-        .cluster
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: config.listen.cluster,
-            source,
-        })?;
+    let api_addr = local_addr(&listeners.api, config.listen.api)?;
+    let cluster_addr = local_addr(&listeners.cluster, config.listen.cluster)?;
 
     let tasks = vec![
         tokio::spawn(serve(listeners.cluster, cluster.router(), stopped.clone())),

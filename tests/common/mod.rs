@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
 use sessionplane::state::{decode, encode};
-use sessionplane_cluster::{
-    propose_through, query_through, status_of, GroupId, GroupStatus, PeerClient,
-};
+use sessionplane_cluster::{GroupId, GroupStatus, PeerClient};
 
 pub const SECRET: &str = "test-cluster-secret-0123456789";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -154,41 +152,30 @@ impl TestSite {
 
     pub async fn propose(&self, i: usize, command: &SiteCommand) -> Result<SiteReply, String> {
         let bytes = encode(command).map_err(|e| e.to_string())?;
-        let answer = propose_through(
-            &self.peers,
-            &self.cluster_addr(i),
-            &self.group,
-            bytes,
-            CALL_TIMEOUT,
-        )
-        .await
-        .map_err(|e| e.to_string())??;
-        decode(&answer).map_err(|e| e.to_string())
+        let addr = self.cluster_addr(i);
+        let answer = self
+            .peers
+            .propose(&addr, &self.group, bytes, CALL_TIMEOUT)
+            .await;
+        decode(&answer.map_err(|e| e.to_string())??).map_err(|e| e.to_string())
     }
 
     pub async fn query(&self, i: usize, query: &SiteQuery) -> Result<SiteQueryReply, String> {
         let bytes = encode(query).map_err(|e| e.to_string())?;
-        let answer = query_through(
-            &self.peers,
-            &self.cluster_addr(i),
-            &self.group,
-            bytes,
-            CALL_TIMEOUT,
-        )
-        .await
-        .map_err(|e| e.to_string())??;
-        decode(&answer).map_err(|e| e.to_string())
+        let addr = self.cluster_addr(i);
+        let answer = self
+            .peers
+            .query(&addr, &self.group, bytes, CALL_TIMEOUT)
+            .await;
+        decode(&answer.map_err(|e| e.to_string())??).map_err(|e| e.to_string())
     }
 
     pub async fn status(&self, i: usize) -> Option<GroupStatus> {
-        status_of(
-            &self.peers,
-            &self.cluster_addr(i),
-            &self.group,
-            Duration::from_millis(500),
-        )
-        .await
-        .ok()
+        let addr = self.cluster_addr(i);
+        self.peers
+            .status(&addr, &self.group, Duration::from_millis(500))
+            .await
+            .ok()
     }
 
     /// The index of the node every running node agrees leads.
