@@ -7,7 +7,8 @@
 //!   a commit is under way are batched into the next one;
 //! - a vote is on disk before `save_vote` returns;
 //! - operations are applied in the order they were queued: vote and log writes never reorder;
-//! - the committed index (optional for openraft) is written without an fsync of its own.
+//! - the committed index (optional for openraft) rides along with the next durable commit
+//!   instead of costing a transaction of its own.
 //!
 //! Entries are readable as soon as `append` returns: every entry not yet on disk, and the most
 //! recent flushed ones (up to [`TAIL_BYTES`]), stay in an in-memory tail, so replicating fresh
@@ -222,6 +223,9 @@ impl Tail {
 }
 
 fn run_writer(db: &redb::Database, queue: &mpsc::Receiver<WriteOp>) {
+    // Lazy metadata (the committed index, which openraft may lose) waits for the next durable
+    // commit instead of costing a transaction of its own; only the latest value per key is kept.
+    let mut deferred: Vec<WriteOp> = Vec::new();
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_OPS_PER_COMMIT {
@@ -230,23 +234,35 @@ fn run_writer(db: &redb::Database, queue: &mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        let result = commit_batch(db, &batch).map_err(|e| e.to_string());
+        if batch.iter().all(WriteOp::is_lazy) {
+            for op in batch {
+                defer(&mut deferred, op);
+            }
+            continue;
+        }
+        let mut ops = std::mem::take(&mut deferred);
+        ops.append(&mut batch);
+        let result = commit_batch(db, &ops).map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, "raft log commit failed");
         }
-        for op in batch {
+        for op in ops {
             acknowledge(op, &result);
         }
     }
 }
 
-fn commit_batch(db: &redb::Database, batch: &[WriteOp]) -> Result<(), redb::Error> {
-    let mut txn = db.begin_write()?;
-    // A batch of nothing but lazy metadata (the committed index, which openraft may lose) is
-    // not worth an fsync of its own: it becomes durable with the next durable commit.
-    if batch.iter().all(WriteOp::is_lazy) {
-        txn.set_durability(redb::Durability::None);
+fn defer(deferred: &mut Vec<WriteOp>, op: WriteOp) {
+    if let WriteOp::PutMeta { tables, key, .. } = &op {
+        deferred.retain(|d| {
+            !matches!(d, WriteOp::PutMeta { tables: t, key: k, .. } if t.meta == tables.meta && k == key)
+        });
     }
+    deferred.push(op);
+}
+
+fn commit_batch(db: &redb::Database, batch: &[WriteOp]) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
     for op in batch {
         match op {
             WriteOp::Append {
@@ -692,6 +708,28 @@ mod tests {
         assert_eq!(
             reopened.try_get_log_entries(11..=41).await.unwrap().len(),
             31
+        );
+    }
+
+    #[tokio::test]
+    async fn the_committed_index_rides_along_with_the_next_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = GroupId::new("site:t").unwrap();
+        let db = LogDb::open(&dir.path().join("raft.redb")).unwrap();
+        let mut log = db.group_log(&group).unwrap();
+        log.blocking_append(vec![entry(1, 1), entry(1, 2)])
+            .await
+            .unwrap();
+        for index in 1..=2 {
+            let committed = Some(LogId::new(CommittedLeaderId::new(1, 0), index));
+            log.save_committed(committed).await.unwrap();
+        }
+        log.blocking_append(vec![entry(1, 3)]).await.unwrap();
+        let committed = log.read_committed().await.unwrap();
+        assert_eq!(
+            committed.map(|c| c.index),
+            Some(2),
+            "the latest value, written with entry 3"
         );
     }
 
