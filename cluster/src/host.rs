@@ -30,8 +30,11 @@ impl Default for RaftTuning {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(500),
-            election_timeout_max: Duration::from_millis(1000),
+            // openraft makes followers refuse other candidates for `election_timeout_max` after
+            // the last heartbeat (a leader lease), so failover takes about one to two timeouts:
+            // a narrow, short range keeps it near one second with 4 heartbeats of slack.
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(700),
             snapshot_every: 100_000,
             logs_kept_after_snapshot: 10_000,
             operation_timeout: Duration::from_secs(5),
