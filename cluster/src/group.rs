@@ -179,32 +179,6 @@ impl<S: crate::StateMachine> Group<S> {
         Ok(())
     }
 
-    /// Removes voters; with `keep_as_learners` they stay as learners (leader only).
-    pub async fn remove_voters(
-        &self,
-        ids: BTreeSet<NodeId>,
-        keep_as_learners: bool,
-    ) -> Result<(), ClusterError> {
-        let _serial = self.core.membership_changes.lock().await;
-        let change = ChangeMembers::RemoveVoters(ids);
-        self.core
-            .raft
-            .change_membership(change, keep_as_learners)
-            .await
-            .map_err(|e| self.core.membership_error(e))?;
-        Ok(())
-    }
-
-    /// Asks the group to build a snapshot now (used by tests and operators).
-    pub async fn trigger_snapshot(&self) -> Result<(), ClusterError> {
-        self.core
-            .raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| self.core.stopped(e))
-    }
-
     pub async fn shutdown(&self) {
         let _ = self.core.raft.shutdown().await;
     }
@@ -387,13 +361,6 @@ impl GroupCore {
         ClusterError::Indeterminate {
             group: self.id.clone(),
             reason,
-        }
-    }
-
-    fn stopped(&self, e: impl std::fmt::Display) -> ClusterError {
-        ClusterError::Stopped {
-            group: self.id.clone(),
-            reason: e.to_string(),
         }
     }
 

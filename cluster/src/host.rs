@@ -10,7 +10,7 @@ use crate::network::{GroupNetwork, PeerClient};
 use crate::server::{self, Registry};
 use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::{StateMachine, StateMachineStore};
-use crate::types::{GroupId, Member, NodeId, Raft};
+use crate::types::{GroupId, NodeId, Raft};
 
 /// Raft timing and log retention, shared by every group of the node.
 #[derive(Clone, Debug)]
@@ -101,13 +101,6 @@ impl ClusterNode {
 
     pub fn node_id(&self) -> NodeId {
         self.options.node_id
-    }
-
-    /// This node as a group member.
-    pub fn member(&self) -> Member {
-        Member {
-            addr: self.options.advertise.clone(),
-        }
     }
 
     pub fn peers(&self) -> &PeerClient {

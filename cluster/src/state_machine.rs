@@ -59,10 +59,6 @@ impl<S: StateMachine> StateHandle<S> {
         read(&self.guard().state)
     }
 
-    pub fn last_applied(&self) -> Option<LogId> {
-        self.guard().last_applied
-    }
-
     fn guard(&self) -> RwLockReadGuard<'_, Applied<S>> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
