@@ -12,3 +12,8 @@ pub mod model;
 pub mod node;
 pub mod sessions;
 pub mod state;
+
+/// Every binary that links this crate (the server, tests, benchmarks) allocates through
+/// jemalloc, so benchmarks measure what ships.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

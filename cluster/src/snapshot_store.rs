@@ -53,7 +53,8 @@ impl SnapshotStore {
         file.read_exact(&mut meta)?;
         let meta: SnapshotMeta =
             decode(&meta).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let mut data = Vec::new();
+        let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        let mut data = Vec::with_capacity(size);
         file.read_to_end(&mut data)?;
         Ok(Some((meta, data)))
     }

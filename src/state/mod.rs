@@ -11,6 +11,14 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
     rmp_serde::to_vec(value)
 }
 
+/// Encodes into a buffer the caller sized.
+pub fn encode_into<T: serde::Serialize>(
+    buffer: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), EncodeError> {
+    rmp_serde::encode::write(buffer, value)
+}
+
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     rmp_serde::from_slice(bytes)
 }
