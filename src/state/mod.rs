@@ -1,6 +1,7 @@
 //! The replicated state machines and their commands. Everything here is deterministic: the only
 //! clock is the leader's, carried in each log entry.
 
+pub mod directory;
 pub mod site;
 
 pub use rmp_serde::decode::Error as DecodeError;

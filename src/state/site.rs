@@ -35,8 +35,13 @@ pub enum SiteCommand {
         except: Option<Uuid>,
         reason: CloseReason,
     },
-    /// Removes at most `limit` sessions expired at the entry's time.
+    /// Removes at most `limit` sessions expired at the entry's time, and as many expired login
+    /// failures.
     PurgeExpired { limit: u32 },
+    /// Counts a failed login for `key` (`login@domain`) for `window_ms`.
+    RecordLoginFailure { key: String, window_ms: u64 },
+    /// Forgets `key`'s failures (after a successful login).
+    ClearLoginFailures { key: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +49,16 @@ pub enum SiteReply {
     Session(Session),
     NotFound,
     Deleted(Vec<Uuid>),
+    LoginFailures(LoginFailures),
     Invalid(String),
+}
+
+/// The failed logins of one `login@domain` that still count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFailures {
+    pub count: u32,
+    /// When the oldest of them stops counting (ms since the epoch); 0 when there is none.
+    pub first_expires_at_ms: u64,
 }
 
 /// Read-only questions a peer may ask a site's group (answered after a read barrier).
@@ -75,6 +89,9 @@ pub struct SiteState {
     by_expiry: BTreeSet<(u64, Uuid)>,
     /// One allocation per distinct domain and login string.
     names: HashSet<Arc<str>>,
+    /// Failed logins per `login@domain`: the times at which each stops counting, oldest first.
+    failures: imbl::OrdMap<Arc<str>, Vec<u64>>,
+    failure_expiry: BTreeSet<(u64, Arc<str>)>,
 }
 
 impl SiteState {
@@ -122,11 +139,24 @@ impl SiteState {
         (self.sessions.len() - expired) as u64
     }
 
-    /// Whether some session has expired and awaits purging.
+    /// Whether some session or login failure has expired and awaits purging.
     pub fn has_expired(&self, now_ms: u64) -> bool {
-        self.by_expiry
-            .first()
-            .is_some_and(|(expires, _)| *expires <= now_ms)
+        let due = |first: Option<u64>| first.is_some_and(|expires| expires <= now_ms);
+        due(self.by_expiry.first().map(|(at, _)| *at))
+            || due(self.failure_expiry.first().map(|(at, _)| *at))
+    }
+
+    /// The failed logins of `key` that still count at `now_ms`.
+    pub fn login_failures(&self, key: &str, now_ms: u64) -> LoginFailures {
+        let live: Vec<u64> = self
+            .failures
+            .get(key)
+            .map(|times| times.iter().copied().filter(|t| *t > now_ms).collect())
+            .unwrap_or_default();
+        LoginFailures {
+            count: live.len() as u32,
+            first_expires_at_ms: live.first().copied().unwrap_or(0),
+        }
     }
 
     pub fn stored_count(&self) -> usize {
@@ -165,7 +195,47 @@ impl SiteState {
                     .take(limit as usize)
                     .map(|(_, id)| *id)
                     .collect();
+                self.forget_failures_until(at_ms, limit as usize);
                 SiteReply::Deleted(self.remove_all(expired))
+            }
+            SiteCommand::RecordLoginFailure { key, window_ms } => {
+                let key = self.intern(&key);
+                let until = at_ms.saturating_add(window_ms);
+                self.failures.entry(key.clone()).or_default().push(until);
+                self.failure_expiry.insert((until, key.clone()));
+                SiteReply::LoginFailures(self.login_failures(&key, at_ms))
+            }
+            SiteCommand::ClearLoginFailures { key } => {
+                if let Some(times) = self.failures.remove(key.as_str()) {
+                    let key: Arc<str> = key.into();
+                    for until in times {
+                        self.failure_expiry.remove(&(until, key.clone()));
+                    }
+                }
+                SiteReply::LoginFailures(LoginFailures::default())
+            }
+        }
+    }
+
+    fn forget_failures_until(&mut self, at_ms: u64, limit: usize) {
+        let expired: Vec<(u64, Arc<str>)> = self
+            .failure_expiry
+            .iter()
+            .take_while(|(until, _)| *until <= at_ms)
+            .take(limit)
+            .cloned()
+            .collect();
+        for (until, key) in expired {
+            self.failure_expiry.remove(&(until, key.clone()));
+            let emptied = match self.failures.get_mut(&key) {
+                Some(times) => {
+                    times.retain(|t| *t != until);
+                    times.is_empty()
+                }
+                None => false,
+            };
+            if emptied {
+                self.failures.remove(&key);
             }
         }
     }
@@ -277,9 +347,15 @@ impl StateMachine for SiteState {
 
     fn snapshot(&self) -> SnapshotWriter {
         let sessions = self.sessions.clone();
+        let failures = self.failures.clone();
         Box::new(move || {
             let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
-            match encode_into(&mut bytes, &EverySession(&sessions)) {
+            let failures: Vec<(&str, &Vec<u64>)> = failures
+                .iter()
+                .map(|(key, times)| (&**key, times))
+                .collect();
+            let snapshot = (EverySession(&sessions), failures);
+            match encode_into(&mut bytes, &snapshot) {
                 Ok(()) => bytes,
                 Err(_) => Vec::new(),
             }
@@ -287,9 +363,16 @@ impl StateMachine for SiteState {
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<Self, String> {
-        let sessions: Vec<Session> =
+        let (sessions, failures): (Vec<Session>, Vec<(String, Vec<u64>)>) =
             decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
         let mut state = SiteState::default();
+        for (key, times) in failures {
+            let key = state.intern(&key);
+            for until in &times {
+                state.failure_expiry.insert((*until, key.clone()));
+            }
+            state.failures.insert(key, times);
+        }
         for mut session in sessions {
             session.login = state.intern(&session.login);
             session.domain = state.intern(&session.domain);
@@ -444,6 +527,42 @@ mod tests {
         assert_eq!(restored.domain_sessions("d", 0).len(), 100);
         assert!(restored.has_expired(20_000));
         assert!(state.restore(b"garbage").is_err());
+    }
+
+    #[test]
+    fn login_failures_count_within_their_window_survive_snapshots_and_are_purged() {
+        let mut state = SiteState::default();
+        let record = |key: &str| SiteCommand::RecordLoginFailure {
+            key: key.into(),
+            window_ms: 1_000,
+        };
+        for at in [100, 200, 300] {
+            run(&mut state, at, record("a@d"));
+        }
+        let reply = run(&mut state, 400, record("a@d"));
+        let expected = LoginFailures {
+            count: 4,
+            first_expires_at_ms: 1_100,
+        };
+        assert_eq!(reply, SiteReply::LoginFailures(expected));
+        run(&mut state, 400, record("b@d"));
+        assert_eq!(state.login_failures("a@d", 1_150).count, 3);
+        let restored = state.restore(&(state.snapshot())()).unwrap();
+        assert_eq!(restored.login_failures("a@d", 400), expected);
+        assert!(!state.has_expired(1_000));
+        assert!(state.has_expired(1_100));
+        run(&mut state, 1_250, SiteCommand::PurgeExpired { limit: 100 });
+        assert_eq!(state.failures.get("a@d").map(Vec::len), Some(2));
+        run(&mut state, 5_000, SiteCommand::PurgeExpired { limit: 100 });
+        assert!(state.failures.is_empty() && state.failure_expiry.is_empty());
+        run(&mut state, 6_000, record("c@d"));
+        run(
+            &mut state,
+            6_001,
+            SiteCommand::ClearLoginFailures { key: "c@d".into() },
+        );
+        assert_eq!(state.login_failures("c@d", 6_001).count, 0);
+        assert!(state.failure_expiry.is_empty());
     }
 
     #[test]
