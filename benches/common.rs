@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sessionplane::config::{Config, Listen, SiteNode};
+use sessionplane::config::{Config, IamSettings, Listen, SiteNode};
 use sessionplane::node::{self, Listeners, RunningNode};
 use tokio::net::TcpListener;
 
@@ -34,6 +34,10 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
             node_name: format!("n{}", k + 1),
             data_dir: data.join(format!("n{}", k + 1)),
             cluster_secret: "bench-secret".into(),
+            iam: IamSettings {
+                token_key: "bench-token-key".into(),
+                ..IamSettings::default()
+            },
             listen: Listen {
                 api: listeners.api.local_addr().expect("addr"),
                 cluster: listeners.cluster.local_addr().expect("addr"),

@@ -29,6 +29,58 @@ pub struct Config {
     pub site_nodes: Vec<SiteNode>,
     pub raft: RaftSettings,
     pub sessions: SessionSettings,
+    /// The domain of the deployment's administrators (group `admins` in it).
+    pub master_domain: String,
+    pub iam: IamSettings,
+    /// The first administrator's password, taken once on the deployment's first start (from
+    /// `SESSIONPLANE_ADMIN_PASSWORD`; never from a file). Unset: one is generated and printed.
+    #[serde(skip)]
+    pub initial_admin_password: Option<Secret>,
+}
+
+/// A secret held in memory: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IamSettings {
+    /// Signs session tokens (HS256). Every node of a site needs the same key: set it here or in
+    /// `token_key_file`. Both empty on a lone node: one is generated into <data_dir>/token_key.
+    pub token_key: String,
+    pub token_key_file: Option<PathBuf>,
+    /// Verifies service tokens (`sub`, `admin: true`): an HS256 secret, or a PEM public key for
+    /// RS256 / EdDSA. Unset: service tokens are refused.
+    pub service_key_file: Option<PathBuf>,
+    pub service_key_algorithm: ServiceKeyAlgorithm,
+    /// Failed logins of one login@domain, site-wide, that ban it for the rest of the window.
+    pub max_login_failures: u32,
+    pub login_failure_window_secs: u64,
+    pub argon2: Argon2Settings,
+    /// Password hashes computed at once; 0: one per core.
+    pub hash_threads: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceKeyAlgorithm {
+    HS256,
+    RS256,
+    EdDSA,
+}
+
+/// argon2id cost; the defaults are OWASP's (19 MiB, 2 passes, 1 lane).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,6 +136,34 @@ impl Default for Config {
             site_nodes: Vec::new(),
             raft: RaftSettings::default(),
             sessions: SessionSettings::default(),
+            master_domain: "master.domain".into(),
+            iam: IamSettings::default(),
+            initial_admin_password: None,
+        }
+    }
+}
+
+impl Default for IamSettings {
+    fn default() -> Self {
+        Self {
+            token_key: String::new(),
+            token_key_file: None,
+            service_key_file: None,
+            service_key_algorithm: ServiceKeyAlgorithm::HS256,
+            max_login_failures: 5,
+            login_failure_window_secs: 180,
+            argon2: Argon2Settings::default(),
+            hash_threads: 0,
+        }
+    }
+}
+
+impl Default for Argon2Settings {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
         }
     }
 }
@@ -184,6 +264,15 @@ impl Config {
                     "a site of several nodes needs cluster_secret or cluster_secret_file".into(),
                 );
             }
+            if self.site_nodes.len() > 1
+                && self.iam.token_key.is_empty()
+                && self.iam.token_key_file.is_none()
+            {
+                return invalid(
+                    "a site of several nodes needs iam.token_key or iam.token_key_file (one key shared by its nodes)"
+                        .into(),
+                );
+            }
         }
         let r = &self.raft;
         if r.heartbeat_ms == 0
@@ -201,6 +290,22 @@ impl Config {
         {
             return invalid(
                 "sessions: lifetime_secs, purge_batch and purge_interval_ms must be positive"
+                    .into(),
+            );
+        }
+        if let Err(e) = self.master_domain.parse::<crate::model::DomainName>() {
+            return invalid(format!("master_domain: {e}"));
+        }
+        let iam = &self.iam;
+        if iam.max_login_failures == 0 || iam.login_failure_window_secs == 0 {
+            return invalid(
+                "iam: max_login_failures and login_failure_window_secs must be positive".into(),
+            );
+        }
+        let a = &iam.argon2;
+        if a.memory_kib < 8 * a.parallelism.max(1) || a.iterations == 0 || a.parallelism == 0 {
+            return invalid(
+                "iam.argon2: need iterations >= 1, parallelism >= 1, memory_kib >= 8 * parallelism"
                     .into(),
             );
         }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod iam;
 pub mod model;
 pub mod node;
 pub mod sessions;

@@ -1,9 +1,17 @@
 //! Every failure the api answers, mapped to the contract's JSON in one place:
 //! `{"statusCode": 400, "type": "InvalidArgument", "message": "...", "cause": "..."}`.
+//!
+//! `statusCode` is the precise HTTP status; `type` the contract's class of error. Statuses the
+//! contract's table does not name (405, 413, 415) answer with the class `InvalidArgument`: the
+//! client's request is at fault.
 
-use axum::http::{header, StatusCode};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::iam::IamError;
+use crate::sessions::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -17,12 +25,21 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     WrongState(String),
-    #[error("{0}")]
-    TooManyRequests(String),
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Server(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
 }
 
 #[derive(Serialize)]
@@ -44,20 +61,26 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::WrongState(_) => StatusCode::CONFLICT,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::InvalidArgument(_) => "InvalidArgument",
+            Self::InvalidArgument(_)
+            | Self::MethodNotAllowed(_)
+            | Self::PayloadTooLarge(_)
+            | Self::UnsupportedMediaType(_) => "InvalidArgument",
             Self::Unauthorized(_) => "Unauthorized",
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "notFound",
             Self::WrongState(_) => "WrongState",
-            Self::TooManyRequests(_) => "TooManyRequests",
+            Self::TooManyRequests { .. } => "TooManyRequests",
             Self::Server(_) => "ServerError",
             Self::Unavailable(_) => "Unavailable",
         }
@@ -66,6 +89,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if matches!(self, Self::Server(_)) {
+            tracing::error!(error = %self, "request failed");
+        }
         let body = ErrorBody {
             status_code: self.status().as_u16(),
             kind: self.kind(),
@@ -73,11 +99,84 @@ impl IntoResponse for ApiError {
             cause: None,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (
+        let mut response = (
             self.status(),
             [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
             json,
         )
-            .into_response()
+            .into_response();
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Cluster(e) => Self::Unavailable(format!("the cluster cannot answer: {e}")),
+            StoreError::Invalid(reason) => Self::InvalidArgument(reason),
+            StoreError::Protocol(reason) => Self::Server(reason),
+        }
+    }
+}
+
+impl From<IamError> for ApiError {
+    fn from(error: IamError) -> Self {
+        let message = error.to_string();
+        match error {
+            IamError::BadCredentials
+            | IamError::MissingCredentials
+            | IamError::BadToken(_)
+            | IamError::SessionClosed
+            | IamError::OtherSite(_) => Self::Unauthorized(message),
+            IamError::Banned { retry_after_secs } => Self::TooManyRequests {
+                message,
+                retry_after_secs,
+            },
+            IamError::Forbidden(_) => Self::Forbidden(message),
+            IamError::NotFound(_) => Self::NotFound(message),
+            IamError::Conflict(_) => Self::WrongState(message),
+            IamError::Invalid(_) => Self::InvalidArgument(message),
+            IamError::Store(e) => e.into(),
+            IamError::Hash(_) | IamError::Token(_) | IamError::Unexpected(_) => {
+                Self::Server(message)
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let text = rejection.body_text();
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(text),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(text),
+            _ => Self::InvalidArgument(text),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::InvalidArgument(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::InvalidArgument(rejection.body_text())
+    }
+}
+
+impl From<crate::model::NameError> for ApiError {
+    fn from(error: crate::model::NameError) -> Self {
+        Self::InvalidArgument(error.to_string())
     }
 }

@@ -1,11 +1,43 @@
 //! The api listener's HTTP routes, one file per resource, and the error contract in one place.
+//!
+//! Handlers parse and authorize, then call `iam` or the stores; they hold no state of their own.
 
+pub mod domains;
 pub mod error;
+pub mod extract;
+pub mod groups;
+pub mod iam_sessions;
+pub mod users;
 
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
 pub use error::ApiError;
 
-pub fn router() -> Router {
-    Router::new().fallback(|| async { ApiError::NotFound("no such route".into()) })
+use crate::iam::Iam;
+
+/// The largest request body the api reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub iam: Arc<Iam>,
+    /// Whether the api listener speaks TLS (cookies are then `Secure`).
+    pub tls: bool,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .merge(iam_sessions::routes())
+        .merge(domains::routes())
+        .merge(users::routes())
+        .merge(groups::routes())
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this route does not take that method".into())
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
 }

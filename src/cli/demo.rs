@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use crate::config::{Config, Listen, SiteNode};
+use crate::config::{Config, IamSettings, Listen, Secret, SiteNode};
 use crate::node::{self, secrets, Listeners, RunningNode};
 
 #[derive(Args, Debug)]
@@ -44,7 +44,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("sessionplane-demo-{}", std::process::id())),
     };
     let mut stop = super::StopSignals::install()?;
-    let configs = configs(&args, &data_dir)?;
+    let admin_password = admin_password(&data_dir)?;
+    let mut configs = configs(&args, &data_dir)?;
+    for config in &mut configs {
+        config.initial_admin_password = Some(Secret(admin_password.clone()));
+    }
     let mut nodes = Vec::new();
     for config in configs {
         let listeners = Listeners::bind(&config).await?;
@@ -53,8 +57,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if !site_formed(&nodes, args.nodes as usize, Duration::from_secs(30)).await {
         anyhow::bail!("the demo site did not form within 30 s");
     }
+    if !directory_ready(&nodes, Duration::from_secs(30)).await {
+        anyhow::bail!("the demo directory was not ready within 30 s");
+    }
     let line = DemoLine {
-        admin_password: None,
+        admin_password: Some(admin_password),
         nodes: nodes
             .iter()
             .map(|n| DemoNode {
@@ -90,10 +97,46 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `SESSIONPLANE_ADMIN_PASSWORD`, else the one this demo's data dir was first started with,
+/// else a new one (kept in the data dir so that a rerun prints the password that works).
+fn admin_password(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    if let Ok(given) = std::env::var("SESSIONPLANE_ADMIN_PASSWORD") {
+        if !given.is_empty() {
+            return Ok(given);
+        }
+    }
+    let file = data_dir.join("admin_password");
+    if let Ok(kept) = std::fs::read_to_string(&file) {
+        return Ok(kept.trim().to_string());
+    }
+    let fresh = secrets::random_hex(16)?;
+    secrets::write_private(&file, &fresh)?;
+    Ok(fresh)
+}
+
+/// Whether every node sees the master domain (the first administrator exists).
+async fn directory_ready(nodes: &[RunningNode], timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for node in nodes {
+        let master = node.iam.master_domain.clone();
+        while !node.directory.read_local(|d| d.domain(&master).is_some()) {
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    true
+}
+
 fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Config>> {
     let secret_file = data_dir.join("cluster_secret");
     if !secret_file.exists() {
         secrets::write_private(&secret_file, &secrets::random_hex(32)?)?;
+    }
+    let token_key_file = data_dir.join("token_key");
+    if !token_key_file.exists() {
+        secrets::write_private(&token_key_file, &secrets::random_hex(32)?)?;
     }
     let port = |offset: u64| -> anyhow::Result<u16> {
         u16::try_from(u64::from(args.port_base) + offset)
@@ -114,6 +157,10 @@ fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Co
             node_name: format!("n{k}"),
             data_dir: data_dir.join(format!("n{k}")),
             cluster_secret_file: Some(secret_file.clone()),
+            iam: IamSettings {
+                token_key_file: Some(token_key_file.clone()),
+                ..IamSettings::default()
+            },
             listen: Listen {
                 api: format!("127.0.0.1:{}", port(1000 + k)?).parse()?,
                 cluster: format!("127.0.0.1:{}", port(k)?).parse()?,

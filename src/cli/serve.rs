@@ -3,17 +3,33 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
+use crate::iam::bootstrap;
 use crate::node::{self, Listeners};
 
 pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
-    let config = match config_path {
+    let mut config = match config_path {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    config.initial_admin_password = std::env::var("SESSIONPLANE_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(Secret);
     let mut stop = super::StopSignals::install()?;
     let listeners = Listeners::bind(&config).await?;
-    let node = node::start(config, listeners).await?;
+    let mut node = node::start(config, listeners).await?;
+    if let Some(generated) = node.generated_admin_password.take() {
+        let admin = format!("{}@{}", bootstrap::FIRST_ADMIN, node.iam.master_domain);
+        tokio::spawn(async move {
+            if let Ok(password) = generated.await {
+                crate::say!(
+                    "First start: administrator {admin}, password {password}\n(shown once; \
+                     set SESSIONPLANE_ADMIN_PASSWORD on a first start to choose it)"
+                );
+            }
+        });
+    }
     let ready = node.wait_for_leader(Duration::from_secs(30));
     tokio::select! {
         elected = ready => {

@@ -17,8 +17,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
+use crate::iam::{self, DirectoryStore, Iam, PasswordHasher, TokenKeys};
+use crate::model::DomainName;
 use crate::sessions::{reaper, SiteStore};
+use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
+use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -28,6 +32,8 @@ pub enum StartError {
     Secret(#[from] secrets::SecretError),
     #[error(transparent)]
     Cluster(#[from] SetupError),
+    #[error("identity: {0}")]
+    Iam(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -66,6 +72,10 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 pub struct RunningNode {
     pub config: Arc<Config>,
     pub site: SiteStore,
+    pub directory: DirectoryStore,
+    pub iam: Arc<Iam>,
+    /// Answers once if this node created the first administrator with a generated password.
+    pub generated_admin_password: Option<oneshot::Receiver<String>>,
     pub api_addr: SocketAddr,
     pub cluster_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -89,29 +99,96 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         .open_group(site_group_id, SiteState::default())
         .await?;
     let site = SiteStore::new(site_group.clone());
+    let directory_group_id =
+        GroupId::new("directory").map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let directory_group = cluster
+        .open_group(directory_group_id, DirectoryState::default())
+        .await?;
+    let directory = DirectoryStore::new(directory_group.clone());
+    let iam = Arc::new(identity(&config, site.clone(), directory.clone())?);
     let (stop, stopped) = watch::channel(false);
     let api_addr = local_addr(&listeners.api, config.listen.api)?;
     let cluster_addr = local_addr(&listeners.cluster, config.listen.cluster)?;
+    let api_state = crate::api::ApiState {
+        iam: iam.clone(),
+        tls: false,
+    };
+    let directory_members = site_members(&config);
+    let (generated_tx, generated_rx) = oneshot::channel();
+    let is_directory_seed = directory_members.seed == config.node_id;
 
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(serve(listeners.cluster, cluster.router(), stopped.clone())),
-        tokio::spawn(serve(listeners.api, crate::api::router(), stopped.clone())),
+        tokio::spawn(serve(
+            listeners.api,
+            crate::api::router(api_state),
+            stopped.clone(),
+        )),
         tokio::spawn(keep_membership(site_group, site_members(&config))),
+        tokio::spawn(keep_membership(directory_group, directory_members)),
         tokio::spawn(reaper::run(
             site.clone(),
             Duration::from_millis(config.sessions.purge_interval_ms),
             config.sessions.purge_batch,
-            stopped,
+            stopped.clone(),
         )),
     ];
+    if is_directory_seed {
+        tasks.push(tokio::spawn(iam::bootstrap::run(
+            iam.clone(),
+            config.initial_admin_password.clone(),
+            generated_tx,
+            stopped,
+        )));
+    }
     tracing::info!(node = config.node_id, site = %config.site, api = %api_addr, cluster = %cluster_addr, "node started");
     Ok(RunningNode {
         config,
         site,
+        directory,
+        iam,
+        generated_admin_password: is_directory_seed.then_some(generated_rx),
         api_addr,
         cluster_addr,
         stop,
         tasks,
+    })
+}
+
+fn identity(
+    config: &Config,
+    site: SiteStore,
+    directory: DirectoryStore,
+) -> Result<Iam, StartError> {
+    let settings = &config.iam;
+    let hasher = PasswordHasher::new(&settings.argon2, settings.hash_threads)
+        .map_err(|e| StartError::Iam(e.to_string()))?;
+    let token_key = secrets::token_key(config)?;
+    let service_key = match &settings.service_key_file {
+        Some(path) => Some(secrets::read("service key", path)?),
+        None => None,
+    };
+    let tokens = TokenKeys::new(
+        &token_key,
+        service_key
+            .as_deref()
+            .map(|key| (key, settings.service_key_algorithm)),
+    )
+    .map_err(|e| StartError::Iam(e.to_string()))?;
+    let master_domain: DomainName = config
+        .master_domain
+        .parse()
+        .map_err(|e| ConfigError::Invalid(format!("master_domain: {e}")))?;
+    Ok(Iam {
+        site_name: config.site.clone(),
+        master_domain,
+        site,
+        directory,
+        hasher,
+        tokens,
+        session_lifetime_ms: config.sessions.lifetime_secs.saturating_mul(1000),
+        max_login_failures: settings.max_login_failures,
+        login_failure_window_ms: settings.login_failure_window_secs.saturating_mul(1000),
     })
 }
 
@@ -135,7 +212,8 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Rec
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    if let Err(e) = axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
     {
@@ -158,5 +236,6 @@ impl RunningNode {
             task.abort();
         }
         self.site.group().shutdown().await;
+        self.directory.group().shutdown().await;
     }
 }

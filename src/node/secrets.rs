@@ -1,4 +1,6 @@
-//! The cluster secret: from the config, from a file, or generated once for a lone node.
+//! Secrets a node needs: the cluster secret and the session token key. Each comes from the
+//! config, from a file, or (on a lone node) is generated once into the data dir, readable by its
+//! owner only.
 
 use std::fs;
 use std::io::Write;
@@ -6,43 +8,64 @@ use std::path::Path;
 
 use crate::config::Config;
 
-const GENERATED: &str = "cluster_secret";
-
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("cannot read the cluster secret file {path}: {source}")]
+    #[error("cannot read the {what} file {path}: {source}")]
     Read {
+        what: &'static str,
         path: String,
         source: std::io::Error,
     },
-    #[error("the cluster secret file {0} is empty")]
-    Empty(String),
-    #[error("cannot store a generated cluster secret in {path}: {source}")]
+    #[error("the {what} file {path} is empty")]
+    Empty { what: &'static str, path: String },
+    #[error("cannot store a generated {what} in {path}: {source}")]
     Write {
+        what: &'static str,
         path: String,
         source: std::io::Error,
     },
 }
 
 pub fn cluster_secret(config: &Config) -> Result<String, SecretError> {
-    if !config.cluster_secret.is_empty() {
-        return Ok(config.cluster_secret.clone());
+    resolve(
+        "cluster secret",
+        &config.cluster_secret,
+        config.cluster_secret_file.as_deref(),
+        &config.data_dir.join("cluster_secret"),
+    )
+}
+
+pub fn token_key(config: &Config) -> Result<String, SecretError> {
+    resolve(
+        "token key",
+        &config.iam.token_key,
+        config.iam.token_key_file.as_deref(),
+        &config.data_dir.join("token_key"),
+    )
+}
+
+fn resolve(
+    what: &'static str,
+    inline: &str,
+    file: Option<&Path>,
+    generated: &Path,
+) -> Result<String, SecretError> {
+    if !inline.is_empty() {
+        return Ok(inline.to_string());
     }
-    let path = match &config.cluster_secret_file {
-        Some(path) => return read(path),
-        None => config.data_dir.join(GENERATED),
+    if let Some(path) = file {
+        return read(what, path);
+    }
+    if generated.exists() {
+        return read(what, generated);
+    }
+    let write_error = |source| SecretError::Write {
+        what,
+        path: generated.display().to_string(),
+        source,
     };
-    if path.exists() {
-        return read(&path);
-    }
-    let secret = random_hex(32).map_err(|source| SecretError::Write {
-        path: path.display().to_string(),
-        source,
-    })?;
-    write_private(&path, &secret).map_err(|source| SecretError::Write {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let secret = random_hex(32).map_err(write_error)?;
+    write_private(generated, &secret).map_err(write_error)?;
     Ok(secret)
 }
 
@@ -53,14 +76,19 @@ pub fn random_hex(bytes: usize) -> std::io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn read(path: &Path) -> Result<String, SecretError> {
+/// Reads a secret file whole (a PEM key keeps its lines; surrounding whitespace is dropped).
+pub fn read(what: &'static str, path: &Path) -> Result<String, SecretError> {
     let text = fs::read_to_string(path).map_err(|source| SecretError::Read {
+        what,
         path: path.display().to_string(),
         source,
     })?;
     let secret = text.trim().to_string();
     if secret.is_empty() {
-        return Err(SecretError::Empty(path.display().to_string()));
+        return Err(SecretError::Empty {
+            what,
+            path: path.display().to_string(),
+        });
     }
     Ok(secret)
 }

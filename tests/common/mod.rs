@@ -12,6 +12,9 @@ use sessionplane::state::{decode, encode};
 use sessionplane_cluster::{GroupId, GroupStatus, PeerClient};
 
 pub const SECRET: &str = "test-cluster-secret-0123456789";
+pub const TOKEN_KEY: &str = "test-token-key-9876543210";
+/// The first administrator's password (given through SESSIONPLANE_ADMIN_PASSWORD).
+pub const ADMIN_PASSWORD: &str = "test-admin-pw-5f0e2d";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct TestNode {
@@ -29,13 +32,16 @@ pub struct TestSite {
     pub peers: PeerClient,
     pub group: GroupId,
     dir: tempfile::TempDir,
+    log_filter: String,
 }
 
-/// Extra TOML lines for `[raft]` and `[sessions]`.
+/// Extra TOML lines for `[raft]`, `[sessions]` and `[iam]`, and the nodes' log filter.
 #[derive(Default, Clone)]
 pub struct Tuning {
     pub raft: Vec<String>,
     pub sessions: Vec<String>,
+    pub iam: Vec<String>,
+    pub log_filter: Option<String>,
 }
 
 fn free_port(ip: &str) -> SocketAddr {
@@ -73,7 +79,8 @@ impl TestSite {
         for node in &nodes {
             let text = format!(
                 "node_id = {id}\nnode_name = \"{name}\"\nsite = \"local\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
-                 [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\n\n{members}[raft]\n{raft}\n\n[sessions]\n{sessions}\n",
+                 [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\n\n{members}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
+                 [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n",
                 id = node.id,
                 name = node.name,
                 data = dir.path().join(&node.name).display(),
@@ -81,6 +88,7 @@ impl TestSite {
                 cluster = node.cluster,
                 raft = tuning.raft.join("\n"),
                 sessions = tuning.sessions.join("\n"),
+                iam = tuning.iam.join("\n"),
             );
             std::fs::write(&node.config, text).expect("write config");
         }
@@ -89,6 +97,10 @@ impl TestSite {
             peers: PeerClient::new(SECRET).expect("peer client"),
             group: GroupId::new("site:local").expect("group id"),
             dir,
+            log_filter: tuning
+                .log_filter
+                .clone()
+                .unwrap_or_else(|| "info,openraft=warn".into()),
         };
         for i in 0..site.nodes.len() {
             site.spawn(i);
@@ -98,7 +110,7 @@ impl TestSite {
     }
 
     fn spawn(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
+        let node = &self.nodes[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -107,12 +119,13 @@ impl TestSite {
         let child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
             .args(["serve", "--config"])
             .arg(&node.config)
-            .env("RUST_LOG", "info,openraft=warn")
+            .env("RUST_LOG", &self.log_filter)
+            .env("SESSIONPLANE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn sessionplane");
-        node.child = Some(child);
+        self.nodes[i].child = Some(child);
     }
 
     /// SIGKILL: no shutdown, no flush.
@@ -140,6 +153,15 @@ impl TestSite {
 
     pub fn is_running(&self, i: usize) -> bool {
         self.nodes[i].child.is_some()
+    }
+
+    pub fn api_url(&self, i: usize) -> String {
+        format!("http://{}", self.nodes[i].api)
+    }
+
+    /// A directory that lives as long as the site (for key files and the like).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub fn cluster_addr(&self, i: usize) -> String {

@@ -1,0 +1,97 @@
+//! `/domains`: James's domain resource. Creating and deleting domains is for administrators of
+//! the master domain; a domain administrator sees its own domain.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+use super::extract::Path;
+use super::{ApiError, ApiState};
+use crate::iam::{directory_outcome, Caller};
+use crate::model::DomainName;
+use crate::state::directory::DirectoryCommand;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/domains", get(list))
+        .route("/domains/{domain}", get(exists).put(create).delete(delete))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Vec<String>>, ApiError> {
+    let scope = caller
+        .scope()
+        .ok_or_else(|| ApiError::Forbidden("administrators only".into()))?;
+    let names = state
+        .iam
+        .directory
+        .read(|d| {
+            d.domains()
+                .filter(|domain| scope.covers(&domain.name))
+                .map(|domain| domain.name.to_string())
+                .collect()
+        })
+        .await?;
+    Ok(axum::Json(names))
+}
+
+/// 204 when the domain exists, 404 otherwise (as James answers).
+async fn exists(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let domain: DomainName = domain.parse()?;
+    caller.require_admin_of(&domain)?;
+    let found = state
+        .iam
+        .directory
+        .read(|d| d.domain(&domain).is_some())
+        .await?;
+    match found {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::NotFound(format!("no domain {domain}"))),
+    }
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let domain: DomainName = domain.parse()?;
+    caller.require_global_admin()?;
+    let reply = state
+        .iam
+        .directory
+        .execute(&DirectoryCommand::CreateDomain(domain.clone()))
+        .await?;
+    directory_outcome(reply)?;
+    tracing::info!(%domain, by = %caller.describe(), "domain created");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let domain: DomainName = domain.parse()?;
+    caller.require_global_admin()?;
+    if domain == state.iam.master_domain {
+        return Err(ApiError::WrongState(
+            "the master domain holds the administrators and cannot be deleted".into(),
+        ));
+    }
+    let reply = state
+        .iam
+        .directory
+        .execute(&DirectoryCommand::DeleteDomain(domain.clone()))
+        .await?;
+    directory_outcome(reply)?;
+    tracing::info!(%domain, by = %caller.describe(), "domain deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

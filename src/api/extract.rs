@@ -1,0 +1,101 @@
+//! Extractors that answer in the contract's error format: JSON bodies, path and query
+//! parameters, and the caller's credentials.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum_extra::extract::CookieJar;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, ApiState};
+use crate::iam::{Caller, IamError};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "RSession";
+
+/// A JSON body; a bad one is a 400 (413 when too large, 415 when not JSON).
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// How the caller presented its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presented {
+    Bearer,
+    Cookie,
+}
+
+/// The caller's token: `Authorization: Bearer`, else the `RSession` cookie.
+pub fn presented_token(parts: &Parts) -> Option<(String, Presented)> {
+    if let Some(value) = parts.headers.get(AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default();
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or_default();
+        return Some((token.trim().to_string(), Presented::Bearer));
+    }
+    let jar = CookieJar::from_headers(&parts.headers);
+    jar.get(SESSION_COOKIE)
+        .map(|cookie| (cookie.value().to_string(), Presented::Cookie))
+}
+
+/// An authenticated caller, with how it presented its token.
+pub struct Authenticated {
+    pub caller: Caller,
+    pub presented: Presented,
+}
+
+impl FromRequestParts<ApiState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let (token, presented) = presented_token(parts).ok_or(IamError::MissingCredentials)?;
+        if token.is_empty() {
+            return Err(IamError::MissingCredentials.into());
+        }
+        let caller = state.iam.authenticate(&token).await?;
+        Ok(Self { caller, presented })
+    }
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        Ok(Authenticated::from_request_parts(parts, state)
+            .await?
+            .caller)
+    }
+}

@@ -1,0 +1,210 @@
+//! `/groups`: groups of users of one domain (Sling's group manager). Members are named as
+//! `login@domain` or by user id; members of `admins` administer the group's domain.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{Json, Path, Query};
+use super::{ApiError, ApiState};
+use crate::iam::{directory_outcome, Caller};
+use crate::model::{DomainName, Group, GroupAddress, PropertyChanges, UserAddress};
+use crate::state::directory::{DirectoryCommand, DirectoryReply, DirectoryState};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/groups", get(list)).route(
+        "/groups/{group}",
+        get(show).put(create).patch(update).delete(delete),
+    )
+}
+
+#[derive(Serialize)]
+struct Member {
+    user_id: Uuid,
+    username: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GroupView {
+    name: String,
+    domain: String,
+    members: Vec<Member>,
+    properties: BTreeMap<String, String>,
+}
+
+fn view(group: &Group, directory: &DirectoryState) -> GroupView {
+    GroupView {
+        name: group.name.to_string(),
+        domain: group.domain.to_string(),
+        members: group
+            .members
+            .iter()
+            .map(|id| Member {
+                user_id: *id,
+                username: directory.user(id).map(|u| u.address().to_string()),
+            })
+            .collect(),
+        properties: group.properties.clone(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    #[serde(default)]
+    members: Vec<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+    #[serde(default)]
+    properties: PropertyChanges,
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    domain: Option<String>,
+}
+
+/// Turns `login@domain` or user ids into user ids; an unknown one is a 404.
+async fn member_ids(state: &ApiState, names: &[String]) -> Result<BTreeSet<Uuid>, ApiError> {
+    let mut wanted = Vec::with_capacity(names.len());
+    for name in names {
+        wanted.push(match Uuid::parse_str(name) {
+            Ok(id) => Ok(id),
+            Err(_) => Err(name.parse::<UserAddress>()?),
+        });
+    }
+    let resolved = state
+        .iam
+        .directory
+        .read(|d| {
+            wanted
+                .iter()
+                .map(|w| match w {
+                    Ok(id) => d.user(id).map(|u| u.user_id).ok_or(id.to_string()),
+                    Err(address) => d
+                        .user_by_login(&address.domain, &address.login)
+                        .map(|u| u.user_id)
+                        .ok_or(address.to_string()),
+                })
+                .collect::<Result<BTreeSet<Uuid>, String>>()
+        })
+        .await?;
+    resolved.map_err(|unknown| ApiError::NotFound(format!("no user {unknown}")))
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(group): Path<String>,
+    Json(body): Json<CreateBody>,
+) -> Result<StatusCode, ApiError> {
+    let address: GroupAddress = group.parse()?;
+    caller.require_admin_of(&address.domain)?;
+    let command = DirectoryCommand::CreateGroup {
+        domain: address.domain.clone(),
+        name: address.name.clone(),
+        members: member_ids(&state, &body.members).await?,
+        properties: body.properties,
+    };
+    directory_outcome(state.iam.directory.execute(&command).await?)?;
+    tracing::info!(group = %address, by = %caller.describe(), "group created");
+    Ok(StatusCode::CREATED)
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(group): Path<String>,
+) -> Result<axum::Json<GroupView>, ApiError> {
+    let address: GroupAddress = group.parse()?;
+    caller.require_admin_of(&address.domain)?;
+    state
+        .iam
+        .directory
+        .read(|d| d.group(&address.domain, &address.name).map(|g| view(g, d)))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no group {address}")))
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(group): Path<String>,
+    Json(body): Json<UpdateBody>,
+) -> Result<axum::Json<GroupView>, ApiError> {
+    let address: GroupAddress = group.parse()?;
+    caller.require_admin_of(&address.domain)?;
+    let command = DirectoryCommand::UpdateGroup {
+        domain: address.domain.clone(),
+        name: address.name.clone(),
+        add: member_ids(&state, &body.add).await?,
+        remove: member_ids(&state, &body.remove).await?,
+        properties: body.properties,
+    };
+    let DirectoryReply::Group(updated) =
+        directory_outcome(state.iam.directory.execute(&command).await?)?
+    else {
+        return Err(ApiError::Server("unexpected directory reply".into()));
+    };
+    tracing::info!(group = %address, by = %caller.describe(), "group updated");
+    let shown = state.iam.directory.read_local(|d| view(&updated, d));
+    Ok(axum::Json(shown))
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(group): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let address: GroupAddress = group.parse()?;
+    caller.require_admin_of(&address.domain)?;
+    let command = DirectoryCommand::DeleteGroup {
+        domain: address.domain.clone(),
+        name: address.name.clone(),
+    };
+    directory_outcome(state.iam.directory.execute(&command).await?)?;
+    tracing::info!(group = %address, by = %caller.describe(), "group deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Vec<GroupView>>, ApiError> {
+    let scope = caller
+        .scope()
+        .ok_or_else(|| ApiError::Forbidden("administrators only".into()))?;
+    let domain: Option<DomainName> = params.domain.as_deref().map(str::parse).transpose()?;
+    if let Some(domain) = &domain {
+        caller.require_admin_of(domain)?;
+    }
+    let groups = state
+        .iam
+        .directory
+        .read(|d| {
+            d.domains()
+                .filter(|dom| scope.covers(&dom.name))
+                .filter(|dom| domain.as_ref().is_none_or(|only| &dom.name == only))
+                .flat_map(|dom| d.groups_in(&dom.name))
+                .map(|g| view(g, d))
+                .collect()
+        })
+        .await?;
+    Ok(axum::Json(groups))
+}

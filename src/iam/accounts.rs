@@ -1,0 +1,154 @@
+//! Changes to users that reach beyond the directory: a new password is hashed first; deleting
+//! or disabling a user, or changing its password, closes its sessions (all but the caller's own
+//! for a password change).
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::{directory_outcome, Caller, Iam, IamError};
+use crate::model::{CloseReason, PropertyChanges, User, UserAddress};
+use crate::state::directory::{DirectoryCommand, DirectoryReply, NewUser};
+use crate::state::site::{SiteCommand, SiteReply};
+
+/// The longest password taken: argon2 would hash more, but nobody types it.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+pub fn check_password(password: &str) -> Result<(), IamError> {
+    if password.is_empty() {
+        return Err(IamError::Invalid("the password is empty".into()));
+    }
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(IamError::Invalid(format!(
+            "the password is longer than {MAX_PASSWORD_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Iam {
+    pub async fn create_user(
+        &self,
+        address: &UserAddress,
+        password: &str,
+        properties: BTreeMap<String, String>,
+    ) -> Result<User, IamError> {
+        check_password(password)?;
+        let new = NewUser {
+            user_id: Uuid::now_v7(),
+            domain: address.domain.clone(),
+            login: address.login.clone(),
+            password_hash: self.hasher.hash(password).await?,
+            properties,
+        };
+        match directory_outcome(
+            self.directory
+                .execute(&DirectoryCommand::CreateUser(new))
+                .await?,
+        )? {
+            DirectoryReply::User(user) => Ok(user),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A user by address, read after a barrier.
+    pub async fn find_user(&self, address: &UserAddress) -> Result<User, IamError> {
+        self.directory
+            .read(|d| d.user_by_login(&address.domain, &address.login).cloned())
+            .await?
+            .ok_or_else(|| IamError::NotFound(format!("no user {address}")))
+    }
+
+    pub async fn update_user(
+        &self,
+        user: &User,
+        properties: PropertyChanges,
+        disabled: Option<bool>,
+    ) -> Result<User, IamError> {
+        let command = DirectoryCommand::UpdateUser {
+            user_id: user.user_id,
+            properties,
+            disabled,
+        };
+        let updated = match directory_outcome(self.directory.execute(&command).await?)? {
+            DirectoryReply::User(updated) => updated,
+            other => return Err(unexpected(&other)),
+        };
+        if disabled == Some(true) {
+            self.close_user_sessions(&updated, None, CloseReason::UserDisabled)
+                .await?;
+        }
+        Ok(updated)
+    }
+
+    /// The user itself must give its old password; an administrator of the user's domain
+    /// acting on someone else need not.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        user: &User,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<(), IamError> {
+        let is_self = caller.user().is_some_and(|u| u.user_id == user.user_id);
+        if !is_self {
+            caller.require_admin_of(&user.domain)?;
+        } else {
+            let old = old.ok_or_else(|| IamError::Invalid("oldPwd is required".into()))?;
+            if !self.hasher.verify(old, Some(&user.password_hash)).await? {
+                return Err(IamError::Forbidden(
+                    "the old password does not match".into(),
+                ));
+            }
+        }
+        check_password(new)?;
+        let command = DirectoryCommand::SetPassword {
+            user_id: user.user_id,
+            password_hash: self.hasher.hash(new).await?,
+        };
+        directory_outcome(self.directory.execute(&command).await?)?;
+        let keep = caller.session().map(|s| s.session_id);
+        self.close_user_sessions(user, keep, CloseReason::Revoked)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_users(&self, users: &[User]) -> Result<(), IamError> {
+        let ids = users.iter().map(|u| u.user_id).collect();
+        directory_outcome(
+            self.directory
+                .execute(&DirectoryCommand::DeleteUsers(ids))
+                .await?,
+        )?;
+        for user in users {
+            self.close_user_sessions(user, None, CloseReason::Revoked)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the user's sessions at this site, but `except`; how many were closed.
+    pub async fn close_user_sessions(
+        &self,
+        user: &User,
+        except: Option<Uuid>,
+        reason: CloseReason,
+    ) -> Result<usize, IamError> {
+        let command = SiteCommand::DeleteUserSessions {
+            domain: user.domain.to_string(),
+            user_id: user.user_id,
+            except,
+            reason,
+        };
+        match self.site.execute(&command).await? {
+            SiteReply::Deleted(ids) => Ok(ids.len()),
+            other => Err(IamError::Unexpected(format!(
+                "unexpected site reply {other:?}"
+            ))),
+        }
+    }
+}
+
+fn unexpected(reply: &DirectoryReply) -> IamError {
+    IamError::Unexpected(format!("unexpected directory reply {reply:?}"))
+}

@@ -1,0 +1,121 @@
+//! Who is calling, and what it may administer.
+//!
+//! A session token is honoured only while its session is live in this site's store and its
+//! user exists and is enabled: revoking the session (logout, kill, user deleted or disabled)
+//! stops the token on a node as soon as that node has applied the revocation.
+
+use uuid::Uuid;
+
+use super::token::Verified;
+use super::{Iam, IamError};
+use crate::model::{DomainName, Session, User};
+use crate::state::directory::AdminScope;
+
+pub enum Caller {
+    /// A user, through one of its sessions (the request's "current session").
+    User {
+        session: Session,
+        user: User,
+        scope: Option<AdminScope>,
+    },
+    /// Automation holding a service token: administers everything, has no session.
+    Service { subject: String },
+}
+
+impl Caller {
+    pub fn scope(&self) -> Option<AdminScope> {
+        match self {
+            Self::User { scope, .. } => scope.clone(),
+            Self::Service { .. } => Some(AdminScope::Global),
+        }
+    }
+
+    pub fn session(&self) -> Option<&Session> {
+        match self {
+            Self::User { session, .. } => Some(session),
+            Self::Service { .. } => None,
+        }
+    }
+
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Self::User { user, .. } => Some(user),
+            Self::Service { .. } => None,
+        }
+    }
+
+    pub fn require_admin_of(&self, domain: &DomainName) -> Result<(), IamError> {
+        match self.scope() {
+            Some(scope) if scope.covers(domain) => Ok(()),
+            Some(AdminScope::Domain(own)) => Err(IamError::Forbidden(format!(
+                "you administer domain {own} only, not {domain}"
+            ))),
+            _ => Err(IamError::Forbidden("administrators only".into())),
+        }
+    }
+
+    pub fn require_global_admin(&self) -> Result<(), IamError> {
+        match self.scope() {
+            Some(AdminScope::Global) => Ok(()),
+            Some(AdminScope::Domain(own)) => Err(IamError::Forbidden(format!(
+                "this needs an administrator of the master domain; you administer {own} only"
+            ))),
+            None => Err(IamError::Forbidden("administrators only".into())),
+        }
+    }
+
+    /// Names the caller in logs: never a token.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::User { user, .. } => user.address().to_string(),
+            Self::Service { subject } => format!("service:{subject}"),
+        }
+    }
+}
+
+impl Iam {
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, IamError> {
+        let claims = match self.tokens.verify(token) {
+            Ok(Verified::Service(claims)) => {
+                return Ok(Caller::Service {
+                    subject: claims.sub,
+                })
+            }
+            Ok(Verified::Session(claims)) => claims,
+            Err(e) => return Err(IamError::BadToken(e.to_string())),
+        };
+        if claims.site != self.site_name {
+            return Err(IamError::OtherSite(claims.site));
+        }
+        let session = self.live_session(claims.sid).await?;
+        if session.user_id != claims.sub {
+            return Err(IamError::SessionClosed);
+        }
+        let user = self
+            .directory
+            .read_fresh(|d| d.user(&claims.sub).cloned())
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or(IamError::SessionClosed)?;
+        let scope = self
+            .directory
+            .read_local(|d| d.admin_scope(&user, &self.master_domain));
+        Ok(Caller::User {
+            session,
+            user,
+            scope,
+        })
+    }
+
+    /// The session from this node's copy, or after a barrier when the copy does not have it
+    /// (yet): a session opened on another node a moment ago.
+    async fn live_session(&self, session_id: Uuid) -> Result<Session, IamError> {
+        if let Some(session) = self.site.get_local(session_id) {
+            return Ok(session);
+        }
+        self.site
+            .get(session_id)
+            .await?
+            .ok_or(IamError::SessionClosed)
+    }
+}

@@ -1,0 +1,78 @@
+//! Identity and access: logins, tokens, who the caller is and what it may administer.
+//!
+//! Owns the `directory` group's typed store, password hashing and token keys. Knows nothing of
+//! HTTP: `api` turns requests into calls here and [`IamError`]s into the contract's answers.
+
+pub mod accounts;
+pub mod auth;
+pub mod bootstrap;
+pub mod directory;
+pub mod login;
+pub mod password;
+pub mod token;
+
+use crate::model::DomainName;
+use crate::sessions::{SiteStore, StoreError};
+use crate::state::directory::DirectoryReply;
+
+pub use auth::Caller;
+pub use directory::DirectoryStore;
+pub use password::{HashError, PasswordHasher};
+pub use token::TokenKeys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IamError {
+    /// The one answer for an unknown domain, an unknown user, a disabled user and a wrong
+    /// password.
+    #[error("invalid credentials")]
+    BadCredentials,
+    #[error("too many failed logins for this user; retry in {retry_after_secs} s")]
+    Banned { retry_after_secs: u64 },
+    #[error("authentication required: a bearer token or the RSession cookie")]
+    MissingCredentials,
+    #[error("{0}")]
+    BadToken(String),
+    #[error("the token's session is closed")]
+    SessionClosed,
+    #[error("this session belongs to site {0}; use it there")]
+    OtherSite(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("cannot issue a token: {0}")]
+    Token(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// A directory command's answer, its refusals turned into errors.
+pub fn directory_outcome(reply: DirectoryReply) -> Result<DirectoryReply, IamError> {
+    match reply {
+        DirectoryReply::NotFound(message) => Err(IamError::NotFound(message)),
+        DirectoryReply::Conflict(message) => Err(IamError::Conflict(message)),
+        DirectoryReply::Invalid(message) => Err(IamError::Invalid(message)),
+        other => Ok(other),
+    }
+}
+
+/// Everything identity needs on one node.
+pub struct Iam {
+    pub site_name: String,
+    pub master_domain: DomainName,
+    pub site: SiteStore,
+    pub directory: DirectoryStore,
+    pub hasher: PasswordHasher,
+    pub tokens: TokenKeys,
+    pub session_lifetime_ms: u64,
+    pub max_login_failures: u32,
+    pub login_failure_window_ms: u64,
+}
