@@ -14,8 +14,8 @@ use crate::state::directory::AdminScope;
 pub enum Caller {
     /// A user, through one of its sessions (the request's "current session").
     User {
-        session: Session,
-        user: User,
+        session: Box<Session>,
+        user: Box<User>,
         scope: Option<AdminScope>,
     },
     /// Automation holding a service token: administers everything, has no session.
@@ -101,8 +101,8 @@ impl Iam {
             .directory
             .read_local(|d| d.admin_scope(&user, &self.master_domain));
         Ok(Caller::User {
-            session,
-            user,
+            session: Box::new(session),
+            user: Box::new(user),
             scope,
         })
     }

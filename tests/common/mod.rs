@@ -293,3 +293,127 @@ pub async fn get(
         other => panic!("query on node {i} failed: {other:?}"),
     }
 }
+
+/// A JSON-speaking HTTP client for the nodes' api listeners.
+pub struct Api {
+    pub http: reqwest::Client,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(CALL_TIMEOUT)
+                .build()
+                .expect("http client"),
+        }
+    }
+}
+
+/// An answer: status, headers and the body as JSON (`Null` when empty or not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+impl Answer {
+    /// The contract's error `type`.
+    pub fn kind(&self) -> &str {
+        self.body["type"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn login(&self, base: &str, domain: &str, login: &str, pwd: &str) -> Answer {
+        let body = serde_json::json!({
+            "domain": domain, "login": login, "pwd": pwd, "session_type": "token"
+        });
+        self.send(
+            self.http
+                .post(format!("{base}/rest/v1/iam/sessions"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Logs in and returns the token, panicking with the answer when that fails.
+    pub async fn token(&self, base: &str, domain: &str, login: &str, pwd: &str) -> String {
+        let answer = self.login(base, domain, login, pwd).await;
+        assert_eq!(answer.status, 200, "login failed: {}", answer.text);
+        answer.body["token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn admin_token(&self, base: &str) -> String {
+        self.token(base, "master.domain", "admin", ADMIN_PASSWORD)
+            .await
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+}
+
+impl TestSite {
+    /// Waits until node `i` has applied the first administrator (the bootstrap after the first
+    /// election), asking the directory group over the cluster listener: polling with logins
+    /// would count failures against `admin`.
+    pub async fn wait_for_admin(&self, i: usize) {
+        use sessionplane::state::directory::{DirectoryQuery, DirectoryQueryReply};
+        let directory = GroupId::new("directory").expect("group id");
+        let query = encode(&DirectoryQuery::Counts).expect("encode");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answer = self
+                .peers
+                .query(
+                    &self.cluster_addr(i),
+                    &directory,
+                    query.clone(),
+                    CALL_TIMEOUT,
+                )
+                .await;
+            if let Ok(Ok(bytes)) = answer {
+                if let Ok(DirectoryQueryReply::Counts { users, .. }) = decode(&bytes) {
+                    if users > 0 {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no administrator after 20 s\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,888 @@
+//! Identity and login against real nodes (child processes on 127.0.0.x) with a real HTTP client:
+//! login on any node, revocation everywhere, the site-wide login ban, authentication and RBAC
+//! on every endpoint, the error contract for bad input, and secrets kept out of the logs.
+
+mod common;
+
+use common::{Answer, Api, TestSite, Tuning, ADMIN_PASSWORD, TOKEN_KEY};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const MASTER: &str = "master.domain";
+
+async fn one_node() -> (TestSite, Api, String) {
+    let site = TestSite::start(1, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    (site, api, base)
+}
+
+/// Creates domain `domain` and user `login@domain` with `password`, as the administrator.
+async fn add_user(api: &Api, base: &str, admin: &str, domain: &str, login: &str, password: &str) {
+    let put = api
+        .call(
+            Method::PUT,
+            format!("{base}/domains/{domain}"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert!(put.status == 204 || put.status == 409, "{}", put.text);
+    let user = api
+        .call(
+            Method::PUT,
+            format!("{base}/users/{login}@{domain}"),
+            Some(admin),
+            Some(json!({"password": password})),
+        )
+        .await;
+    assert_eq!(user.status, 201, "{}", user.text);
+}
+
+fn assert_error(answer: &Answer, status: u16, kind: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text);
+    assert_eq!(answer.kind(), kind, "{}", answer.text);
+    assert_eq!(answer.body["statusCode"], status, "{}", answer.text);
+    assert!(answer.body["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert_eq!(
+        answer.headers["content-type"], "application/json; charset=utf-8",
+        "{}",
+        answer.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_works_on_every_node_and_its_logout_revokes_it_everywhere() {
+    let site = TestSite::start(3, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let bases: Vec<String> = (0..3).map(|i| site.api_url(i)).collect();
+
+    let login = api.login(&bases[1], MASTER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    for field in [
+        "session_id",
+        "token",
+        "user_id",
+        "domain",
+        "login",
+        "site",
+        "ttl",
+    ] {
+        assert!(!login.body[field].is_null(), "login answer lacks {field}");
+    }
+    assert_eq!(login.body["site"], "local");
+    assert!(login.body["ttl"].as_u64().unwrap() > 43_000);
+    let token = login.body["token"].as_str().unwrap();
+
+    for base in &bases {
+        let current = api
+            .call(
+                Method::GET,
+                format!("{base}/rest/v1/iam/sessions/current"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(current.status, 200, "{base}: {}", current.text);
+        assert_eq!(current.body["session_id"], login.body["session_id"]);
+        assert_eq!(current.body["session_type"], "http");
+        assert_eq!(current.body["login"], "admin");
+    }
+
+    let renewed = api
+        .call(
+            Method::PATCH,
+            format!("{}/rest/v1/iam/sessions/current", bases[2]),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(renewed.status, 200, "{}", renewed.text);
+    assert!(
+        renewed.body["token"].as_str().is_some(),
+        "a bearer caller gets a new token"
+    );
+
+    let closed = api
+        .call(
+            Method::DELETE,
+            format!("{}/rest/v1/iam/sessions/current", bases[0]),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(closed.status, 204, "{}", closed.text);
+    for base in &bases {
+        let refused = api
+            .call(
+                Method::GET,
+                format!("{base}/rest/v1/iam/sessions/current"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_error(&refused, 401, "Unauthorized");
+    }
+    let renewed_token = renewed.body["token"].as_str().unwrap();
+    let also_refused = api
+        .call(
+            Method::GET,
+            format!("{}/rest/v1/iam/sessions/current", bases[1]),
+            Some(renewed_token),
+            None,
+        )
+        .await;
+    assert_error(&also_refused, 401, "Unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_logins_all_look_alike_and_ban_the_login_site_wide() {
+    let site = TestSite::start(3, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let bases: Vec<String> = (0..3).map(|i| site.api_url(i)).collect();
+    let admin = api.admin_token(&bases[0]).await;
+    add_user(
+        &api,
+        &bases[0],
+        &admin,
+        "victim.org",
+        "bob",
+        "bob-password-1",
+    )
+    .await;
+
+    let wrong_password = api.login(&bases[0], "victim.org", "bob", "nope").await;
+    let unknown_user = api.login(&bases[1], "victim.org", "nobody", "nope").await;
+    let unknown_domain = api.login(&bases[2], "nowhere.org", "bob", "nope").await;
+    let invalid_name = api.login(&bases[2], "bad@domain", "bob", "nope").await;
+    for answer in [
+        &wrong_password,
+        &unknown_user,
+        &unknown_domain,
+        &invalid_name,
+    ] {
+        assert_error(answer, 401, "Unauthorized");
+        assert_eq!(answer.text, wrong_password.text, "the 401 bodies differ");
+    }
+
+    // bob has one failure; four more, spread over the three nodes, make five.
+    for k in 0..4 {
+        let answer = api.login(&bases[k % 3], "victim.org", "bob", "nope").await;
+        assert_error(&answer, 401, "Unauthorized");
+    }
+    for base in &bases {
+        let banned = api.login(base, "victim.org", "bob", "bob-password-1").await;
+        assert_error(&banned, 429, "TooManyRequests");
+        let retry: u64 = banned.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=180).contains(&retry), "Retry-After {retry}");
+    }
+    // Another login is not affected.
+    let other = api.login(&bases[1], MASTER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(other.status, 200, "{}", other.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_admin_endpoint_refuses_missing_bad_and_dead_credentials() {
+    let (site, api, base) = one_node().await;
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "plain.org", "carol", "carol-password").await;
+    let carol = api
+        .token(&base, "plain.org", "carol", "carol-password")
+        .await;
+
+    let expired = sign_with(TOKEN_KEY, claims_like(&admin, -10));
+    let other_key = sign_with("another-key", claims_like(&admin, 3600));
+    let dead = api.token(&base, MASTER, "admin", ADMIN_PASSWORD).await;
+    let logout = api
+        .call(
+            Method::DELETE,
+            format!("{base}/rest/v1/iam/sessions/current"),
+            Some(&dead),
+            None,
+        )
+        .await;
+    assert_eq!(logout.status, 204);
+
+    let endpoints: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/rest/v1/iam/sessions/current".into(), None),
+        (Method::PATCH, "/rest/v1/iam/sessions/current".into(), None),
+        (Method::DELETE, "/rest/v1/iam/sessions/current".into(), None),
+        (Method::GET, "/domains".into(), None),
+        (Method::GET, "/domains/plain.org".into(), None),
+        (Method::PUT, "/domains/new.org".into(), None),
+        (Method::DELETE, "/domains/plain.org".into(), None),
+        (Method::GET, "/users?domain=plain.org".into(), None),
+        (
+            Method::PUT,
+            "/users/x@plain.org".into(),
+            Some(json!({"password": "p"})),
+        ),
+        (Method::GET, "/users/carol@plain.org".into(), None),
+        (
+            Method::PATCH,
+            "/users/carol@plain.org".into(),
+            Some(json!({"properties": {}})),
+        ),
+        (
+            Method::POST,
+            "/users/carol@plain.org/password".into(),
+            Some(json!({"newPwd": "a", "newPwdConfirm": "a"})),
+        ),
+        (Method::DELETE, "/users/carol@plain.org".into(), None),
+        (
+            Method::DELETE,
+            "/users".into(),
+            Some(json!(["carol@plain.org"])),
+        ),
+        (Method::GET, "/groups?domain=plain.org".into(), None),
+        (Method::PUT, "/groups/g@plain.org".into(), Some(json!({}))),
+        (Method::GET, "/groups/g@plain.org".into(), None),
+        (Method::PATCH, "/groups/g@plain.org".into(), Some(json!({}))),
+        (Method::DELETE, "/groups/g@plain.org".into(), None),
+    ];
+    for (method, path, body) in &endpoints {
+        let url = format!("{base}{path}");
+        for (label, token) in [
+            ("no token", None),
+            ("garbage", Some("garbage.token.here")),
+            ("expired", Some(expired.as_str())),
+            ("other key", Some(other_key.as_str())),
+            ("closed session", Some(dead.as_str())),
+        ] {
+            let answer = api
+                .call(method.clone(), url.clone(), token, body.clone())
+                .await;
+            assert_eq!(
+                answer.status, 401,
+                "{method} {path} with {label}: {}",
+                answer.text
+            );
+            assert_eq!(answer.kind(), "Unauthorized");
+        }
+        // The cookie is a credential too, and a dead one is refused the same way.
+        let cookie = api
+            .send(
+                api.http
+                    .request(method.clone(), url.clone())
+                    .header("cookie", format!("RSession={dead}")),
+            )
+            .await;
+        assert_eq!(cookie.status, 401, "{method} {path} with a dead cookie");
+        if !path.starts_with("/rest/v1/iam") && !path.contains("carol@plain.org/password") {
+            let answer = api
+                .call(method.clone(), url, Some(&carol), body.clone())
+                .await;
+            assert_error(&answer, 403, "Forbidden");
+        }
+    }
+    drop(site);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn domain_administrators_act_on_their_domain_only() {
+    let (_site, api, base) = one_node().await;
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "a.org", "anna", "anna-password").await;
+    add_user(&api, &base, &admin, "a.org", "andy", "andy-password").await;
+    add_user(&api, &base, &admin, "b.org", "bert", "bert-password").await;
+    let admins = api
+        .call(
+            Method::PUT,
+            format!("{base}/groups/admins@a.org"),
+            Some(&admin),
+            Some(json!({"members": ["anna@a.org"]})),
+        )
+        .await;
+    assert_eq!(admins.status, 201, "{}", admins.text);
+    let anna = api.token(&base, "a.org", "anna", "anna-password").await;
+
+    let own = api
+        .call(
+            Method::GET,
+            format!("{base}/users/andy@a.org"),
+            Some(&anna),
+            None,
+        )
+        .await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    assert!(
+        own.text.find("argon2").is_none(),
+        "a hash in an answer: {}",
+        own.text
+    );
+    let listed = api
+        .call(Method::GET, format!("{base}/domains"), Some(&anna), None)
+        .await;
+    assert_eq!(listed.body, json!(["a.org"]));
+    for (method, path, body) in [
+        (Method::GET, "/users/bert@b.org", None),
+        (Method::DELETE, "/users/bert@b.org", None),
+        (
+            Method::PUT,
+            "/users/new@b.org",
+            Some(json!({"password": "x"})),
+        ),
+        (Method::GET, "/users?domain=b.org", None),
+        (Method::PUT, "/groups/admins@b.org", Some(json!({}))),
+        (Method::PUT, "/domains/c.org", None),
+        (Method::DELETE, "/domains/a.org", None),
+        (
+            Method::DELETE,
+            "/users",
+            Some(json!(["andy@a.org", "bert@b.org"])),
+        ),
+    ] {
+        let answer = api
+            .call(method.clone(), format!("{base}{path}"), Some(&anna), body)
+            .await;
+        assert_error(&answer, 403, "Forbidden");
+    }
+    // The refused multi-delete deleted nothing, not even the user in anna's own domain.
+    let andy = api
+        .call(
+            Method::GET,
+            format!("{base}/users/andy@a.org"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(andy.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_the_exact_status_and_type() {
+    let (_site, api, base) = one_node().await;
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "input.org", "ida", "ida-password").await;
+    let raw = |method: Method, path: &str, body: &str| {
+        api.http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    let long = "x".repeat(256);
+    let max = "x".repeat(255);
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            raw(Method::PUT, "/users/a@input.org", "{\"password\":"),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "wrong field type",
+            raw(Method::PUT, "/users/a@input.org", "{\"password\":42}"),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "missing field",
+            raw(Method::PUT, "/users/a@input.org", "{}"),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "unknown field",
+            raw(
+                Method::PUT,
+                "/users/a@input.org",
+                "{\"password\":\"p\",\"pasword\":1}",
+            ),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "empty password",
+            raw(Method::PUT, "/users/a@input.org", "{\"password\":\"\"}"),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "not JSON",
+            api.http
+                .put(format!("{base}/users/a@input.org"))
+                .bearer_auth(&admin)
+                .body("password=p"),
+            415,
+            "InvalidArgument",
+        ),
+        (
+            "2 MiB body",
+            raw(
+                Method::PUT,
+                "/users/a@input.org",
+                &format!("{{\"password\":\"{}\"}}", "p".repeat(2 << 20)),
+            ),
+            413,
+            "InvalidArgument",
+        ),
+        (
+            "256-char domain",
+            raw(Method::PUT, &format!("/domains/{long}"), ""),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "256-char login",
+            raw(
+                Method::PUT,
+                &format!("/users/{long}@input.org"),
+                "{\"password\":\"p\"}",
+            ),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "@ in a domain",
+            raw(Method::PUT, "/domains/a@b.org", ""),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "/ in a domain",
+            raw(Method::PUT, "/domains/a%2Fb.org", ""),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "space in a login",
+            raw(
+                Method::PUT,
+                "/users/a%20b@input.org",
+                "{\"password\":\"p\"}",
+            ),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "no @ in a user",
+            raw(Method::GET, "/users/justlogin", ""),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "empty login",
+            raw(Method::GET, "/users/@input.org", ""),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "duplicate user",
+            raw(Method::PUT, "/users/ida@input.org", "{\"password\":\"p\"}"),
+            409,
+            "WrongState",
+        ),
+        (
+            "duplicate domain",
+            raw(Method::PUT, "/domains/input.org", ""),
+            409,
+            "WrongState",
+        ),
+        (
+            "unknown user",
+            raw(Method::GET, "/users/nobody@input.org", ""),
+            404,
+            "notFound",
+        ),
+        (
+            "unknown domain's user",
+            raw(Method::PUT, "/users/a@nowhere.org", "{\"password\":\"p\"}"),
+            404,
+            "notFound",
+        ),
+        (
+            "unknown domain",
+            raw(Method::GET, "/domains/nowhere.org", ""),
+            404,
+            "notFound",
+        ),
+        (
+            "unknown group member",
+            raw(
+                Method::PUT,
+                "/groups/g@input.org",
+                "{\"members\":[\"ghost@input.org\"]}",
+            ),
+            404,
+            "notFound",
+        ),
+        (
+            "domain still in use",
+            raw(Method::DELETE, "/domains/input.org", ""),
+            409,
+            "WrongState",
+        ),
+        (
+            "the master domain",
+            raw(Method::DELETE, "/domains/master.domain", ""),
+            409,
+            "WrongState",
+        ),
+        (
+            "passwords differ",
+            raw(
+                Method::POST,
+                "/users/ida@input.org/password",
+                "{\"newPwd\":\"a\",\"newPwdConfirm\":\"b\"}",
+            ),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "empty delete list",
+            raw(Method::DELETE, "/users", "[]"),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "unknown route",
+            raw(Method::GET, "/no/such/route", ""),
+            404,
+            "notFound",
+        ),
+        (
+            "wrong method",
+            raw(Method::PUT, "/rest/v1/iam/sessions", ""),
+            405,
+            "InvalidArgument",
+        ),
+        (
+            "login without pwd",
+            raw(
+                Method::POST,
+                "/rest/v1/iam/sessions",
+                "{\"domain\":\"d\",\"login\":\"l\"}",
+            ),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "unknown session_type",
+            raw(
+                Method::POST,
+                "/rest/v1/iam/sessions",
+                "{\"domain\":\"d\",\"login\":\"l\",\"pwd\":\"p\",\"session_type\":\"jwt\"}",
+            ),
+            400,
+            "InvalidArgument",
+        ),
+    ];
+    for (label, request, status, kind) in cases {
+        let answer = api.send(request).await;
+        assert_eq!(answer.status, status, "{label}: {}", answer.text);
+        assert_eq!(answer.kind(), kind, "{label}: {}", answer.text);
+        assert_eq!(answer.body["statusCode"], status, "{label}");
+        assert!(!answer.text.contains("panicked"), "{label}");
+    }
+
+    // Limits that are not errors: 255 characters, and names beyond ASCII.
+    for ok in [
+        raw(Method::PUT, &format!("/domains/{max}"), ""),
+        raw(Method::PUT, "/domains/b%C3%BCcher.example", ""),
+    ] {
+        assert_eq!(api.send(ok).await.status, 204);
+    }
+    let unicode = api
+        .send(raw(
+            Method::PUT,
+            "/users/%C3%A9lodie@b%C3%BCcher.example",
+            "{\"password\":\"pässwörd ✓\"}",
+        ))
+        .await;
+    assert_eq!(unicode.status, 201, "{}", unicode.text);
+    let login = api
+        .login(&base, "BÜCHER.example", "élodie", "pässwörd ✓")
+        .await;
+    assert_eq!(
+        login.status, 200,
+        "domains compare without case: {}",
+        login.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_disabling_or_changing_a_password_closes_the_users_sessions() {
+    let (_site, api, base) = one_node().await;
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "life.org", "dora", "dora-password").await;
+    let current = |token: String| {
+        let api = &api;
+        let url = format!("{base}/rest/v1/iam/sessions/current");
+        async move { api.call(Method::GET, url, Some(&token), None).await.status }
+    };
+
+    // A password change by the user keeps the session it was made from, and ends the others.
+    let kept = api.token(&base, "life.org", "dora", "dora-password").await;
+    let other = api.token(&base, "life.org", "dora", "dora-password").await;
+    let wrong_old = api
+        .call(
+            Method::POST,
+            format!("{base}/users/dora@life.org/password"),
+            Some(&kept),
+            Some(json!({"oldPwd": "nope", "newPwd": "n1", "newPwdConfirm": "n1"})),
+        )
+        .await;
+    assert_error(&wrong_old, 403, "Forbidden");
+    let changed = api
+        .call(
+            Method::POST,
+            format!("{base}/users/dora@life.org/password"),
+            Some(&kept),
+            Some(json!({"oldPwd": "dora-password", "newPwd": "dora-new-1", "newPwdConfirm": "dora-new-1"})),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{}", changed.text);
+    assert_eq!(current(kept.clone()).await, 200);
+    assert_eq!(current(other).await, 401);
+    assert_eq!(
+        api.login(&base, "life.org", "dora", "dora-password")
+            .await
+            .status,
+        401
+    );
+
+    // Disabling ends every session and refuses the right password.
+    let disable = api
+        .call(
+            Method::PATCH,
+            format!("{base}/users/dora@life.org"),
+            Some(&admin),
+            Some(json!({"disabled": true, "properties": {"team": "blue", "gone": null}})),
+        )
+        .await;
+    assert_eq!(disable.status, 200, "{}", disable.text);
+    assert_eq!(disable.body["properties"], json!({"team": "blue"}));
+    assert_eq!(current(kept).await, 401);
+    assert_eq!(
+        api.login(&base, "life.org", "dora", "dora-new-1")
+            .await
+            .status,
+        401
+    );
+
+    // Deleting ends the sessions too.
+    let enable = api
+        .call(
+            Method::PATCH,
+            format!("{base}/users/dora@life.org"),
+            Some(&admin),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(enable.status, 200);
+    let again = api.token(&base, "life.org", "dora", "dora-new-1").await;
+    let deleted = api
+        .call(
+            Method::DELETE,
+            format!("{base}/users/dora@life.org"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    assert_eq!(current(again).await, 401);
+    let gone = api
+        .call(
+            Method::GET,
+            format!("{base}/users/dora@life.org"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(&gone, 404, "notFound");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cookie_logins_and_service_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let service_key = dir.path().join("service.key");
+    std::fs::write(&service_key, "service-secret-for-tests").unwrap();
+    let tuning = Tuning {
+        iam: vec![format!("service_key_file = \"{}\"", service_key.display())],
+        ..Default::default()
+    };
+    let site = TestSite::start(1, tuning).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+
+    let cookie_login = api
+        .send(
+            api.http
+                .post(format!("{base}/rest/v1/iam/sessions"))
+                .json(&json!({"domain": MASTER, "login": "admin", "pwd": ADMIN_PASSWORD})),
+        )
+        .await;
+    assert_eq!(cookie_login.status, 200, "{}", cookie_login.text);
+    assert!(
+        cookie_login.body.get("token").is_none(),
+        "cookie-only logins keep the token out of the body"
+    );
+    let set_cookie = cookie_login.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for attribute in ["RSession=", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let by_cookie = api
+        .send(
+            api.http
+                .get(format!("{base}/domains"))
+                .header("cookie", &cookie),
+        )
+        .await;
+    assert_eq!(by_cookie.status, 200, "{}", by_cookie.text);
+
+    let both = api
+        .send(api.http.post(format!("{base}/rest/v1/iam/sessions")).json(
+            &json!({"domain": MASTER, "login": "admin", "pwd": ADMIN_PASSWORD, "session_type": "token_clone_cookie"}),
+        ))
+        .await;
+    assert!(both.body["token"].is_string() && both.headers.contains_key("set-cookie"));
+
+    let now = now_secs();
+    let service = sign_with(
+        "service-secret-for-tests",
+        json!({"sub": "incident-bot", "admin": true, "exp": now + 300}),
+    );
+    let listed = api
+        .call(Method::GET, format!("{base}/domains"), Some(&service), None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let no_session = api
+        .call(
+            Method::GET,
+            format!("{base}/rest/v1/iam/sessions/current"),
+            Some(&service),
+            None,
+        )
+        .await;
+    assert_error(&no_session, 404, "notFound");
+    for refused in [
+        json!({"sub": "bot", "admin": false, "exp": now + 300}),
+        json!({"sub": "", "admin": true, "exp": now + 300}),
+        json!({"sub": "bot", "admin": true, "exp": now - 10}),
+        json!({"sub": "bot", "admin": true}),
+    ] {
+        let token = sign_with("service-secret-for-tests", refused.clone());
+        let answer = api
+            .call(Method::GET, format!("{base}/domains"), Some(&token), None)
+            .await;
+        assert_error(&answer, 401, "Unauthorized");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_hashes_keys_and_tokens_never_reach_the_logs() {
+    let tuning = Tuning {
+        log_filter: Some("trace".into()),
+        ..Default::default()
+    };
+    let site = TestSite::start(1, tuning).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    add_user(
+        &api,
+        &base,
+        &admin,
+        "quiet.org",
+        "eve",
+        "eve-secret-password-1",
+    )
+    .await;
+    let eve = api
+        .token(&base, "quiet.org", "eve", "eve-secret-password-1")
+        .await;
+    api.login(&base, "quiet.org", "eve", "eve-wrong-password-2")
+        .await;
+    let change = api
+        .call(
+            Method::POST,
+            format!("{base}/users/eve@quiet.org/password"),
+            Some(&eve),
+            Some(json!({"oldPwd": "eve-secret-password-1", "newPwd": "eve-new-password-3", "newPwdConfirm": "eve-new-password-3"})),
+        )
+        .await;
+    assert_eq!(change.status, 204);
+    api.call(
+        Method::GET,
+        format!("{base}/domains"),
+        Some("garbage-token-4"),
+        None,
+    )
+    .await;
+    let shown = api
+        .call(
+            Method::GET,
+            format!("{base}/users/eve@quiet.org"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(shown.status, 200);
+
+    let logs = site.logs();
+    assert!(
+        logs.contains("login"),
+        "the nodes logged nothing useful:\n{logs}"
+    );
+    for secret in [
+        ADMIN_PASSWORD,
+        "eve-secret-password-1",
+        "eve-wrong-password-2",
+        "eve-new-password-3",
+        "garbage-token-4",
+        TOKEN_KEY,
+        admin.as_str(),
+        eve.as_str(),
+        "$argon2id$",
+    ] {
+        assert!(!logs.contains(secret), "{secret:?} is in the logs");
+        assert!(!shown.text.contains(secret), "{secret:?} is in an answer");
+    }
+    // Token pieces too: the signature part alone must not leak either.
+    let signature = eve.rsplit('.').next().unwrap();
+    assert!(!logs.contains(signature));
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A session token's claims copied from `token`, with a new expiry `exp_in` seconds from now.
+fn claims_like(token: &str, exp_in: i64) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let mut claims: Value = serde_json::from_slice(&bytes).unwrap();
+    claims["exp"] = json!(now_secs() as i64 + exp_in);
+    claims
+}
+
+fn sign_with(key: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap()
+}
