@@ -101,6 +101,7 @@ fn demo_prints_one_json_line_then_stops_cleanly_on_sigterm() {
             "--data-dir",
         ])
         .arg(data.path())
+        .env_remove("SESSIONPLANE_ADMIN_PASSWORD")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -124,7 +125,17 @@ fn demo_prints_one_json_line_then_stops_cleanly_on_sigterm() {
             format!("http://127.0.0.1:{}", port_base + 1 + k as u16)
         );
     }
-    assert!(value.get("admin_password").is_some());
+    let password = value["admin_password"]
+        .as_str()
+        .expect("a generated password");
+    assert!(password.len() >= 16, "a weak password: {password:?}");
+    let api = nodes[1]["api"].as_str().unwrap();
+    assert_eq!(
+        login_status(api, password),
+        200,
+        "the printed password logs in"
+    );
+    assert_eq!(login_status(api, "not-the-password"), 401);
 
     let exit = stop_with_sigterm(&mut child);
     assert!(exit.success(), "demo did not stop cleanly: {exit:?}");
@@ -143,14 +154,28 @@ fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed()
         .expect("spawn serve");
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = Vec::new();
+    let mut password = None;
     for line in stderr.lines() {
         let line = line.expect("stderr line");
-        let ready = line.contains(" ready");
+        if let Some((_, rest)) =
+            line.split_once("First start: administrator admin@master.domain, password ")
+        {
+            password = Some(rest.trim().to_string());
+        }
         seen.push(line);
-        if ready {
+        if password.is_some() && seen.iter().any(|l| l.contains(" ready")) {
             break;
         }
     }
+    let password = password.expect("the generated administrator password, printed once");
+    assert_eq!(login_status("http://127.0.0.1:8080", &password), 200);
+    let mentions = seen.iter().filter(|l| l.contains(&password)).count();
+    assert_eq!(
+        mentions,
+        1,
+        "printed once, never logged:\n{}",
+        seen.join("\n")
+    );
     assert!(
         seen.iter().any(|l| l.contains(" ready")),
         "never ready:\n{}",
@@ -172,6 +197,24 @@ fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed()
 
     let exit = stop_with_sigterm(&mut child);
     assert!(exit.success(), "serve did not stop cleanly: {exit:?}");
+}
+
+/// Logs in as the first administrator; the answer's status.
+fn login_status(api: &str, password: &str) -> u16 {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let body = serde_json::json!({
+            "domain": "master.domain", "login": "admin", "pwd": password
+        });
+        reqwest::Client::new()
+            .post(format!("{api}/rest/v1/iam/sessions"))
+            .json(&body)
+            .send()
+            .await
+            .expect("login sent")
+            .status()
+            .as_u16()
+    })
 }
 
 /// Sends SIGTERM and waits for the process to end.
