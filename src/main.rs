@@ -10,6 +10,9 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve { config } => cli::serve::run(config.as_deref()).await,
         Command::Demo(args) => cli::demo::run(args).await,
+        Command::Users { api, command } => cli::users::users(&api, command).await,
+        Command::Domains { api, command } => cli::users::domains(&api, command).await,
+        Command::Token { command } => cli::token::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

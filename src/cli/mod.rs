@@ -1,7 +1,11 @@
-//! The `sessionplane` command line: `serve` runs a node, `demo` a whole local deployment.
+//! The `sessionplane` command line: `serve` runs a node, `demo` a whole local deployment, the
+//! other commands speak a node's REST API.
 
+pub mod client;
 pub mod demo;
 pub mod serve;
+pub mod token;
+pub mod users;
 
 use std::path::PathBuf;
 
@@ -39,6 +43,25 @@ pub enum Command {
     },
     /// Start a whole local site on loopback and print one line of JSON describing it.
     Demo(demo::DemoArgs),
+    /// Users, through the REST API of a node.
+    Users {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
+    /// Domains, through the REST API of a node.
+    Domains {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: users::DomainsCommand,
+    },
+    /// Service tokens for automation.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
 }
 
 pub fn init_logging(format: LogFormat) {

@@ -1,0 +1,274 @@
+//! The command line against a real node: service tokens issued with `token issue` (HS256 and
+//! EdDSA keys made by openssl), then `domains` and `users` through the REST API.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{Api, TestSite, Tuning};
+
+fn sessionplane(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sessionplane"));
+    command
+        .args(args)
+        .env_remove("SESSIONPLANE_TOKEN")
+        .env_remove("SESSIONPLANE_API")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("spawn the cli");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("cli output")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn failed(output: &Output) -> String {
+    assert!(!output.status.success(), "should have failed");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn openssl(args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+async fn site_with_service_key(lines: Vec<String>) -> TestSite {
+    let site = TestSite::start(
+        1,
+        Tuning {
+            iam: lines,
+            ..Default::default()
+        },
+    )
+    .await;
+    site.wait_for_admin(0).await;
+    site
+}
+
+fn issue(key: &Path, algorithm: &str) -> String {
+    let key = key.to_str().unwrap();
+    let token = ok(&sessionplane(
+        &[
+            "token",
+            "issue",
+            "--sub",
+            "ci-robot",
+            "--key-file",
+            key,
+            "--algorithm",
+            algorithm,
+        ],
+        &[],
+        None,
+    ));
+    token.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_and_domains_through_the_cli_with_an_hs256_service_token() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("service.key");
+    std::fs::write(&key, "cli-test-service-secret\n").unwrap();
+    let site =
+        site_with_service_key(vec![format!("service_key_file = \"{}\"", key.display())]).await;
+    let api_url = site.api_url(0);
+    let token = issue(&key, "hs256");
+    let env = [
+        ("SESSIONPLANE_API", api_url.as_str()),
+        ("SESSIONPLANE_TOKEN", token.as_str()),
+    ];
+
+    ok(&sessionplane(&["domains", "add", "cli.org"], &env, None));
+    let domains = ok(&sessionplane(&["domains", "list", "--json"], &env, None));
+    let domains: serde_json::Value = serde_json::from_str(&domains).unwrap();
+    assert!(domains.as_array().unwrap().contains(&"cli.org".into()));
+
+    ok(&sessionplane(
+        &[
+            "users",
+            "add",
+            "fay@cli.org",
+            "--password-stdin",
+            "--property",
+            "team=red",
+        ],
+        &env,
+        Some("fay-first-password\n"),
+    ));
+    let generated = ok(&sessionplane(&["users", "add", "gus@cli.org"], &env, None));
+    let gus_password = generated
+        .rsplit("password: ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(gus_password.len() >= 16, "{generated}");
+
+    let api = Api::default();
+    assert_eq!(
+        api.login(&api_url, "cli.org", "fay", "fay-first-password")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.login(&api_url, "cli.org", "gus", &gus_password)
+            .await
+            .status,
+        200
+    );
+
+    let table = ok(&sessionplane(
+        &["users", "list", "--domain", "cli.org"],
+        &env,
+        None,
+    ));
+    assert!(
+        table.contains("fay@cli.org") && table.contains("gus@cli.org"),
+        "{table}"
+    );
+    let listed = ok(&sessionplane(&["users", "list", "--json"], &env, None));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let fay = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "fay@cli.org")
+        .expect("fay listed");
+    assert_eq!(fay["properties"]["team"], "red");
+
+    ok(&sessionplane(
+        &["users", "passwd", "fay@cli.org", "--password-stdin"],
+        &env,
+        Some("fay-second-password\n"),
+    ));
+    assert_eq!(
+        api.login(&api_url, "cli.org", "fay", "fay-first-password")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        api.login(&api_url, "cli.org", "fay", "fay-second-password")
+            .await
+            .status,
+        200
+    );
+
+    ok(&sessionplane(
+        &["users", "rm", "fay@cli.org", "gus@cli.org"],
+        &env,
+        None,
+    ));
+    let after: serde_json::Value = serde_json::from_str(&ok(&sessionplane(
+        &["users", "list", "--domain", "cli.org", "--json"],
+        &env,
+        None,
+    )))
+    .unwrap();
+    assert_eq!(after, serde_json::json!([]));
+
+    // Failures say what the api said, and exit non-zero.
+    let unknown = failed(&sessionplane(
+        &["users", "add", "x@nowhere.org"],
+        &env,
+        None,
+    ));
+    assert!(unknown.contains("404 notFound"), "{unknown}");
+    let anonymous = failed(&sessionplane(
+        &["domains", "list"],
+        &[("SESSIONPLANE_API", api_url.as_str())],
+        None,
+    ));
+    assert!(anonymous.contains("401 Unauthorized"), "{anonymous}");
+    let unreachable = failed(&sessionplane(
+        &["domains", "list", "--api", "http://127.0.0.1:9"],
+        &[],
+        None,
+    ));
+    assert!(unreachable.contains("cannot reach"), "{unreachable}");
+    assert!(!unreachable.contains("panicked"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eddsa_service_key_verifies_tokens_its_private_side_signed_and_no_others() {
+    let keys = tempfile::tempdir().unwrap();
+    let private = keys.path().join("ed.key");
+    let public = keys.path().join("ed.pub");
+    let stranger = keys.path().join("stranger.key");
+    for key in [&private, &stranger] {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            key.to_str().unwrap(),
+        ]);
+    }
+    openssl(&[
+        "pkey",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    let site = site_with_service_key(vec![
+        format!("service_key_file = \"{}\"", public.display()),
+        "service_key_algorithm = \"EdDSA\"".into(),
+    ])
+    .await;
+    let api = Api::default();
+    let url = format!("{}/domains", site.api_url(0));
+
+    let good = issue(&private, "eddsa");
+    let answer = api
+        .call(reqwest::Method::GET, url.clone(), Some(&good), None)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+
+    let forged = issue(&stranger, "eddsa");
+    let answer = api
+        .call(reqwest::Method::GET, url, Some(&forged), None)
+        .await;
+    assert_eq!(answer.status, 401, "{}", answer.text);
+
+    let wrong_kind = failed(&sessionplane(
+        &[
+            "token",
+            "issue",
+            "--sub",
+            "x",
+            "--key-file",
+            public.to_str().unwrap(),
+            "--algorithm",
+            "eddsa",
+        ],
+        &[],
+        None,
+    ));
+    assert!(wrong_kind.contains("key"), "{wrong_kind}");
+}
