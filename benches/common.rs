@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use sessionplane::config::{Config, IamSettings, Listen, SiteNode};
+use sessionplane::config::{Config, IamSettings, Listen, Secret, SiteNode};
 use sessionplane::node::{self, Listeners, RunningNode};
 use tokio::net::TcpListener;
+
+pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 
 /// Starts `n` nodes of site `local` on 127.0.0.1 with real sockets between them and waits until
 /// every node votes.
@@ -44,6 +46,7 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
                 advertise_cluster: None,
             },
             site_nodes: site_nodes.clone(),
+            initial_admin_password: Some(Secret(ADMIN_PASSWORD.into())),
             ..Config::default()
         };
         nodes.push(node::start(config, listeners).await.expect("start node"));
