@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::group::{Group, GroupCore};
+use crate::liveness::{Liveness, NodeHello};
 use crate::log_store::LogDb;
 use crate::network::{GroupNetwork, PeerClient};
 use crate::server::{self, Registry};
@@ -68,6 +69,8 @@ pub enum SetupError {
     Group { group: GroupId, reason: String },
     #[error("invalid raft settings: {0}")]
     Config(String),
+    #[error("cannot record this start in the raft log database: {0}")]
+    Incarnation(String),
     #[error("cannot build the peer client: {0}")]
     Client(String),
 }
@@ -79,6 +82,7 @@ pub struct ClusterNode {
     db: LogDb,
     peers: PeerClient,
     registry: Registry,
+    liveness: Liveness,
 }
 
 impl ClusterNode {
@@ -91,16 +95,29 @@ impl ClusterNode {
         let db = LogDb::open(&path).map_err(|source| SetupError::LogDb { path, source })?;
         let peers =
             PeerClient::new(&options.secret).map_err(|e| SetupError::Client(e.to_string()))?;
+        let incarnation = db
+            .bump_incarnation()
+            .map_err(|e| SetupError::Incarnation(e.to_string()))?;
+        let liveness = Liveness::new(NodeHello {
+            node_id: options.node_id,
+            incarnation,
+        });
         Ok(Self {
             options: Arc::new(options),
             db,
             peers,
             registry: Registry::default(),
+            liveness,
         })
     }
 
     pub fn node_id(&self) -> NodeId {
         self.options.node_id
+    }
+
+    /// This node's incarnation and what it knows of its peers' liveness.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
     }
 
     pub fn peers(&self) -> &PeerClient {
@@ -109,7 +126,11 @@ impl ClusterNode {
 
     /// The routes of the cluster listener, for every group opened on this node.
     pub fn router(&self) -> axum::Router {
-        server::router(self.registry.clone(), self.options.secret.as_str().into())
+        server::router(
+            self.registry.clone(),
+            self.options.secret.as_str().into(),
+            self.liveness.me(),
+        )
     }
 
     /// Opens a group with its state machine (restored from its last snapshot, then the log).

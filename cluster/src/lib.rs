@@ -13,6 +13,7 @@
 mod batcher;
 mod group;
 mod host;
+mod liveness;
 mod log_store;
 mod membership;
 mod network;
@@ -24,6 +25,7 @@ mod types;
 pub use batcher::MAX_COMMAND_BYTES;
 pub use group::{ClusterError, Group, GroupStatus};
 pub use host::{ClusterNode, ClusterOptions, RaftTuning, SetupError};
+pub use liveness::{watch_peers, Liveness, NodeHello, PeerState, PROBE_EVERY, UP_WITHIN};
 pub use log_store::{GroupLog, LogDb};
 pub use membership::{keep_membership, MemberList};
 pub use network::{PeerClient, PeerError, SECRET_HEADER};

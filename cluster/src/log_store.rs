@@ -57,6 +57,22 @@ impl LogDb {
         Ok(Self { db, writer })
     }
 
+    /// Counts this start: returns the node's incarnation, one more than at its previous start
+    /// (1 on the first), durably recorded before it is returned.
+    pub fn bump_incarnation(&self) -> Result<u64, redb::Error> {
+        const NODE: TableDefinition<'_, &'static str, u64> = TableDefinition::new("node/meta");
+        let txn = self.db.begin_write()?;
+        let incarnation = {
+            let mut table = txn.open_table(NODE)?;
+            let previous = table.get("incarnation")?.map_or(0, |v| v.value());
+            let next = previous.saturating_add(1);
+            table.insert("incarnation", next)?;
+            next
+        };
+        txn.commit()?;
+        Ok(incarnation)
+    }
+
     /// Opens (creating if needed) the log of one group.
     pub fn group_log(&self, group: &GroupId) -> Result<GroupLog, StorageError> {
         let tables = Arc::new(Tables::for_group(group));

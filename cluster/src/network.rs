@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::group::GroupStatus;
+use crate::liveness::NodeHello;
 use crate::log_store::{decode, encode};
 use crate::types::{GroupId, Member, NodeId, TypeConfig};
 
@@ -155,6 +156,15 @@ impl PeerClient {
         let answer: Result<ByteBuf, Refusal> =
             self.call(addr, group, verb, &request, timeout).await?;
         Ok(answer.map(ByteBuf::into_vec).map_err(|e| e.to_string()))
+    }
+
+    /// The peer's node id and incarnation.
+    pub async fn hello(&self, addr: &str, timeout: Duration) -> Result<NodeHello, PeerError> {
+        let bytes = self.post(addr, "/node/hello", Vec::new(), timeout).await?;
+        decode(&bytes).map_err(|e| PeerError::Decode {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })
     }
 
     /// POSTs raw bytes to a path on the peer's cluster listener and returns the raw answer.

@@ -1,4 +1,5 @@
-//! The cluster listener's routes: `/raft/{group}/{append|vote|snapshot|propose|read-index|query|status}`.
+//! The cluster listener's routes: `/raft/{group}/{append|vote|snapshot|propose|read-index|query|status}`
+//! and `/node/hello` (this node's id and incarnation).
 //!
 //! Peers only: every request must carry the cluster secret (compared in constant time), or it is
 //! answered 401 before its body is read. Bodies are MessagePack and bounded in size; a body that
@@ -21,6 +22,7 @@ use serde_bytes::ByteBuf;
 use subtle::ConstantTimeEq;
 
 use crate::group::GroupCore;
+use crate::liveness::NodeHello;
 use crate::log_store::{decode, encode};
 use crate::network::SECRET_HEADER;
 use crate::network::{ForwardedCommand, Refusal};
@@ -55,11 +57,17 @@ impl Registry {
 struct Listener {
     registry: Registry,
     secret: Arc<str>,
+    hello: NodeHello,
 }
 
-pub(crate) fn router(registry: Registry, secret: Arc<str>) -> Router {
-    let listener = Listener { registry, secret };
+pub(crate) fn router(registry: Registry, secret: Arc<str>, hello: NodeHello) -> Router {
+    let listener = Listener {
+        registry,
+        secret,
+        hello,
+    };
     Router::new()
+        .route("/node/hello", post(node_hello))
         .route("/raft/{group}/append", post(append))
         .route("/raft/{group}/vote", post(vote))
         .route("/raft/{group}/snapshot", post(snapshot))
@@ -180,4 +188,8 @@ async fn status(State(l): State<Listener>, Path(name): Path<String>, bytes: Byte
     let core = group(&l, &name)?;
     let () = body(&bytes)?;
     reply(&core.status().await)
+}
+
+async fn node_hello(State(l): State<Listener>) -> Answer {
+    reply(&l.hello)
 }

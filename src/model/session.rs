@@ -52,3 +52,25 @@ pub enum CloseReason {
     Logout,
     UserDisabled,
 }
+
+impl CloseReason {
+    /// The `reason` of the `session_closed` message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Logout => "logout",
+            Self::UserDisabled => "user_disabled",
+        }
+    }
+
+    /// The websocket close code.
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::Revoked => 4001,
+            Self::Expired => 4002,
+            Self::Logout => 4003,
+            Self::UserDisabled => 4004,
+        }
+    }
+}

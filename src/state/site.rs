@@ -6,8 +6,14 @@
 //!
 //! Expired sessions are invisible to every read at once; the leader purges them in batches
 //! with [`SiteCommand::PurgeExpired`].
+//!
+//! Websocket connections are registered here too, keyed by (session, connection), so that a
+//! session's connections are one range and a session's end removes them. Every way a session
+//! ends is an entry; applying it tells this node's [`SiteEffects`], which closes the sockets the
+//! node holds for it. The effects are the state machine's only way out, and they never feed
+//! back into the state.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -15,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sessionplane_cluster::{SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
-use crate::model::{CloseReason, NewSession, Session};
+use crate::model::{CloseReason, Connection, NewConnection, NewSession, Session};
 use crate::state::{decode, encode, encode_into};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +29,10 @@ pub enum SiteCommand {
     /// Opens a session; idempotent by `session_id`.
     CreateSession(NewSession),
     /// Extends a live session to `lifetime_ms` from now.
-    RenewSession { session_id: Uuid, lifetime_ms: u64 },
+    RenewSession {
+        session_id: Uuid,
+        lifetime_ms: u64,
+    },
     DeleteSession {
         session_id: Uuid,
         reason: CloseReason,
@@ -37,11 +46,29 @@ pub enum SiteCommand {
     },
     /// Removes at most `limit` sessions expired at the entry's time, and as many expired login
     /// failures.
-    PurgeExpired { limit: u32 },
+    PurgeExpired {
+        limit: u32,
+    },
     /// Counts a failed login for `key` (`login@domain`) for `window_ms`.
-    RecordLoginFailure { key: String, window_ms: u64 },
+    RecordLoginFailure {
+        key: String,
+        window_ms: u64,
+    },
     /// Forgets `key`'s failures (after a successful login).
-    ClearLoginFailures { key: String },
+    ClearLoginFailures {
+        key: String,
+    },
+    /// Registers a websocket connection of a live session.
+    OpenConnection(NewConnection),
+    CloseConnection {
+        conn_id: Uuid,
+    },
+    /// Forgets the connections a node registered in any incarnation but `keep_incarnation`
+    /// (all of them when `None`): the node died or restarted.
+    ReapConnections {
+        node_id: u64,
+        keep_incarnation: Option<u64>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +77,15 @@ pub enum SiteReply {
     NotFound,
     Deleted(Vec<Uuid>),
     LoginFailures(LoginFailures),
+    Connection(Connection),
+    ConnectionsClosed(u32),
     Invalid(String),
+}
+
+/// What this node does when an applied entry ends sessions: close the sockets it holds for
+/// them. Called under the state's write lock, so it must only hand the work off.
+pub trait SiteEffects: Send + Sync {
+    fn sessions_ended(&self, sessions: &[Uuid], reason: CloseReason);
 }
 
 /// The failed logins of one `login@domain` that still count.
@@ -83,6 +118,7 @@ pub enum SiteQueryReply {
 
 #[derive(Default)]
 pub struct SiteState {
+    effects: Option<Arc<dyn SiteEffects>>,
     sessions: imbl::OrdMap<Uuid, Arc<Session>>,
     by_user: BTreeSet<(Uuid, Uuid)>,
     by_domain: BTreeSet<(Arc<str>, Uuid)>,
@@ -92,9 +128,88 @@ pub struct SiteState {
     /// Failed logins per `login@domain`: the times at which each stops counting, oldest first.
     failures: imbl::OrdMap<Arc<str>, Vec<u64>>,
     failure_expiry: BTreeSet<(u64, Arc<str>)>,
+    connections: imbl::OrdMap<(Uuid, Uuid), Arc<Connection>>,
+    conn_session: HashMap<Uuid, Uuid>,
+    /// (node id, incarnation, connection id).
+    conns_by_node: BTreeSet<(u64, u64, Uuid)>,
+}
+
+/// A frozen copy of the sessions and connections, taken in O(1) and read without any lock:
+/// a listing streams through it while apply goes on.
+#[derive(Clone)]
+pub struct SiteView {
+    sessions: imbl::OrdMap<Uuid, Arc<Session>>,
+    connections: imbl::OrdMap<(Uuid, Uuid), Arc<Connection>>,
+}
+
+impl SiteView {
+    /// Sessions in id order, from `from` (inclusive) on; expired ones included.
+    pub fn sessions_from(&self, from: Bound<Uuid>) -> impl Iterator<Item = &Session> + '_ {
+        self.sessions
+            .range((from, Bound::Unbounded))
+            .map(|(_, s)| &**s)
+    }
+
+    pub fn session(&self, id: &Uuid) -> Option<&Session> {
+        self.sessions.get(id).map(|s| &**s)
+    }
+
+    pub fn connections_of(&self, session_id: Uuid) -> impl Iterator<Item = &Connection> + '_ {
+        self.connections
+            .range((session_id, Uuid::nil())..=(session_id, Uuid::max()))
+            .map(|(_, c)| &**c)
+    }
 }
 
 impl SiteState {
+    /// An empty state that tells `effects` about the sessions its entries end.
+    pub fn with_effects(effects: Arc<dyn SiteEffects>) -> Self {
+        Self {
+            effects: Some(effects),
+            ..Self::default()
+        }
+    }
+
+    pub fn view(&self) -> SiteView {
+        SiteView {
+            sessions: self.sessions.clone(),
+            connections: self.connections.clone(),
+        }
+    }
+
+    /// The (node, incarnation) pairs that hold registered connections.
+    pub fn connection_holders(&self) -> BTreeSet<(u64, u64)> {
+        let mut holders = BTreeSet::new();
+        let mut from = Bound::Unbounded;
+        while let Some((node, incarnation, _)) = self
+            .conns_by_node
+            .range((from, Bound::Unbounded))
+            .next()
+            .copied()
+        {
+            holders.insert((node, incarnation));
+            from = Bound::Excluded((node, incarnation, Uuid::max()));
+        }
+        holders
+    }
+
+    /// The connections registered by one node in one incarnation: (connection, session,
+    /// registered at).
+    pub fn connections_held_by(&self, node_id: u64, incarnation: u64) -> Vec<(Uuid, Uuid, u64)> {
+        self.conns_by_node
+            .range((node_id, incarnation, Uuid::nil())..=(node_id, incarnation, Uuid::max()))
+            .filter_map(|(_, _, conn)| {
+                let session = self.conn_session.get(conn)?;
+                let c = self.connections.get(&(*session, *conn))?;
+                Some((*conn, *session, c.opened_at_ms))
+            })
+            .collect()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
     /// A live session by id.
     pub fn get(&self, session_id: &Uuid, now_ms: u64) -> Option<&Session> {
         self.sessions
@@ -170,15 +285,17 @@ impl SiteState {
                 session_id,
                 lifetime_ms,
             } => self.renew(at_ms, session_id, lifetime_ms),
-            SiteCommand::DeleteSession { session_id, .. } => match self.get(&session_id, at_ms) {
-                Some(_) => SiteReply::Deleted(self.remove_all([session_id])),
-                None => SiteReply::NotFound,
-            },
+            SiteCommand::DeleteSession { session_id, reason } => {
+                match self.get(&session_id, at_ms) {
+                    Some(_) => SiteReply::Deleted(self.end_sessions([session_id], reason)),
+                    None => SiteReply::NotFound,
+                }
+            }
             SiteCommand::DeleteUserSessions {
                 domain,
                 user_id,
                 except,
-                ..
+                reason,
             } => {
                 let doomed: Vec<Uuid> = self
                     .user_sessions(&user_id, at_ms)
@@ -186,7 +303,7 @@ impl SiteState {
                     .filter(|s| *s.domain == *domain && Some(s.session_id) != except)
                     .map(|s| s.session_id)
                     .collect();
-                SiteReply::Deleted(self.remove_all(doomed))
+                SiteReply::Deleted(self.end_sessions(doomed, reason))
             }
             SiteCommand::PurgeExpired { limit } => {
                 let expired: Vec<Uuid> = self
@@ -196,7 +313,7 @@ impl SiteState {
                     .map(|(_, id)| *id)
                     .collect();
                 self.forget_failures_until(at_ms, limit as usize);
-                SiteReply::Deleted(self.remove_all(expired))
+                SiteReply::Deleted(self.end_sessions(expired, CloseReason::Expired))
             }
             SiteCommand::RecordLoginFailure { key, window_ms } => {
                 let key = self.intern(&key);
@@ -214,7 +331,90 @@ impl SiteState {
                 }
                 SiteReply::LoginFailures(LoginFailures::default())
             }
+            SiteCommand::OpenConnection(new) => self.open_connection(at_ms, new),
+            SiteCommand::CloseConnection { conn_id } => {
+                SiteReply::ConnectionsClosed(self.remove_connections([conn_id]))
+            }
+            SiteCommand::ReapConnections {
+                node_id,
+                keep_incarnation,
+            } => {
+                let doomed: Vec<Uuid> = self
+                    .conns_by_node
+                    .range((node_id, 0, Uuid::nil())..=(node_id, u64::MAX, Uuid::max()))
+                    .filter(|(_, incarnation, _)| Some(*incarnation) != keep_incarnation)
+                    .map(|(_, _, conn)| *conn)
+                    .collect();
+                SiteReply::ConnectionsClosed(self.remove_connections(doomed))
+            }
         }
+    }
+
+    fn open_connection(&mut self, at_ms: u64, new: NewConnection) -> SiteReply {
+        if let Some(connection) = self
+            .conn_session
+            .get(&new.conn_id)
+            .and_then(|session| self.connections.get(&(*session, new.conn_id)))
+        {
+            return SiteReply::Connection(Connection::clone(connection));
+        }
+        if self.get(&new.session_id, at_ms).is_none() {
+            return SiteReply::NotFound;
+        }
+        let connection = Connection {
+            conn_id: new.conn_id,
+            session_id: new.session_id,
+            node: self.intern(&new.node),
+            pid: new.pid,
+            opened_at_ms: at_ms,
+        };
+        self.insert_connection(connection.clone());
+        SiteReply::Connection(connection)
+    }
+
+    fn insert_connection(&mut self, connection: Connection) {
+        let (conn, session, pid) = (connection.conn_id, connection.session_id, connection.pid);
+        self.conn_session.insert(conn, session);
+        self.conns_by_node
+            .insert((pid.node_id, pid.incarnation, conn));
+        self.connections
+            .insert((session, conn), Arc::new(connection));
+    }
+
+    fn remove_connections(&mut self, ids: impl IntoIterator<Item = Uuid>) -> u32 {
+        let mut removed = 0;
+        for conn in ids {
+            let Some(session) = self.conn_session.remove(&conn) else {
+                continue;
+            };
+            if let Some(c) = self.connections.remove(&(session, conn)) {
+                self.conns_by_node
+                    .remove(&(c.pid.node_id, c.pid.incarnation, conn));
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes sessions and their connections, and tells this node's effects.
+    fn end_sessions(
+        &mut self,
+        ids: impl IntoIterator<Item = Uuid>,
+        reason: CloseReason,
+    ) -> Vec<Uuid> {
+        let removed = self.remove_all(ids);
+        for session in &removed {
+            let conns: Vec<Uuid> = self
+                .connections
+                .range((*session, Uuid::nil())..=(*session, Uuid::max()))
+                .map(|((_, conn), _)| *conn)
+                .collect();
+            self.remove_connections(conns);
+        }
+        if let (Some(effects), false) = (&self.effects, removed.is_empty()) {
+            effects.sessions_ended(&removed, reason);
+        }
+        removed
     }
 
     fn forget_failures_until(&mut self, at_ms: u64, limit: usize) {
@@ -348,13 +548,15 @@ impl StateMachine for SiteState {
     fn snapshot(&self) -> SnapshotWriter {
         let sessions = self.sessions.clone();
         let failures = self.failures.clone();
+        let connections = self.connections.clone();
         Box::new(move || {
             let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
             let failures: Vec<(&str, &Vec<u64>)> = failures
                 .iter()
                 .map(|(key, times)| (&**key, times))
                 .collect();
-            let snapshot = (EverySession(&sessions), failures);
+            let connections: Vec<&Connection> = connections.values().map(|c| &**c).collect();
+            let snapshot = (EverySession(&sessions), failures, connections);
             match encode_into(&mut bytes, &snapshot) {
                 Ok(()) => bytes,
                 Err(_) => Vec::new(),
@@ -363,9 +565,13 @@ impl StateMachine for SiteState {
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<Self, String> {
-        let (sessions, failures): (Vec<Session>, Vec<(String, Vec<u64>)>) =
+        type Parts = (Vec<Session>, Vec<(String, Vec<u64>)>, Vec<Connection>);
+        let (sessions, failures, connections): Parts =
             decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
-        let mut state = SiteState::default();
+        let mut state = SiteState {
+            effects: self.effects.clone(),
+            ..SiteState::default()
+        };
         for (key, times) in failures {
             let key = state.intern(&key);
             for until in &times {
@@ -378,6 +584,10 @@ impl StateMachine for SiteState {
             session.domain = state.intern(&session.domain);
             session.user_agent = session.user_agent.map(|ua| state.intern(&ua));
             state.insert(session);
+        }
+        for mut connection in connections {
+            connection.node = state.intern(&connection.node);
+            state.insert_connection(connection);
         }
         Ok(state)
     }
@@ -563,6 +773,96 @@ mod tests {
         );
         assert_eq!(state.login_failures("c@d", 6_001).count, 0);
         assert!(state.failure_expiry.is_empty());
+    }
+
+    #[derive(Default)]
+    struct Recorded(std::sync::Mutex<Vec<(Uuid, CloseReason)>>);
+
+    impl SiteEffects for Recorded {
+        fn sessions_ended(&self, sessions: &[Uuid], reason: CloseReason) {
+            let mut seen = self.0.lock().unwrap();
+            seen.extend(sessions.iter().map(|id| (*id, reason)));
+        }
+    }
+
+    fn open(state: &mut SiteState, session: Uuid, node_id: u64, incarnation: u64) -> SiteReply {
+        let new = NewConnection {
+            conn_id: Uuid::now_v7(),
+            session_id: session,
+            node: format!("n{node_id}@127.0.0.1"),
+            pid: crate::model::Pid {
+                node_id,
+                sequence: 1,
+                incarnation,
+            },
+        };
+        run(state, 10, SiteCommand::OpenConnection(new))
+    }
+
+    #[test]
+    fn connections_live_and_die_with_their_session_and_their_node() {
+        let effects = Arc::new(Recorded::default());
+        let mut state = SiteState::with_effects(effects.clone());
+        let user = Uuid::now_v7();
+        let mut sessions = Vec::new();
+        for _ in 0..2 {
+            let SiteReply::Session(s) = run(
+                &mut state,
+                0,
+                SiteCommand::CreateSession(new_session(user, "d", 60_000)),
+            ) else {
+                panic!()
+            };
+            sessions.push(s.session_id);
+        }
+        let (a, b) = (sessions[0], sessions[1]);
+        assert_eq!(open(&mut state, Uuid::now_v7(), 1, 1), SiteReply::NotFound);
+        let SiteReply::Connection(first) = open(&mut state, a, 1, 1) else {
+            panic!()
+        };
+        assert_eq!(first.opened_at_ms, 10);
+        open(&mut state, a, 2, 1);
+        open(&mut state, b, 2, 1);
+        open(&mut state, b, 2, 2);
+        assert_eq!(state.view().connections_of(a).count(), 2);
+        assert_eq!(
+            state.connection_holders(),
+            BTreeSet::from([(1, 1), (2, 1), (2, 2)])
+        );
+        let restored = state.restore(&(state.snapshot())()).unwrap();
+        assert_eq!(restored.connection_holders(), state.connection_holders());
+        assert_eq!(restored.connections_held_by(2, 1).len(), 2);
+
+        let reap = SiteCommand::ReapConnections {
+            node_id: 2,
+            keep_incarnation: Some(2),
+        };
+        assert_eq!(run(&mut state, 20, reap), SiteReply::ConnectionsClosed(2));
+        assert_eq!(state.connection_holders(), BTreeSet::from([(1, 1), (2, 2)]));
+        let close = SiteCommand::CloseConnection {
+            conn_id: first.conn_id,
+        };
+        assert_eq!(
+            run(&mut state, 21, close.clone()),
+            SiteReply::ConnectionsClosed(1)
+        );
+        assert_eq!(run(&mut state, 22, close), SiteReply::ConnectionsClosed(0));
+
+        let delete = SiteCommand::DeleteSession {
+            session_id: b,
+            reason: CloseReason::Revoked,
+        };
+        run(&mut state, 30, delete);
+        assert_eq!(
+            state.connection_count(),
+            0,
+            "a session's end removes its connections"
+        );
+        run(&mut state, 70_000, SiteCommand::PurgeExpired { limit: 10 });
+        assert_eq!(
+            *effects.0.lock().unwrap(),
+            vec![(b, CloseReason::Revoked), (a, CloseReason::Expired)]
+        );
     }
 
     #[test]
