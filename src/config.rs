@@ -32,6 +32,7 @@ pub struct Config {
     /// The domain of the deployment's administrators (group `admins` in it).
     pub master_domain: String,
     pub iam: IamSettings,
+    pub gateway: GatewayConfig,
     /// The first administrator's password, taken once on the deployment's first start (from
     /// `SESSIONPLANE_ADMIN_PASSWORD`; never from a file). Unset: one is generated and printed.
     #[serde(skip)]
@@ -65,6 +66,22 @@ pub struct IamSettings {
     pub argon2: Argon2Settings,
     /// Password hashes computed at once; 0: one per core.
     pub hash_threads: usize,
+}
+
+/// The websocket gateway (`GET /rest/v1/ws`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The server pings every socket this often.
+    pub ping_interval_ms: u64,
+    /// A socket silent (not even a pong) for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A message a client does not take within this time drops its socket.
+    pub send_timeout_ms: u64,
+    /// The largest message a client may send.
+    pub max_message_bytes: usize,
+    /// The connections of a node unreachable for this long are forgotten.
+    pub reap_dead_node_after_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +155,7 @@ impl Default for Config {
             sessions: SessionSettings::default(),
             master_domain: "master.domain".into(),
             iam: IamSettings::default(),
+            gateway: GatewayConfig::default(),
             initial_admin_password: None,
         }
     }
@@ -154,6 +172,18 @@ impl Default for IamSettings {
             login_failure_window_secs: 180,
             argon2: Argon2Settings::default(),
             hash_threads: 0,
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 30_000,
+            idle_timeout_ms: 75_000,
+            send_timeout_ms: 10_000,
+            max_message_bytes: 64 * 1024,
+            reap_dead_node_after_ms: 10_000,
         }
     }
 }
@@ -302,6 +332,17 @@ impl Config {
                 "iam: max_login_failures and login_failure_window_secs must be positive".into(),
             );
         }
+        let g = &self.gateway;
+        if g.ping_interval_ms == 0 || g.idle_timeout_ms <= g.ping_interval_ms {
+            return invalid(
+                "gateway: ping_interval_ms must be positive and below idle_timeout_ms".into(),
+            );
+        }
+        if g.send_timeout_ms == 0 || g.max_message_bytes < 64 {
+            return invalid(
+                "gateway: send_timeout_ms must be positive, max_message_bytes at least 64".into(),
+            );
+        }
         let a = &iam.argon2;
         if a.memory_kib < 8 * a.parallelism.max(1) || a.iterations == 0 || a.parallelism == 0 {
             return invalid(
@@ -323,6 +364,17 @@ impl Config {
         } else {
             self.site_nodes.clone()
         }
+    }
+
+    /// How listings name this node: `name@host`, the host peers dial.
+    pub fn node_label(&self) -> String {
+        let advertised = self.advertised_cluster();
+        let host = advertised
+            .rsplit_once(':')
+            .map_or(advertised.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        format!("{}@{}", self.node_name, host)
     }
 
     pub fn advertised_cluster(&self) -> String {

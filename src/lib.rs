@@ -1,13 +1,16 @@
 //! sessionplane: a multi-site session control plane.
 //!
 //! Inside a site, nodes form a Raft group (see the `sessionplane-cluster` crate) that tracks every
-//! session; this crate holds the domain (`model`, `state`, `sessions`), the node's wiring (`node`),
-//! its HTTP API (`api`) and its command line (`cli`).
+//! session; this crate holds the domain (`model`, `state`, `sessions`, `iam`), the websocket
+//! gateway (`gateway`), the selection of sites (`federation`), the node's wiring (`node`), its
+//! HTTP API (`api`) and its command line (`cli`).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod federation;
+pub mod gateway;
 pub mod iam;
 pub mod model;
 pub mod node;

@@ -180,3 +180,20 @@ impl From<crate::model::NameError> for ApiError {
         Self::InvalidArgument(error.to_string())
     }
 }
+
+impl From<crate::federation::SelectorError> for ApiError {
+    fn from(error: crate::federation::SelectorError) -> Self {
+        Self::InvalidArgument(error.to_string())
+    }
+}
+
+impl From<crate::gateway::GatewayError> for ApiError {
+    fn from(error: crate::gateway::GatewayError) -> Self {
+        match error {
+            crate::gateway::GatewayError::SessionClosed => {
+                Self::Unauthorized("the token's session is closed".into())
+            }
+            crate::gateway::GatewayError::Store(e) => e.into(),
+        }
+    }
+}

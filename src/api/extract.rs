@@ -4,6 +4,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use axum_extra::extract::CookieJar;
 use serde::de::DeserializeOwned;
 
@@ -57,8 +58,8 @@ pub enum Presented {
 }
 
 /// The caller's token: `Authorization: Bearer`, else the `RSession` cookie.
-pub fn presented_token(parts: &Parts) -> Option<(String, Presented)> {
-    if let Some(value) = parts.headers.get(AUTHORIZATION) {
+pub fn presented_token(headers: &HeaderMap) -> Option<(String, Presented)> {
+    if let Some(value) = headers.get(AUTHORIZATION) {
         let value = value.to_str().unwrap_or_default();
         let token = value
             .strip_prefix("Bearer ")
@@ -66,7 +67,7 @@ pub fn presented_token(parts: &Parts) -> Option<(String, Presented)> {
             .unwrap_or_default();
         return Some((token.trim().to_string(), Presented::Bearer));
     }
-    let jar = CookieJar::from_headers(&parts.headers);
+    let jar = CookieJar::from_headers(headers);
     jar.get(SESSION_COOKIE)
         .map(|cookie| (cookie.value().to_string(), Presented::Cookie))
 }
@@ -81,7 +82,8 @@ impl FromRequestParts<ApiState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let (token, presented) = presented_token(parts).ok_or(IamError::MissingCredentials)?;
+        let (token, presented) =
+            presented_token(&parts.headers).ok_or(IamError::MissingCredentials)?;
         if token.is_empty() {
             return Err(IamError::MissingCredentials.into());
         }

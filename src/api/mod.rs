@@ -8,6 +8,8 @@ pub mod extract;
 pub mod groups;
 pub mod iam_sessions;
 pub mod users;
+pub mod websocket;
+pub mod ws_sessions;
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use axum::Router;
 
 pub use error::ApiError;
 
+use crate::federation::Sites;
+use crate::gateway::Gateway;
 use crate::iam::Iam;
 
 /// The largest request body the api reads.
@@ -27,6 +31,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     pub iam: Arc<Iam>,
+    pub gateway: Arc<Gateway>,
+    pub sites: Arc<Sites>,
     /// Whether the api listener speaks TLS (cookies are then `Secure`).
     pub tls: bool,
 }
@@ -37,6 +43,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(domains::routes())
         .merge(users::routes())
         .merge(groups::routes())
+        .merge(ws_sessions::routes())
+        .merge(websocket::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not take that method".into())

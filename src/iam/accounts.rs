@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::{directory_outcome, Caller, Iam, IamError};
-use crate::model::{CloseReason, PropertyChanges, User, UserAddress};
+use crate::model::{CloseReason, DomainName, Login, PropertyChanges, User, UserAddress};
 use crate::state::directory::{DirectoryCommand, DirectoryReply, NewUser};
 use crate::state::site::{SiteCommand, SiteReply};
 
@@ -57,6 +57,34 @@ impl Iam {
             .read(|d| d.user_by_login(&address.domain, &address.login).cloned())
             .await?
             .ok_or_else(|| IamError::NotFound(format!("no user {address}")))
+    }
+
+    /// A user of `domain` named by id or by login, read after a barrier; 404 when the domain
+    /// or the user does not exist.
+    pub async fn find_user_in(&self, domain: &DomainName, user: &str) -> Result<User, IamError> {
+        let by_id = user.parse::<Uuid>().ok();
+        let login = match by_id {
+            Some(_) => None,
+            None => Some(
+                user.parse::<Login>()
+                    .map_err(|e| IamError::Invalid(e.to_string()))?,
+            ),
+        };
+        let (domain_known, found) = self
+            .directory
+            .read(|d| {
+                let found = match (&by_id, &login) {
+                    (Some(id), _) => d.user(id).filter(|u| u.domain == *domain),
+                    (None, Some(login)) => d.user_by_login(domain, login),
+                    (None, None) => None,
+                };
+                (d.domain(domain).is_some(), found.cloned())
+            })
+            .await?;
+        if !domain_known {
+            return Err(IamError::NotFound(format!("no domain {domain}")));
+        }
+        found.ok_or_else(|| IamError::NotFound(format!("no user {user} in domain {domain}")))
     }
 
     pub async fn update_user(
@@ -121,7 +149,7 @@ impl Iam {
                 .await?,
         )?;
         for user in users {
-            self.close_user_sessions(user, None, CloseReason::Revoked)
+            self.close_user_sessions(user, None, CloseReason::UserDisabled)
                 .await?;
         }
         Ok(())

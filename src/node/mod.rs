@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use sessionplane_cluster::{
-    keep_membership, ClusterNode, ClusterOptions, GroupId, Member, MemberList, SetupError,
+    keep_membership, watch_peers, ClusterNode, ClusterOptions, GroupId, Member, MemberList,
+    SetupError,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
+use crate::federation::Sites;
+use crate::gateway::{self, Gateway, GatewaySettings, LocalSockets};
 use crate::iam::{self, DirectoryStore, Iam, PasswordHasher, TokenKeys};
 use crate::model::DomainName;
 use crate::sessions::{reaper, SiteStore};
@@ -74,6 +77,7 @@ pub struct RunningNode {
     pub site: SiteStore,
     pub directory: DirectoryStore,
     pub iam: Arc<Iam>,
+    pub gateway: Arc<Gateway>,
     /// Answers once if this node created the first administrator with a generated password.
     pub generated_admin_password: Option<oneshot::Receiver<String>>,
     pub api_addr: SocketAddr,
@@ -95,8 +99,9 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     })?;
     let site_group_id = GroupId::new(format!("site:{}", config.site))
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let sockets = Arc::new(LocalSockets::default());
     let site_group = cluster
-        .open_group(site_group_id, SiteState::default())
+        .open_group(site_group_id, SiteState::with_effects(sockets.clone()))
         .await?;
     let site = SiteStore::new(site_group.clone());
     let directory_group_id =
@@ -107,12 +112,27 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     let directory = DirectoryStore::new(directory_group.clone());
     let iam = Arc::new(identity(&config, site.clone(), directory.clone())?);
     let (stop, stopped) = watch::channel(false);
+    let gateway = Arc::new(Gateway {
+        site: site.clone(),
+        sockets,
+        liveness: cluster.liveness().clone(),
+        node_label: config.node_label(),
+        settings: gateway_settings(&config),
+        stop: stopped.clone(),
+    });
     let api_addr = local_addr(&listeners.api, config.listen.api)?;
     let cluster_addr = local_addr(&listeners.cluster, config.listen.cluster)?;
     let api_state = crate::api::ApiState {
         iam: iam.clone(),
+        gateway: gateway.clone(),
+        sites: Arc::new(Sites::single(&config.site)),
         tls: false,
     };
+    let peers = config
+        .site_members()
+        .into_iter()
+        .map(|n| (n.id, n.cluster))
+        .collect();
     let directory_members = site_members(&config);
     let (generated_tx, generated_rx) = oneshot::channel();
     let is_directory_seed = directory_members.seed == config.node_id;
@@ -126,6 +146,12 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         )),
         tokio::spawn(keep_membership(site_group, site_members(&config))),
         tokio::spawn(keep_membership(directory_group, directory_members)),
+        tokio::spawn(watch_peers(
+            cluster.liveness().clone(),
+            cluster.peers().clone(),
+            peers,
+        )),
+        tokio::spawn(gateway::sweeper::run(gateway.clone())),
         tokio::spawn(reaper::run(
             site.clone(),
             Duration::from_millis(config.sessions.purge_interval_ms),
@@ -147,6 +173,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         site,
         directory,
         iam,
+        gateway,
         generated_admin_password: is_directory_seed.then_some(generated_rx),
         api_addr,
         cluster_addr,
@@ -190,6 +217,17 @@ fn identity(
         max_login_failures: settings.max_login_failures,
         login_failure_window_ms: settings.login_failure_window_secs.saturating_mul(1000),
     })
+}
+
+fn gateway_settings(config: &Config) -> GatewaySettings {
+    let g = &config.gateway;
+    GatewaySettings {
+        ping_interval: Duration::from_millis(g.ping_interval_ms),
+        idle_timeout: Duration::from_millis(g.idle_timeout_ms),
+        send_timeout: Duration::from_millis(g.send_timeout_ms),
+        max_message_bytes: g.max_message_bytes,
+        reap_dead_node_after: Duration::from_millis(g.reap_dead_node_after_ms),
+    }
 }
 
 fn site_members(config: &Config) -> MemberList {

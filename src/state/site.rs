@@ -136,7 +136,7 @@ pub struct SiteState {
 
 /// A frozen copy of the sessions and connections, taken in O(1) and read without any lock:
 /// a listing streams through it while apply goes on.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct SiteView {
     sessions: imbl::OrdMap<Uuid, Arc<Session>>,
     connections: imbl::OrdMap<(Uuid, Uuid), Arc<Connection>>,
@@ -216,6 +216,11 @@ impl SiteState {
             .get(session_id)
             .map(|s| &**s)
             .filter(|s| s.is_live(now_ms))
+    }
+
+    /// A stored session, expired or not.
+    pub fn session_stored(&self, session_id: &Uuid) -> Option<&Session> {
+        self.sessions.get(session_id).map(|s| &**s)
     }
 
     /// A user's live sessions.

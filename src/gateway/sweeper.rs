@@ -1,0 +1,101 @@
+//! Keeps the registered connections true to the sockets that exist.
+//!
+//! On every node, every second: sockets whose session has expired are closed (4002) without
+//! waiting for the purge, sockets whose session vanished without this node seeing it end (it
+//! installed a snapshot) are closed (4001), and this node's records that no socket backs any
+//! more (a failed deregistration) are removed. On the site leader, also: the records of a node
+//! that restarted (another incarnation) or has been unreachable for
+//! [`GatewaySettings::reap_dead_node_after`](super::GatewaySettings) are removed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessionplane_cluster::{now_ms, PeerState};
+
+use super::Gateway;
+use crate::model::CloseReason;
+use crate::state::site::SiteCommand;
+
+const EVERY: Duration = Duration::from_secs(1);
+/// A socket or record this young may be waiting for its entry to be applied here.
+const GRACE: Duration = Duration::from_secs(5);
+
+pub async fn run(gateway: Arc<Gateway>) {
+    let mut stop = gateway.stop.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        close_orphaned_sockets(&gateway);
+        for command in stale_records(&gateway) {
+            if let Err(e) = gateway.site.execute(&command).await {
+                tracing::debug!(error = %e, "removing stale connection records failed; will retry");
+                break;
+            }
+        }
+    }
+}
+
+fn close_orphaned_sockets(gateway: &Gateway) {
+    let now = now_ms();
+    let held = gateway.sockets.sessions();
+    let verdicts: Vec<_> = gateway.site.group().state().read(|state| {
+        held.iter()
+            .filter_map(
+                |(session_id, since)| match state.session_stored(session_id) {
+                    Some(session) if !session.is_live(now) => {
+                        Some((*session_id, CloseReason::Expired))
+                    }
+                    Some(_) => None,
+                    None if since.elapsed() > GRACE => Some((*session_id, CloseReason::Revoked)),
+                    None => None,
+                },
+            )
+            .collect()
+    });
+    for (session_id, reason) in verdicts {
+        gateway.sockets.close(session_id, reason);
+    }
+}
+
+fn stale_records(gateway: &Gateway) -> Vec<SiteCommand> {
+    let me = gateway.liveness.me();
+    let grace_ms = GRACE.as_millis() as u64;
+    let now = now_ms();
+    let state = gateway.site.group().state();
+    let mine = state.read(|s| s.connections_held_by(me.node_id, me.incarnation));
+    let mut commands: Vec<SiteCommand> = mine
+        .into_iter()
+        .filter(|(conn, session, opened_at)| {
+            now.saturating_sub(*opened_at) > grace_ms && !gateway.sockets.holds(*session, *conn)
+        })
+        .map(|(conn_id, _, _)| SiteCommand::CloseConnection { conn_id })
+        .collect();
+    if !gateway.site.group().is_leader() {
+        return commands;
+    }
+    for (node_id, incarnation) in state.read(|s| s.connection_holders()) {
+        let keep_incarnation = match gateway.liveness.state(node_id) {
+            PeerState::Up {
+                incarnation: now_up,
+            } if now_up != incarnation => Some(now_up),
+            PeerState::Down { for_at_least }
+                if for_at_least >= gateway.settings.reap_dead_node_after =>
+            {
+                None
+            }
+            _ => continue,
+        };
+        tracing::info!(
+            node_id,
+            incarnation,
+            "forgetting the connections of a lost node"
+        );
+        commands.push(SiteCommand::ReapConnections {
+            node_id,
+            keep_incarnation,
+        });
+    }
+    commands
+}
