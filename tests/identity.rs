@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Answer, Api, TestSite, Tuning, ADMIN_PASSWORD, TOKEN_KEY};
+use common::{add_user, assert_error, Api, TestSite, Tuning, ADMIN_PASSWORD, TOKEN_KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -16,42 +16,6 @@ async fn one_node() -> (TestSite, Api, String) {
     let api = Api::default();
     let base = site.api_url(0);
     (site, api, base)
-}
-
-/// Creates domain `domain` and user `login@domain` with `password`, as the administrator.
-async fn add_user(api: &Api, base: &str, admin: &str, domain: &str, login: &str, password: &str) {
-    let put = api
-        .call(
-            Method::PUT,
-            format!("{base}/domains/{domain}"),
-            Some(admin),
-            None,
-        )
-        .await;
-    assert!(put.status == 204 || put.status == 409, "{}", put.text);
-    let user = api
-        .call(
-            Method::PUT,
-            format!("{base}/users/{login}@{domain}"),
-            Some(admin),
-            Some(json!({"password": password})),
-        )
-        .await;
-    assert_eq!(user.status, 201, "{}", user.text);
-}
-
-fn assert_error(answer: &Answer, status: u16, kind: &str) {
-    assert_eq!(answer.status, status, "{}", answer.text);
-    assert_eq!(answer.kind(), kind, "{}", answer.text);
-    assert_eq!(answer.body["statusCode"], status, "{}", answer.text);
-    assert!(answer.body["message"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
-    assert_eq!(
-        answer.headers["content-type"], "application/json; charset=utf-8",
-        "{}",
-        answer.text
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,11 +2,15 @@
 //! address, and a client that talks to them over their real listeners.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
+use serde_json::json;
 use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
 use sessionplane::state::{decode, encode};
 use sessionplane_cluster::{GroupId, GroupStatus, PeerClient};
@@ -35,12 +39,14 @@ pub struct TestSite {
     log_filter: String,
 }
 
-/// Extra TOML lines for `[raft]`, `[sessions]` and `[iam]`, and the nodes' log filter.
+/// Extra TOML lines for `[raft]`, `[sessions]`, `[iam]` and `[gateway]`, and the nodes' log
+/// filter.
 #[derive(Default, Clone)]
 pub struct Tuning {
     pub raft: Vec<String>,
     pub sessions: Vec<String>,
     pub iam: Vec<String>,
+    pub gateway: Vec<String>,
     pub log_filter: Option<String>,
 }
 
@@ -80,7 +86,7 @@ impl TestSite {
             let text = format!(
                 "node_id = {id}\nnode_name = \"{name}\"\nsite = \"local\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
                  [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\n\n{members}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
-                 [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n",
+                 [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n",
                 id = node.id,
                 name = node.name,
                 data = dir.path().join(&node.name).display(),
@@ -89,6 +95,7 @@ impl TestSite {
                 raft = tuning.raft.join("\n"),
                 sessions = tuning.sessions.join("\n"),
                 iam = tuning.iam.join("\n"),
+                gateway = tuning.gateway.join("\n"),
             );
             std::fs::write(&node.config, text).expect("write config");
         }
@@ -380,6 +387,49 @@ impl Api {
         }
         self.send(request).await
     }
+}
+
+/// Creates domain `domain` and user `login@domain` with `password`, as the administrator.
+pub async fn add_user(
+    api: &Api,
+    base: &str,
+    admin: &str,
+    domain: &str,
+    login: &str,
+    password: &str,
+) {
+    let put = api
+        .call(
+            Method::PUT,
+            format!("{base}/domains/{domain}"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert!(put.status == 204 || put.status == 409, "{}", put.text);
+    let user = api
+        .call(
+            Method::PUT,
+            format!("{base}/users/{login}@{domain}"),
+            Some(admin),
+            Some(json!({"password": password})),
+        )
+        .await;
+    assert_eq!(user.status, 201, "{}", user.text);
+}
+
+pub fn assert_error(answer: &Answer, status: u16, kind: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text);
+    assert_eq!(answer.kind(), kind, "{}", answer.text);
+    assert_eq!(answer.body["statusCode"], status, "{}", answer.text);
+    assert!(answer.body["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert_eq!(
+        answer.headers["content-type"], "application/json; charset=utf-8",
+        "{}",
+        answer.text
+    );
 }
 
 impl TestSite {
