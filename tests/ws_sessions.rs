@@ -530,6 +530,9 @@ async fn pages_and_streams_give_the_same_list() {
     assert_eq!(by_domain.len(), 7 + 4);
 }
 
+/// A request as a table row: method, path (with query) and body.
+type Request = (Method, String, Option<Value>);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_the_exact_status_and_type() {
     let site = TestSite::start(1, Tuning::default()).await;
@@ -557,7 +560,7 @@ async fn bad_requests_get_the_exact_status_and_type() {
         json!({"action": "logout", "domain": "example.com",
                                        "user": "dave", "sites": sites})
     };
-    let cases: Vec<((Method, String, Option<Value>), u16, &str)> = vec![
+    let cases: Vec<(Request, u16, &str)> = vec![
         (get("?sites=west"), 400, "InvalidArgument"),
         (get("?sites=%5B%22west%22%5D"), 400, "InvalidArgument"),
         (get("?sites=%5B"), 400, "InvalidArgument"),
