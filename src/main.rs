@@ -12,6 +12,7 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => cli::demo::run(args).await,
         Command::Users { api, command } => cli::users::users(&api, command).await,
         Command::Domains { api, command } => cli::users::domains(&api, command).await,
+        Command::Sessions { api, command } => cli::sessions::sessions(&api, command).await,
         Command::Token { command } => cli::token::run(command),
     };
     match result {

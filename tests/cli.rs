@@ -272,3 +272,82 @@ async fn an_eddsa_service_key_verifies_tokens_its_private_side_signed_and_no_oth
     ));
     assert!(wrong_kind.contains("key"), "{wrong_kind}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_list_kill_and_logout_through_the_cli() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("service.key");
+    std::fs::write(&key, "cli-sessions-service-secret").unwrap();
+    let site =
+        site_with_service_key(vec![format!("service_key_file = \"{}\"", key.display())]).await;
+    let api_url = site.api_url(0);
+    let token = issue(&key, "hs256");
+    let env = [
+        ("SESSIONPLANE_API", api_url.as_str()),
+        ("SESSIONPLANE_TOKEN", token.as_str()),
+    ];
+    ok(&sessionplane(&["domains", "add", "s.org"], &env, None));
+    ok(&sessionplane(
+        &["users", "add", "hal@s.org", "--password-stdin"],
+        &env,
+        Some("hal-password-1\n"),
+    ));
+    let api = Api::default();
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let answer = api.login(&api_url, "s.org", "hal", "hal-password-1").await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        sessions.push(answer.body["session_id"].as_str().unwrap().to_string());
+    }
+    let listed = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["sessions", "list", "--json", "--user", "hal"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&sessionplane(&args, &env, None))).unwrap()
+    };
+    assert_eq!(listed(&[]).as_array().unwrap().len(), 3);
+    assert_eq!(
+        listed(&["--sites", "all", "--domain", "s.org"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let table = ok(&sessionplane(&["sessions", "list"], &env, None));
+    assert!(
+        table.contains(&sessions[0]) && table.contains("hal@s.org"),
+        "{table}"
+    );
+
+    ok(&sessionplane(
+        &["sessions", "kill", &sessions[0]],
+        &env,
+        None,
+    ));
+    assert_eq!(listed(&[]).as_array().unwrap().len(), 2);
+    let logout = ok(&sessionplane(
+        &["sessions", "logout", "hal@s.org", "--sites", "all"],
+        &env,
+        None,
+    ));
+    assert!(logout.contains("closed 2 session(s)"), "{logout}");
+    assert!(listed(&[]).as_array().unwrap().is_empty());
+
+    let error = failed(&sessionplane(
+        &["sessions", "kill", "not-an-id"],
+        &env,
+        None,
+    ));
+    assert!(error.contains("400 InvalidArgument"), "{error}");
+    let error = failed(&sessionplane(
+        &["sessions", "list", "--sites", "[\"west\"]"],
+        &env,
+        None,
+    ));
+    assert!(error.contains("known sites: local"), "{error}");
+    let error = failed(&sessionplane(
+        &["sessions", "logout", "nobody@s.org"],
+        &env,
+        None,
+    ));
+    assert!(error.contains("404 notFound"), "{error}");
+}

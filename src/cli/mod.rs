@@ -4,6 +4,7 @@
 pub mod client;
 pub mod demo;
 pub mod serve;
+pub mod sessions;
 pub mod token;
 pub mod users;
 
@@ -56,6 +57,13 @@ pub enum Command {
         api: client::ApiArgs,
         #[command(subcommand)]
         command: users::DomainsCommand,
+    },
+    /// Sessions and their websockets, through the REST API of a node.
+    Sessions {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: sessions::SessionsCommand,
     },
     /// Service tokens for automation.
     Token {
