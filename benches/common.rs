@@ -88,3 +88,24 @@ pub fn rss_bytes() -> u64 {
         .unwrap_or(0);
     pages * 4096
 }
+
+/// Logs the first administrator in through `base` (retrying until the bootstrap has run) and
+/// returns the login answer.
+pub async fn admin_login(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    let body = serde_json::json!({"domain": "master.domain", "login": "admin",
+        "pwd": ADMIN_PASSWORD, "session_type": "token"});
+    for _ in 0..600 {
+        let answer = http
+            .post(format!("{base}/rest/v1/iam/sessions"))
+            .json(&body)
+            .send()
+            .await;
+        if let Ok(answer) = answer {
+            if answer.status().is_success() {
+                return answer.json().await.expect("login answer");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the administrator could not log in");
+}

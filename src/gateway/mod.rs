@@ -126,7 +126,8 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.gateway.sockets.release(self.session_id, self.conn_id);
-        if !self.recorded {
+        // A stopping node leaves its records to the leader's reaper: its groups are going away.
+        if !self.recorded || *self.gateway.stop.borrow() {
             return;
         }
         let (site, conn_id) = (self.gateway.site.clone(), self.conn_id);
