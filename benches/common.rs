@@ -109,3 +109,13 @@ pub async fn admin_login(http: &reqwest::Client, base: &str) -> serde_json::Valu
     }
     panic!("the administrator could not log in");
 }
+
+/// The number after `name` on the command line, or `default`.
+pub fn arg(name: &str, default: u64) -> u64 {
+    let raw: Vec<String> = std::env::args().collect();
+    raw.iter()
+        .position(|a| a == name)
+        .and_then(|i| raw.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

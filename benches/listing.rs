@@ -15,15 +15,6 @@ use uuid::Uuid;
 
 const PATH: &str = "/rest/v1/master/logicalroles/ws/sessions";
 
-fn arg(name: &str, default: u64) -> u64 {
-    let raw: Vec<String> = std::env::args().collect();
-    raw.iter()
-        .position(|a| a == name)
-        .and_then(|i| raw.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn new_session(user_id: Uuid, login: &str) -> NewSession {
     NewSession {
         session_id: Uuid::now_v7(),
@@ -78,7 +69,7 @@ async fn get_all(http: &reqwest::Client, url: &str, token: &str) -> (usize, usiz
 
 #[tokio::main]
 async fn main() {
-    let total = arg("--sessions", 1_000_000);
+    let total = common::arg("--sessions", 1_000_000);
     let data = tempfile::tempdir().expect("temp dir");
     let nodes = common::start_site(1, data.path()).await;
     let node = &nodes[0];

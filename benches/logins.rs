@@ -11,15 +11,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let raw: Vec<String> = std::env::args().collect();
-    raw.iter()
-        .position(|a| a == name)
-        .and_then(|i| raw.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn login(http: &reqwest::Client, base: &str) -> Option<String> {
     let body = json!({"domain": "master.domain", "login": "admin",
         "pwd": common::ADMIN_PASSWORD, "session_type": "token"});
@@ -38,8 +29,8 @@ async fn login(http: &reqwest::Client, base: &str) -> Option<String> {
 
 #[tokio::main]
 async fn main() {
-    let seconds = arg("--seconds", 10);
-    let clients = arg("--clients", 8);
+    let seconds = common::arg("--seconds", 10);
+    let clients = common::arg("--clients", 8);
     let data = tempfile::tempdir().expect("temp dir");
     let nodes = common::start_site(1, data.path()).await;
     let base = format!("http://{}", nodes[0].api_addr);

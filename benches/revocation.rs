@@ -13,18 +13,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let raw: Vec<String> = std::env::args().collect();
-    raw.iter()
-        .position(|a| a == name)
-        .and_then(|i| raw.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() {
-    let rounds = arg("--rounds", 1000) as usize;
+    let rounds = common::arg("--rounds", 1000) as usize;
     let warmup = 50;
     let data = tempfile::tempdir().expect("temp dir");
     let nodes = common::start_site(3, data.path()).await;

@@ -27,15 +27,6 @@ use uuid::Uuid;
 const SECRET: &str = "bench-cluster-secret";
 const TOKEN_KEY: &str = "bench-token-key";
 
-fn arg(name: &str, default: u64) -> u64 {
-    let raw: Vec<String> = std::env::args().collect();
-    raw.iter()
-        .position(|a| a == name)
-        .and_then(|i| raw.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn rss_of(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -58,7 +49,7 @@ fn mib(bytes: u64) -> String {
 
 #[tokio::main]
 async fn main() {
-    let sockets = arg("--sockets", 19_000) as usize;
+    let sockets = common::arg("--sockets", 19_000) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
     let (api, cluster) = (free_port(), free_port());
     let config = dir.path().join("node.toml");
