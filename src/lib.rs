@@ -12,10 +12,12 @@ pub mod config;
 pub mod federation;
 pub mod gateway;
 pub mod iam;
+pub mod mail;
 pub mod model;
 pub mod node;
 pub mod sessions;
 pub mod state;
+pub mod tls;
 
 /// Every binary that links this crate (the server, tests, benchmarks) allocates through
 /// jemalloc, so benchmarks measure what ships.

@@ -1,0 +1,143 @@
+//! Mail protocol listeners: IMAP (`imap`) and SMTP submission (`smtp`), plain with STARTTLS or
+//! implicit TLS. They authenticate users against the directory and register each authenticated
+//! connection as a channel in the site group, through [`MailBackend`]; they know nothing of
+//! Raft or HTTP. A channel ends when its client leaves or when an administrator disconnects it
+//! ([`ChannelHandle::disconnected`]): IMAP says `* BYE`, SMTP `421 4.7.0`, then the socket closes.
+
+pub mod stream;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use uuid::Uuid;
+
+pub use stream::MailStream;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A user who proved who they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailUser {
+    /// `login@domain`.
+    pub username: String,
+    pub user_id: Uuid,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user or domain, disabled user, wrong password: one answer for all.
+    #[error("invalid credentials")]
+    Rejected,
+    /// Too many failed logins for this user, site-wide.
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    Banned { retry_after_secs: u64 },
+    /// The node cannot check right now (no quorum, ...).
+    #[error("authentication is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    #[serde(rename = "IMAP")]
+    Imap,
+    #[serde(rename = "SMTP")]
+    Smtp,
+    #[serde(rename = "JMAP")]
+    Jmap,
+}
+
+/// James's `endpoint` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Endpoint {
+    #[serde(rename = "imapserver")]
+    ImapServer,
+    #[serde(rename = "smtpserver")]
+    SmtpServer,
+    WebSocket,
+    EventSource,
+}
+
+/// What a protocol session registers once its user has authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelOpen {
+    pub protocol: Protocol,
+    pub endpoint: Endpoint,
+    pub user: MailUser,
+    pub remote: SocketAddr,
+    pub encrypted: bool,
+    /// James's `protocolSpecificInformation` (IMAP: the ID the client sent, the selected
+    /// mailbox; SMTP: the EHLO name; ...).
+    pub info: BTreeMap<String, String>,
+}
+
+/// An open channel's registration: dropping it deregisters the channel.
+pub struct ChannelHandle {
+    pub channel_id: Uuid,
+    disconnect: mpsc::Receiver<()>,
+    _registration: Box<dyn Send + Sync>,
+}
+
+impl ChannelHandle {
+    /// `disconnect` receives once when the channel must end; `registration` is dropped (and so
+    /// deregisters) with the handle.
+    pub fn new(
+        channel_id: Uuid,
+        disconnect: mpsc::Receiver<()>,
+        registration: Box<dyn Send + Sync>,
+    ) -> Self {
+        Self {
+            channel_id,
+            disconnect,
+            _registration: registration,
+        }
+    }
+
+    /// Resolves when an administrator (or the end of the user) disconnects this channel.
+    /// Cancel-safe: use it in `select!` next to the client's reads.
+    pub async fn disconnected(&mut self) {
+        if self.disconnect.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// What a protocol session needs from the node.
+pub trait MailBackend: Send + Sync + 'static {
+    /// Checks `username` (`login@domain`) and `password` off the async runtime; failures count
+    /// toward the login ban.
+    fn authenticate<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+        remote: SocketAddr,
+    ) -> BoxFuture<'a, Result<MailUser, AuthError>>;
+
+    /// Registers an authenticated channel in the site group.
+    fn open_channel(&self, channel: ChannelOpen) -> BoxFuture<'_, Result<ChannelHandle, String>>;
+}
+
+/// How one mail listener behaves.
+#[derive(Clone)]
+pub struct ProtocolSettings {
+    /// The name the server greets with.
+    pub hostname: String,
+    /// For STARTTLS on a plain listener; `None`: STARTTLS is not offered.
+    pub tls: Option<TlsAcceptor>,
+    /// Whether LOGIN / AUTH are taken before TLS on a plain listener.
+    pub allow_plaintext_auth: bool,
+    /// A connection that sends nothing for this long is closed (IDLE excepted, which has its
+    /// own limit of 29 minutes as RFC 2177 suggests).
+    pub idle_timeout: Duration,
+    /// The longest command line taken; a longer one is refused and the connection closed.
+    pub max_line_bytes: usize,
+    /// The largest literal (IMAP) or AUTH payload taken.
+    pub max_literal_bytes: usize,
+    /// A TLS handshake (implicit or STARTTLS) that does not finish in this time is dropped.
+    pub handshake_timeout: Duration,
+}
