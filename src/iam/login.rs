@@ -25,12 +25,25 @@ pub struct LoggedIn {
 
 impl Iam {
     pub async fn login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, IamError> {
-        let (Ok(domain), Ok(login)) = (
-            attempt.domain.parse::<DomainName>(),
-            attempt.login.parse::<Login>(),
-        ) else {
+        let user = self
+            .check_password(attempt.domain, attempt.login, attempt.password)
+            .await?;
+        self.open_session(&user, attempt.client_addr, attempt.user_agent)
+            .await
+    }
+
+    /// Checks a user's password under the site-wide ban: the user when it matches, the same
+    /// refusal for every other case (unknown domain or user, disabled user, wrong password),
+    /// each of which counts as a failure.
+    pub async fn check_password(
+        &self,
+        domain: &str,
+        login: &str,
+        password: &str,
+    ) -> Result<User, IamError> {
+        let (Ok(domain), Ok(login)) = (domain.parse::<DomainName>(), login.parse::<Login>()) else {
             // No such user can exist; spend the same time as for one that does not.
-            self.hasher.verify(attempt.password, None).await?;
+            self.hasher.verify(password, None).await?;
             return Err(IamError::BadCredentials);
         };
         let key = format!("{login}@{domain}");
@@ -43,7 +56,7 @@ impl Iam {
             .as_ref()
             .filter(|u| !u.disabled)
             .map(|u| u.password_hash.as_str());
-        let matches = self.hasher.verify(attempt.password, hash).await?;
+        let matches = self.hasher.verify(password, hash).await?;
         match user {
             Some(user) if matches => {
                 if failures > 0 {
@@ -51,8 +64,7 @@ impl Iam {
                         .execute(&SiteCommand::ClearLoginFailures { key })
                         .await?;
                 }
-                self.open_session(&user, attempt.client_addr, attempt.user_agent)
-                    .await
+                Ok(user)
             }
             _ => {
                 let record = SiteCommand::RecordLoginFailure {

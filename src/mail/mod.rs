@@ -12,12 +12,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 pub use stream::MailStream;
+
+pub use crate::model::{Endpoint, Protocol};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -40,27 +41,6 @@ pub enum AuthError {
     /// The node cannot check right now (no quorum, ...).
     #[error("authentication is unavailable: {0}")]
     Unavailable(String),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Protocol {
-    #[serde(rename = "IMAP")]
-    Imap,
-    #[serde(rename = "SMTP")]
-    Smtp,
-    #[serde(rename = "JMAP")]
-    Jmap,
-}
-
-/// James's `endpoint` names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Endpoint {
-    #[serde(rename = "imapserver")]
-    ImapServer,
-    #[serde(rename = "smtpserver")]
-    SmtpServer,
-    WebSocket,
-    EventSource,
 }
 
 /// What a protocol session registers once its user has authenticated.
