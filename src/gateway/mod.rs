@@ -5,7 +5,6 @@
 //! writes them. The directory is not its business: a user's end reaches it as session ends.
 
 pub mod sockets;
-pub mod sweeper;
 pub mod websocket;
 
 use std::sync::Arc;

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::{directory_outcome, Caller, Iam, IamError};
-use crate::model::{CloseReason, DomainName, Login, PropertyChanges, User, UserAddress};
+use crate::model::{
+    ChannelTarget, CloseReason, DomainName, Login, PropertyChanges, User, UserAddress,
+};
 use crate::state::directory::{DirectoryCommand, DirectoryReply, NewUser};
 use crate::state::site::{SiteCommand, SiteReply};
 
@@ -103,7 +105,7 @@ impl Iam {
             other => return Err(unexpected(&other)),
         };
         if disabled == Some(true) {
-            self.close_user_sessions(&updated, None, CloseReason::UserDisabled)
+            self.end_user_access(&updated, None, CloseReason::UserDisabled)
                 .await?;
         }
         Ok(updated)
@@ -136,7 +138,7 @@ impl Iam {
         };
         directory_outcome(self.directory.execute(&command).await?)?;
         let keep = caller.session().map(|s| s.session_id);
-        self.close_user_sessions(user, keep, CloseReason::Revoked)
+        self.end_user_access(user, keep, CloseReason::Revoked)
             .await?;
         Ok(())
     }
@@ -149,7 +151,7 @@ impl Iam {
                 .await?,
         )?;
         for user in users {
-            self.close_user_sessions(user, None, CloseReason::UserDisabled)
+            self.end_user_access(user, None, CloseReason::UserDisabled)
                 .await?;
         }
         Ok(())
@@ -174,6 +176,22 @@ impl Iam {
                 "unexpected site reply {other:?}"
             ))),
         }
+    }
+
+    /// Ends what a user has open at this site when its account changes (deleted, disabled, new
+    /// password): its sessions but `except`, and all its mail channels.
+    async fn end_user_access(
+        &self,
+        user: &User,
+        except: Option<Uuid>,
+        reason: CloseReason,
+    ) -> Result<(), IamError> {
+        self.close_user_sessions(user, except, reason).await?;
+        let target = ChannelTarget::Users(vec![user.address().to_string()]);
+        self.site
+            .execute(&SiteCommand::DisconnectChannels(target))
+            .await?;
+        Ok(())
     }
 }
 

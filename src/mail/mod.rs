@@ -4,6 +4,8 @@
 //! Raft or HTTP. A channel ends when its client leaves or when an administrator disconnects it
 //! ([`ChannelHandle::disconnected`]): IMAP says `* BYE`, SMTP `421 4.7.0`, then the socket closes.
 
+pub mod backend;
+pub mod channels;
 pub mod stream;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,9 @@
 //!
 //! Wiring only: what a request does lives in `api`, what a command does lives in `state`.
 
+pub mod effects;
 pub mod secrets;
+pub mod sweeper;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,8 +21,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
 use crate::federation::Sites;
-use crate::gateway::{self, Gateway, GatewaySettings, LocalSockets};
+use crate::gateway::{Gateway, GatewaySettings, LocalSockets};
 use crate::iam::{self, DirectoryStore, Iam, PasswordHasher, TokenKeys};
+use crate::mail::channels::LocalChannels;
 use crate::model::DomainName;
 use crate::sessions::{reaper, SiteStore};
 use crate::state::directory::DirectoryState;
@@ -100,8 +103,13 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     let site_group_id = GroupId::new(format!("site:{}", config.site))
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let sockets = Arc::new(LocalSockets::default());
+    let channels = Arc::new(LocalChannels::default());
+    let effects = Arc::new(effects::NodeEffects {
+        sockets: sockets.clone(),
+        channels: channels.clone(),
+    });
     let site_group = cluster
-        .open_group(site_group_id, SiteState::with_effects(sockets.clone()))
+        .open_group(site_group_id, SiteState::with_effects(effects))
         .await?;
     let site = SiteStore::new(site_group.clone());
     let directory_group_id =
@@ -151,7 +159,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             cluster.peers().clone(),
             peers,
         )),
-        tokio::spawn(gateway::sweeper::run(gateway.clone())),
+        tokio::spawn(sweeper::run(gateway.clone(), channels.clone())),
         tokio::spawn(reaper::run(
             site.clone(),
             Duration::from_millis(config.sessions.purge_interval_ms),

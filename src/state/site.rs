@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use sessionplane_cluster::{SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
-use crate::model::{CloseReason, Connection, NewConnection, NewSession, Session};
+use crate::model::{
+    Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection, NewSession, Session,
+};
 use crate::state::{decode, encode, encode_into};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,12 +65,20 @@ pub enum SiteCommand {
     CloseConnection {
         conn_id: Uuid,
     },
-    /// Forgets the connections a node registered in any incarnation but `keep_incarnation`
-    /// (all of them when `None`): the node died or restarted.
-    ReapConnections {
+    /// Forgets the connections and channels a node registered in any incarnation but
+    /// `keep_incarnation` (all of them when `None`): the node died or restarted.
+    ReapNode {
         node_id: u64,
         keep_incarnation: Option<u64>,
     },
+    /// Registers an authenticated mail-protocol channel.
+    OpenChannel(NewChannel),
+    /// Forgets a channel whose client left.
+    CloseChannel {
+        channel_id: Uuid,
+    },
+    /// Ends channels: every node closes those it holds.
+    DisconnectChannels(ChannelTarget),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,13 +89,16 @@ pub enum SiteReply {
     LoginFailures(LoginFailures),
     Connection(Connection),
     ConnectionsClosed(u32),
+    Channel(Channel),
+    ChannelsClosed(u32),
     Invalid(String),
 }
 
-/// What this node does when an applied entry ends sessions: close the sockets it holds for
-/// them. Called under the state's write lock, so it must only hand the work off.
+/// What this node does when an applied entry ends sessions or channels: close the sockets it
+/// holds for them. Called under the state's write lock, so it must only hand the work off.
 pub trait SiteEffects: Send + Sync {
-    fn sessions_ended(&self, sessions: &[Uuid], reason: CloseReason);
+    fn sessions_ended(&self, _sessions: &[Uuid], _reason: CloseReason) {}
+    fn channels_disconnected(&self, _channels: &[Uuid]) {}
 }
 
 /// The failed logins of one `login@domain` that still count.
@@ -132,6 +145,10 @@ pub struct SiteState {
     conn_session: HashMap<Uuid, Uuid>,
     /// (node id, incarnation, connection id).
     conns_by_node: BTreeSet<(u64, u64, Uuid)>,
+    channels: imbl::OrdMap<Uuid, Arc<Channel>>,
+    channels_by_user: BTreeSet<(Arc<str>, Uuid)>,
+    /// (node id, incarnation, channel id).
+    channels_by_node: BTreeSet<(u64, u64, Uuid)>,
 }
 
 /// A frozen copy of the sessions and connections, taken in O(1) and read without any lock:
@@ -177,20 +194,41 @@ impl SiteState {
         }
     }
 
-    /// The (node, incarnation) pairs that hold registered connections.
+    /// The (node, incarnation) pairs that hold registered connections or channels.
     pub fn connection_holders(&self) -> BTreeSet<(u64, u64)> {
         let mut holders = BTreeSet::new();
-        let mut from = Bound::Unbounded;
-        while let Some((node, incarnation, _)) = self
-            .conns_by_node
-            .range((from, Bound::Unbounded))
-            .next()
-            .copied()
-        {
-            holders.insert((node, incarnation));
-            from = Bound::Excluded((node, incarnation, Uuid::max()));
+        for index in [&self.conns_by_node, &self.channels_by_node] {
+            let mut from = Bound::Unbounded;
+            while let Some((node, incarnation, _)) =
+                index.range((from, Bound::Unbounded)).next().copied()
+            {
+                holders.insert((node, incarnation));
+                from = Bound::Excluded((node, incarnation, Uuid::max()));
+            }
         }
         holders
+    }
+
+    /// The channels registered by one node in one incarnation: (channel, registered at).
+    pub fn channels_held_by(&self, node_id: u64, incarnation: u64) -> Vec<(Uuid, u64)> {
+        self.channels_by_node
+            .range((node_id, incarnation, Uuid::nil())..=(node_id, incarnation, Uuid::max()))
+            .filter_map(|(_, _, id)| Some((*id, self.channels.get(id)?.connection_date_ms)))
+            .collect()
+    }
+
+    /// Every channel, in id order (registration order).
+    pub fn channels(&self) -> imbl::OrdMap<Uuid, Arc<Channel>> {
+        self.channels.clone()
+    }
+
+    /// The channels of one user (`login@domain`).
+    pub fn user_channels(&self, username: &str) -> Vec<Arc<Channel>> {
+        let user: Arc<str> = username.into();
+        self.channels_by_user
+            .range((user.clone(), Uuid::nil())..=(user, Uuid::max()))
+            .filter_map(|(_, id)| self.channels.get(id).cloned())
+            .collect()
     }
 
     /// The connections registered by one node in one incarnation: (connection, session,
@@ -340,19 +378,86 @@ impl SiteState {
             SiteCommand::CloseConnection { conn_id } => {
                 SiteReply::ConnectionsClosed(self.remove_connections([conn_id]))
             }
-            SiteCommand::ReapConnections {
+            SiteCommand::ReapNode {
                 node_id,
                 keep_incarnation,
             } => {
-                let doomed: Vec<Uuid> = self
-                    .conns_by_node
-                    .range((node_id, 0, Uuid::nil())..=(node_id, u64::MAX, Uuid::max()))
-                    .filter(|(_, incarnation, _)| Some(*incarnation) != keep_incarnation)
-                    .map(|(_, _, conn)| *conn)
-                    .collect();
-                SiteReply::ConnectionsClosed(self.remove_connections(doomed))
+                let stale = |index: &BTreeSet<(u64, u64, Uuid)>| -> Vec<Uuid> {
+                    index
+                        .range((node_id, 0, Uuid::nil())..=(node_id, u64::MAX, Uuid::max()))
+                        .filter(|(_, incarnation, _)| Some(*incarnation) != keep_incarnation)
+                        .map(|(_, _, id)| *id)
+                        .collect()
+                };
+                let (conns, channels) = (stale(&self.conns_by_node), stale(&self.channels_by_node));
+                self.remove_channels(channels);
+                SiteReply::ConnectionsClosed(self.remove_connections(conns))
+            }
+            SiteCommand::OpenChannel(new) => self.open_channel(at_ms, new),
+            SiteCommand::CloseChannel { channel_id } => {
+                SiteReply::ChannelsClosed(self.remove_channels([channel_id]).len() as u32)
+            }
+            SiteCommand::DisconnectChannels(target) => {
+                let doomed: Vec<Uuid> = match target {
+                    ChannelTarget::All => self.channels.keys().copied().collect(),
+                    ChannelTarget::Users(users) => users
+                        .iter()
+                        .flat_map(|u| self.user_channels(u))
+                        .map(|c| c.channel_id)
+                        .collect(),
+                };
+                let removed = self.remove_channels(doomed);
+                if let (Some(effects), false) = (&self.effects, removed.is_empty()) {
+                    effects.channels_disconnected(&removed);
+                }
+                SiteReply::ChannelsClosed(removed.len() as u32)
             }
         }
+    }
+
+    fn open_channel(&mut self, at_ms: u64, new: NewChannel) -> SiteReply {
+        if let Some(existing) = self.channels.get(&new.channel_id) {
+            return SiteReply::Channel(Channel::clone(existing));
+        }
+        if new.username.is_empty() {
+            return SiteReply::Invalid("a channel needs a username".into());
+        }
+        let channel = Channel {
+            channel_id: new.channel_id,
+            protocol: new.protocol,
+            endpoint: new.endpoint,
+            username: self.intern(&new.username),
+            user_id: new.user_id,
+            remote_address: new.remote_address,
+            connection_date_ms: at_ms,
+            encrypted: new.encrypted,
+            info: new.info,
+            node: self.intern(&new.node),
+            pid: new.pid,
+        };
+        self.insert_channel(channel.clone());
+        SiteReply::Channel(channel)
+    }
+
+    fn insert_channel(&mut self, channel: Channel) {
+        let id = channel.channel_id;
+        self.channels_by_user.insert((channel.username.clone(), id));
+        self.channels_by_node
+            .insert((channel.pid.node_id, channel.pid.incarnation, id));
+        self.channels.insert(id, Arc::new(channel));
+    }
+
+    fn remove_channels(&mut self, ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
+        let mut removed = Vec::new();
+        for id in ids {
+            if let Some(c) = self.channels.remove(&id) {
+                self.channels_by_user.remove(&(c.username.clone(), id));
+                self.channels_by_node
+                    .remove(&(c.pid.node_id, c.pid.incarnation, id));
+                removed.push(id);
+            }
+        }
+        removed
     }
 
     fn open_connection(&mut self, at_ms: u64, new: NewConnection) -> SiteReply {
@@ -554,6 +659,7 @@ impl StateMachine for SiteState {
         let sessions = self.sessions.clone();
         let failures = self.failures.clone();
         let connections = self.connections.clone();
+        let channels = self.channels.clone();
         Box::new(move || {
             let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
             let failures: Vec<(&str, &Vec<u64>)> = failures
@@ -561,7 +667,8 @@ impl StateMachine for SiteState {
                 .map(|(key, times)| (&**key, times))
                 .collect();
             let connections: Vec<&Connection> = connections.values().map(|c| &**c).collect();
-            let snapshot = (EverySession(&sessions), failures, connections);
+            let channels: Vec<&Channel> = channels.values().map(|c| &**c).collect();
+            let snapshot = (EverySession(&sessions), failures, connections, channels);
             match encode_into(&mut bytes, &snapshot) {
                 Ok(()) => bytes,
                 Err(_) => Vec::new(),
@@ -570,8 +677,13 @@ impl StateMachine for SiteState {
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<Self, String> {
-        type Parts = (Vec<Session>, Vec<(String, Vec<u64>)>, Vec<Connection>);
-        let (sessions, failures, connections): Parts =
+        type Parts = (
+            Vec<Session>,
+            Vec<(String, Vec<u64>)>,
+            Vec<Connection>,
+            Vec<Channel>,
+        );
+        let (sessions, failures, connections, channels): Parts =
             decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
         let mut state = SiteState {
             effects: self.effects.clone(),
@@ -593,6 +705,11 @@ impl StateMachine for SiteState {
         for mut connection in connections {
             connection.node = state.intern(&connection.node);
             state.insert_connection(connection);
+        }
+        for mut channel in channels {
+            channel.node = state.intern(&channel.node);
+            channel.username = state.intern(&channel.username);
+            state.insert_channel(channel);
         }
         Ok(state)
     }
@@ -838,7 +955,7 @@ mod tests {
         assert_eq!(restored.connection_holders(), state.connection_holders());
         assert_eq!(restored.connections_held_by(2, 1).len(), 2);
 
-        let reap = SiteCommand::ReapConnections {
+        let reap = SiteCommand::ReapNode {
             node_id: 2,
             keep_incarnation: Some(2),
         };

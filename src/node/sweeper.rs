@@ -1,18 +1,19 @@
-//! Keeps the registered connections true to the sockets that exist.
+//! Keeps the registered websocket connections and mail channels true to the sockets that exist.
 //!
 //! On every node, every second: sockets whose session has expired are closed (4002) without
 //! waiting for the purge, sockets whose session vanished without this node seeing it end (it
-//! installed a snapshot) are closed (4001), and this node's records that no socket backs any
-//! more (a failed deregistration) are removed. On the site leader, also: the records of a node
-//! that restarted (another incarnation) or has been unreachable for
-//! [`GatewaySettings::reap_dead_node_after`](super::GatewaySettings) are removed.
+//! installed a snapshot) are closed (4001), and this node's records that no socket or channel
+//! backs any more (a failed deregistration) are removed. On the site leader, also: the records
+//! of a node that restarted (another incarnation) or has been unreachable for
+//! `reap_dead_node_after` are removed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sessionplane_cluster::{now_ms, PeerState};
 
-use super::Gateway;
+use crate::gateway::Gateway;
+use crate::mail::channels::LocalChannels;
 use crate::model::CloseReason;
 use crate::state::site::SiteCommand;
 
@@ -20,7 +21,7 @@ const EVERY: Duration = Duration::from_secs(1);
 /// A socket or record this young may be waiting for its entry to be applied here.
 const GRACE: Duration = Duration::from_secs(5);
 
-pub async fn run(gateway: Arc<Gateway>) {
+pub async fn run(gateway: Arc<Gateway>, channels: Arc<LocalChannels>) {
     let mut stop = gateway.stop.clone();
     loop {
         tokio::select! {
@@ -28,7 +29,7 @@ pub async fn run(gateway: Arc<Gateway>) {
             _ = stop.changed() => return,
         }
         close_orphaned_sockets(&gateway);
-        for command in stale_records(&gateway) {
+        for command in stale_records(&gateway, &channels) {
             if let Err(e) = gateway.site.execute(&command).await {
                 tracing::debug!(error = %e, "removing stale connection records failed; will retry");
                 break;
@@ -59,7 +60,7 @@ fn close_orphaned_sockets(gateway: &Gateway) {
     }
 }
 
-fn stale_records(gateway: &Gateway) -> Vec<SiteCommand> {
+fn stale_records(gateway: &Gateway, channels: &LocalChannels) -> Vec<SiteCommand> {
     let me = gateway.liveness.me();
     let grace_ms = GRACE.as_millis() as u64;
     let now = now_ms();
@@ -72,6 +73,15 @@ fn stale_records(gateway: &Gateway) -> Vec<SiteCommand> {
         })
         .map(|(conn_id, _, _)| SiteCommand::CloseConnection { conn_id })
         .collect();
+    let my_channels = state.read(|s| s.channels_held_by(me.node_id, me.incarnation));
+    commands.extend(
+        my_channels
+            .into_iter()
+            .filter(|(id, opened_at)| {
+                now.saturating_sub(*opened_at) > grace_ms && !channels.holds(*id)
+            })
+            .map(|(channel_id, _)| SiteCommand::CloseChannel { channel_id }),
+    );
     if !gateway.site.group().is_leader() {
         return commands;
     }
@@ -92,7 +102,7 @@ fn stale_records(gateway: &Gateway) -> Vec<SiteCommand> {
             incarnation,
             "forgetting the connections of a lost node"
         );
-        commands.push(SiteCommand::ReapConnections {
+        commands.push(SiteCommand::ReapNode {
             node_id,
             keep_incarnation,
         });
