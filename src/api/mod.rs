@@ -2,6 +2,7 @@
 //!
 //! Handlers parse and authorize, then call `iam` or the stores; they hold no state of their own.
 
+pub mod channels;
 pub mod domains;
 pub mod error;
 pub mod extract;
@@ -44,6 +45,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(users::routes())
         .merge(groups::routes())
         .merge(ws_sessions::routes())
+        .merge(channels::routes())
         .merge(websocket::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {

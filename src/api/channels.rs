@@ -1,0 +1,404 @@
+//! `/servers/channels` and `/servers/connectedUsers` (Apache James webadmin): list the mail
+//! channels (IMAP, SMTP, JMAP) of the site, and disconnect a user, some users or everyone.
+//! Administrators only; a domain administrator sees and disconnects its own domain's users.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::extract::{Path, Query};
+use super::{ApiError, ApiState};
+use crate::iam::Caller;
+use crate::model::{Channel, ChannelTarget, DomainName, UserAddress};
+use crate::state::directory::AdminScope;
+use crate::state::site::{SiteCommand, SiteReply};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/servers/channels", get(list_all).delete(disconnect_many))
+        .route(
+            "/servers/channels/{user}",
+            get(list_user).delete(disconnect_user),
+        )
+        .route("/servers/connectedUsers", get(connected_users))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    sites: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    #[serde(rename = "sortBy")]
+    sort_by: Option<String>,
+    #[serde(rename = "sortDirection")]
+    sort_direction: Option<String>,
+    #[serde(rename = "sortType")]
+    sort_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SitesParam {
+    sites: Option<String>,
+}
+
+/// One channel as James shows it, with the node and site that hold it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelView {
+    protocol: crate::model::Protocol,
+    endpoint: crate::model::Endpoint,
+    remote_address: String,
+    connection_date: String,
+    is_active: bool,
+    is_open: bool,
+    is_writable: bool,
+    is_encrypted: bool,
+    username: String,
+    protocol_specific_information: std::collections::BTreeMap<String, String>,
+    node: String,
+    site: String,
+}
+
+fn rfc3339_ms(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn view(state: &ApiState, channel: &Channel) -> ChannelView {
+    let pid = channel.pid;
+    let alive = state
+        .gateway
+        .liveness
+        .is_up_as(pid.node_id, pid.incarnation);
+    ChannelView {
+        protocol: channel.protocol,
+        endpoint: channel.endpoint,
+        remote_address: channel.remote_address.clone(),
+        connection_date: rfc3339_ms(channel.connection_date_ms),
+        is_active: alive,
+        is_open: alive,
+        is_writable: alive,
+        is_encrypted: channel.encrypted,
+        username: channel.username.to_string(),
+        protocol_specific_information: channel.info.clone(),
+        node: channel.node.to_string(),
+        site: state.sites.current.clone(),
+    }
+}
+
+/// Which users' channels a caller may see: all, or one domain's.
+fn visible(caller: &Caller) -> Result<Option<DomainName>, ApiError> {
+    match caller.scope() {
+        Some(AdminScope::Global) => Ok(None),
+        Some(AdminScope::Domain(own)) => Ok(Some(own)),
+        None => Err(ApiError::Forbidden("administrators only".into())),
+    }
+}
+
+fn in_domain(username: &str, domain: &Option<DomainName>) -> bool {
+    domain.as_ref().is_none_or(|d| {
+        username
+            .rsplit_once('@')
+            .is_some_and(|(_, of)| of.eq_ignore_ascii_case(d.as_str()))
+    })
+}
+
+/// Whether this request selects the local site (the only one until federation).
+fn local_selected(state: &ApiState, sites: Option<&str>) -> Result<bool, ApiError> {
+    let selector = state.sites.parse_query(sites)?;
+    Ok(state
+        .sites
+        .resolve(&selector)
+        .contains(&state.sites.current))
+}
+
+async fn channels_of(
+    state: &ApiState,
+    pick: impl FnOnce(&crate::state::site::SiteState) -> Vec<Arc<Channel>>,
+) -> Result<Vec<Arc<Channel>>, ApiError> {
+    Ok(state.gateway.site.read(|s, _| pick(s)).await?)
+}
+
+async fn list_all(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Vec<ChannelView>>, ApiError> {
+    let domain = visible(&caller)?;
+    let order = Order::parse(&params)?;
+    if !local_selected(&state, params.sites.as_deref())? {
+        return Ok(axum::Json(Vec::new()));
+    }
+    let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
+    let views = channels
+        .iter()
+        .filter(|c| in_domain(&c.username, &domain))
+        .map(|c| view(&state, c))
+        .collect();
+    Ok(axum::Json(order.apply(views, &params)?))
+}
+
+async fn list_user(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Vec<ChannelView>>, ApiError> {
+    let address: UserAddress = user.parse()?;
+    caller.require_admin_of(&address.domain)?;
+    let order = Order::parse(&params)?;
+    if !local_selected(&state, params.sites.as_deref())? {
+        return Ok(axum::Json(Vec::new()));
+    }
+    let name = address.to_string();
+    let channels = channels_of(&state, |s| s.user_channels(&name)).await?;
+    let views = channels.iter().map(|c| view(&state, c)).collect();
+    Ok(axum::Json(order.apply(views, &params)?))
+}
+
+async fn connected_users(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<SitesParam>,
+) -> Result<axum::Json<Vec<String>>, ApiError> {
+    let domain = visible(&caller)?;
+    if !local_selected(&state, params.sites.as_deref())? {
+        return Ok(axum::Json(Vec::new()));
+    }
+    let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
+    let users: BTreeSet<String> = channels
+        .iter()
+        .filter(|c| in_domain(&c.username, &domain))
+        .map(|c| c.username.to_string())
+        .collect();
+    Ok(axum::Json(users.into_iter().collect()))
+}
+
+async fn disconnect(state: &ApiState, target: ChannelTarget) -> Result<u32, ApiError> {
+    match state
+        .gateway
+        .site
+        .execute(&SiteCommand::DisconnectChannels(target))
+        .await?
+    {
+        SiteReply::ChannelsClosed(n) => Ok(n),
+        other => Err(ApiError::Server(format!("unexpected site reply {other:?}"))),
+    }
+}
+
+async fn disconnect_user(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    Query(params): Query<SitesParam>,
+) -> Result<StatusCode, ApiError> {
+    let address: UserAddress = user.parse()?;
+    caller.require_admin_of(&address.domain)?;
+    if local_selected(&state, params.sites.as_deref())? {
+        let closed = disconnect(&state, ChannelTarget::Users(vec![address.to_string()])).await?;
+        tracing::info!(caller = %caller.describe(), user = %address, closed, "disconnected a user's channels");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// No body: everyone (everyone of the caller's domain for a domain administrator). A JSON list
+/// of `login@domain`: those users.
+async fn disconnect_many(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<SitesParam>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let body = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(r.body_text()),
+        _ => ApiError::InvalidArgument(r.body_text()),
+    })?;
+    let domain = visible(&caller)?;
+    let target = match body.iter().all(u8::is_ascii_whitespace) {
+        true => None,
+        false => Some(users_in_body(&body, &caller)?),
+    };
+    if !local_selected(&state, params.sites.as_deref())? {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let target = match (target, domain) {
+        (Some(users), _) => ChannelTarget::Users(users),
+        (None, None) => ChannelTarget::All,
+        (None, Some(domain)) => {
+            let channels =
+                channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
+            let users: BTreeSet<String> = channels
+                .iter()
+                .filter(|c| in_domain(&c.username, &Some(domain.clone())))
+                .map(|c| c.username.to_string())
+                .collect();
+            ChannelTarget::Users(users.into_iter().collect())
+        }
+    };
+    let closed = disconnect(&state, target).await?;
+    tracing::info!(caller = %caller.describe(), closed, "disconnected channels");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn users_in_body(body: &[u8], caller: &Caller) -> Result<Vec<String>, ApiError> {
+    let names: Vec<String> = serde_json::from_slice(body).map_err(|e| {
+        ApiError::InvalidArgument(format!(
+            "the body must be a JSON list of users (login@domain): {e}"
+        ))
+    })?;
+    if names.is_empty() {
+        return Err(ApiError::InvalidArgument(
+            "the list of users is empty; send no body to disconnect everyone".into(),
+        ));
+    }
+    names
+        .iter()
+        .map(|name| {
+            let address: UserAddress = name.parse()?;
+            caller.require_admin_of(&address.domain)?;
+            Ok(address.to_string())
+        })
+        .collect()
+}
+
+/// James's sort and page parameters.
+struct Order {
+    by: Option<String>,
+    descending: bool,
+    numeric: bool,
+}
+
+const SORTABLE: &[&str] = &[
+    "protocol",
+    "endpoint",
+    "remoteAddress",
+    "connectionDate",
+    "isActive",
+    "isOpen",
+    "isWritable",
+    "isEncrypted",
+    "username",
+    "node",
+    "site",
+];
+
+impl Order {
+    fn parse(params: &ListParams) -> Result<Self, ApiError> {
+        let by = params.sort_by.clone();
+        if let Some(field) = &by {
+            let nested = field
+                .strip_prefix("protocolSpecificInformation.")
+                .is_some_and(|key| !key.is_empty());
+            if !nested && !SORTABLE.contains(&field.as_str()) {
+                return Err(ApiError::InvalidArgument(format!(
+                    "sortBy {field:?}: one of {}, or protocolSpecificInformation.<key>",
+                    SORTABLE.join(", ")
+                )));
+            }
+        }
+        let descending = match params
+            .sort_direction
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+        {
+            None => false,
+            Some(d) if d == "asc" => false,
+            Some(d) if d == "desc" => true,
+            Some(d) => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "sortDirection {d:?}: asc or desc"
+                )))
+            }
+        };
+        let numeric = match params.sort_type.as_deref().map(str::to_ascii_lowercase) {
+            None => false,
+            Some(t) if t == "string" => false,
+            Some(t) if t == "number" => true,
+            Some(t) => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "sortType {t:?}: string or number"
+                )))
+            }
+        };
+        if params.limit == Some(0) {
+            return Err(ApiError::InvalidArgument("limit must be at least 1".into()));
+        }
+        Ok(Self {
+            by,
+            descending,
+            numeric,
+        })
+    }
+
+    fn apply(
+        &self,
+        mut views: Vec<ChannelView>,
+        params: &ListParams,
+    ) -> Result<Vec<ChannelView>, ApiError> {
+        if let Some(by) = &self.by {
+            let mut keyed: Vec<(Option<Value>, ChannelView)> =
+                views.into_iter().map(|v| (sort_key(&v, by), v)).collect();
+            keyed.sort_by(|(a, _), (b, _)| self.compare(a.as_ref(), b.as_ref()));
+            views = keyed.into_iter().map(|(_, v)| v).collect();
+        }
+        let offset = params.offset.unwrap_or(0);
+        let limit = params.limit.unwrap_or(usize::MAX);
+        Ok(views.into_iter().skip(offset).take(limit).collect())
+    }
+
+    /// Values in the wanted direction; a channel without the field always comes last.
+    fn compare(&self, a: Option<&Value>, b: Option<&Value>) -> Ordering {
+        let (a, b) = match (a, b) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Greater,
+            (Some(_), None) => return Ordering::Less,
+            (Some(a), Some(b)) => (a, b),
+        };
+        let ordering = match self.numeric {
+            true => {
+                let number = |v: &Value| text(v).parse::<f64>().ok();
+                match (number(a), number(b)) {
+                    (Some(x), Some(y)) => x.total_cmp(&y),
+                    (Some(_), None) => return Ordering::Less,
+                    (None, Some(_)) => return Ordering::Greater,
+                    (None, None) => Ordering::Equal,
+                }
+            }
+            false => text(a).cmp(&text(b)),
+        };
+        match self.descending {
+            true => ordering.reverse(),
+            false => ordering,
+        }
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn sort_key(view: &ChannelView, by: &str) -> Option<Value> {
+    let value = serde_json::to_value(view).ok()?;
+    match by.strip_prefix("protocolSpecificInformation.") {
+        Some(key) => value["protocolSpecificInformation"].get(key).cloned(),
+        None => value.get(by).cloned(),
+    }
+}
