@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod iam_sessions;
+pub mod jmap;
 pub mod users;
 pub mod websocket;
 pub mod ws_sessions;
@@ -25,6 +26,7 @@ pub use error::ApiError;
 use crate::federation::Sites;
 use crate::gateway::Gateway;
 use crate::iam::Iam;
+use crate::mail::MailBackend;
 
 /// The largest request body the api reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -34,6 +36,7 @@ pub struct ApiState {
     pub iam: Arc<Iam>,
     pub gateway: Arc<Gateway>,
     pub sites: Arc<Sites>,
+    pub mail: Arc<dyn MailBackend>,
     /// Whether the api listener speaks TLS (cookies are then `Secure`).
     pub tls: bool,
 }
@@ -46,6 +49,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(groups::routes())
         .merge(ws_sessions::routes())
         .merge(channels::routes())
+        .merge(jmap::routes())
         .merge(websocket::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {

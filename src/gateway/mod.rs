@@ -4,6 +4,7 @@
 //! Owns this node's sockets ([`LocalSockets`]) and their registration; reads sessions, never
 //! writes them. The directory is not its business: a user's end reaches it as session ends.
 
+pub mod jmap;
 pub mod sockets;
 pub mod websocket;
 

@@ -23,6 +23,7 @@ use crate::config::{Config, ConfigError};
 use crate::federation::Sites;
 use crate::gateway::{Gateway, GatewaySettings, LocalSockets};
 use crate::iam::{self, DirectoryStore, Iam, PasswordHasher, TokenKeys};
+use crate::mail::backend::NodeMailBackend;
 use crate::mail::channels::LocalChannels;
 use crate::model::DomainName;
 use crate::sessions::{reaper, SiteStore};
@@ -130,10 +131,19 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     });
     let api_addr = local_addr(&listeners.api, config.listen.api)?;
     let cluster_addr = local_addr(&listeners.cluster, config.listen.cluster)?;
+    let mail = Arc::new(NodeMailBackend {
+        iam: iam.clone(),
+        site: site.clone(),
+        channels: channels.clone(),
+        liveness: cluster.liveness().clone(),
+        node_label: config.node_label(),
+        stop: stopped.clone(),
+    });
     let api_state = crate::api::ApiState {
         iam: iam.clone(),
         gateway: gateway.clone(),
         sites: Arc::new(Sites::single(&config.site)),
+        mail: mail.clone(),
         tls: false,
     };
     let peers = config
