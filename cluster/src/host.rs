@@ -8,6 +8,7 @@ use crate::group::{Group, GroupCore};
 use crate::liveness::{Liveness, NodeHello};
 use crate::log_store::LogDb;
 use crate::network::{GroupNetwork, PeerClient};
+use crate::node_calls::NodeCalls;
 use crate::server::{self, Registry};
 use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::{StateMachine, StateMachineStore};
@@ -83,6 +84,7 @@ pub struct ClusterNode {
     peers: PeerClient,
     registry: Registry,
     liveness: Liveness,
+    calls: NodeCalls,
 }
 
 impl ClusterNode {
@@ -108,6 +110,7 @@ impl ClusterNode {
             peers,
             registry: Registry::default(),
             liveness,
+            calls: NodeCalls::default(),
         })
     }
 
@@ -120,6 +123,11 @@ impl ClusterNode {
         &self.liveness
     }
 
+    /// The handlers peers may call on this node.
+    pub fn calls(&self) -> &NodeCalls {
+        &self.calls
+    }
+
     pub fn peers(&self) -> &PeerClient {
         &self.peers
     }
@@ -130,6 +138,7 @@ impl ClusterNode {
             self.registry.clone(),
             self.options.secret.as_str().into(),
             self.liveness.me(),
+            self.calls.clone(),
         )
     }
 

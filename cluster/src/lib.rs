@@ -17,6 +17,7 @@ mod liveness;
 mod log_store;
 mod membership;
 mod network;
+mod node_calls;
 mod server;
 mod snapshot_store;
 mod state_machine;
@@ -29,6 +30,7 @@ pub use liveness::{watch_peers, Liveness, NodeHello, PeerState, PROBE_EVERY, UP_
 pub use log_store::{GroupLog, LogDb};
 pub use membership::{keep_membership, MemberList};
 pub use network::{PeerClient, PeerError, SECRET_HEADER};
+pub use node_calls::{CallFuture, NodeCalls};
 pub use server::MAX_BODY_BYTES;
 pub use snapshot_store::SnapshotStore;
 pub use state_machine::{SnapshotWriter, StateHandle, StateMachine, StateMachineStore};

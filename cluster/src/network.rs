@@ -158,6 +158,25 @@ impl PeerClient {
         Ok(answer.map(ByteBuf::into_vec).map_err(|e| e.to_string()))
     }
 
+    /// Calls the handler `name` on the peer at `addr` (see [`crate::NodeCalls`]): its answer, or
+    /// the handler's refusal.
+    pub async fn call_node(
+        &self,
+        addr: &str,
+        name: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Result<Vec<u8>, String>, PeerError> {
+        let bytes = self
+            .post(addr, &format!("/node/call/{name}"), body, timeout)
+            .await?;
+        let answer: Result<ByteBuf, String> = decode(&bytes).map_err(|e| PeerError::Decode {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(answer.map(ByteBuf::into_vec))
+    }
+
     /// The peer's node id and incarnation.
     pub async fn hello(&self, addr: &str, timeout: Duration) -> Result<NodeHello, PeerError> {
         let bytes = self.post(addr, "/node/hello", Vec::new(), timeout).await?;

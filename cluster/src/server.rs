@@ -1,5 +1,5 @@
 //! The cluster listener's routes: `/raft/{group}/{append|vote|snapshot|propose|read-index|query|status}`
-//! and `/node/hello` (this node's id and incarnation).
+//! `/node/hello` (this node's id and incarnation) and `/node/call/{name}` (a domain's handler).
 //!
 //! Peers only: every request must carry the cluster secret (compared in constant time), or it is
 //! answered 401 before its body is read. Bodies are MessagePack and bounded in size; a body that
@@ -26,6 +26,7 @@ use crate::liveness::NodeHello;
 use crate::log_store::{decode, encode};
 use crate::network::SECRET_HEADER;
 use crate::network::{ForwardedCommand, Refusal};
+use crate::node_calls::NodeCalls;
 use crate::types::{GroupId, TypeConfig};
 
 /// Largest request body the cluster listener reads (an append batch or a snapshot chunk).
@@ -58,16 +59,24 @@ struct Listener {
     registry: Registry,
     secret: Arc<str>,
     hello: NodeHello,
+    calls: NodeCalls,
 }
 
-pub(crate) fn router(registry: Registry, secret: Arc<str>, hello: NodeHello) -> Router {
+pub(crate) fn router(
+    registry: Registry,
+    secret: Arc<str>,
+    hello: NodeHello,
+    calls: NodeCalls,
+) -> Router {
     let listener = Listener {
         registry,
         secret,
         hello,
+        calls,
     };
     Router::new()
         .route("/node/hello", post(node_hello))
+        .route("/node/call/{name}", post(node_call))
         .route("/raft/{group}/append", post(append))
         .route("/raft/{group}/vote", post(vote))
         .route("/raft/{group}/snapshot", post(snapshot))
@@ -192,4 +201,15 @@ async fn status(State(l): State<Listener>, Path(name): Path<String>, bytes: Byte
 
 async fn node_hello(State(l): State<Listener>) -> Answer {
     reply(&l.hello)
+}
+
+async fn node_call(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {
+    let handler = l.calls.get(&name).ok_or_else(|| {
+        Rejection(
+            StatusCode::NOT_FOUND,
+            format!("no call {name:?} on this node"),
+        )
+    })?;
+    let answer: Result<ByteBuf, String> = handler(bytes.to_vec()).await.map(ByteBuf::from);
+    reply(&answer)
 }
