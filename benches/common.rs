@@ -43,7 +43,11 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
             listen: Listen {
                 api: listeners.api.local_addr().expect("addr"),
                 cluster: listeners.cluster.local_addr().expect("addr"),
-                advertise_cluster: None,
+                ..Listen::default()
+            },
+            mail: sessionplane::config::MailConfig {
+                enabled: false,
+                ..Default::default()
             },
             site_nodes: site_nodes.clone(),
             initial_admin_password: Some(Secret(ADMIN_PASSWORD.into())),

@@ -33,6 +33,8 @@ pub struct Config {
     pub master_domain: String,
     pub iam: IamSettings,
     pub gateway: GatewayConfig,
+    pub mail: MailConfig,
+    pub tls: TlsConfig,
     /// The first administrator's password, taken once on the deployment's first start (from
     /// `SESSIONPLANE_ADMIN_PASSWORD`; never from a file). Unset: one is generated and printed.
     #[serde(skip)]
@@ -67,6 +69,50 @@ pub struct IamSettings {
     /// Password hashes computed at once; 0: one per core.
     pub hash_threads: usize,
 }
+
+/// The IMAP and SMTP listeners.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// Off: no IMAP or SMTP listener at all.
+    pub enabled: bool,
+    /// The name the listeners greet with; empty: the node's name.
+    pub hostname: String,
+    /// Whether LOGIN / AUTH are taken before TLS on the STARTTLS ports.
+    pub allow_plaintext_auth: bool,
+    /// A connection silent this long is closed (IMAP's IDLE has its own 29-minute limit).
+    pub imap_idle_timeout_secs: u64,
+    pub smtp_idle_timeout_secs: u64,
+    /// The longest command line taken.
+    pub max_line_bytes: usize,
+    /// The largest IMAP literal or SMTP AUTH payload taken.
+    pub max_literal_bytes: usize,
+    /// A TLS handshake that does not finish in this time is dropped.
+    pub handshake_timeout_secs: u64,
+    /// Connections at once per listener; more are refused.
+    pub max_connections: usize,
+}
+
+/// Certificates: one pair for every TLS listener, and optionally a pair per listener
+/// (`api`, `imap`, `imaps`, `smtp`, `smtps`). No pair at all: a self-signed one is generated
+/// into `<data_dir>/tls/` on first start.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub listeners: std::collections::BTreeMap<String, CertFiles>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// The listeners that may have a certificate of their own.
+pub const TLS_LISTENERS: [&str; 5] = ["api", "imap", "imaps", "smtp", "smtps"];
 
 /// The websocket gateway (`GET /rest/v1/ws`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,7 +150,15 @@ pub struct Argon2Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
     pub api: SocketAddr,
+    /// Whether the api listener speaks TLS (with the `api` certificate).
+    pub api_tls: bool,
     pub cluster: SocketAddr,
+    /// IMAP with STARTTLS, and with implicit TLS.
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
+    /// SMTP submission with STARTTLS, and with implicit TLS.
+    pub smtp: SocketAddr,
+    pub smtps: SocketAddr,
     /// The `host:port` peers dial for this node's cluster listener (default: `cluster`).
     pub advertise_cluster: Option<String>,
 }
@@ -156,6 +210,8 @@ impl Default for Config {
             master_domain: "master.domain".into(),
             iam: IamSettings::default(),
             gateway: GatewayConfig::default(),
+            mail: MailConfig::default(),
+            tls: TlsConfig::default(),
             initial_admin_password: None,
         }
     }
@@ -172,6 +228,22 @@ impl Default for IamSettings {
             login_failure_window_secs: 180,
             argon2: Argon2Settings::default(),
             hash_threads: 0,
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            hostname: String::new(),
+            allow_plaintext_auth: false,
+            imap_idle_timeout_secs: 30 * 60,
+            smtp_idle_timeout_secs: 5 * 60,
+            max_line_bytes: 16 * 1024,
+            max_literal_bytes: 64 * 1024,
+            handshake_timeout_secs: 10,
+            max_connections: 10_000,
         }
     }
 }
@@ -202,7 +274,12 @@ impl Default for Listen {
     fn default() -> Self {
         Self {
             api: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_tls: false,
             cluster: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            imap: SocketAddr::from(([127, 0, 0, 1], 1143)),
+            imaps: SocketAddr::from(([127, 0, 0, 1], 1993)),
+            smtp: SocketAddr::from(([127, 0, 0, 1], 1587)),
+            smtps: SocketAddr::from(([127, 0, 0, 1], 1465)),
             advertise_cluster: None,
         }
     }
@@ -331,6 +408,26 @@ impl Config {
             return invalid(
                 "iam: max_login_failures and login_failure_window_secs must be positive".into(),
             );
+        }
+        let tls = &self.tls;
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return invalid("tls: give both cert_file and key_file, or neither".into());
+        }
+        if let Some(name) = tls.listeners.keys().find(|n| !TLS_LISTENERS.contains(&n.as_str())) {
+            return invalid(format!(
+                "tls.listeners.{name}: one of {}",
+                TLS_LISTENERS.join(", ")
+            ));
+        }
+        let m = &self.mail;
+        if m.max_line_bytes < 1024 || m.max_connections == 0 || m.handshake_timeout_secs == 0 {
+            return invalid(
+                "mail: max_line_bytes >= 1024, max_connections and handshake_timeout_secs > 0"
+                    .into(),
+            );
+        }
+        if m.imap_idle_timeout_secs == 0 || m.smtp_idle_timeout_secs == 0 {
+            return invalid("mail: idle timeouts must be positive".into());
         }
         let g = &self.gateway;
         if g.ping_interval_ms == 0 || g.idle_timeout_ms <= g.ping_interval_ms {

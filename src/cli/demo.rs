@@ -19,7 +19,8 @@ pub struct DemoArgs {
     /// Where the nodes keep their data (reused on the next run). Default: a new temporary dir.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Node k's cluster listener is on port BASE+k, its api on BASE+1000+k.
+    /// Node k's cluster listener is on port BASE+k, its api on BASE+1000+k, IMAP (STARTTLS)
+    /// on BASE+2000+k, IMAPS on BASE+3000+k, SMTP on BASE+4000+k, SMTPS on BASE+5000+k.
     #[arg(long, default_value_t = 17000)]
     pub port_base: u16,
 }
@@ -164,7 +165,11 @@ fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Co
             listen: Listen {
                 api: format!("127.0.0.1:{}", port(1000 + k)?).parse()?,
                 cluster: format!("127.0.0.1:{}", port(k)?).parse()?,
-                advertise_cluster: None,
+                imap: format!("127.0.0.1:{}", port(2000 + k)?).parse()?,
+                imaps: format!("127.0.0.1:{}", port(3000 + k)?).parse()?,
+                smtp: format!("127.0.0.1:{}", port(4000 + k)?).parse()?,
+                smtps: format!("127.0.0.1:{}", port(5000 + k)?).parse()?,
+                ..Listen::default()
             },
             site_nodes: site_nodes.clone(),
             ..Config::default()

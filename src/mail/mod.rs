@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod channels;
+pub mod listener;
 pub mod stream;
 
 use std::collections::BTreeMap;
