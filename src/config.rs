@@ -413,7 +413,11 @@ impl Config {
         if tls.cert_file.is_some() != tls.key_file.is_some() {
             return invalid("tls: give both cert_file and key_file, or neither".into());
         }
-        if let Some(name) = tls.listeners.keys().find(|n| !TLS_LISTENERS.contains(&n.as_str())) {
+        if let Some(name) = tls
+            .listeners
+            .keys()
+            .find(|n| !TLS_LISTENERS.contains(&n.as_str()))
+        {
             return invalid(format!(
                 "tls.listeners.{name}: one of {}",
                 TLS_LISTENERS.join(", ")
