@@ -40,6 +40,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A 400 whose `cause` details what failed where (a certificate reload, node by node).
+    #[error("{message}")]
+    InvalidArgumentWithCause { message: String, cause: String },
+    /// The contract's 400 `notFound`: the request names a TLS listener that does not exist.
+    #[error("{0}")]
+    NoTlsListener(String),
 }
 
 #[derive(Serialize)]
@@ -56,7 +62,9 @@ struct ErrorBody<'a> {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidArgument(_)
+            | Self::InvalidArgumentWithCause { .. }
+            | Self::NoTlsListener(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -73,12 +81,13 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::InvalidArgument(_)
+            | Self::InvalidArgumentWithCause { .. }
             | Self::MethodNotAllowed(_)
             | Self::PayloadTooLarge(_)
             | Self::UnsupportedMediaType(_) => "InvalidArgument",
             Self::Unauthorized(_) => "Unauthorized",
             Self::Forbidden(_) => "Forbidden",
-            Self::NotFound(_) => "notFound",
+            Self::NotFound(_) | Self::NoTlsListener(_) => "notFound",
             Self::WrongState(_) => "WrongState",
             Self::TooManyRequests { .. } => "TooManyRequests",
             Self::Server(_) => "ServerError",
@@ -96,7 +105,10 @@ impl IntoResponse for ApiError {
             status_code: self.status().as_u16(),
             kind: self.kind(),
             message: self.to_string(),
-            cause: None,
+            cause: match &self {
+                Self::InvalidArgumentWithCause { cause, .. } => Some(cause.clone()),
+                _ => None,
+            },
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (
