@@ -26,6 +26,13 @@ pub struct TestNode {
     pub name: String,
     pub api: SocketAddr,
     pub cluster: SocketAddr,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
+    pub smtp: SocketAddr,
+    pub smtps: SocketAddr,
+    /// This node's certificate and key (PEM), which a test may replace before a reload.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -47,7 +54,16 @@ pub struct Tuning {
     pub sessions: Vec<String>,
     pub iam: Vec<String>,
     pub gateway: Vec<String>,
+    pub mail: Vec<String>,
     pub log_filter: Option<String>,
+}
+
+/// A certificate and its key, PEM, for `localhost` and the given addresses.
+pub fn certificate(ips: &[std::net::IpAddr]) -> (String, String) {
+    let mut names = vec!["localhost".to_string()];
+    names.extend(ips.iter().map(|ip| ip.to_string()));
+    let signed = rcgen::generate_simple_self_signed(names).expect("certificate");
+    (signed.cert.pem(), signed.signing_key.serialize_pem())
 }
 
 fn free_port(ip: &str) -> SocketAddr {
@@ -68,6 +84,12 @@ impl TestSite {
                 name: format!("n{k}"),
                 api: free_port(&ip),
                 cluster: free_port(&ip),
+                imap: free_port(&ip),
+                imaps: free_port(&ip),
+                smtp: free_port(&ip),
+                smtps: free_port(&ip),
+                cert_file: dir.path().join(format!("n{k}-cert.pem")),
+                key_file: dir.path().join(format!("n{k}-key.pem")),
                 config: dir.path().join(format!("n{k}.toml")),
                 log: dir.path().join(format!("n{k}.log")),
                 child: None,
@@ -82,16 +104,28 @@ impl TestSite {
                 )
             })
             .collect();
+        let ips: Vec<std::net::IpAddr> = nodes.iter().map(|n| n.api.ip()).collect();
+        let (cert, key) = certificate(&ips);
         for node in &nodes {
+            std::fs::write(&node.cert_file, &cert).expect("write certificate");
+            std::fs::write(&node.key_file, &key).expect("write key");
             let text = format!(
                 "node_id = {id}\nnode_name = \"{name}\"\nsite = \"local\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
-                 [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\n\n{members}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
+                 [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\nimap = \"{imap}\"\nimaps = \"{imaps}\"\nsmtp = \"{smtp}\"\nsmtps = \"{smtps}\"\n\n\
+                 [tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n\n[mail]\n{mail}\n\n{members}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
                  [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n",
                 id = node.id,
                 name = node.name,
                 data = dir.path().join(&node.name).display(),
                 api = node.api,
                 cluster = node.cluster,
+                imap = node.imap,
+                imaps = node.imaps,
+                smtp = node.smtp,
+                smtps = node.smtps,
+                cert_file = node.cert_file.display(),
+                key_file = node.key_file.display(),
+                mail = tuning.mail.join("\n"),
                 raft = tuning.raft.join("\n"),
                 sessions = tuning.sessions.join("\n"),
                 iam = tuning.iam.join("\n"),
