@@ -2,6 +2,7 @@
 //! address, and a client that talks to them over their real listeners.
 #![allow(dead_code)]
 
+pub mod mail;
 pub mod ws;
 
 use std::net::{SocketAddr, TcpListener};
@@ -190,6 +191,11 @@ impl TestSite {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&self, i: usize) -> bool {
