@@ -5,6 +5,7 @@
 
 mod info;
 mod load;
+mod self_signed;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ use rustls::server::{ClientHello, ResolvesServerCert, WantsServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ConfigBuilder, ServerConfig};
 use serde::{Deserialize, Serialize};
+
+pub use self_signed::ensure_self_signed;
 
 /// Where a certificate (chain, leaf first) and its private key live, both PEM.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
