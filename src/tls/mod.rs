@@ -6,6 +6,8 @@
 mod info;
 mod load;
 mod self_signed;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::PathBuf;
