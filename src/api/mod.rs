@@ -9,6 +9,7 @@ pub mod extract;
 pub mod groups;
 pub mod iam_sessions;
 pub mod jmap;
+pub mod servers;
 pub mod users;
 pub mod websocket;
 pub mod ws_sessions;
@@ -23,10 +24,12 @@ use axum::Router;
 
 pub use error::ApiError;
 
+use crate::config::SiteNode;
 use crate::federation::Sites;
 use crate::gateway::Gateway;
 use crate::iam::Iam;
 use crate::mail::MailBackend;
+use sessionplane_cluster::PeerClient;
 
 /// The largest request body the api reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -37,6 +40,9 @@ pub struct ApiState {
     pub gateway: Arc<Gateway>,
     pub sites: Arc<Sites>,
     pub mail: Arc<dyn MailBackend>,
+    /// The nodes of this site and the client that calls them (certificate reloads).
+    pub site_nodes: Arc<Vec<SiteNode>>,
+    pub peers: PeerClient,
     /// Whether the api listener speaks TLS (cookies are then `Secure`).
     pub tls: bool,
 }
@@ -50,6 +56,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(ws_sessions::routes())
         .merge(channels::routes())
         .merge(jmap::routes())
+        .merge(servers::routes())
         .merge(websocket::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {

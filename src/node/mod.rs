@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::servers;
 use crate::config::{Config, ConfigError};
 use crate::federation::Sites;
 use crate::gateway::{Gateway, GatewaySettings, LocalSockets};
@@ -29,6 +30,8 @@ use crate::model::DomainName;
 use crate::sessions::{reaper, SiteStore};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
+use crate::state::{decode, encode};
+use crate::tls::listeners::NodeCertificates;
 use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -144,8 +147,11 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         gateway: gateway.clone(),
         sites: Arc::new(Sites::single(&config.site)),
         mail: mail.clone(),
+        site_nodes: Arc::new(config.site_members()),
+        peers: cluster.peers().clone(),
         tls: false,
     };
+    serve_certificate_calls(&cluster, Arc::new(NodeCertificates::default()));
     let peers = config
         .site_members()
         .into_iter()
@@ -235,6 +241,25 @@ fn identity(
         max_login_failures: settings.max_login_failures,
         login_failure_window_ms: settings.login_failure_window_secs.saturating_mul(1000),
     })
+}
+
+/// Lets peers ask this node to reload or describe its listeners' certificates.
+fn serve_certificate_calls(cluster: &ClusterNode, certificates: Arc<NodeCertificates>) {
+    let reloads = certificates.clone();
+    cluster.calls().serve(servers::RELOAD_CALL, move |body| {
+        let reloads = reloads.clone();
+        Box::pin(async move {
+            let port: Option<u16> = decode(&body).map_err(|e| e.to_string())?;
+            let outcome = tokio::task::spawn_blocking(move || reloads.reload(port))
+                .await
+                .map_err(|e| e.to_string())?;
+            encode(&outcome).map_err(|e| e.to_string())
+        })
+    });
+    cluster.calls().serve(servers::DESCRIBE_CALL, move |_| {
+        let described = certificates.describe();
+        Box::pin(async move { encode(&described).map_err(|e| e.to_string()) })
+    });
 }
 
 fn gateway_settings(config: &Config) -> GatewaySettings {

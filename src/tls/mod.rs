@@ -4,6 +4,7 @@
 //! details `GET /servers/certificates` shows.
 
 mod info;
+pub mod listeners;
 mod load;
 mod self_signed;
 #[cfg(test)]

@@ -1,0 +1,200 @@
+//! `/servers?reload-certificate` and `/servers/certificates`: the TLS certificates of every
+//! node of the site, reloaded without dropping a connection, and shown per node and listener.
+//! Global administrators only. Each node is asked over the cluster listener; the answer says
+//! which nodes failed and why.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::extract::Query;
+use super::{ApiError, ApiState};
+use crate::iam::Caller;
+use crate::state::{decode, encode};
+use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
+
+/// The node call that reloads a node's certificates (body: the port, if any).
+pub const RELOAD_CALL: &str = "reload-certificates";
+/// The node call that describes a node's certificates.
+pub const DESCRIBE_CALL: &str = "certificates";
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/servers", post(reload))
+        .route("/servers/certificates", get(certificates))
+}
+
+#[derive(Deserialize)]
+struct ReloadParams {
+    #[serde(rename = "reload-certificate")]
+    reload_certificate: Option<String>,
+    port: Option<String>,
+    sites: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SitesParam {
+    sites: Option<String>,
+}
+
+/// What a node answered, or why it could not.
+type Answers<T> = Vec<(String, Result<T, String>)>;
+
+async fn ask_every_node<T: serde::de::DeserializeOwned>(
+    state: &ApiState,
+    call: &str,
+    body: Vec<u8>,
+) -> Answers<T> {
+    let asks = state.site_nodes.iter().map(|node| {
+        let (peers, body) = (state.peers.clone(), body.clone());
+        async move {
+            let answer = match peers
+                .call_node(&node.cluster, call, body, CALL_TIMEOUT)
+                .await
+            {
+                Ok(Ok(bytes)) => decode::<T>(&bytes).map_err(|e| e.to_string()),
+                Ok(Err(refusal)) => Err(refusal),
+                Err(e) => Err(e.to_string()),
+            };
+            (node.name.clone(), answer)
+        }
+    });
+    futures_util::future::join_all(asks).await
+}
+
+fn parse_port(raw: Option<&str>) -> Result<Option<u16>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => match raw.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(Some(port)),
+            _ => Err(ApiError::InvalidArgument(format!(
+                "port {raw:?}: a port number, 1 to 65535"
+            ))),
+        },
+    }
+}
+
+async fn reload(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<ReloadParams>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_global_admin()?;
+    if params.reload_certificate.is_none() {
+        return Err(ApiError::InvalidArgument(
+            "say what to do: POST /servers?reload-certificate[&port=N]".into(),
+        ));
+    }
+    let port = parse_port(params.port.as_deref())?;
+    let selector = state.sites.parse_query(params.sites.as_deref())?;
+    if !state
+        .sites
+        .resolve(&selector)
+        .contains(&state.sites.current)
+    {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let body = encode(&port).map_err(|e| ApiError::Server(e.to_string()))?;
+    let answers: Answers<ReloadOutcome> = ask_every_node(&state, RELOAD_CALL, body).await;
+    tracing::info!(caller = %caller.describe(), ?port, "certificate reload");
+    judge(answers, port)
+}
+
+/// 204 when every node reloaded something and nothing failed; otherwise the contract's error.
+fn judge(answers: Answers<ReloadOutcome>, port: Option<u16>) -> Result<StatusCode, ApiError> {
+    let unreachable: Vec<String> = answers
+        .iter()
+        .filter_map(|(node, a)| a.as_ref().err().map(|e| format!("{node}: {e}")))
+        .collect();
+    let failed: Vec<String> = answers
+        .iter()
+        .filter_map(|(node, a)| a.as_ref().ok().map(|o| (node, o)))
+        .filter(|(_, o)| !o.failed.is_empty())
+        .map(|(node, o)| {
+            let why: Vec<String> = o.failed.iter().map(|(l, e)| format!("{l}: {e}")).collect();
+            format!("{node} ({})", why.join("; "))
+        })
+        .collect();
+    let matched = answers
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().ok())
+        .any(|o| !o.reloaded.is_empty() || !o.failed.is_empty());
+    if !failed.is_empty() {
+        return Err(ApiError::InvalidArgumentWithCause {
+            message: format!(
+                "the new certificate did not load on {}; those nodes keep serving the old one",
+                failed
+                    .iter()
+                    .map(|f| f.split(' ').next().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            cause: failed.join(" | "),
+        });
+    }
+    if !unreachable.is_empty() {
+        return Err(ApiError::Unavailable(format!(
+            "could not reach every node: {}",
+            unreachable.join(" | ")
+        )));
+    }
+    if !matched {
+        let what = port.map_or("no TLS listener".to_string(), |p| {
+            format!("no TLS listener on port {p}")
+        });
+        return Err(ApiError::NoTlsListener(what));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct NodeCertificate {
+    node: String,
+    site: String,
+    #[serde(flatten)]
+    certificate: ListenerCertificate,
+}
+
+async fn certificates(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<SitesParam>,
+) -> Result<axum::Json<Vec<NodeCertificate>>, ApiError> {
+    caller.require_global_admin()?;
+    let selector = state.sites.parse_query(params.sites.as_deref())?;
+    if !state
+        .sites
+        .resolve(&selector)
+        .contains(&state.sites.current)
+    {
+        return Ok(axum::Json(Vec::new()));
+    }
+    let answers: Answers<Vec<ListenerCertificate>> =
+        ask_every_node(&state, DESCRIBE_CALL, Vec::new()).await;
+    let mut listed = Vec::new();
+    let mut unreachable = Vec::new();
+    for (node, answer) in answers {
+        match answer {
+            Ok(certificates) => {
+                listed.extend(certificates.into_iter().map(|certificate| NodeCertificate {
+                    node: node.clone(),
+                    site: state.sites.current.clone(),
+                    certificate,
+                }))
+            }
+            Err(e) => unreachable.push(format!("{node}: {e}")),
+        }
+    }
+    if !unreachable.is_empty() {
+        return Err(ApiError::Unavailable(format!(
+            "could not reach every node: {}",
+            unreachable.join(" | ")
+        )));
+    }
+    Ok(axum::Json(listed))
+}
