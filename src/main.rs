@@ -13,6 +13,8 @@ async fn main() -> std::process::ExitCode {
         Command::Users { api, command } => cli::users::users(&api, command).await,
         Command::Domains { api, command } => cli::users::domains(&api, command).await,
         Command::Sessions { api, command } => cli::sessions::sessions(&api, command).await,
+        Command::Channels { api, command } => cli::channels::channels(&api, command).await,
+        Command::Certs { api, command } => cli::channels::certs(&api, command).await,
         Command::Token { command } => cli::token::run(command),
     };
     match result {

@@ -418,3 +418,68 @@ async fn channels_sort_page_refuse_bad_input_and_end_with_the_password() {
     let left = channels(&api, &base, &admin, "/servers/channels").await;
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+fn cli(args: &[&str], api: &str, token: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .args(args)
+        .env("SESSIONPLANE_API", api)
+        .env("SESSIONPLANE_TOKEN", token)
+        .output()
+        .expect("run the cli")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn channels_and_certs_through_the_cli() {
+    let site = TestSite::start(1, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "example.com", "dora", "dora-password").await;
+    let mut socket = jmap_ws(&base, &basic("dora@example.com", "dora-password"), true)
+        .await
+        .unwrap();
+
+    let listed = cli(&["channels", "list", "--json"], &base, &admin);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["username"], "dora@example.com");
+    let table = cli(&["channels", "list", "dora@example.com"], &base, &admin);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("dora@example.com") && table.contains("WebSocket"),
+        "{table}"
+    );
+
+    let done = cli(
+        &["channels", "disconnect", "dora@example.com"],
+        &base,
+        &admin,
+    );
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(close_code(&mut socket).await, Some(1008));
+    let none = cli(&["channels", "disconnect"], &base, &admin);
+    assert!(!none.status.success());
+
+    let shown = cli(&["certs", "show", "--json"], &base, &admin);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&shown.stdout).unwrap(),
+        json!([])
+    );
+    let reload = cli(&["certs", "reload"], &base, &admin);
+    assert!(!reload.status.success());
+    assert!(String::from_utf8_lossy(&reload.stderr).contains("400 notFound"));
+}

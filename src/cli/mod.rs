@@ -1,6 +1,7 @@
 //! The `sessionplane` command line: `serve` runs a node, `demo` a whole local deployment, the
 //! other commands speak a node's REST API.
 
+pub mod channels;
 pub mod client;
 pub mod demo;
 pub mod serve;
@@ -64,6 +65,20 @@ pub enum Command {
         api: client::ApiArgs,
         #[command(subcommand)]
         command: sessions::SessionsCommand,
+    },
+    /// Mail channels (IMAP, SMTP, JMAP), through the REST API of a node.
+    Channels {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: channels::ChannelsCommand,
+    },
+    /// TLS certificates of the site's nodes, through the REST API of a node.
+    Certs {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: channels::CertsCommand,
     },
     /// Service tokens for automation.
     Token {
