@@ -18,7 +18,11 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
         let cluster = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind cluster");
-        bound.push(Listeners { api, cluster });
+        bound.push(Listeners {
+            api,
+            cluster,
+            mail: Default::default(),
+        });
     }
     let site_nodes: Vec<SiteNode> = bound
         .iter()

@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod channels;
 pub mod listener;
+pub mod smtp;
 pub mod stream;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 //! Wiring only: what a request does lives in `api`, what a command does lives in `state`.
 
 pub mod effects;
+pub mod mail;
 pub mod secrets;
 pub mod sweeper;
 
@@ -42,6 +43,8 @@ pub enum StartError {
     Secret(#[from] secrets::SecretError),
     #[error(transparent)]
     Cluster(#[from] SetupError),
+    #[error("tls: {0}")]
+    Tls(String),
     #[error("identity: {0}")]
     Iam(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -55,13 +58,21 @@ pub enum StartError {
 pub struct Listeners {
     pub api: TcpListener,
     pub cluster: TcpListener,
+    /// The mail listeners this node runs, by name (`smtp`, `smtps`).
+    pub mail: mail::MailSockets,
 }
 
 impl Listeners {
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        let mut mail = mail::MailSockets::new();
+        if config.mail.enabled {
+            mail.insert("smtp", bind(config.listen.smtp).await?);
+            mail.insert("smtps", bind(config.listen.smtps).await?);
+        }
         Ok(Self {
             api: bind(config.listen.api).await?,
             cluster: bind(config.listen.cluster).await?,
+            mail,
         })
     }
 }
@@ -89,6 +100,8 @@ pub struct RunningNode {
     pub generated_admin_password: Option<oneshot::Receiver<String>>,
     pub api_addr: SocketAddr,
     pub cluster_addr: SocketAddr,
+    /// The mail listeners' addresses, by name.
+    pub mail_addrs: std::collections::BTreeMap<&'static str, SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -151,7 +164,8 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         peers: cluster.peers().clone(),
         tls: false,
     };
-    serve_certificate_calls(&cluster, Arc::new(NodeCertificates::default()));
+    let wired = mail::wire(&config, listeners.mail, mail.clone())?;
+    serve_certificate_calls(&cluster, Arc::new(wired.certificates));
     let peers = config
         .site_members()
         .into_iter()
@@ -183,6 +197,9 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             stopped.clone(),
         )),
     ];
+    for listener in wired.listeners {
+        tasks.push(tokio::spawn(listener.run(stopped.clone())));
+    }
     if is_directory_seed {
         tasks.push(tokio::spawn(iam::bootstrap::run(
             iam.clone(),
@@ -201,6 +218,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         generated_admin_password: is_directory_seed.then_some(generated_rx),
         api_addr,
         cluster_addr,
+        mail_addrs: wired.addrs,
         stop,
         tasks,
     })

@@ -2,7 +2,7 @@
 implementation of each protocol. Exits non-zero with a message on the first failure.
 
 Usage: mail_clients.py --ca CERT --user LOGIN@DOMAIN --password PW
-                       --imap HOST:PORT --imaps HOST:PORT --smtp HOST:PORT --smtps HOST:PORT
+                       [--imap HOST:PORT] [--imaps HOST:PORT] [--smtp HOST:PORT] [--smtps HOST:PORT]
 """
 
 import argparse
@@ -86,16 +86,27 @@ def smtp_tls(address, ctx, user, password):
 
 def main():
     parser = argparse.ArgumentParser()
-    for flag in ("--ca", "--user", "--password", "--imap", "--imaps", "--smtp", "--smtps"):
+    for flag in ("--ca", "--user", "--password"):
         parser.add_argument(flag, required=True)
+    # Each listener given is checked; the caller names the ones the node runs.
+    for flag in ("--imap", "--imaps", "--smtp", "--smtps"):
+        parser.add_argument(flag)
     args = parser.parse_args()
     ctx = context(args.ca)
-    checks = [
-        ("IMAP STARTTLS", lambda: imap_starttls(args.imap, ctx, args.user, args.password)),
-        ("IMAPS", lambda: imap_tls(args.imaps, ctx, args.user, args.password)),
-        ("SMTP STARTTLS", lambda: smtp_starttls(args.smtp, ctx, args.user, args.password)),
-        ("SMTPS", lambda: smtp_tls(args.smtps, ctx, args.user, args.password)),
+    every = [
+        ("IMAP STARTTLS", args.imap, imap_starttls),
+        ("IMAPS", args.imaps, imap_tls),
+        ("SMTP STARTTLS", args.smtp, smtp_starttls),
+        ("SMTPS", args.smtps, smtp_tls),
     ]
+    checks = [
+        (name, lambda address=address, check=check: check(address, ctx, args.user, args.password))
+        for name, address, check in every
+        if address
+    ]
+    if not checks:
+        print("no listener to check", file=sys.stderr)
+        return 2
     for name, check in checks:
         try:
             check()

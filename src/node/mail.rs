@@ -1,0 +1,118 @@
+//! Wiring the mail listeners: their certificates (configured per listener, or the node's pair,
+//! or a self-signed pair generated once into `<data_dir>/tls/`), their settings, and the
+//! registry the certificate reload acts on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::StartError;
+use crate::config::Config;
+use crate::mail::listener::{MailListener, Serve};
+use crate::mail::{smtp, MailBackend, ProtocolSettings};
+use crate::tls::listeners::{NodeCertificates, TlsListener};
+use crate::tls::{self, CertificateFiles, ReloadableCert};
+
+/// The certificate files a listener uses.
+fn files_for(config: &Config, listener: &str) -> Result<CertificateFiles, StartError> {
+    if let Some(own) = config.tls.listeners.get(listener) {
+        return Ok(CertificateFiles {
+            cert: own.cert_file.clone(),
+            key: own.key_file.clone(),
+        });
+    }
+    if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
+        return Ok(CertificateFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    let advertised = config.advertised_cluster();
+    let host = advertised
+        .rsplit_once(':')
+        .map_or(advertised.as_str(), |(h, _)| h)
+        .to_string();
+    let names = vec![config.node_name.clone(), "localhost".into(), host];
+    tls::ensure_self_signed(&config.data_dir.join("tls"), &names)
+        .map_err(|e| StartError::Tls(e.to_string()))
+}
+
+fn settings(config: &Config, idle_secs: u64, tls: &Arc<ReloadableCert>) -> Arc<ProtocolSettings> {
+    let m = &config.mail;
+    let hostname = match m.hostname.is_empty() {
+        true => config.node_name.clone(),
+        false => m.hostname.clone(),
+    };
+    Arc::new(ProtocolSettings {
+        hostname,
+        tls: Some(tls::acceptor(tls.clone())),
+        allow_plaintext_auth: m.allow_plaintext_auth,
+        idle_timeout: Duration::from_secs(idle_secs),
+        max_line_bytes: m.max_line_bytes,
+        max_literal_bytes: m.max_literal_bytes,
+        handshake_timeout: Duration::from_secs(m.handshake_timeout_secs),
+    })
+}
+
+/// The bound mail sockets, by listener name.
+pub type MailSockets = BTreeMap<&'static str, TcpListener>;
+
+pub struct MailWiring {
+    pub listeners: Vec<MailListener>,
+    pub certificates: NodeCertificates,
+    pub addrs: BTreeMap<&'static str, SocketAddr>,
+}
+
+/// The listeners of the protocols this node serves: SMTP submission with STARTTLS and with
+/// implicit TLS.
+pub fn wire(
+    config: &Config,
+    sockets: MailSockets,
+    backend: Arc<dyn MailBackend>,
+) -> Result<MailWiring, StartError> {
+    let mut wiring = MailWiring {
+        listeners: Vec::new(),
+        certificates: NodeCertificates::default(),
+        addrs: BTreeMap::new(),
+    };
+    for (name, socket) in sockets {
+        let (serve, implicit, idle): (Serve, bool, u64) = match name {
+            "smtp" => (serve_smtp, false, config.mail.smtp_idle_timeout_secs),
+            "smtps" => (serve_smtp, true, config.mail.smtp_idle_timeout_secs),
+            _ => continue,
+        };
+        let cert = ReloadableCert::load(files_for(config, name)?)
+            .map_err(|e| StartError::Tls(format!("{name}: {e}")))?;
+        let addr = socket
+            .local_addr()
+            .map_err(|e| StartError::Tls(format!("{name}: {e}")))?;
+        wiring.addrs.insert(name, addr);
+        wiring.certificates.listeners.push(TlsListener {
+            name,
+            port: addr.port(),
+            cert: cert.clone(),
+        });
+        wiring.listeners.push(MailListener {
+            name,
+            listener: socket,
+            implicit_tls: implicit.then(|| tls::acceptor(cert.clone())),
+            settings: settings(config, idle, &cert),
+            backend: backend.clone(),
+            serve,
+            max_connections: config.mail.max_connections,
+        });
+    }
+    Ok(wiring)
+}
+
+fn serve_smtp(
+    stream: crate::mail::MailStream,
+    remote: SocketAddr,
+    settings: Arc<ProtocolSettings>,
+    backend: Arc<dyn MailBackend>,
+) -> crate::mail::BoxFuture<'static, ()> {
+    Box::pin(smtp::serve(stream, remote, settings, backend))
+}
