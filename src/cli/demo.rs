@@ -31,6 +31,9 @@ struct DemoNode {
     name: String,
     api: String,
     cluster: String,
+    /// The mail listeners the node runs (`smtp`, `smtps`), as `host:port`.
+    #[serde(flatten)]
+    mail: std::collections::BTreeMap<&'static str, String>,
 }
 
 #[derive(Serialize)]
@@ -70,6 +73,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 name: n.config.node_name.clone(),
                 api: format!("http://{}", n.api_addr),
                 cluster: format!("http://{}", n.cluster_addr),
+                mail: n
+                    .mail_addrs
+                    .iter()
+                    .map(|(name, addr)| (*name, addr.to_string()))
+                    .collect(),
             })
             .collect(),
     };
