@@ -6,45 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
+use super::lines::{read_line, Read};
 use super::{AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream, MailUser};
 use super::{Endpoint, Protocol, ProtocolSettings};
-
-/// One line read from the client.
-enum Read {
-    Line(String),
-    TooLong,
-    Closed,
-    Idle,
-}
-
-/// Reads one line (LF or CRLF) of at most `max` bytes; a longer one is consumed and refused.
-async fn read_line(reader: &mut BufReader<MailStream>, max: usize) -> std::io::Result<Read> {
-    let mut line = Vec::new();
-    loop {
-        let buffer = reader.fill_buf().await?;
-        if buffer.is_empty() {
-            return Ok(Read::Closed);
-        }
-        let (take, complete) = match buffer.iter().position(|b| *b == b'\n') {
-            Some(end) => (end + 1, true),
-            None => (buffer.len(), false),
-        };
-        if line.len() + take > max + 2 {
-            reader.consume(take);
-            return Ok(Read::TooLong);
-        }
-        line.extend_from_slice(&buffer[..take]);
-        reader.consume(take);
-        if complete {
-            while matches!(line.last(), Some(b'\n' | b'\r')) {
-                line.pop();
-            }
-            return Ok(Read::Line(String::from_utf8_lossy(&line).into_owned()));
-        }
-    }
-}
 
 struct Session {
     remote: SocketAddr,
