@@ -26,7 +26,11 @@ async fn reload_and_listing_reach_every_node_and_refuse_bad_requests() {
         .await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     let listed = listed.body.as_array().unwrap().clone();
-    assert_eq!(listed.len(), 6, "3 nodes, smtp and smtps each: {listed:?}");
+    assert_eq!(
+        listed.len(),
+        12,
+        "3 nodes, 4 mail listeners each: {listed:?}"
+    );
     for certificate in &listed {
         for key in [
             "node", "site", "listener", "port", "subject", "sans", "notAfter", "sha256",

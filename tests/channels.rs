@@ -478,8 +478,8 @@ async fn channels_and_certs_through_the_cli() {
     let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(
         shown.as_array().unwrap().len(),
-        2,
-        "smtp and smtps: {shown}"
+        4,
+        "imap, imaps, smtp and smtps: {shown}"
     );
     let reload = cli(&["certs", "reload"], &base, &admin);
     assert!(

@@ -219,7 +219,7 @@ async fn certificates_reload_on_every_node_without_dropping_a_connection() {
         )
         .await;
     let listed = listed.body.as_array().unwrap().clone();
-    assert_eq!(listed.len(), 6, "3 nodes, smtp and smtps: {listed:?}");
+    assert_eq!(listed.len(), 12, "3 nodes, 4 mail listeners: {listed:?}");
     assert!(
         listed.iter().all(|c| c["sha256"] == new.as_str()),
         "{listed:?}"
@@ -348,4 +348,119 @@ async fn abusive_clients_are_answered_bounded_and_timed_out() {
     for client in &mut idle {
         assert!(client.closes_within(Duration::from_secs(6)).await);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imap_logins_select_idle_and_are_disconnected_from_another_node() {
+    let site = TestSite::start(3, Tuning::default()).await;
+    site.wait_for_admin(2).await;
+    let api = Api::default();
+    let b3 = site.api_url(2);
+    let admin = api.admin_token(&b3).await;
+    add_user(&api, &b3, &admin, "example.com", "alice", "alice-password").await;
+
+    // STARTTLS on node 1, LOGIN with a literal password, SELECT, IDLE.
+    let mut plain = mail::plain(site.nodes[0].imap).await;
+    let greeting = plain.line().await.unwrap();
+    assert!(
+        greeting.contains("STARTTLS") && greeting.contains("LOGINDISABLED"),
+        "{greeting}"
+    );
+    plain
+        .send("a1 LOGIN alice@example.com alice-password")
+        .await;
+    assert!(plain
+        .line()
+        .await
+        .unwrap()
+        .starts_with("a1 NO [PRIVACYREQUIRED]"));
+    plain.send("a2 STARTTLS").await;
+    assert!(plain.line().await.unwrap().starts_with("a2 OK"));
+    let mut on_n1 = mail::start_tls(plain, &ca(&site)).await;
+    on_n1.send("a3 CAPABILITY").await;
+    let caps = on_n1.until("a3 ").await.join("\n");
+    assert!(
+        caps.contains("AUTH=PLAIN") && !caps.contains("STARTTLS"),
+        "{caps}"
+    );
+    on_n1.send("a4 LOGIN alice@example.com {14}").await;
+    assert!(on_n1.line().await.unwrap().starts_with('+'));
+    on_n1.send("alice-password").await;
+    assert!(on_n1.line().await.unwrap().starts_with("a4 OK"));
+    on_n1.send("a5 SELECT INBOX").await;
+    let selected = on_n1.until("a5 ").await;
+    assert!(selected.contains(&"* 0 EXISTS".to_string()), "{selected:?}");
+    assert!(selected.last().unwrap().starts_with("a5 OK [READ-WRITE]"));
+    on_n1.send("a6 IDLE").await;
+    assert_eq!(on_n1.line().await.unwrap(), "+ idling");
+
+    // Implicit TLS on node 2, AUTHENTICATE PLAIN with an initial response.
+    let mut on_n2 = mail::tls(site.nodes[1].imaps, &ca(&site)).await;
+    on_n2.line().await;
+    on_n2
+        .send(&format!(
+            "b1 AUTHENTICATE PLAIN {}",
+            plain_credentials("alice@example.com", "alice-password")
+        ))
+        .await;
+    assert!(on_n2.line().await.unwrap().starts_with("b1 OK"));
+    on_n2.send("b2 LIST \"\" \"*\"").await;
+    let listed = on_n2.until("b2 ").await;
+    assert_eq!(listed[0], "* LIST (\\HasNoChildren) \"/\" INBOX");
+
+    let python = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/mail_clients.py"
+        ))
+        .args(["--ca", site.nodes[2].cert_file.to_str().unwrap()])
+        .args([
+            "--user",
+            "alice@example.com",
+            "--password",
+            "alice-password",
+        ])
+        .args(["--imap", &site.nodes[2].imap.to_string()])
+        .args(["--imaps", &site.nodes[2].imaps.to_string()])
+        .output()
+        .expect("python3 is installed (.ci/run installs it)");
+    assert!(
+        python.status.success(),
+        "imaplib: {}{}",
+        String::from_utf8_lossy(&python.stdout),
+        String::from_utf8_lossy(&python.stderr)
+    );
+
+    let listed = channels_of(&api, &b3, &admin, "alice@example.com").await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed
+        .iter()
+        .all(|c| c["protocol"] == "IMAP" && c["endpoint"] == "imapserver"));
+    let killed = api
+        .call(
+            Method::DELETE,
+            format!("{b3}/servers/channels/alice@example.com"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(killed.status, 204, "{}", killed.text);
+    for client in [&mut on_n1, &mut on_n2] {
+        assert_eq!(
+            client.line().await.unwrap(),
+            "* BYE Disconnected by an administrator"
+        );
+        assert!(client.closes_within(Duration::from_secs(5)).await);
+    }
+
+    // Abuse: a 2 GiB literal is refused unread; a 1 MiB line ends the connection.
+    let mut abuse = mail::tls(site.nodes[0].imaps, &ca(&site)).await;
+    abuse.line().await;
+    abuse.send("c1 LOGIN {2147483648}").await;
+    assert_eq!(abuse.line().await.unwrap(), "c1 BAD Literal too large");
+    abuse.send("c2 NOOP").await;
+    assert_eq!(abuse.line().await.unwrap(), "c2 OK NOOP completed");
+    let _ = abuse.send_raw(&vec![b'x'; 1024 * 1024]).await;
+    let _ = abuse.send_raw(b"\r\n").await;
+    assert_eq!(abuse.line().await.unwrap(), "* BYE Line too long");
 }

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod channels;
+pub mod imap;
 pub mod lines;
 pub mod listener;
 pub mod smtp;

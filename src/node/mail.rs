@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use super::StartError;
 use crate::config::Config;
 use crate::mail::listener::{MailListener, Serve};
-use crate::mail::{smtp, MailBackend, ProtocolSettings};
+use crate::mail::{imap, smtp, MailBackend, ProtocolSettings};
 use crate::tls::listeners::{NodeCertificates, TlsListener};
 use crate::tls::{self, CertificateFiles, ReloadableCert};
 
@@ -66,8 +66,8 @@ pub struct MailWiring {
     pub addrs: BTreeMap<&'static str, SocketAddr>,
 }
 
-/// The listeners of the protocols this node serves: SMTP submission with STARTTLS and with
-/// implicit TLS.
+/// The listeners of the protocols this node serves: IMAP and SMTP submission, each with
+/// STARTTLS and with implicit TLS.
 pub fn wire(
     config: &Config,
     sockets: MailSockets,
@@ -80,6 +80,8 @@ pub fn wire(
     };
     for (name, socket) in sockets {
         let (serve, implicit, idle): (Serve, bool, u64) = match name {
+            "imap" => (serve_imap, false, config.mail.imap_idle_timeout_secs),
+            "imaps" => (serve_imap, true, config.mail.imap_idle_timeout_secs),
             "smtp" => (serve_smtp, false, config.mail.smtp_idle_timeout_secs),
             "smtps" => (serve_smtp, true, config.mail.smtp_idle_timeout_secs),
             _ => continue,
@@ -115,4 +117,13 @@ fn serve_smtp(
     backend: Arc<dyn MailBackend>,
 ) -> crate::mail::BoxFuture<'static, ()> {
     Box::pin(smtp::serve(stream, remote, settings, backend))
+}
+
+fn serve_imap(
+    stream: crate::mail::MailStream,
+    remote: SocketAddr,
+    settings: Arc<ProtocolSettings>,
+    backend: Arc<dyn MailBackend>,
+) -> crate::mail::BoxFuture<'static, ()> {
+    Box::pin(imap::serve(stream, remote, settings, backend))
 }

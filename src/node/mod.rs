@@ -58,7 +58,7 @@ pub enum StartError {
 pub struct Listeners {
     pub api: TcpListener,
     pub cluster: TcpListener,
-    /// The mail listeners this node runs, by name (`smtp`, `smtps`).
+    /// The mail listeners this node runs, by name (`imap`, `imaps`, `smtp`, `smtps`).
     pub mail: mail::MailSockets,
 }
 
@@ -66,6 +66,8 @@ impl Listeners {
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
         let mut mail = mail::MailSockets::new();
         if config.mail.enabled {
+            mail.insert("imap", bind(config.listen.imap).await?);
+            mail.insert("imaps", bind(config.listen.imaps).await?);
             mail.insert("smtp", bind(config.listen.smtp).await?);
             mail.insert("smtps", bind(config.listen.smtps).await?);
         }

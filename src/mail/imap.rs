@@ -1,0 +1,573 @@
+//! IMAP (an RFC 3501/9051 subset): enough for a client to authenticate, select an empty INBOX
+//! and IDLE, so that the connection is a channel an administrator can see and end. LOGIN and
+//! AUTHENTICATE PLAIN check the directory under the login ban; STARTTLS discards what the
+//! client pipelined; lines and literals are bounded; a silent client is logged out.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+
+use super::lines::{read_line, Read};
+use super::{AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream};
+use super::{Endpoint, Protocol, ProtocolSettings};
+
+/// RFC 2177: clients re-issue IDLE at least every 29 minutes.
+const IDLE_LIMIT: Duration = Duration::from_secs(29 * 60);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Atom(String),
+    Text(String),
+    Open,
+    Close,
+}
+
+impl Token {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Token::Atom(s) | Token::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A literal announced at the end of a line: its size, and whether it is `{n+}`.
+struct Literal {
+    size: u64,
+    non_sync: bool,
+}
+
+/// Splits a line into tokens; a trailing `{n}` is returned apart.
+fn tokenize(line: &str) -> Result<(Vec<Token>, Option<Literal>), &'static str> {
+    let mut tokens = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            ' ' => {
+                chars.next();
+            }
+            '(' | ')' => {
+                chars.next();
+                tokens.push(if c == '(' { Token::Open } else { Token::Close });
+            }
+            '"' => {
+                chars.next();
+                let mut text = String::new();
+                loop {
+                    match chars.next() {
+                        Some('\\') => text.push(chars.next().ok_or("unterminated quoted string")?),
+                        Some('"') => break,
+                        Some(c) => text.push(c),
+                        None => return Err("unterminated quoted string"),
+                    }
+                }
+                tokens.push(Token::Text(text));
+            }
+            '{' => {
+                let rest: String = chars.collect();
+                let inner = rest
+                    .strip_prefix('{')
+                    .and_then(|r| r.strip_suffix('}'))
+                    .ok_or("a literal must end the line")?;
+                let (digits, non_sync) = match inner.strip_suffix('+') {
+                    Some(d) => (d, true),
+                    None => (inner, false),
+                };
+                let size = digits.parse().map_err(|_| "bad literal size")?;
+                return Ok((tokens, Some(Literal { size, non_sync })));
+            }
+            _ => {
+                let mut atom = String::new();
+                while let Some(&c) = chars.peek() {
+                    if matches!(c, ' ' | '(' | ')' | '"' | '{') {
+                        break;
+                    }
+                    atom.push(c);
+                    chars.next();
+                }
+                tokens.push(Token::Atom(atom));
+            }
+        }
+    }
+    Ok((tokens, None))
+}
+
+enum State {
+    NotAuthenticated,
+    Authenticated {
+        channel: ChannelHandle,
+        selected: Option<bool>,
+    },
+}
+
+struct Session {
+    remote: SocketAddr,
+    settings: Arc<ProtocolSettings>,
+    backend: Arc<dyn MailBackend>,
+    state: State,
+    client_id: BTreeMap<String, String>,
+}
+
+enum Next {
+    Continue,
+    StartTls,
+    Close,
+}
+
+/// Serves one IMAP connection until the client logs out, the connection fails or times out, or
+/// an administrator disconnects the channel.
+pub async fn serve(
+    stream: MailStream,
+    remote: SocketAddr,
+    settings: Arc<ProtocolSettings>,
+    backend: Arc<dyn MailBackend>,
+) {
+    let mut session = Session {
+        remote,
+        settings,
+        backend,
+        state: State::NotAuthenticated,
+        client_id: BTreeMap::new(),
+    };
+    let mut reader = BufReader::new(stream);
+    let greeting = format!(
+        "* OK [CAPABILITY {}] {} IMAP4rev1 ready",
+        session.capabilities(&reader),
+        session.settings.hostname
+    );
+    if send(&mut reader, &greeting).await.is_err() {
+        return;
+    }
+    loop {
+        let next = match session.command(&mut reader).await {
+            Ok(next) => next,
+            Err(_) => return,
+        };
+        match next {
+            Next::Continue => {}
+            Next::Close => return,
+            Next::StartTls => {
+                let Some(acceptor) = session.settings.tls.clone() else {
+                    return;
+                };
+                let plain = reader.into_inner();
+                match plain
+                    .start_tls(&acceptor, session.settings.handshake_timeout)
+                    .await
+                {
+                    Ok(tls) => reader = BufReader::new(tls),
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+}
+
+async fn send(reader: &mut BufReader<MailStream>, line: &str) -> std::io::Result<()> {
+    let stream = reader.get_mut();
+    stream.write_all(line.as_bytes()).await?;
+    stream.write_all(b"\r\n").await?;
+    stream.flush().await
+}
+
+impl Session {
+    fn encrypted(reader: &BufReader<MailStream>) -> bool {
+        reader.get_ref().is_encrypted()
+    }
+
+    fn login_allowed(&self, reader: &BufReader<MailStream>) -> bool {
+        Self::encrypted(reader) || self.settings.allow_plaintext_auth
+    }
+
+    fn capabilities(&self, reader: &BufReader<MailStream>) -> String {
+        let mut caps = vec!["IMAP4rev1", "SASL-IR", "ID", "IDLE", "LITERAL+"];
+        if !Self::encrypted(reader) && self.settings.tls.is_some() {
+            caps.push("STARTTLS");
+        }
+        match self.login_allowed(reader) {
+            true => caps.push("AUTH=PLAIN"),
+            false => caps.push("LOGINDISABLED"),
+        }
+        caps.join(" ")
+    }
+
+    /// Waits for the next line, watching for an administrator's disconnect.
+    async fn next_line(
+        &mut self,
+        reader: &mut BufReader<MailStream>,
+        wait: Duration,
+    ) -> std::io::Result<Option<String>> {
+        let read = tokio::time::timeout(wait, read_line(reader, self.settings.max_line_bytes));
+        let disconnected = async {
+            match &mut self.state {
+                State::Authenticated { channel, .. } => channel.disconnected().await,
+                State::NotAuthenticated => std::future::pending().await,
+            }
+        };
+        let outcome = tokio::select! {
+            read = read => read,
+            _ = disconnected => {
+                send(reader, "* BYE Disconnected by an administrator").await?;
+                return Ok(None);
+            }
+        };
+        match outcome {
+            Ok(Ok(Read::Line(line))) => Ok(Some(line)),
+            Ok(Ok(Read::TooLong)) => {
+                send(reader, "* BYE Line too long").await?;
+                Ok(None)
+            }
+            Err(_) => {
+                send(reader, "* BYE Autologout; idle for too long").await?;
+                Ok(None)
+            }
+            Ok(Ok(Read::Closed | Read::Idle)) => Ok(None),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Reads a whole command: a line, and the literals it announces.
+    async fn read_command(
+        &mut self,
+        reader: &mut BufReader<MailStream>,
+    ) -> std::io::Result<Option<Result<Vec<Token>, (String, String)>>> {
+        let Some(mut line) = self.next_line(reader, self.settings.idle_timeout).await? else {
+            return Ok(None);
+        };
+        let tag = line.split(' ').next().unwrap_or("*").to_string();
+        let mut tokens = Vec::new();
+        loop {
+            let (mut more, literal) = match tokenize(&line) {
+                Ok(parsed) => parsed,
+                Err(why) => return Ok(Some(Err((tag, why.to_string())))),
+            };
+            tokens.append(&mut more);
+            let Some(literal) = literal else {
+                return Ok(Some(Ok(tokens)));
+            };
+            if literal.size > self.settings.max_literal_bytes as u64 {
+                if literal.non_sync {
+                    send(reader, "* BYE Literal too large").await?;
+                    return Ok(None);
+                }
+                return Ok(Some(Err((tag, "Literal too large".into()))));
+            }
+            if !literal.non_sync {
+                send(reader, "+ Ready for literal data").await?;
+            }
+            let mut bytes = vec![0; literal.size as usize];
+            let read =
+                tokio::time::timeout(self.settings.idle_timeout, reader.read_exact(&mut bytes))
+                    .await;
+            if !matches!(read, Ok(Ok(_))) {
+                return Ok(None);
+            }
+            tokens.push(Token::Text(String::from_utf8_lossy(&bytes).into_owned()));
+            line = match self.next_line(reader, self.settings.idle_timeout).await? {
+                Some(rest) => rest,
+                None => return Ok(None),
+            };
+        }
+    }
+
+    async fn command(&mut self, reader: &mut BufReader<MailStream>) -> std::io::Result<Next> {
+        let tokens = match self.read_command(reader).await? {
+            None => return Ok(Next::Close),
+            Some(Err((tag, why))) => {
+                send(reader, &format!("{tag} BAD {why}")).await?;
+                return Ok(Next::Continue);
+            }
+            Some(Ok(tokens)) => tokens,
+        };
+        let (tag, verb, args) = match tokens.as_slice() {
+            [Token::Atom(tag), Token::Atom(verb), args @ ..] => {
+                (tag.clone(), verb.to_ascii_uppercase(), args.to_vec())
+            }
+            [Token::Atom(tag), ..] => {
+                send(reader, &format!("{tag} BAD Missing command")).await?;
+                return Ok(Next::Continue);
+            }
+            _ => {
+                send(reader, "* BAD Expected a tag and a command").await?;
+                return Ok(Next::Continue);
+            }
+        };
+        self.dispatch(reader, &tag, &verb, &args).await
+    }
+
+    async fn dispatch(
+        &mut self,
+        reader: &mut BufReader<MailStream>,
+        tag: &str,
+        verb: &str,
+        args: &[Token],
+    ) -> std::io::Result<Next> {
+        let authenticated = matches!(self.state, State::Authenticated { .. });
+        let answer = match verb {
+            "CAPABILITY" => {
+                send(
+                    reader,
+                    &format!("* CAPABILITY {}", self.capabilities(reader)),
+                )
+                .await?;
+                format!("{tag} OK CAPABILITY completed")
+            }
+            "NOOP" => format!("{tag} OK NOOP completed"),
+            "LOGOUT" => {
+                send(reader, "* BYE Logging out").await?;
+                send(reader, &format!("{tag} OK LOGOUT completed")).await?;
+                return Ok(Next::Close);
+            }
+            "ID" => {
+                self.remember_id(args);
+                send(reader, "* ID (\"name\" \"sessionplane\")").await?;
+                format!("{tag} OK ID completed")
+            }
+            "STARTTLS" if Self::encrypted(reader) || self.settings.tls.is_none() => {
+                format!("{tag} BAD TLS is not available here")
+            }
+            "STARTTLS" if authenticated => format!("{tag} BAD Already authenticated"),
+            "STARTTLS" => {
+                send(reader, &format!("{tag} OK Begin TLS negotiation now")).await?;
+                return Ok(Next::StartTls);
+            }
+            "LOGIN" | "AUTHENTICATE" if authenticated => format!("{tag} BAD Already authenticated"),
+            "LOGIN" | "AUTHENTICATE" if !self.login_allowed(reader) => {
+                format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS first")
+            }
+            "LOGIN" => match (
+                args.first().and_then(Token::text),
+                args.get(1).and_then(Token::text),
+            ) {
+                (Some(user), Some(password)) => {
+                    self.login(reader, tag, user.to_string(), password.to_string())
+                        .await
+                }
+                _ => format!("{tag} BAD LOGIN needs a user and a password"),
+            },
+            "AUTHENTICATE" => self.authenticate(reader, tag, args).await?,
+            "SELECT" | "EXAMINE" if !authenticated => format!("{tag} NO Log in first"),
+            "SELECT" | "EXAMINE" => self.select(reader, tag, verb == "EXAMINE", args).await?,
+            "LIST" if !authenticated => format!("{tag} NO Log in first"),
+            "LIST" => {
+                match args.get(1).and_then(Token::text) {
+                    Some("") => send(reader, "* LIST (\\Noselect) \"/\" \"\"").await?,
+                    Some(_) => send(reader, "* LIST (\\HasNoChildren) \"/\" INBOX").await?,
+                    None => {
+                        send(
+                            reader,
+                            &format!("{tag} BAD LIST needs a reference and a pattern"),
+                        )
+                        .await?;
+                        return Ok(Next::Continue);
+                    }
+                }
+                format!("{tag} OK LIST completed")
+            }
+            "CLOSE" | "UNSELECT" => match &mut self.state {
+                State::Authenticated {
+                    selected: selected @ Some(_),
+                    ..
+                } => {
+                    *selected = None;
+                    format!("{tag} OK {verb} completed")
+                }
+                _ => format!("{tag} NO No mailbox selected"),
+            },
+            "IDLE" if !authenticated => format!("{tag} NO Log in first"),
+            "IDLE" => return self.idle(reader, tag).await,
+            "FETCH" | "STORE" | "SEARCH" | "COPY" | "EXPUNGE" | "APPEND" | "CREATE" | "DELETE"
+            | "RENAME" | "STATUS" | "UID" => {
+                format!("{tag} NO {verb} is not supported here")
+            }
+            _ => format!("{tag} BAD Unknown command"),
+        };
+        send(reader, &answer).await?;
+        Ok(Next::Continue)
+    }
+
+    fn remember_id(&mut self, args: &[Token]) {
+        let fields: Vec<&str> = args.iter().filter_map(Token::text).collect();
+        for pair in fields.chunks(2) {
+            if let [key, value] = pair {
+                self.client_id
+                    .insert(format!("id.{key}"), (*value).to_string());
+            }
+        }
+    }
+
+    async fn login(
+        &mut self,
+        reader: &BufReader<MailStream>,
+        tag: &str,
+        user: String,
+        password: String,
+    ) -> String {
+        let user = match self
+            .backend
+            .authenticate(&user, &password, self.remote)
+            .await
+        {
+            Ok(user) => user,
+            Err(AuthError::Rejected) => {
+                return format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials")
+            }
+            Err(AuthError::Banned { .. }) => {
+                return format!(
+                    "{tag} NO [AUTHENTICATIONFAILED] Too many failed logins, retry later"
+                )
+            }
+            Err(AuthError::Unavailable(_)) => {
+                return format!("{tag} NO [UNAVAILABLE] Try again later")
+            }
+        };
+        let open = ChannelOpen {
+            protocol: Protocol::Imap,
+            endpoint: Endpoint::ImapServer,
+            user,
+            remote: self.remote,
+            encrypted: Self::encrypted(reader),
+            info: self.client_id.clone(),
+        };
+        match self.backend.open_channel(open).await {
+            Ok(channel) => {
+                self.state = State::Authenticated {
+                    channel,
+                    selected: None,
+                };
+                format!(
+                    "{tag} OK [CAPABILITY {}] Logged in",
+                    self.capabilities(reader)
+                )
+            }
+            Err(_) => format!("{tag} NO [UNAVAILABLE] Try again later"),
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        reader: &mut BufReader<MailStream>,
+        tag: &str,
+        args: &[Token],
+    ) -> std::io::Result<String> {
+        if !args
+            .first()
+            .and_then(Token::text)
+            .is_some_and(|m| m.eq_ignore_ascii_case("PLAIN"))
+        {
+            return Ok(format!("{tag} NO Only PLAIN is supported"));
+        }
+        let response = match args.get(1).and_then(Token::text) {
+            Some(initial) => initial.to_string(),
+            None => {
+                send(reader, "+ ").await?;
+                match self.next_line(reader, self.settings.idle_timeout).await? {
+                    Some(line) => line,
+                    None => return Ok(format!("{tag} BAD No response")),
+                }
+            }
+        };
+        if response.trim() == "*" {
+            return Ok(format!("{tag} BAD Authentication canceled"));
+        }
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(response.trim()) else {
+            return Ok(format!("{tag} BAD Cannot decode the response"));
+        };
+        let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).collect();
+        let [_, user, password] = parts.as_slice() else {
+            return Ok(format!("{tag} BAD Malformed PLAIN response"));
+        };
+        let (user, password) = (
+            String::from_utf8_lossy(user).into_owned(),
+            String::from_utf8_lossy(password).into_owned(),
+        );
+        Ok(self.login(reader, tag, user, password).await)
+    }
+
+    async fn select(
+        &mut self,
+        reader: &mut BufReader<MailStream>,
+        tag: &str,
+        read_only: bool,
+        args: &[Token],
+    ) -> std::io::Result<String> {
+        let mailbox = args.first().and_then(Token::text).unwrap_or("");
+        if !mailbox.eq_ignore_ascii_case("INBOX") {
+            return Ok(format!("{tag} NO [NONEXISTENT] No such mailbox"));
+        }
+        for line in [
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)] Flags permitted",
+            "* 0 EXISTS",
+            "* 0 RECENT",
+            "* OK [UIDVALIDITY 1] UIDs valid",
+            "* OK [UIDNEXT 1] Predicted next UID",
+        ] {
+            send(reader, line).await?;
+        }
+        if let State::Authenticated { selected, .. } = &mut self.state {
+            *selected = Some(read_only);
+        }
+        Ok(match read_only {
+            true => format!("{tag} OK [READ-ONLY] EXAMINE completed"),
+            false => format!("{tag} OK [READ-WRITE] SELECT completed"),
+        })
+    }
+
+    async fn idle(
+        &mut self,
+        reader: &mut BufReader<MailStream>,
+        tag: &str,
+    ) -> std::io::Result<Next> {
+        send(reader, "+ idling").await?;
+        match self.next_line(reader, IDLE_LIMIT).await? {
+            Some(line) if line.trim().eq_ignore_ascii_case("DONE") => {
+                send(reader, &format!("{tag} OK IDLE terminated")).await?;
+                Ok(Next::Continue)
+            }
+            Some(_) => {
+                send(reader, &format!("{tag} BAD Expected DONE")).await?;
+                Ok(Next::Continue)
+            }
+            None => Ok(Next::Close),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_quotes_lists_and_literals() {
+        let (tokens, literal) = tokenize(r#"a1 LOGIN "al\"ice" pw"#).unwrap();
+        assert_eq!(tokens[2], Token::Text("al\"ice".into()));
+        assert!(literal.is_none());
+        let (tokens, literal) = tokenize("a2 ID (\"name\" \"x\")").unwrap();
+        assert_eq!(tokens[2], Token::Open);
+        assert_eq!(tokens.last(), Some(&Token::Close));
+        assert!(literal.is_none());
+        let (_, literal) = tokenize("a3 LOGIN {5}").unwrap();
+        assert!(matches!(
+            literal,
+            Some(Literal {
+                size: 5,
+                non_sync: false
+            })
+        ));
+        let (_, literal) = tokenize("a4 LOGIN {2147483648+}").unwrap();
+        assert!(matches!(
+            literal,
+            Some(Literal {
+                size: 2147483648,
+                non_sync: true
+            })
+        ));
+        assert!(tokenize("a5 LOGIN \"open").is_err());
+        assert!(tokenize("a6 LOGIN {x}").is_err());
+    }
+}
