@@ -464,3 +464,60 @@ async fn imap_logins_select_idle_and_are_disconnected_from_another_node() {
     let _ = abuse.send_raw(b"\r\n").await;
     assert_eq!(abuse.line().await.unwrap(), "* BYE Line too long");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lettre_authenticates_over_starttls_and_implicit_tls() {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let site = TestSite::start(1, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "example.com", "erin", "erin-password").await;
+    let certificate = Certificate::from_pem(ca(&site).as_bytes()).expect("certificate");
+    let params = || {
+        TlsParameters::builder("localhost".into())
+            .add_root_certificate(certificate.clone())
+            .build_rustls()
+            .expect("tls parameters")
+    };
+    let transport = |addr: std::net::SocketAddr, tls: Tls, password: &str| {
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+            .port(addr.port())
+            .tls(tls)
+            .credentials(Credentials::new("erin@example.com".into(), password.into()))
+            .timeout(Some(Duration::from_secs(10)))
+            .build()
+    };
+    let node = &site.nodes[0];
+    let starttls = transport(node.smtp, Tls::Required(params()), "erin-password");
+    assert!(starttls.test_connection().await.expect("STARTTLS and AUTH"));
+    let implicit = transport(node.smtps, Tls::Wrapper(params()), "erin-password");
+    assert!(implicit.test_connection().await.expect("TLS and AUTH"));
+
+    let message = Message::builder()
+        .from("erin@example.com".parse().unwrap())
+        .to("someone@example.org".parse().unwrap())
+        .subject("hello")
+        .body(String::from("no delivery here"))
+        .unwrap();
+    let refused = implicit
+        .send(message)
+        .await
+        .expect_err("this node delivers nothing");
+    assert_eq!(
+        refused.status().map(|code| code.to_string()),
+        Some("554".into()),
+        "{refused}"
+    );
+    let wrong = transport(node.smtps, Tls::Wrapper(params()), "wrong-password");
+    let refused = wrong.test_connection().await.expect_err("a wrong password");
+    assert_eq!(
+        refused.status().map(|code| code.to_string()),
+        Some("535".into()),
+        "{refused}"
+    );
+}
