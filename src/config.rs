@@ -94,7 +94,7 @@ pub struct MailConfig {
 }
 
 /// Certificates: one pair for every TLS listener, and optionally a pair per listener
-/// (`imap`, `imaps`, `smtp`, `smtps`). No pair at all: a self-signed one is generated
+/// (`api`, `imap`, `imaps`, `smtp`, `smtps`). No pair at all: a self-signed one is generated
 /// into `<data_dir>/tls/` on first start.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -112,7 +112,7 @@ pub struct CertFiles {
 }
 
 /// The listeners that may have a certificate of their own.
-pub const TLS_LISTENERS: [&str; 4] = ["imap", "imaps", "smtp", "smtps"];
+pub const TLS_LISTENERS: [&str; 5] = ["api", "imap", "imaps", "smtp", "smtps"];
 
 /// The websocket gateway (`GET /rest/v1/ws`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,6 +150,8 @@ pub struct Argon2Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
     pub api: SocketAddr,
+    /// Whether the api listener speaks TLS (HTTPS and WSS), with the `api` certificate.
+    pub api_tls: bool,
     pub cluster: SocketAddr,
     /// IMAP with STARTTLS, and with implicit TLS.
     pub imap: SocketAddr,
@@ -272,6 +274,7 @@ impl Default for Listen {
     fn default() -> Self {
         Self {
             api: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_tls: false,
             cluster: SocketAddr::from(([127, 0, 0, 1], 7000)),
             imap: SocketAddr::from(([127, 0, 0, 1], 1143)),
             imaps: SocketAddr::from(([127, 0, 0, 1], 1993)),

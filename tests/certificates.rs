@@ -113,3 +113,81 @@ async fn reload_and_listing_reach_every_node_and_refuse_bad_requests() {
         .await;
     assert_error(&reload, 503, "Unavailable");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_serves_https_and_its_certificate_reloads_too() {
+    let tuning = Tuning {
+        listen: vec!["api_tls = true".into()],
+        ..Default::default()
+    };
+    let site = TestSite::start(1, tuning).await;
+    site.wait_for_admin(0).await;
+    let node = &site.nodes[0];
+    let pem = std::fs::read(&node.cert_file).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let base = format!("https://{}", node.api);
+    let login = https
+        .post(format!("{base}/rest/v1/iam/sessions"))
+        .json(&json!({"domain": "master.domain", "login": "admin", "pwd": common::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("https login");
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("Secure"),
+        "cookies are Secure over TLS: {cookie}"
+    );
+    let token = https
+        .post(format!("{base}/rest/v1/iam/sessions"))
+        .json(&json!({"domain": "master.domain", "login": "admin",
+                      "pwd": common::ADMIN_PASSWORD, "session_type": "token"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/rest/v1/iam/sessions/current", node.api))
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "no plain HTTP on a TLS api"
+    );
+
+    let listed: serde_json::Value = https
+        .get(format!("{base}/servers/certificates"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listeners: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["listener"].as_str().unwrap())
+        .collect();
+    assert!(listeners.contains(&"api"), "{listed}");
+    let reloaded = https
+        .post(format!(
+            "{base}/servers?reload-certificate&port={}",
+            node.api.port()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status(), 204);
+}

@@ -17,7 +17,7 @@ use crate::tls::listeners::{NodeCertificates, TlsListener};
 use crate::tls::{self, CertificateFiles, ReloadableCert};
 
 /// The certificate files a listener uses.
-fn files_for(config: &Config, listener: &str) -> Result<CertificateFiles, StartError> {
+pub(super) fn files_for(config: &Config, listener: &str) -> Result<CertificateFiles, StartError> {
     if let Some(own) = config.tls.listeners.get(listener) {
         return Ok(CertificateFiles {
             cert: own.cert_file.clone(),

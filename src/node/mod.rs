@@ -32,7 +32,9 @@ use crate::sessions::{reaper, SiteStore};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
 use crate::state::{decode, encode};
-use crate::tls::listeners::NodeCertificates;
+use crate::tls::api_listener::TlsApiListener;
+use crate::tls::listeners::{NodeCertificates, TlsListener};
+use crate::tls::ReloadableCert;
 use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -164,10 +166,35 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         mail: mail.clone(),
         site_nodes: Arc::new(config.site_members()),
         peers: cluster.peers().clone(),
-        tls: false,
+        tls: config.listen.api_tls,
     };
-    let wired = mail::wire(&config, listeners.mail, mail.clone())?;
+    let mut wired = mail::wire(&config, listeners.mail, mail.clone())?;
+    let api_cert = match config.listen.api_tls {
+        true => Some(
+            ReloadableCert::load(mail::files_for(&config, "api")?)
+                .map_err(|e| StartError::Tls(format!("api: {e}")))?,
+        ),
+        false => None,
+    };
+    if let Some(cert) = &api_cert {
+        wired.certificates.listeners.push(TlsListener {
+            name: "api",
+            port: api_addr.port(),
+            cert: cert.clone(),
+        });
+    }
     serve_certificate_calls(&cluster, Arc::new(wired.certificates));
+    let api_router = crate::api::router(api_state);
+    let api_task = match api_cert {
+        Some(cert) => tokio::spawn(serve_tls(
+            listeners.api,
+            crate::tls::acceptor(cert),
+            Duration::from_secs(config.mail.handshake_timeout_secs),
+            api_router,
+            stopped.clone(),
+        )),
+        None => tokio::spawn(serve(listeners.api, api_router, stopped.clone())),
+    };
     let peers = config
         .site_members()
         .into_iter()
@@ -179,11 +206,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
 
     let mut tasks = vec![
         tokio::spawn(serve(listeners.cluster, cluster.router(), stopped.clone())),
-        tokio::spawn(serve(
-            listeners.api,
-            crate::api::router(api_state),
-            stopped.clone(),
-        )),
+        api_task,
         tokio::spawn(keep_membership(site_group, site_members(&config))),
         tokio::spawn(keep_membership(directory_group, directory_members)),
         tokio::spawn(watch_peers(
@@ -319,6 +342,33 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Rec
         .await
     {
         tracing::error!(error = %e, "listener failed");
+    }
+}
+
+/// The api over TLS: handshakes run apart, axum gets the finished ones.
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    handshake_timeout: Duration,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let listener = match TlsApiListener::new(listener, acceptor, handshake_timeout) {
+        Ok(listener) => listener.tap_io(|_| {}),
+        Err(e) => {
+            tracing::error!(error = %e, "api TLS listener failed");
+            return;
+        }
+    };
+    let shutdown = async move {
+        let _ = stop.changed().await;
+    };
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "api TLS listener failed");
     }
 }
 

@@ -3,6 +3,7 @@
 //! theirs), validation before any swap, a self-signed pair for a node given none, and the
 //! details `GET /servers/certificates` shows.
 
+pub mod api_listener;
 mod info;
 pub mod listeners;
 mod load;

@@ -56,6 +56,8 @@ pub struct Tuning {
     pub iam: Vec<String>,
     pub gateway: Vec<String>,
     pub mail: Vec<String>,
+    /// Extra `[listen]` lines.
+    pub listen: Vec<String>,
     pub log_filter: Option<String>,
 }
 
@@ -112,7 +114,7 @@ impl TestSite {
             std::fs::write(&node.key_file, &key).expect("write key");
             let text = format!(
                 "node_id = {id}\nnode_name = \"{name}\"\nsite = \"local\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
-                 [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\nimap = \"{imap}\"\nimaps = \"{imaps}\"\nsmtp = \"{smtp}\"\nsmtps = \"{smtps}\"\n\n\
+                 [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\nimap = \"{imap}\"\nimaps = \"{imaps}\"\nsmtp = \"{smtp}\"\nsmtps = \"{smtps}\"\n{listen}\n\n\
                  [tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n\n[mail]\n{mail}\n\n{members}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
                  [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n",
                 id = node.id,
@@ -127,6 +129,7 @@ impl TestSite {
                 cert_file = node.cert_file.display(),
                 key_file = node.key_file.display(),
                 mail = tuning.mail.join("\n"),
+                listen = tuning.listen.join("\n"),
                 raft = tuning.raft.join("\n"),
                 sessions = tuning.sessions.join("\n"),
                 iam = tuning.iam.join("\n"),
