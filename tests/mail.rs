@@ -182,6 +182,12 @@ async fn certificates_reload_on_every_node_without_dropping_a_connection() {
     add_user(&api, &base, &admin, "example.com", "carl", "carl-password").await;
     let old_ca = ca(&site);
     let mut open = smtps(&site, 0, "carl@example.com", "carl-password").await;
+    let mut imap_open = mail::tls(site.nodes[0].imaps, &old_ca).await;
+    imap_open.line().await;
+    imap_open
+        .send("i1 LOGIN carl@example.com carl-password")
+        .await;
+    assert!(imap_open.line().await.unwrap().starts_with("i1 OK"));
     let old = fingerprint_at(site.nodes[0].smtps, &old_ca).await;
 
     let ips: Vec<std::net::IpAddr> = site.nodes.iter().map(|n| n.api.ip()).collect();
@@ -205,10 +211,13 @@ async fn certificates_reload_on_every_node_without_dropping_a_connection() {
         "250 2.0.0 OK",
         "the open connection still works"
     );
+    imap_open.send("i2 NOOP").await;
+    assert_eq!(imap_open.line().await.unwrap(), "i2 OK NOOP completed");
     let new = fingerprint_at(site.nodes[0].smtps, &cert).await;
     assert_ne!(old, new);
     for node in &site.nodes {
         assert_eq!(fingerprint_at(node.smtps, &cert).await, new);
+        assert_eq!(fingerprint_at(node.imaps, &cert).await, new);
     }
     let listed = api
         .call(
