@@ -27,6 +27,12 @@ pub struct Config {
     /// The nodes of this site, this one included. Empty: this node alone.
     /// The first one initializes the site's group on its very first start.
     pub site_nodes: Vec<SiteNode>,
+    /// The deployment's other sites and their nodes. Empty: this site is the whole deployment.
+    pub sites: Vec<RemoteSite>,
+    /// The `directory` group (domains, users, groups), which spans every site.
+    pub directory: DirectorySettings,
+    /// Calls to the other sites' api listeners, and the retries of writes that missed a site.
+    pub federation: FederationSettings,
     pub raft: RaftSettings,
     pub sessions: SessionSettings,
     /// The domain of the deployment's administrators (group `admins` in it).
@@ -161,6 +167,9 @@ pub struct Listen {
     pub smtps: SocketAddr,
     /// The `host:port` peers dial for this node's cluster listener (default: `cluster`).
     pub advertise_cluster: Option<String>,
+    /// The local address this node's outgoing cluster and federation connections come from
+    /// (default: the system's choice), for hosts with several addresses and firewalls by source.
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +179,51 @@ pub struct SiteNode {
     pub name: String,
     /// The node's cluster listener, `host:port`.
     pub cluster: String,
+    /// The node's api listener as a base URL (`http://host:port` or `https://…`); needed for
+    /// the nodes of other sites, which federated requests call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+}
+
+/// Another site of the deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSite {
+    pub name: String,
+    pub nodes: Vec<SiteNode>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectorySettings {
+    /// The node ids that vote in the directory group, spread over the sites; the first one
+    /// creates the group on the deployment's first start. Every other node is a learner that
+    /// keeps a local copy. Empty: this site's nodes (a one-site deployment only).
+    pub voters: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationSettings {
+    /// How long one remote site may take to answer, all its nodes tried.
+    pub timeout_ms: u64,
+    /// The first and the longest wait between two attempts of a write that missed a site.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// PEM certificates trusted for the other sites' api listeners over https, besides the
+    /// system's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for FederationSettings {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 2_000,
+            retry_initial_ms: 500,
+            retry_max_ms: 10_000,
+            ca_file: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -205,6 +259,9 @@ impl Default for Config {
             cluster_secret_file: None,
             listen: Listen::default(),
             site_nodes: Vec::new(),
+            sites: Vec::new(),
+            directory: DirectorySettings::default(),
+            federation: FederationSettings::default(),
             raft: RaftSettings::default(),
             sessions: SessionSettings::default(),
             master_domain: "master.domain".into(),
@@ -281,6 +338,7 @@ impl Default for Listen {
             smtp: SocketAddr::from(([127, 0, 0, 1], 1587)),
             smtps: SocketAddr::from(([127, 0, 0, 1], 1465)),
             advertise_cluster: None,
+            source_address: None,
         }
     }
 }
@@ -381,6 +439,7 @@ impl Config {
                 );
             }
         }
+        self.validate_sites()?;
         let r = &self.raft;
         if r.heartbeat_ms == 0
             || r.election_timeout_min_ms <= r.heartbeat_ms
@@ -454,6 +513,88 @@ impl Config {
         Ok(())
     }
 
+    /// Other sites: distinct valid names, nodes with an api URL, node ids unique in the
+    /// deployment, directory voters among its nodes.
+    fn validate_sites(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let mut names = std::collections::BTreeSet::from([self.site.as_str()]);
+        for site in &self.sites {
+            if !valid_name(&site.name) {
+                return invalid(format!(
+                    "sites: {:?}: use 1 to 48 of a-z 0-9 - _",
+                    site.name
+                ));
+            }
+            if !names.insert(&site.name) {
+                return invalid(format!("sites: site {:?} is listed twice", site.name));
+            }
+            if site.nodes.is_empty() {
+                return invalid(format!("sites: site {:?} lists no node", site.name));
+            }
+            if let Some(node) = site
+                .nodes
+                .iter()
+                .find(|n| !n.api.as_deref().is_some_and(is_base_url))
+            {
+                return invalid(format!(
+                    "sites: node {:?} of site {:?} needs api = \"http://host:port\" (or https)",
+                    node.name, site.name
+                ));
+            }
+        }
+        let all = self.deployment_nodes();
+        let mut ids: Vec<u64> = all.iter().map(|(_, n)| n.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != all.len() {
+            return invalid("a node id is listed twice across site_nodes and sites".into());
+        }
+        if let Some(voter) = self.directory.voters.iter().find(|v| !ids.contains(v)) {
+            return invalid(format!("directory.voters: no node has id {voter}"));
+        }
+        if !self.sites.is_empty() {
+            if self.directory.voters.is_empty() {
+                return invalid(
+                    "directory.voters: a deployment of several sites lists the directory's voters (spread them over the sites)".into(),
+                );
+            }
+            if self.site_nodes.is_empty() {
+                return invalid(
+                    "site_nodes: a deployment of several sites lists this site's nodes".into(),
+                );
+            }
+            if self.cluster_secret.is_empty() && self.cluster_secret_file.is_none() {
+                return invalid("a deployment of several sites needs cluster_secret or cluster_secret_file (the same on every node)".into());
+            }
+        }
+        let f = &self.federation;
+        if f.timeout_ms == 0 || f.retry_initial_ms == 0 || f.retry_max_ms < f.retry_initial_ms {
+            return invalid("federation: timeout_ms and retry_initial_ms positive, retry_max_ms >= retry_initial_ms".into());
+        }
+        Ok(())
+    }
+
+    /// Every node of the deployment with its site: this site's first, then the others'.
+    pub fn deployment_nodes(&self) -> Vec<(String, SiteNode)> {
+        let local = self
+            .site_members()
+            .into_iter()
+            .map(|n| (self.site.clone(), n));
+        let remote = self
+            .sites
+            .iter()
+            .flat_map(|s| s.nodes.iter().map(|n| (s.name.clone(), n.clone())));
+        local.chain(remote).collect()
+    }
+
+    /// The directory's voters: as configured, or this site's nodes.
+    pub fn directory_voters(&self) -> Vec<u64> {
+        match self.directory.voters.is_empty() {
+            true => self.site_members().iter().map(|n| n.id).collect(),
+            false => self.directory.voters.clone(),
+        }
+    }
+
     /// The site's group members: `site_nodes`, or this node alone.
     pub fn site_members(&self) -> Vec<SiteNode> {
         if self.site_nodes.is_empty() {
@@ -461,6 +602,7 @@ impl Config {
                 id: self.node_id,
                 name: self.node_name.clone(),
                 cluster: self.advertised_cluster(),
+                api: None,
             }]
         } else {
             self.site_nodes.clone()
@@ -496,6 +638,11 @@ impl Config {
             operation_timeout: Duration::from_millis(r.operation_timeout_ms.max(1)),
         }
     }
+}
+
+fn is_base_url(text: &str) -> bool {
+    reqwest::Url::parse(text)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 fn valid_name(name: &str) -> bool {

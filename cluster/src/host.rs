@@ -52,6 +52,8 @@ pub struct ClusterOptions {
     pub data_dir: PathBuf,
     pub secret: String,
     pub tuning: RaftTuning,
+    /// The local address outgoing peer connections come from (default: the system's choice).
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +97,8 @@ impl ClusterNode {
         })?;
         let path = options.data_dir.join("raft.redb");
         let db = LogDb::open(&path).map_err(|source| SetupError::LogDb { path, source })?;
-        let peers =
-            PeerClient::new(&options.secret).map_err(|e| SetupError::Client(e.to_string()))?;
+        let peers = PeerClient::new(&options.secret, options.source_address)
+            .map_err(|e| SetupError::Client(e.to_string()))?;
         let incarnation = db
             .bump_incarnation()
             .map_err(|e| SetupError::Incarnation(e.to_string()))?;

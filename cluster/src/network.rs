@@ -74,8 +74,9 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    pub fn new(secret: &str) -> Result<Self, reqwest::Error> {
+    pub fn new(secret: &str, source: Option<std::net::IpAddr>) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            .local_address(source)
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))

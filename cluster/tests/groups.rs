@@ -44,6 +44,7 @@ async fn start_nodes(n: u64, group_ids: &[GroupId], data: &std::path::Path) -> V
             data_dir: data.join(format!("n{id}")),
             secret: SECRET.into(),
             tuning: RaftTuning::default(),
+            source_address: None,
         })
         .unwrap();
         let mut groups = Vec::new();
@@ -97,7 +98,7 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
         GroupId::new("site:a").unwrap(),
     ];
     let nodes = start_nodes(3, &ids, data.path()).await;
-    let peers = PeerClient::new(SECRET).unwrap();
+    let peers = PeerClient::new(SECRET, None).unwrap();
     let timeout = Duration::from_secs(5);
 
     for i in 0..5 {

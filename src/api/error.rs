@@ -8,6 +8,8 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::iam::IamError;
@@ -46,6 +48,17 @@ pub enum ApiError {
     /// The contract's 400 `notFound`: the request names a TLS listener that does not exist.
     #[error("{0}")]
     NoTlsListener(String),
+    /// A selected site could not be reached: each site's outcome, and the task that keeps
+    /// trying a write there.
+    #[error("{message}")]
+    SitesUnavailable {
+        message: String,
+        sites: BTreeMap<String, String>,
+        task_id: Option<uuid::Uuid>,
+    },
+    /// `GET /tasks/{id}/await` ran out of time.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 #[derive(Serialize)]
@@ -57,6 +70,10 @@ struct ErrorBody<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     cause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sites: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_id: Option<uuid::Uuid>,
 }
 
 impl ApiError {
@@ -71,7 +88,10 @@ impl ApiError {
             Self::WrongState(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::SitesUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -91,7 +111,8 @@ impl ApiError {
             Self::WrongState(_) => "WrongState",
             Self::TooManyRequests { .. } => "TooManyRequests",
             Self::Server(_) => "ServerError",
-            Self::Unavailable(_) => "Unavailable",
+            Self::Unavailable(_) | Self::SitesUnavailable { .. } => "Unavailable",
+            Self::Timeout(_) => "WrongState",
         }
     }
 }
@@ -107,6 +128,21 @@ impl IntoResponse for ApiError {
             message: self.to_string(),
             cause: match &self {
                 Self::InvalidArgumentWithCause { cause, .. } => Some(cause.clone()),
+                Self::SitesUnavailable { sites, .. } => Some(
+                    sites
+                        .iter()
+                        .map(|(site, outcome)| format!("{site}: {outcome}"))
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                ),
+                _ => None,
+            },
+            sites: match &self {
+                Self::SitesUnavailable { sites, .. } => Some(sites),
+                _ => None,
+            },
+            task_id: match &self {
+                Self::SitesUnavailable { task_id, .. } => *task_id,
                 _ => None,
             },
         };

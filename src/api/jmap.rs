@@ -88,8 +88,8 @@ async fn jmap_user(
             username: user.address().to_string(),
             user_id: user.user_id,
         }),
-        Caller::Service { .. } => Err(ApiError::Forbidden(
-            "a service token is not a mail user".into(),
+        Caller::Service { .. } | Caller::Federated { .. } => Err(ApiError::Forbidden(
+            "a service or federation token is not a mail user".into(),
         )),
     }
 }

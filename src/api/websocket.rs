@@ -38,9 +38,9 @@ async fn open(
         .ok_or(IamError::MissingCredentials)?;
     let session = match state.iam.authenticate(&token).await? {
         Caller::User { session, .. } => session,
-        Caller::Service { .. } => {
+        Caller::Service { .. } | Caller::Federated { .. } => {
             return Err(ApiError::Forbidden(
-                "a service token has no session to open a websocket for".into(),
+                "a service or federation token has no session to open a websocket for".into(),
             ))
         }
     };

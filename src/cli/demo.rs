@@ -157,6 +157,7 @@ fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Co
             id: k,
             name: format!("n{k}"),
             cluster: format!("127.0.0.1:{}", port(k)?),
+            api: None,
         });
     }
     let mut configs = Vec::new();

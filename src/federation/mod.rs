@@ -1,6 +1,52 @@
-//! Sites: which ones a request selects (the `sites` parameter) and, later, the calls that fan a
-//! request out to them. Owns nothing of a site's state.
+//! Sites: which ones a request selects (the `sites` parameter) and the calls that fan a request
+//! out to the other sites' api listeners. Owns nothing of a site's state: the local part of a
+//! request is the handler's, and what a site answered is the handler's to merge.
 
+pub mod remote;
 pub mod selector;
 
-pub use selector::{SelectorError, SiteSelector, Sites};
+use std::collections::BTreeMap;
+
+pub use remote::{RemoteSites, SiteAnswer, SiteFailure, SiteRequest, Verb};
+pub use selector::{Plan, SelectorError, SiteSelector, Sites};
+
+use crate::config::{Config, ConfigError};
+
+pub struct Federation {
+    pub sites: Sites,
+    remote: RemoteSites,
+}
+
+/// Each remote site's answer, or why it gave none, by site name.
+pub type Answers = BTreeMap<String, Result<SiteAnswer, SiteFailure>>;
+
+impl Federation {
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            sites: Sites::from_config(config),
+            remote: RemoteSites::new(config)?,
+        })
+    }
+
+    /// Sends `request` (made for each site alone) to every site of `sites` at once.
+    pub async fn call_each(&self, sites: &[String], request: &SiteRequest, token: &str) -> Answers {
+        let calls = sites.iter().map(|site| {
+            let request = request.for_site(site);
+            async move { (site.clone(), self.remote.call(site, &request, token).await) }
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Sends `request` (already made for `site` alone) to that site.
+    pub async fn call(
+        &self,
+        site: &str,
+        request: &SiteRequest,
+        token: &str,
+    ) -> Result<SiteAnswer, SiteFailure> {
+        self.remote.call(site, request, token).await
+    }
+}

@@ -21,6 +21,28 @@ pub enum SelectorError {
     Empty { known: String },
     #[error("unknown site {name:?}; known sites: {known}")]
     Unknown { name: String, known: String },
+    #[error("a request forwarded from another site may name only this site ({current})")]
+    Forwarded { current: String },
+}
+
+/// Where a request runs: here, and at which other sites.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub local: bool,
+    /// The other selected sites, in name order.
+    pub remote: Vec<String>,
+}
+
+impl Plan {
+    /// Every selected site, in name order.
+    pub fn sites(&self, current: &str) -> Vec<String> {
+        let mut all = self.remote.clone();
+        if self.local {
+            all.push(current.to_string());
+            all.sort();
+        }
+        all
+    }
 }
 
 /// The deployment's sites as this node knows them.
@@ -37,6 +59,29 @@ impl Sites {
             current: current.to_string(),
             known: BTreeSet::from([current.to_string()]),
         }
+    }
+
+    /// The deployment's sites from the configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let mut sites = Self::single(&config.site);
+        sites
+            .known
+            .extend(config.sites.iter().map(|s| s.name.clone()));
+        sites
+    }
+
+    /// Splits a selection into the local part and the remote sites. A forwarded request
+    /// (`forwarded`) must select this site alone: a site never fans a request out again.
+    pub fn plan(&self, selector: &SiteSelector, forwarded: bool) -> Result<Plan, SelectorError> {
+        let sites = self.resolve(selector);
+        if forwarded && sites != [self.current.clone()] {
+            return Err(SelectorError::Forwarded {
+                current: self.current.clone(),
+            });
+        }
+        let local = sites.contains(&self.current);
+        let remote = sites.into_iter().filter(|s| *s != self.current).collect();
+        Ok(Plan { local, remote })
     }
 
     fn known_list(&self) -> String {

@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use super::token::Verified;
+use super::token::{FederationClaims, Verified};
 use super::{Iam, IamError};
 use crate::model::{DomainName, Session, User};
 use crate::state::directory::AdminScope;
@@ -20,6 +20,12 @@ pub enum Caller {
     },
     /// Automation holding a service token: administers everything, has no session.
     Service { subject: String },
+    /// A node of another site forwarding its caller's request: the caller's reach, no session.
+    Federated {
+        from_site: String,
+        on_behalf_of: String,
+        scope: AdminScope,
+    },
 }
 
 impl Caller {
@@ -27,20 +33,26 @@ impl Caller {
         match self {
             Self::User { scope, .. } => scope.clone(),
             Self::Service { .. } => Some(AdminScope::Global),
+            Self::Federated { scope, .. } => Some(scope.clone()),
         }
     }
 
     pub fn session(&self) -> Option<&Session> {
         match self {
             Self::User { session, .. } => Some(session),
-            Self::Service { .. } => None,
+            Self::Service { .. } | Self::Federated { .. } => None,
         }
+    }
+
+    /// Whether another site forwarded this request (which then must not fan out again).
+    pub fn is_federated(&self) -> bool {
+        matches!(self, Self::Federated { .. })
     }
 
     pub fn user(&self) -> Option<&User> {
         match self {
             Self::User { user, .. } => Some(user),
-            Self::Service { .. } => None,
+            Self::Service { .. } | Self::Federated { .. } => None,
         }
     }
 
@@ -69,6 +81,11 @@ impl Caller {
         match self {
             Self::User { user, .. } => user.address().to_string(),
             Self::Service { subject } => format!("service:{subject}"),
+            Self::Federated {
+                from_site,
+                on_behalf_of,
+                ..
+            } => format!("{on_behalf_of} via site {from_site}"),
         }
     }
 }
@@ -81,6 +98,7 @@ impl Iam {
                     subject: claims.sub,
                 })
             }
+            Ok(Verified::Federated(claims)) => return self.federated_caller(claims),
             Ok(Verified::Session(claims)) => claims,
             Err(e) => return Err(IamError::BadToken(e.to_string())),
         };
@@ -93,8 +111,8 @@ impl Iam {
         }
         let user = self
             .directory
-            .read_fresh(|d| d.user(&claims.sub).cloned())
-            .await?
+            .read_fresh_or_local(|d| d.user(&claims.sub).cloned())
+            .await
             .filter(|u| !u.disabled)
             .ok_or(IamError::SessionClosed)?;
         let scope = self
@@ -103,6 +121,21 @@ impl Iam {
         Ok(Caller::User {
             session: Box::new(session),
             user: Box::new(user),
+            scope,
+        })
+    }
+
+    fn federated_caller(&self, claims: FederationClaims) -> Result<Caller, IamError> {
+        let scope =
+            match claims.domain {
+                None => AdminScope::Global,
+                Some(domain) => AdminScope::Domain(domain.parse().map_err(|_| {
+                    IamError::BadToken("a federation token names a bad domain".into())
+                })?),
+            };
+        Ok(Caller::Federated {
+            from_site: claims.from,
+            on_behalf_of: claims.on_behalf_of,
             scope,
         })
     }

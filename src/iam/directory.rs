@@ -54,4 +54,20 @@ impl DirectoryStore {
         }
         self.read(read).await
     }
+
+    /// As [`Self::read_fresh`], but a barrier that cannot complete (no directory leader in
+    /// reach: the WAN is cut) answers with the local copy's "nothing", so that logins at a cut
+    /// off site keep working for every user it knows.
+    pub async fn read_fresh_or_local<T>(
+        &self,
+        read: impl Fn(&DirectoryState) -> Option<T>,
+    ) -> Option<T> {
+        match self.read_fresh(read).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(error = %e, "directory barrier failed; answering from the local copy");
+                None
+            }
+        }
+    }
 }

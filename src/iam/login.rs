@@ -50,8 +50,8 @@ impl Iam {
         let failures = self.refuse_if_banned(&key).await?;
         let user = self
             .directory
-            .read_fresh(|d| d.user_by_login(&domain, &login).cloned())
-            .await?;
+            .read_fresh_or_local(|d| d.user_by_login(&domain, &login).cloned())
+            .await;
         let hash = user
             .as_ref()
             .filter(|u| !u.disabled)

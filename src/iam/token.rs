@@ -33,10 +33,32 @@ pub struct ServiceClaims {
     pub iat: Option<u64>,
 }
 
+/// The audience of the tokens one site's node presents to another's.
+pub const FEDERATION_AUDIENCE: &str = "sessionplane-federation";
+
+/// Carried by a request that one site forwards to another: who forwards it, for whom, and with
+/// what reach. A request with such a token is served by its site alone (it never fans out).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationClaims {
+    /// The forwarding node, `name@host`.
+    pub sub: String,
+    pub aud: String,
+    /// The site the request came in at.
+    pub from: String,
+    /// Who asked there (a user address or `service:…`), for the logs.
+    pub on_behalf_of: String,
+    /// The domain a domain administrator is limited to; none: a global administrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    pub iat: u64,
+    pub exp: u64,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verified {
     Session(SessionClaims),
     Service(ServiceClaims),
+    Federated(FederationClaims),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +77,7 @@ pub struct TokenKeys {
     session_sign: EncodingKey,
     session_verify: DecodingKey,
     service: Option<(DecodingKey, Algorithm)>,
+    federation: Option<(EncodingKey, DecodingKey)>,
 }
 
 impl TokenKeys {
@@ -71,7 +94,35 @@ impl TokenKeys {
             session_sign: EncodingKey::from_secret(session_key.as_bytes()),
             session_verify: DecodingKey::from_secret(session_key.as_bytes()),
             service,
+            federation: None,
         })
+    }
+
+    /// Signs and accepts federation tokens with `key`, the same on every node of the
+    /// deployment. Without it, no request is forwarded or taken from another site.
+    pub fn with_federation_key(mut self, key: &[u8]) -> Self {
+        self.federation = Some((EncodingKey::from_secret(key), DecodingKey::from_secret(key)));
+        self
+    }
+
+    pub fn sign_federation(&self, claims: &FederationClaims) -> Result<String, TokenError> {
+        let (key, _) = self
+            .federation
+            .as_ref()
+            .ok_or_else(|| TokenError::Sign("no federation key".into()))?;
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, key)
+            .map_err(|e| TokenError::Sign(e.to_string()))
+    }
+
+    fn verify_federation(&self, token: &str) -> Option<Result<Verified, TokenError>> {
+        let (_, key) = self.federation.as_ref()?;
+        let mut validation = strict(Algorithm::HS256);
+        validation.set_audience(&[FEDERATION_AUDIENCE]);
+        match jsonwebtoken::decode::<FederationClaims>(token, key, &validation) {
+            Ok(data) => Some(Ok(Verified::Federated(data.claims))),
+            Err(e) if is_expiry(&e) => Some(Err(TokenError::Expired)),
+            Err(_) => None,
+        }
     }
 
     pub fn sign_session(&self, claims: &SessionClaims) -> Result<String, TokenError> {
@@ -90,6 +141,9 @@ impl TokenKeys {
             Ok(data) => return Ok(Verified::Session(data.claims)),
             Err(e) => e,
         };
+        if let Some(verified) = self.verify_federation(token) {
+            return verified;
+        }
         if let Some((key, algorithm)) = &self.service {
             match jsonwebtoken::decode::<ServiceClaims>(token, key, &strict(*algorithm)) {
                 Ok(data) if data.claims.admin && !data.claims.sub.trim().is_empty() => {

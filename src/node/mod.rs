@@ -120,6 +120,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         data_dir: config.data_dir.clone(),
         secret,
         tuning: config.tuning(),
+        source_address: config.listen.source_address,
     })?;
     let site_group_id = GroupId::new(format!("site:{}", config.site))
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -200,7 +201,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         .into_iter()
         .map(|n| (n.id, n.cluster))
         .collect();
-    let directory_members = site_members(&config);
+    let directory_members = directory_members(&config);
     let (generated_tx, generated_rx) = oneshot::channel();
     let is_directory_seed = directory_members.seed == config.node_id;
 
@@ -324,6 +325,20 @@ fn site_members(config: &Config) -> MemberList {
         members: nodes
             .into_iter()
             .map(|n| (n.id, Member { addr: n.cluster }))
+            .collect(),
+    }
+}
+
+/// Every node of the deployment belongs to the directory; the configured voters vote.
+fn directory_members(config: &Config) -> MemberList {
+    let voters = config.directory_voters();
+    MemberList {
+        seed: voters.first().copied().unwrap_or(config.node_id),
+        voters: voters.into_iter().collect(),
+        members: config
+            .deployment_nodes()
+            .into_iter()
+            .map(|(_, n)| (n.id, Member { addr: n.cluster }))
             .collect(),
     }
 }

@@ -139,7 +139,7 @@ impl TestSite {
         }
         let mut site = TestSite {
             nodes,
-            peers: PeerClient::new(SECRET).expect("peer client"),
+            peers: PeerClient::new(SECRET, None).expect("peer client"),
             group: GroupId::new("site:local").expect("group id"),
             dir,
             log_filter: tuning

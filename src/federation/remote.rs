@@ -1,0 +1,281 @@
+//! Calls to the api listeners of the other sites: one site at a time, its nodes tried in turn
+//! (the one that answered last first), the whole attempt bounded by the federation timeout.
+//!
+//! A node that cannot be reached, times out or answers 5xx is skipped for the next one; any
+//! other answer, success or refusal, is the site's answer.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::config::{Config, ConfigError};
+
+/// The header carrying the next page token of a listing.
+const NEXT_PAGE_HEADER: &str = "x-next-page-token";
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verb {
+    Get,
+    Post,
+    Delete,
+}
+
+/// A request for one site's api, as it is sent (and as a task keeps it to send again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRequest {
+    pub verb: Verb,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// JSON text.
+    pub body: Option<String>,
+}
+
+impl SiteRequest {
+    pub fn new(verb: Verb, path: impl Into<String>) -> Self {
+        Self {
+            verb,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.query.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn json(mut self, body: &serde_json::Value) -> Self {
+        self.body = Some(body.to_string());
+        self
+    }
+
+    /// The same request, for `site` alone.
+    pub fn for_site(&self, site: &str) -> Self {
+        let mut request = self.clone();
+        request.query.retain(|(name, _)| name != "sites");
+        request.query.push(("sites".into(), only(site)));
+        if let Some(body) = &request.body {
+            if let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(body) {
+                if fields.contains_key("sites") {
+                    fields.insert("sites".into(), serde_json::json!([site]));
+                    request.query.retain(|(name, _)| name != "sites");
+                }
+                request.body = Some(serde_json::Value::Object(fields).to_string());
+            }
+        }
+        request
+    }
+}
+
+/// The `sites` value that selects one site.
+pub fn only(site: &str) -> String {
+    serde_json::json!([site]).to_string()
+}
+
+/// What a site answered.
+#[derive(Clone, Debug)]
+pub struct SiteAnswer {
+    pub status: u16,
+    pub next_page: Option<String>,
+    pub body: Bytes,
+}
+
+impl SiteAnswer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The `message` of an error answer, or its first bytes.
+    pub fn message(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&self.body[..self.body.len().min(200)]).into()
+            })
+    }
+}
+
+/// Why a site gave no answer: every node's reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unreachable ({})", .attempts.join("; "))]
+pub struct SiteFailure {
+    pub attempts: Vec<String>,
+}
+
+struct RemoteNode {
+    name: String,
+    base: reqwest::Url,
+}
+
+pub struct RemoteSites {
+    http: reqwest::Client,
+    sites: BTreeMap<String, Vec<RemoteNode>>,
+    /// Per site, the node that answered last.
+    preferred: Mutex<BTreeMap<String, usize>>,
+    timeout: Duration,
+}
+
+impl RemoteSites {
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(m);
+        let mut builder = reqwest::Client::builder()
+            .local_address(config.listen.source_address)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30));
+        if let Some(path) = &config.federation.ca_file {
+            let pem = std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| invalid(format!("federation.ca_file: {e}")))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| invalid(format!("federation client: {e}")))?;
+        let mut sites = BTreeMap::new();
+        for site in &config.sites {
+            let nodes = site
+                .nodes
+                .iter()
+                .map(|n| {
+                    let api = n.api.as_deref().unwrap_or_default();
+                    reqwest::Url::parse(api)
+                        .map(|base| RemoteNode {
+                            name: n.name.clone(),
+                            base,
+                        })
+                        .map_err(|e| invalid(format!("sites: node {}: api {api:?}: {e}", n.name)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            sites.insert(site.name.clone(), nodes);
+        }
+        Ok(Self {
+            http,
+            sites,
+            preferred: Mutex::new(BTreeMap::new()),
+            timeout: Duration::from_millis(config.federation.timeout_ms),
+        })
+    }
+
+    /// Sends `request` to one node of `site`, presenting `token`.
+    pub async fn call(
+        &self,
+        site: &str,
+        request: &SiteRequest,
+        token: &str,
+    ) -> Result<SiteAnswer, SiteFailure> {
+        let Some(nodes) = self.sites.get(site) else {
+            return Err(SiteFailure {
+                attempts: vec![format!("site {site} has no configured node")],
+            });
+        };
+        let deadline = Instant::now() + self.timeout;
+        let first = self.preferred_node(site);
+        let mut attempts = Vec::new();
+        for k in 0..nodes.len() {
+            let index = (first + k) % nodes.len();
+            let node = &nodes[index];
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                attempts.push(format!("{}: not tried, out of time", node.name));
+                continue;
+            }
+            match self.send(node, request, token, left).await {
+                Ok(answer) if answer.status >= 500 => {
+                    attempts.push(format!(
+                        "{}: answered {}: {}",
+                        node.name,
+                        answer.status,
+                        answer.message()
+                    ));
+                }
+                Ok(answer) => {
+                    self.prefer(site, index);
+                    return Ok(answer);
+                }
+                Err(reason) => attempts.push(format!("{}: {reason}", node.name)),
+            }
+        }
+        Err(SiteFailure { attempts })
+    }
+
+    async fn send(
+        &self,
+        node: &RemoteNode,
+        request: &SiteRequest,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<SiteAnswer, String> {
+        let mut url = node.base.clone();
+        url.set_path(&request.path);
+        if !request.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&request.query);
+        }
+        let method = match request.verb {
+            Verb::Get => reqwest::Method::GET,
+            Verb::Post => reqwest::Method::POST,
+            Verb::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .http
+            .request(method, url)
+            .bearer_auth(token)
+            .timeout(timeout);
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let response = builder.send().await.map_err(|e| describe(&e, timeout))?;
+        let status = response.status().as_u16();
+        let next_page = response
+            .headers()
+            .get(NEXT_PAGE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await.map_err(|e| describe(&e, timeout))?;
+        Ok(SiteAnswer {
+            status,
+            next_page,
+            body,
+        })
+    }
+
+    fn preferred_node(&self, site: &str) -> usize {
+        self.preferred
+            .lock()
+            .map(|p| p.get(site).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn prefer(&self, site: &str, index: usize) {
+        if let Ok(mut preferred) = self.preferred.lock() {
+            preferred.insert(site.to_string(), index);
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {} ms", timeout.as_millis());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
