@@ -2,7 +2,7 @@
 //!
 //! Inside a site, nodes form a Raft group (see the `sessionplane-cluster` crate) that tracks every
 //! session; this crate holds the domain (`model`, `state`, `sessions`, `iam`), the websocket
-//! gateway (`gateway`), the selection of sites (`federation`), the node's wiring (`node`), its
+//! gateway (`gateway`), the calls to other sites (`federation`) and the retries of writes that missed one (`tasks`), the node's wiring (`node`), its
 //! HTTP API (`api`) and its command line (`cli`).
 #![forbid(unsafe_code)]
 
@@ -17,6 +17,7 @@ pub mod model;
 pub mod node;
 pub mod sessions;
 pub mod state;
+pub mod tasks;
 pub mod tls;
 
 /// Every binary that links this crate (the server, tests, benchmarks) allocates through

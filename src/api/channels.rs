@@ -3,24 +3,27 @@
 //! Administrators only; a domain administrator sees and disconnects its own domain's users.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::extract::{Path, Query};
-use super::{ApiError, ApiState};
+use super::{fanout, ApiError, ApiState};
+use crate::federation::{Plan, SiteRequest, Verb};
 use crate::iam::Caller;
 use crate::model::{Channel, ChannelTarget, DomainName, UserAddress};
 use crate::state::directory::AdminScope;
 use crate::state::site::{SiteCommand, SiteReply};
+use crate::tasks::TaskKind;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -35,6 +38,8 @@ pub fn routes() -> Router<ApiState> {
 #[derive(Deserialize)]
 struct ListParams {
     sites: Option<String>,
+    #[serde(default)]
+    allow_partial: bool,
     limit: Option<usize>,
     offset: Option<usize>,
     #[serde(rename = "sortBy")]
@@ -48,10 +53,12 @@ struct ListParams {
 #[derive(Deserialize)]
 struct SitesParam {
     sites: Option<String>,
+    #[serde(default)]
+    allow_partial: bool,
 }
 
 /// One channel as James shows it, with the node and site that hold it.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ChannelView {
     protocol: crate::model::Protocol,
@@ -97,7 +104,7 @@ fn view(state: &ApiState, channel: &Channel) -> ChannelView {
         username: channel.username.to_string(),
         protocol_specific_information: channel.info.clone(),
         node: channel.node.to_string(),
-        site: state.sites.current.clone(),
+        site: state.federation.sites.current.clone(),
     }
 }
 
@@ -118,13 +125,10 @@ fn in_domain(username: &str, domain: &Option<DomainName>) -> bool {
     })
 }
 
-/// Whether this request selects the local site (the only one until federation).
-fn local_selected(state: &ApiState, sites: Option<&str>) -> Result<bool, ApiError> {
-    let selector = state.sites.parse_query(sites)?;
-    Ok(state
-        .sites
-        .resolve(&selector)
-        .contains(&state.sites.current))
+/// Where a channels request runs.
+fn plan_of(state: &ApiState, caller: &Caller, sites: Option<&str>) -> Result<Plan, ApiError> {
+    let selector = state.federation.sites.parse_query(sites)?;
+    fanout::plan(state, caller, &selector)
 }
 
 async fn channels_of(
@@ -134,23 +138,61 @@ async fn channels_of(
     Ok(state.gateway.site.read(|s, _| pick(s)).await?)
 }
 
+/// A listing over the selected sites: this site's part from `local`, the others' from the same
+/// request sent to them, merged; a site not reached is a 503 unless a partial list is allowed.
+async fn gather<T, F>(
+    state: &ApiState,
+    caller: &Caller,
+    plan: &Plan,
+    request: SiteRequest,
+    allow_partial: bool,
+    local: F,
+) -> Result<(Vec<T>, Vec<String>), ApiError>
+where
+    T: serde::de::DeserializeOwned,
+    F: std::future::Future<Output = Result<Vec<T>, ApiError>>,
+{
+    let local = async {
+        match plan.local {
+            true => local.await,
+            false => Ok(Vec::new()),
+        }
+    };
+    let (local, answers) = tokio::join!(local, fanout::call_remote(state, caller, plan, &request));
+    let mut items = local?;
+    let (answered, missed) = fanout::split(answers?);
+    let mut reached: Vec<String> = answered.keys().cloned().collect();
+    if plan.local {
+        reached.push(state.federation.sites.current.clone());
+    }
+    let missing = fanout::judge_listing(&reached, &missed, allow_partial)?;
+    for (site, answer) in &answered {
+        items.extend(fanout::decoded::<Vec<T>>(site, answer)?);
+    }
+    Ok((items, missing))
+}
+
 async fn list_all(
     State(state): State<ApiState>,
     caller: Caller,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<Vec<ChannelView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let domain = visible(&caller)?;
     let order = Order::parse(&params)?;
-    if !local_selected(&state, params.sites.as_deref())? {
-        return Ok(axum::Json(Vec::new()));
-    }
-    let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
-    let views = channels
-        .iter()
-        .filter(|c| in_domain(&c.username, &domain))
-        .map(|c| view(&state, c))
-        .collect();
-    Ok(axum::Json(order.apply(views, &params)?))
+    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let local = async {
+        let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
+        Ok(channels
+            .iter()
+            .filter(|c| in_domain(&c.username, &domain))
+            .map(|c| view(&state, c))
+            .collect())
+    };
+    let request = SiteRequest::new(Verb::Get, "/servers/channels");
+    let (views, missing) =
+        gather(&state, &caller, &plan, request, params.allow_partial, local).await?;
+    let listed = axum::Json(order.apply(views, &params)?).into_response();
+    Ok(fanout::mark_partial(listed, &missing))
 }
 
 async fn list_user(
@@ -158,35 +200,44 @@ async fn list_user(
     caller: Caller,
     Path(user): Path<String>,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<Vec<ChannelView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let address: UserAddress = user.parse()?;
     caller.require_admin_of(&address.domain)?;
     let order = Order::parse(&params)?;
-    if !local_selected(&state, params.sites.as_deref())? {
-        return Ok(axum::Json(Vec::new()));
-    }
+    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
     let name = address.to_string();
-    let channels = channels_of(&state, |s| s.user_channels(&name)).await?;
-    let views = channels.iter().map(|c| view(&state, c)).collect();
-    Ok(axum::Json(order.apply(views, &params)?))
+    let local = async {
+        let channels = channels_of(&state, |s| s.user_channels(&name)).await?;
+        Ok(channels.iter().map(|c| view(&state, c)).collect())
+    };
+    let request = SiteRequest::new(Verb::Get, format!("/servers/channels/{name}"));
+    let (views, missing) =
+        gather(&state, &caller, &plan, request, params.allow_partial, local).await?;
+    let listed = axum::Json(order.apply(views, &params)?).into_response();
+    Ok(fanout::mark_partial(listed, &missing))
 }
 
 async fn connected_users(
     State(state): State<ApiState>,
     caller: Caller,
     Query(params): Query<SitesParam>,
-) -> Result<axum::Json<Vec<String>>, ApiError> {
+) -> Result<Response, ApiError> {
     let domain = visible(&caller)?;
-    if !local_selected(&state, params.sites.as_deref())? {
-        return Ok(axum::Json(Vec::new()));
-    }
-    let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
-    let users: BTreeSet<String> = channels
-        .iter()
-        .filter(|c| in_domain(&c.username, &domain))
-        .map(|c| c.username.to_string())
-        .collect();
-    Ok(axum::Json(users.into_iter().collect()))
+    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let local = async {
+        let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
+        Ok(channels
+            .iter()
+            .filter(|c| in_domain(&c.username, &domain))
+            .map(|c| c.username.to_string())
+            .collect())
+    };
+    let request = SiteRequest::new(Verb::Get, "/servers/connectedUsers");
+    let (users, missing) =
+        gather::<String, _>(&state, &caller, &plan, request, params.allow_partial, local).await?;
+    let users: BTreeSet<String> = users.into_iter().collect();
+    let listed = axum::Json(users.into_iter().collect::<Vec<_>>()).into_response();
+    Ok(fanout::mark_partial(listed, &missing))
 }
 
 async fn disconnect(state: &ApiState, target: ChannelTarget) -> Result<u32, ApiError> {
@@ -201,19 +252,81 @@ async fn disconnect(state: &ApiState, target: ChannelTarget) -> Result<u32, ApiE
     }
 }
 
+/// A disconnection at every selected site: here with `local`, elsewhere with `request`. A site
+/// not reached gets a task that keeps trying, and the caller a 503 naming it. A disconnection
+/// of everyone over several sites is kept as a task in any case, its report the record of what
+/// each site did.
+async fn disconnect_everywhere<F>(
+    state: &ApiState,
+    caller: &Caller,
+    plan: &Plan,
+    request: SiteRequest,
+    everyone: bool,
+    local: F,
+) -> Result<Response, ApiError>
+where
+    F: std::future::Future<Output = Result<u32, ApiError>>,
+{
+    let local = async {
+        match plan.local {
+            true => Some(local.await),
+            false => None,
+        }
+    };
+    let (local, answers) = tokio::join!(local, fanout::call_remote(state, caller, plan, &request));
+    let mut done = BTreeMap::new();
+    if let Some(closed) = local {
+        done.insert(
+            state.federation.sites.current.clone(),
+            format!("closed {}", closed?),
+        );
+    }
+    let (answered, missed) = fanout::split(answers?);
+    for (site, answer) in &answered {
+        if !answer.is_success() {
+            return Err(fanout::refusal(site, answer));
+        }
+        done.insert(site.clone(), "closed".to_string());
+    }
+    tracing::info!(caller = %caller.describe(), ?done, "disconnected channels");
+    if !missed.is_empty() {
+        return Err(fanout::keep_trying(
+            state,
+            caller,
+            TaskKind::ChannelsDisconnect,
+            request,
+            done,
+            missed,
+        )
+        .await);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if everyone && done.len() > 1 {
+        let task_id =
+            fanout::record_done(state, caller, TaskKind::ChannelsDisconnect, request, done).await?;
+        if let Ok(value) = HeaderValue::from_str(&task_id.to_string()) {
+            response.headers_mut().insert(TASK_HEADER, value);
+        }
+    }
+    Ok(response)
+}
+
+/// Names the task that records a disconnection of everyone over several sites.
+const TASK_HEADER: &str = "x-task-id";
+
 async fn disconnect_user(
     State(state): State<ApiState>,
     caller: Caller,
     Path(user): Path<String>,
     Query(params): Query<SitesParam>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let address: UserAddress = user.parse()?;
     caller.require_admin_of(&address.domain)?;
-    if local_selected(&state, params.sites.as_deref())? {
-        let closed = disconnect(&state, ChannelTarget::Users(vec![address.to_string()])).await?;
-        tracing::info!(caller = %caller.describe(), user = %address, closed, "disconnected a user's channels");
-    }
-    Ok(StatusCode::NO_CONTENT)
+    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let name = address.to_string();
+    let request = SiteRequest::new(Verb::Delete, format!("/servers/channels/{name}"));
+    let local = disconnect(&state, ChannelTarget::Users(vec![name.clone()]));
+    disconnect_everywhere(&state, &caller, &plan, request, false, local).await
 }
 
 /// No body: everyone (everyone of the caller's domain for a domain administrator). A JSON list
@@ -223,36 +336,40 @@ async fn disconnect_many(
     caller: Caller,
     Query(params): Query<SitesParam>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let body = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(r.body_text()),
         _ => ApiError::InvalidArgument(r.body_text()),
     })?;
     let domain = visible(&caller)?;
-    let target = match body.iter().all(u8::is_ascii_whitespace) {
+    let users = match body.iter().all(u8::is_ascii_whitespace) {
         true => None,
         false => Some(users_in_body(&body, &caller)?),
     };
-    if !local_selected(&state, params.sites.as_deref())? {
-        return Ok(StatusCode::NO_CONTENT);
+    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let mut request = SiteRequest::new(Verb::Delete, "/servers/channels");
+    if let Some(users) = &users {
+        request = request.json(&serde_json::json!(users));
     }
-    let target = match (target, domain) {
-        (Some(users), _) => ChannelTarget::Users(users),
-        (None, None) => ChannelTarget::All,
-        (None, Some(domain)) => {
-            let channels =
-                channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
-            let users: BTreeSet<String> = channels
-                .iter()
-                .filter(|c| in_domain(&c.username, &Some(domain.clone())))
-                .map(|c| c.username.to_string())
-                .collect();
-            ChannelTarget::Users(users.into_iter().collect())
-        }
+    let everyone = users.is_none();
+    let local = async {
+        let target = match (users, domain) {
+            (Some(users), _) => ChannelTarget::Users(users),
+            (None, None) => ChannelTarget::All,
+            (None, Some(domain)) => {
+                let channels =
+                    channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
+                let users: BTreeSet<String> = channels
+                    .iter()
+                    .filter(|c| in_domain(&c.username, &Some(domain.clone())))
+                    .map(|c| c.username.to_string())
+                    .collect();
+                ChannelTarget::Users(users.into_iter().collect())
+            }
+        };
+        disconnect(&state, target).await
     };
-    let closed = disconnect(&state, target).await?;
-    tracing::info!(caller = %caller.describe(), closed, "disconnected channels");
-    Ok(StatusCode::NO_CONTENT)
+    disconnect_everywhere(&state, &caller, &plan, request, everyone, local).await
 }
 
 fn users_in_body(body: &[u8], caller: &Caller) -> Result<Vec<String>, ApiError> {

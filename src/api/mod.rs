@@ -6,6 +6,7 @@ pub mod channels;
 pub mod domains;
 pub mod error;
 pub mod extract;
+pub mod fanout;
 pub mod groups;
 pub mod iam_sessions;
 pub mod jmap;
@@ -25,7 +26,7 @@ use axum::Router;
 pub use error::ApiError;
 
 use crate::config::SiteNode;
-use crate::federation::Sites;
+use crate::federation::Federation;
 use crate::gateway::Gateway;
 use crate::iam::Iam;
 use crate::mail::MailBackend;
@@ -38,7 +39,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ApiState {
     pub iam: Arc<Iam>,
     pub gateway: Arc<Gateway>,
-    pub sites: Arc<Sites>,
+    /// The deployment's sites, and the client that calls the others.
+    pub federation: Arc<Federation>,
+    /// This node, `name@host`, as tasks record where they were submitted.
+    pub node_label: String,
     pub mail: Arc<dyn MailBackend>,
     /// The nodes of this site and the client that calls them (certificate reloads).
     pub site_nodes: Arc<Vec<SiteNode>>,

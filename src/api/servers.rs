@@ -1,20 +1,24 @@
 //! `/servers?reload-certificate` and `/servers/certificates`: the TLS certificates of every
 //! node of the site, reloaded without dropping a connection, and shown per node and listener.
-//! Global administrators only. Each node is asked over the cluster listener; the answer says
-//! which nodes failed and why.
+//! Global administrators only. Each node of this site is asked over the cluster listener, each
+//! other selected site over its api; the answer says which nodes or sites failed and why.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::extract::Query;
-use super::{ApiError, ApiState};
+use super::{fanout, ApiError, ApiState};
+use crate::federation::{SiteRequest, Verb};
 use crate::iam::Caller;
 use crate::state::{decode, encode};
+use crate::tasks::TaskKind;
 use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
 
 /// The node call that reloads a node's certificates (body: the port, if any).
@@ -40,6 +44,8 @@ struct ReloadParams {
 #[derive(Deserialize)]
 struct SitesParam {
     sites: Option<String>,
+    #[serde(default)]
+    allow_partial: bool,
 }
 
 /// What a node answered, or why it could not.
@@ -91,18 +97,71 @@ async fn reload(
         ));
     }
     let port = parse_port(params.port.as_deref())?;
-    let selector = state.sites.parse_query(params.sites.as_deref())?;
-    if !state
+    let selector = state
+        .federation
         .sites
-        .resolve(&selector)
-        .contains(&state.sites.current)
-    {
-        return Ok(StatusCode::NO_CONTENT);
+        .parse_query(params.sites.as_deref())?;
+    let plan = fanout::plan(&state, &caller, &selector)?;
+    let mut request = SiteRequest::new(Verb::Post, "/servers").query("reload-certificate", "");
+    if let Some(port) = port {
+        request = request.query("port", port.to_string());
     }
-    let body = encode(&port).map_err(|e| ApiError::Server(e.to_string()))?;
-    let answers: Answers<ReloadOutcome> = ask_every_node(&state, RELOAD_CALL, body).await;
+    let local = async {
+        if !plan.local {
+            return None;
+        }
+        let body = match encode(&port) {
+            Ok(body) => body,
+            Err(e) => return Some(Err(ApiError::Server(e.to_string()))),
+        };
+        let answers: Answers<ReloadOutcome> = ask_every_node(&state, RELOAD_CALL, body).await;
+        Some(judge(answers, port))
+    };
+    let (local, answers) =
+        tokio::join!(local, fanout::call_remote(&state, &caller, &plan, &request));
     tracing::info!(caller = %caller.describe(), ?port, "certificate reload");
-    judge(answers, port)
+    let mut done = BTreeMap::new();
+    let mut without_listener = Vec::new();
+    let current = state.federation.sites.current.clone();
+    match local {
+        Some(Ok(_)) => {
+            done.insert(current, "reloaded".to_string());
+        }
+        Some(Err(ApiError::NoTlsListener(_))) => without_listener.push(current),
+        Some(Err(e)) => return Err(e),
+        None => {}
+    }
+    let (answered, missed) = fanout::split(answers?);
+    for (site, answer) in &answered {
+        match (answer.status, answer.error_type().as_deref()) {
+            (204, _) => {
+                done.insert(site.clone(), "reloaded".to_string());
+            }
+            (400, Some("notFound")) => without_listener.push(site.clone()),
+            _ => return Err(fanout::refusal(site, answer)),
+        }
+    }
+    if !missed.is_empty() {
+        return Err(fanout::keep_trying(
+            &state,
+            &caller,
+            TaskKind::CertificatesReload,
+            request,
+            done,
+            missed,
+        )
+        .await);
+    }
+    if done.is_empty() {
+        let what = port.map_or("no TLS listener".to_string(), |p| {
+            format!("no TLS listener on port {p}")
+        });
+        return Err(ApiError::NoTlsListener(format!(
+            "{what} in site {}",
+            without_listener.join(", ")
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// 204 when every node reloaded something and nothing failed; otherwise the contract's error.
@@ -152,7 +211,7 @@ fn judge(answers: Answers<ReloadOutcome>, port: Option<u16>) -> Result<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct NodeCertificate {
     node: String,
     site: String,
@@ -164,18 +223,42 @@ async fn certificates(
     State(state): State<ApiState>,
     caller: Caller,
     Query(params): Query<SitesParam>,
-) -> Result<axum::Json<Vec<NodeCertificate>>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require_global_admin()?;
-    let selector = state.sites.parse_query(params.sites.as_deref())?;
-    if !state
+    let selector = state
+        .federation
         .sites
-        .resolve(&selector)
-        .contains(&state.sites.current)
-    {
-        return Ok(axum::Json(Vec::new()));
+        .parse_query(params.sites.as_deref())?;
+    let plan = fanout::plan(&state, &caller, &selector)?;
+    let request = SiteRequest::new(Verb::Get, "/servers/certificates");
+    let local = async {
+        match plan.local {
+            true => Some(site_certificates(&state).await),
+            false => None,
+        }
+    };
+    let (local, answers) =
+        tokio::join!(local, fanout::call_remote(&state, &caller, &plan, &request));
+    let mut listed = local.transpose()?.unwrap_or_default();
+    let (answered, missed) = fanout::split(answers?);
+    let mut reached: Vec<String> = answered.keys().cloned().collect();
+    if plan.local {
+        reached.push(state.federation.sites.current.clone());
     }
+    let missing = fanout::judge_listing(&reached, &missed, params.allow_partial)?;
+    for (site, answer) in &answered {
+        listed.extend(fanout::decoded::<Vec<NodeCertificate>>(site, answer)?);
+    }
+    Ok(fanout::mark_partial(
+        axum::Json(listed).into_response(),
+        &missing,
+    ))
+}
+
+/// Every node of this site's certificates; every node must answer.
+async fn site_certificates(state: &ApiState) -> Result<Vec<NodeCertificate>, ApiError> {
     let answers: Answers<Vec<ListenerCertificate>> =
-        ask_every_node(&state, DESCRIBE_CALL, Vec::new()).await;
+        ask_every_node(state, DESCRIBE_CALL, Vec::new()).await;
     let mut listed = Vec::new();
     let mut unreachable = Vec::new();
     for (node, answer) in answers {
@@ -183,7 +266,7 @@ async fn certificates(
             Ok(certificates) => {
                 listed.extend(certificates.into_iter().map(|certificate| NodeCertificate {
                     node: node.clone(),
-                    site: state.sites.current.clone(),
+                    site: state.federation.sites.current.clone(),
                     certificate,
                 }))
             }
@@ -196,5 +279,5 @@ async fn certificates(
             unreachable.join(" | ")
         )));
     }
-    Ok(axum::Json(listed))
+    Ok(listed)
 }

@@ -2,7 +2,7 @@
 //! user out everywhere but the caller's own session, kill one session. Administrators only; a
 //! domain administrator sees and acts on its own domain.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -12,18 +12,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::Router;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sessionplane_cluster::now_ms;
 use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
-use super::{ApiError, ApiState};
+use super::{fanout, ApiError, ApiState};
+use crate::federation::{Plan, SiteRequest, Verb};
 use crate::gateway::Gateway;
 use crate::iam::Caller;
 use crate::model::{CloseReason, DomainName};
 use crate::sessions::listing::{Cursor, Filter, ItemKind, Listing, SessionItem, UserMatch};
 use crate::state::directory::AdminScope;
 use crate::state::site::{SiteCommand, SiteReply, SiteView};
+use crate::tasks::TaskKind;
 
 const PATH: &str = "/rest/v1/master/logicalroles/ws/sessions";
 /// The largest page a client may ask for; without `limit` the whole list streams.
@@ -46,6 +49,59 @@ struct ListParams {
     session_type: Option<String>,
     limit: Option<usize>,
     page_token: Option<String>,
+    #[serde(default)]
+    allow_partial: bool,
+}
+
+impl ListParams {
+    /// The same listing for another site: the filters as the caller may see them.
+    fn for_remote(&self, domain: &Option<DomainName>) -> SiteRequest {
+        let mut request = SiteRequest::new(Verb::Get, PATH);
+        if let Some(domain) = domain {
+            request = request.query("domain", domain.to_string());
+        }
+        if let Some(user) = &self.user {
+            request = request.query("user", user.clone());
+        }
+        if let Some(kind) = &self.session_type {
+            request = request.query("session_type", kind.clone());
+        }
+        request
+    }
+}
+
+/// Where a page starts: a site, and a place in it (none: its beginning). Written `site~cursor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PageToken {
+    site: String,
+    after: Option<Cursor>,
+}
+
+impl std::str::FromStr for PageToken {
+    type Err = ApiError;
+
+    fn from_str(raw: &str) -> Result<Self, ApiError> {
+        let malformed =
+            || ApiError::InvalidArgument(format!("page_token {raw:?} is not one this API gave"));
+        let (site, cursor) = raw.split_once('~').ok_or_else(malformed)?;
+        let after = match cursor {
+            "" => None,
+            cursor => Some(cursor.parse::<Cursor>().map_err(|_| malformed())?),
+        };
+        Ok(Self {
+            site: site.to_string(),
+            after,
+        })
+    }
+}
+
+impl std::fmt::Display for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.after {
+            Some(cursor) => write!(f, "{}~{cursor}", self.site),
+            None => write!(f, "{}~", self.site),
+        }
+    }
 }
 
 /// The domain a caller may look at: everything for a global administrator, its own domain for
@@ -70,11 +126,14 @@ async fn list(
     caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let selector = state.sites.parse_query(params.sites.as_deref())?;
+    let selector = state
+        .federation
+        .sites
+        .parse_query(params.sites.as_deref())?;
     let requested = params.domain.as_deref().map(str::parse).transpose()?;
     let domain = visible_domain(&caller, requested)?;
     let filter = Filter {
-        domain: domain.map(|d| d.to_string()),
+        domain: domain.as_ref().map(|d| d.to_string()),
         user: params.user.as_deref().map(UserMatch::parse),
         kind: params
             .session_type
@@ -83,12 +142,11 @@ async fn list(
             .transpose()
             .map_err(ApiError::InvalidArgument)?,
     };
-    let after = params
+    let token = params
         .page_token
         .as_deref()
-        .map(str::parse::<Cursor>)
-        .transpose()
-        .map_err(ApiError::InvalidArgument)?;
+        .map(str::parse::<PageToken>)
+        .transpose()?;
     let limit = match params.limit {
         Some(0) => return Err(ApiError::InvalidArgument("limit must be at least 1".into())),
         Some(n) if n > MAX_LIMIT => {
@@ -98,24 +156,166 @@ async fn list(
         }
         limit => limit,
     };
-    let view = match state
-        .sites
-        .resolve(&selector)
-        .contains(&state.sites.current)
-    {
+    let plan = fanout::plan(&state, &caller, &selector)?;
+    let current = state.federation.sites.current.clone();
+    let sites = plan.sites(&current);
+    if let Some(token) = &token {
+        if !sites.contains(&token.site) {
+            return Err(ApiError::InvalidArgument(format!(
+                "page_token is for site {}, which this request does not select",
+                token.site
+            )));
+        }
+    }
+    let view = match plan.local {
         true => state.gateway.site.read(|s, _| s.view()).await?,
         false => SiteView::default(),
     };
     let listed = Listed {
         view,
         filter,
-        site: state.sites.current.clone(),
+        site: current,
         now_ms: now_ms(),
         gateway: state.gateway.clone(),
     };
+    let remote = params.for_remote(&domain);
     match limit {
-        Some(limit) => Ok(listed.page(after, limit)),
-        None => Ok(listed.stream(after)),
+        Some(limit) => {
+            let pages = Pages {
+                state: &state,
+                caller: &caller,
+                listed: &listed,
+                remote,
+                allow_partial: params.allow_partial,
+            };
+            pages.page(&sites, token, limit).await
+        }
+        None => {
+            let answers = fanout::call_remote(&state, &caller, &plan, &remote).await?;
+            let (answered, missed) = fanout::split(answers);
+            let reached: Vec<String> = sites
+                .iter()
+                .filter(|s| !missed.contains_key(*s))
+                .cloned()
+                .collect();
+            let missing = fanout::judge_listing(&reached, &missed, params.allow_partial)?;
+            let mut segments = VecDeque::new();
+            for site in &sites {
+                if *site == listed.site {
+                    segments.push_back(Segment::Local(token.as_ref().and_then(|t| t.after)));
+                } else if let Some(answer) = answered.get(site) {
+                    let items: Vec<Box<RawValue>> = fanout::decoded(site, answer)?;
+                    segments.push_back(Segment::Remote(items.into()));
+                }
+            }
+            Ok(fanout::mark_partial(listed.stream(segments), &missing))
+        }
+    }
+}
+
+/// One page over several sites: the sites in name order, each from where the last page left.
+struct Pages<'a> {
+    state: &'a ApiState,
+    caller: &'a Caller,
+    listed: &'a Listed,
+    remote: SiteRequest,
+    allow_partial: bool,
+}
+
+impl Pages<'_> {
+    async fn page(
+        &self,
+        sites: &[String],
+        token: Option<PageToken>,
+        limit: usize,
+    ) -> Result<Response, ApiError> {
+        let start = token
+            .as_ref()
+            .map_or(0, |t| sites.iter().position(|s| *s == t.site).unwrap_or(0));
+        let mut after = token.and_then(|t| t.after);
+        let mut items: Vec<Box<RawValue>> = Vec::new();
+        let mut missing = Vec::new();
+        let mut next = None;
+        for site in sites.iter().skip(start) {
+            if items.len() == limit {
+                next = Some(PageToken {
+                    site: site.clone(),
+                    after: None,
+                });
+                break;
+            }
+            let want = limit - items.len();
+            let (got, more) = match self.site_page(site, after.take(), want).await? {
+                Some(page) => page,
+                None => {
+                    missing.push(site.clone());
+                    continue;
+                }
+            };
+            items.extend(got);
+            if let Some(more) = more {
+                next = Some(more);
+                break;
+            }
+        }
+        let body = serde_json::to_vec(&items).map_err(|e| ApiError::Server(e.to_string()))?;
+        let mut response = (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response();
+        if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n.to_string()).ok()) {
+            response.headers_mut().insert(NEXT_PAGE_HEADER, next);
+        }
+        Ok(fanout::mark_partial(response, &missing))
+    }
+
+    /// Up to `want` items of one site after `after`, and where its next page starts; `None`
+    /// when the site could not be reached and the caller allows a partial answer.
+    async fn site_page(
+        &self,
+        site: &str,
+        after: Option<Cursor>,
+        want: usize,
+    ) -> Result<Option<(Vec<Box<RawValue>>, Option<PageToken>)>, ApiError> {
+        if site == self.listed.site {
+            let (items, next) = self.listed.page_of(after, want);
+            let raw = items
+                .iter()
+                .map(|item| serde_json::value::to_raw_value(item))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::Server(e.to_string()))?;
+            let next = next.map(|after| PageToken {
+                site: site.to_string(),
+                after: Some(after),
+            });
+            return Ok(Some((raw, next)));
+        }
+        let token = PageToken {
+            site: site.to_string(),
+            after,
+        };
+        let request = self
+            .remote
+            .clone()
+            .query("limit", want.to_string())
+            .query("page_token", token.to_string());
+        let plan = Plan {
+            local: false,
+            remote: vec![site.to_string()],
+        };
+        let answers = fanout::call_remote(self.state, self.caller, &plan, &request).await?;
+        let (answered, missed) = fanout::split(answers);
+        fanout::judge_listing(&[self.listed.site.clone()], &missed, self.allow_partial)?;
+        let Some(answer) = answered.get(site) else {
+            return Ok(None);
+        };
+        let items: Vec<Box<RawValue>> = fanout::decoded(site, answer)?;
+        let next = match answer.next_page.as_deref() {
+            Some(raw) => Some(raw.parse::<PageToken>()?),
+            None => None,
+        };
+        Ok(Some((items, next)))
     }
 }
 
@@ -126,6 +326,12 @@ struct Listed {
     site: String,
     now_ms: u64,
     gateway: Arc<Gateway>,
+}
+
+/// A part of a streamed listing: this site's sessions from a cursor, or another site's answer.
+enum Segment {
+    Local(Option<Cursor>),
+    Remote(VecDeque<Box<RawValue>>),
 }
 
 impl Listed {
@@ -145,20 +351,11 @@ impl Listed {
         listing.page(after, limit)
     }
 
-    fn page(&self, after: Option<Cursor>, limit: usize) -> Response {
-        let (items, next) = self.page_of(after, limit);
-        let mut response = axum::Json(items).into_response();
-        if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n.to_string()).ok()) {
-            response.headers_mut().insert(NEXT_PAGE_HEADER, next);
-        }
-        response
-    }
-
     /// The whole list as one JSON array, serialized chunk by chunk as the client reads it.
-    fn stream(self, after: Option<Cursor>) -> Response {
+    fn stream(self, segments: VecDeque<Segment>) -> Response {
         let start = Streaming {
             listed: self,
-            after,
+            segments,
             opened: false,
             wrote_any: false,
         };
@@ -177,7 +374,7 @@ impl Listed {
 
 struct Streaming {
     listed: Listed,
-    after: Option<Cursor>,
+    segments: VecDeque<Segment>,
     opened: bool,
     wrote_any: bool,
 }
@@ -185,27 +382,80 @@ struct Streaming {
 impl Streaming {
     /// The next piece of the array, and whether another follows.
     fn next_chunk(&mut self) -> (Result<Bytes, std::io::Error>, bool) {
-        let (items, next) = self.listed.page_of(self.after, CHUNK_ITEMS);
-        let mut bytes = Vec::with_capacity(items.len() * 256 + 2);
+        let mut bytes = Vec::with_capacity(CHUNK_ITEMS * 256 + 2);
         if !self.opened {
             bytes.push(b'[');
+            self.opened = true;
         }
-        for item in &items {
-            if self.wrote_any {
-                bytes.push(b',');
-            }
-            if let Err(e) = serde_json::to_writer(&mut bytes, item) {
-                return (Err(std::io::Error::other(e)), false);
-            }
-            self.wrote_any = true;
+        if let Err(e) = self.fill(&mut bytes) {
+            return (Err(e), false);
         }
-        drop(items);
-        self.opened = true;
-        self.after = next;
-        if next.is_none() {
+        let more = !self.segments.is_empty();
+        if !more {
             bytes.push(b']');
         }
-        (Ok(Bytes::from(bytes)), next.is_some())
+        (Ok(Bytes::from(bytes)), more)
+    }
+
+    /// Up to a chunk's worth of items from the first segment, which is dropped once spent.
+    fn fill(&mut self, bytes: &mut Vec<u8>) -> Result<(), std::io::Error> {
+        let Some(segment) = self.segments.front_mut() else {
+            return Ok(());
+        };
+        let wrote_any = &mut self.wrote_any;
+        let mut write =
+            |bytes: &mut Vec<u8>, item: &dyn erased::Item| -> Result<(), std::io::Error> {
+                if *wrote_any {
+                    bytes.push(b',');
+                }
+                item.write(bytes)?;
+                *wrote_any = true;
+                Ok(())
+            };
+        let spent = match segment {
+            Segment::Local(after) => {
+                let (items, next) = self.listed.page_of(*after, CHUNK_ITEMS);
+                for item in &items {
+                    write(bytes, item)?;
+                }
+                *after = next;
+                next.is_none()
+            }
+            Segment::Remote(items) => {
+                for item in items.drain(..items.len().min(CHUNK_ITEMS)) {
+                    write(bytes, &item)?;
+                }
+                items.is_empty()
+            }
+        };
+        if spent {
+            self.segments.pop_front();
+        }
+        Ok(())
+    }
+}
+
+/// Items of a streamed listing, whatever site they come from.
+mod erased {
+    use serde_json::value::RawValue;
+
+    use crate::sessions::listing::SessionItem;
+
+    pub trait Item {
+        fn write(&self, bytes: &mut Vec<u8>) -> Result<(), std::io::Error>;
+    }
+
+    impl Item for SessionItem<'_> {
+        fn write(&self, bytes: &mut Vec<u8>) -> Result<(), std::io::Error> {
+            serde_json::to_writer(bytes, self).map_err(std::io::Error::other)
+        }
+    }
+
+    impl Item for Box<RawValue> {
+        fn write(&self, bytes: &mut Vec<u8>) -> Result<(), std::io::Error> {
+            bytes.extend_from_slice(self.get().as_bytes());
+            Ok(())
+        }
     }
 }
 
@@ -218,9 +468,9 @@ struct LogoutBody {
     sites: Option<Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct LogoutAnswer {
-    status: &'static str,
+    status: String,
     closed: usize,
     sites: BTreeMap<String, usize>,
 }
@@ -236,24 +486,58 @@ async fn logout(
             body.action
         )));
     }
-    let selector = state.sites.parse_value(body.sites.as_ref())?;
+    let selector = state.federation.sites.parse_value(body.sites.as_ref())?;
+    let plan = fanout::plan(&state, &caller, &selector)?;
     let domain: DomainName = body.domain.parse()?;
     caller.require_admin_of(&domain)?;
     let user = state.iam.find_user_in(&domain, &body.user).await?;
     let except = caller.session().map(|s| s.session_id);
-    let mut sites = BTreeMap::new();
-    for site in state.sites.resolve(&selector) {
-        if site == state.sites.current {
-            let closed = state
-                .iam
-                .close_user_sessions(&user, except, CloseReason::Logout)
-                .await?;
-            sites.insert(site, closed);
+    let request = SiteRequest::new(Verb::Post, PATH).json(&serde_json::json!({
+        "action": "logout",
+        "domain": domain.to_string(),
+        "user": user.user_id.to_string(),
+        "sites": "current",
+    }));
+    let local = async {
+        match plan.local {
+            true => Some(
+                state
+                    .iam
+                    .close_user_sessions(&user, except, CloseReason::Logout)
+                    .await,
+            ),
+            false => None,
         }
+    };
+    let (local, answers) =
+        tokio::join!(local, fanout::call_remote(&state, &caller, &plan, &request));
+    let mut sites = BTreeMap::new();
+    if let Some(closed) = local {
+        sites.insert(state.federation.sites.current.clone(), closed?);
     }
-    tracing::info!(caller = %caller.describe(), user = %user.address(), "logged out a user's sessions");
+    let (answered, missed) = fanout::split(answers?);
+    for (site, answer) in &answered {
+        let remote: LogoutAnswer = fanout::decoded(site, answer)?;
+        sites.insert(site.clone(), remote.closed);
+    }
+    tracing::info!(caller = %caller.describe(), user = %user.address(), ?sites, "logged out a user's sessions");
+    if !missed.is_empty() {
+        let done = sites
+            .iter()
+            .map(|(site, n)| (site.clone(), format!("closed {n}")))
+            .collect();
+        return Err(fanout::keep_trying(
+            &state,
+            &caller,
+            TaskKind::SessionsLogout,
+            request,
+            done,
+            missed,
+        )
+        .await);
+    }
     Ok(axum::Json(LogoutAnswer {
-        status: "logged out all sessions but current",
+        status: "logged out all sessions but current".into(),
         closed: sites.values().sum(),
         sites,
     }))
@@ -272,24 +556,67 @@ async fn kill(
 ) -> Result<StatusCode, ApiError> {
     let session_id = Uuid::try_parse(&raw_id)
         .map_err(|_| ApiError::InvalidArgument(format!("{raw_id:?} is not a session id")))?;
-    let selector = state.sites.parse_query(params.sites.as_deref())?;
+    let selector = state
+        .federation
+        .sites
+        .parse_query(params.sites.as_deref())?;
+    let plan = fanout::plan(&state, &caller, &selector)?;
     if caller.scope().is_none() {
         return Err(ApiError::Forbidden("administrators only".into()));
     }
-    let not_found = || ApiError::NotFound(format!("no session {session_id}"));
-    if !state
-        .sites
-        .resolve(&selector)
-        .contains(&state.sites.current)
-    {
-        return Err(not_found());
+    let request = SiteRequest::new(Verb::Delete, format!("{PATH}/{session_id}"));
+    let local = async {
+        match plan.local {
+            true => Some(kill_here(&state, &caller, session_id).await),
+            false => None,
+        }
+    };
+    let (local, answers) =
+        tokio::join!(local, fanout::call_remote(&state, &caller, &plan, &request));
+    let mut killed = local.transpose()?.unwrap_or(false);
+    let mut done = BTreeMap::new();
+    if plan.local && !killed {
+        done.insert(
+            state.federation.sites.current.clone(),
+            "no such session".to_string(),
+        );
     }
-    let session = state
-        .gateway
-        .site
-        .get(session_id)
-        .await?
-        .ok_or_else(not_found)?;
+    let (answered, missed) = fanout::split(answers?);
+    for (site, answer) in &answered {
+        match answer.status {
+            204 => killed = true,
+            404 => {
+                done.insert(site.clone(), "no such session".to_string());
+            }
+            _ => return Err(fanout::refusal(site, answer)),
+        }
+    }
+    if killed {
+        // A session lives at one site: once it is found, the sites not reached cannot hold it.
+        tracing::info!(caller = %caller.describe(), %session_id, "killed a session");
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    if !missed.is_empty() {
+        return Err(fanout::keep_trying(
+            &state,
+            &caller,
+            TaskKind::SessionKill,
+            request,
+            done,
+            missed,
+        )
+        .await);
+    }
+    Err(ApiError::NotFound(format!(
+        "no session {session_id} in the selected sites"
+    )))
+}
+
+/// Ends a session of this site: whether there was one.
+async fn kill_here(state: &ApiState, caller: &Caller, session_id: Uuid) -> Result<bool, ApiError> {
+    let Some(session) = state.gateway.site.get(session_id).await? else {
+        return Ok(false);
+    };
     let domain: DomainName = session.domain.parse()?;
     caller.require_admin_of(&domain)?;
     let command = SiteCommand::DeleteSession {
@@ -297,11 +624,8 @@ async fn kill(
         reason: CloseReason::Revoked,
     };
     match state.gateway.site.execute(&command).await? {
-        SiteReply::Deleted(_) => {
-            tracing::info!(caller = %caller.describe(), %session_id, "killed a session");
-            Ok(StatusCode::NO_CONTENT)
-        }
-        SiteReply::NotFound => Err(not_found()),
+        SiteReply::Deleted(_) => Ok(true),
+        SiteReply::NotFound => Ok(false),
         other => Err(ApiError::Server(format!("unexpected site reply {other:?}"))),
     }
 }

@@ -91,6 +91,13 @@ impl SiteAnswer {
         (200..300).contains(&self.status)
     }
 
+    /// The contract's `type` of an error answer.
+    pub fn error_type(&self) -> Option<String> {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+    }
+
     /// The `message` of an error answer, or its first bytes.
     pub fn message(&self) -> String {
         serde_json::from_slice::<serde_json::Value>(&self.body)

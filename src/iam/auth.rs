@@ -152,3 +152,39 @@ impl Iam {
             .ok_or(IamError::SessionClosed)
     }
 }
+
+/// How long a federation token is good for: one call, with room for clock skew.
+const FEDERATION_TOKEN_SECS: u64 = 60;
+
+impl Iam {
+    /// A token for another site's api carrying `caller`'s reach (its session stays here).
+    pub fn federation_token_for(&self, caller: &Caller) -> Result<String, IamError> {
+        let domain = match caller.scope() {
+            Some(AdminScope::Global) => None,
+            Some(AdminScope::Domain(domain)) => Some(domain.to_string()),
+            None => return Err(IamError::Forbidden("administrators only".into())),
+        };
+        self.federation_token(&caller.describe(), domain)
+    }
+
+    /// A token for another site's api, acting for `on_behalf_of` within `domain` (none: all).
+    pub fn federation_token(
+        &self,
+        on_behalf_of: &str,
+        domain: Option<String>,
+    ) -> Result<String, IamError> {
+        let now = sessionplane_cluster::now_ms() / 1000;
+        let claims = FederationClaims {
+            sub: format!("site:{}", self.site_name),
+            aud: super::token::FEDERATION_AUDIENCE.into(),
+            from: self.site_name.clone(),
+            on_behalf_of: on_behalf_of.to_string(),
+            domain,
+            iat: now,
+            exp: now + FEDERATION_TOKEN_SECS,
+        };
+        self.tokens
+            .sign_federation(&claims)
+            .map_err(|e| IamError::Token(e.to_string()))
+    }
+}

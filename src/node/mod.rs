@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::servers;
 use crate::config::{Config, ConfigError};
-use crate::federation::Sites;
+use crate::federation::Federation;
 use crate::gateway::{Gateway, GatewaySettings, LocalSockets};
 use crate::iam::{self, DirectoryStore, Iam, PasswordHasher, TokenKeys};
 use crate::mail::backend::NodeMailBackend;
@@ -32,6 +32,7 @@ use crate::sessions::{reaper, SiteStore};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
 use crate::state::{decode, encode};
+use crate::tasks::runner::TaskRunner;
 use crate::tls::api_listener::TlsApiListener;
 use crate::tls::listeners::{NodeCertificates, TlsListener};
 use crate::tls::ReloadableCert;
@@ -118,7 +119,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         node_id: config.node_id,
         advertise: config.advertised_cluster(),
         data_dir: config.data_dir.clone(),
-        secret,
+        secret: secret.clone(),
         tuning: config.tuning(),
         source_address: config.listen.source_address,
     })?;
@@ -140,7 +141,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         .open_group(directory_group_id, DirectoryState::default())
         .await?;
     let directory = DirectoryStore::new(directory_group.clone());
-    let iam = Arc::new(identity(&config, site.clone(), directory.clone())?);
+    let iam = Arc::new(identity(&config, &secret, site.clone(), directory.clone())?);
     let (stop, stopped) = watch::channel(false);
     let gateway = Arc::new(Gateway {
         site: site.clone(),
@@ -160,10 +161,12 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         node_label: config.node_label(),
         stop: stopped.clone(),
     });
+    let federation = Arc::new(Federation::new(&config)?);
     let api_state = crate::api::ApiState {
         iam: iam.clone(),
         gateway: gateway.clone(),
-        sites: Arc::new(Sites::single(&config.site)),
+        federation: federation.clone(),
+        node_label: config.node_label(),
         mail: mail.clone(),
         site_nodes: Arc::new(config.site_members()),
         peers: cluster.peers().clone(),
@@ -216,6 +219,17 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             peers,
         )),
         tokio::spawn(sweeper::run(gateway.clone(), channels.clone())),
+        tokio::spawn(
+            TaskRunner {
+                site: site.clone(),
+                federation,
+                iam: iam.clone(),
+                node_label: config.node_label(),
+                retry_initial: Duration::from_millis(config.federation.retry_initial_ms),
+                retry_max: Duration::from_millis(config.federation.retry_max_ms),
+            }
+            .run(stopped.clone()),
+        ),
         tokio::spawn(reaper::run(
             site.clone(),
             Duration::from_millis(config.sessions.purge_interval_ms),
@@ -252,6 +266,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
 
 fn identity(
     config: &Config,
+    cluster_secret: &str,
     site: SiteStore,
     directory: DirectoryStore,
 ) -> Result<Iam, StartError> {
@@ -269,7 +284,8 @@ fn identity(
             .as_deref()
             .map(|key| (key, settings.service_key_algorithm)),
     )
-    .map_err(|e| StartError::Iam(e.to_string()))?;
+    .map_err(|e| StartError::Iam(e.to_string()))?
+    .with_federation_key(format!("sessionplane-federation\0{cluster_secret}").as_bytes());
     let master_domain: DomainName = config
         .master_domain
         .parse()

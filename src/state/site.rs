@@ -25,6 +25,7 @@ use crate::model::{
     Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection, NewSession, Session,
 };
 use crate::state::{decode, encode, encode_into};
+use crate::tasks::{Attempt, NewTask, Task};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SiteCommand {
@@ -79,6 +80,18 @@ pub enum SiteCommand {
     },
     /// Ends channels: every node closes those it holds.
     DisconnectChannels(ChannelTarget),
+    /// Keeps a write that missed some sites, to be retried there.
+    SubmitTask(NewTask),
+    /// What one attempt of a task at one site came to.
+    RecordTaskAttempt {
+        task_id: Uuid,
+        site: String,
+        attempt: Attempt,
+        node: String,
+    },
+    CancelTask {
+        task_id: Uuid,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +104,7 @@ pub enum SiteReply {
     ConnectionsClosed(u32),
     Channel(Channel),
     ChannelsClosed(u32),
+    Task(Box<Task>),
     Invalid(String),
 }
 
@@ -149,6 +163,7 @@ pub struct SiteState {
     channels_by_user: BTreeSet<(Arc<str>, Uuid)>,
     /// (node id, incarnation, channel id).
     channels_by_node: BTreeSet<(u64, u64, Uuid)>,
+    tasks: imbl::OrdMap<Uuid, Arc<Task>>,
 }
 
 /// A frozen copy of the sessions and connections, taken in O(1) and read without any lock:
@@ -215,6 +230,15 @@ impl SiteState {
             .range((node_id, incarnation, Uuid::nil())..=(node_id, incarnation, Uuid::max()))
             .filter_map(|(_, _, id)| Some((*id, self.channels.get(id)?.connection_date_ms)))
             .collect()
+    }
+
+    /// Every task, in id order (submission order).
+    pub fn tasks(&self) -> imbl::OrdMap<Uuid, Arc<Task>> {
+        self.tasks.clone()
+    }
+
+    pub fn task(&self, task_id: &Uuid) -> Option<Arc<Task>> {
+        self.tasks.get(task_id).cloned()
     }
 
     /// Every channel, in id order (registration order).
@@ -394,6 +418,20 @@ impl SiteState {
                 SiteReply::ConnectionsClosed(self.remove_connections(conns))
             }
             SiteCommand::OpenChannel(new) => self.open_channel(at_ms, new),
+            SiteCommand::SubmitTask(new) => {
+                let task = self
+                    .tasks
+                    .entry(new.task_id)
+                    .or_insert_with(|| Arc::new(Task::submitted(new, at_ms)));
+                SiteReply::Task(Box::new((**task).clone()))
+            }
+            SiteCommand::RecordTaskAttempt {
+                task_id,
+                site,
+                attempt,
+                node,
+            } => self.update_task(task_id, |t| t.record(&site, attempt, &node, at_ms)),
+            SiteCommand::CancelTask { task_id } => self.update_task(task_id, |t| t.cancel(at_ms)),
             SiteCommand::CloseChannel { channel_id } => {
                 SiteReply::ChannelsClosed(self.remove_channels([channel_id]).len() as u32)
             }
@@ -412,6 +450,16 @@ impl SiteState {
                 }
                 SiteReply::ChannelsClosed(removed.len() as u32)
             }
+        }
+    }
+
+    fn update_task(&mut self, task_id: Uuid, change: impl FnOnce(&mut Task)) -> SiteReply {
+        match self.tasks.get_mut(&task_id) {
+            Some(task) => {
+                change(Arc::make_mut(task));
+                SiteReply::Task(Box::new((**task).clone()))
+            }
+            None => SiteReply::NotFound,
         }
     }
 
@@ -660,6 +708,7 @@ impl StateMachine for SiteState {
         let failures = self.failures.clone();
         let connections = self.connections.clone();
         let channels = self.channels.clone();
+        let tasks = self.tasks.clone();
         Box::new(move || {
             let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
             let failures: Vec<(&str, &Vec<u64>)> = failures
@@ -668,7 +717,14 @@ impl StateMachine for SiteState {
                 .collect();
             let connections: Vec<&Connection> = connections.values().map(|c| &**c).collect();
             let channels: Vec<&Channel> = channels.values().map(|c| &**c).collect();
-            let snapshot = (EverySession(&sessions), failures, connections, channels);
+            let tasks: Vec<&Task> = tasks.values().map(|t| &**t).collect();
+            let snapshot = (
+                EverySession(&sessions),
+                failures,
+                connections,
+                channels,
+                tasks,
+            );
             match encode_into(&mut bytes, &snapshot) {
                 Ok(()) => bytes,
                 Err(_) => Vec::new(),
@@ -682,8 +738,9 @@ impl StateMachine for SiteState {
             Vec<(String, Vec<u64>)>,
             Vec<Connection>,
             Vec<Channel>,
+            Vec<Task>,
         );
-        let (sessions, failures, connections, channels): Parts =
+        let (sessions, failures, connections, channels, tasks): Parts =
             decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
         let mut state = SiteState {
             effects: self.effects.clone(),
@@ -711,6 +768,10 @@ impl StateMachine for SiteState {
             channel.username = state.intern(&channel.username);
             state.insert_channel(channel);
         }
+        state.tasks = tasks
+            .into_iter()
+            .map(|t| (t.task_id, Arc::new(t)))
+            .collect();
         Ok(state)
     }
 
