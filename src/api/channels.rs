@@ -75,7 +75,7 @@ struct ChannelView {
     site: String,
 }
 
-fn rfc3339_ms(ms: u64) -> String {
+pub(super) fn rfc3339_ms(ms: u64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()

@@ -11,6 +11,7 @@ pub mod groups;
 pub mod iam_sessions;
 pub mod jmap;
 pub mod servers;
+pub mod tasks;
 pub mod users;
 pub mod websocket;
 pub mod ws_sessions;
@@ -61,6 +62,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(channels::routes())
         .merge(jmap::routes())
         .merge(servers::routes())
+        .merge(tasks::routes())
         .merge(websocket::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {

@@ -1,6 +1,7 @@
-//! `sessionplane demo`: a whole site of N nodes on loopback, real sockets between them, in this
-//! one process. Prints ONE line of JSON on stdout once the site has a leader and every node votes;
-//! the friendlier text goes to stderr.
+//! `sessionplane demo`: a whole deployment (one or more sites of N nodes) on loopback, real
+//! sockets between them, in this one process. Prints ONE line of JSON on stdout once every site
+//! has a leader, every node votes and the directory has reached every node; the friendlier text
+//! goes to stderr.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,19 +9,23 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use crate::config::{Config, IamSettings, Listen, Secret, SiteNode};
+use crate::config::{Config, DirectorySettings, IamSettings, Listen, RemoteSite, Secret, SiteNode};
 use crate::node::{self, secrets, Listeners, RunningNode};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Nodes in the site.
+    /// The sites, comma-separated (`central,east`).
+    #[arg(long, value_delimiter = ',', default_value = "local")]
+    pub sites: Vec<String>,
+    /// Nodes in each site.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     pub nodes: u64,
     /// Where the nodes keep their data (reused on the next run). Default: a new temporary dir.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Node k's cluster listener is on port BASE+k, its api on BASE+1000+k, IMAP (STARTTLS)
-    /// on BASE+2000+k, IMAPS on BASE+3000+k, SMTP on BASE+4000+k, SMTPS on BASE+5000+k.
+    /// Node k (numbered across sites from 1) has its cluster listener on port BASE+k, its api
+    /// on BASE+1000+k, IMAP (STARTTLS) on BASE+2000+k, IMAPS on BASE+3000+k, SMTP on
+    /// BASE+4000+k, SMTPS on BASE+5000+k.
     #[arg(long, default_value_t = 17000)]
     pub port_base: u16,
 }
@@ -59,7 +64,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         nodes.push(node::start(config, listeners).await?);
     }
     if !site_formed(&nodes, args.nodes as usize, Duration::from_secs(30)).await {
-        anyhow::bail!("the demo site did not form within 30 s");
+        anyhow::bail!("the demo sites did not form within 30 s");
     }
     if !directory_ready(&nodes, Duration::from_secs(30)).await {
         anyhow::bail!("the demo directory was not ready within 30 s");
@@ -83,13 +88,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     println!("{}", serde_json::to_string(&line)?);
     crate::say!(
-        "sessionplane demo: {} nodes of site `local` are up (data in {}).",
+        "sessionplane demo: {} nodes of site {} are up (data in {}).",
         nodes.len(),
+        args.sites.join(", "),
         data_dir.display()
     );
     for n in &nodes {
         crate::say!(
-            "  {:<4} api http://{}  cluster {}",
+            "  {:<10} {:<4} api http://{}  cluster {}",
+            n.config.site,
             n.config.node_name,
             n.api_addr,
             n.cluster_addr
@@ -138,6 +145,12 @@ async fn directory_ready(nodes: &[RunningNode], timeout: Duration) -> bool {
     true
 }
 
+/// One node of the demo: its site, and where it listens.
+struct Planned {
+    site: String,
+    node: SiteNode,
+}
+
 fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Config>> {
     let secret_file = data_dir.join("cluster_secret");
     if !secret_file.exists() {
@@ -151,21 +164,29 @@ fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Co
         u16::try_from(u64::from(args.port_base) + offset)
             .map_err(|_| anyhow::anyhow!("--port-base too high"))
     };
-    let mut site_nodes = Vec::new();
-    for k in 1..=args.nodes {
-        site_nodes.push(SiteNode {
-            id: k,
-            name: format!("n{k}"),
-            cluster: format!("127.0.0.1:{}", port(k)?),
-            api: None,
-        });
-    }
+    let planned = plan(args, &port)?;
     let mut configs = Vec::new();
-    for k in 1..=args.nodes {
+    for this in &planned {
+        let k = this.node.id;
+        let same_site = |p: &&Planned| p.site == this.site;
+        let other_sites = args
+            .sites
+            .iter()
+            .filter(|s| **s != this.site)
+            .map(|name| RemoteSite {
+                name: name.clone(),
+                nodes: planned
+                    .iter()
+                    .filter(|p| p.site == *name)
+                    .map(|p| p.node.clone())
+                    .collect(),
+            })
+            .collect();
         configs.push(Config {
             node_id: k,
-            node_name: format!("n{k}"),
-            data_dir: data_dir.join(format!("n{k}")),
+            node_name: this.node.name.clone(),
+            site: this.site.clone(),
+            data_dir: data_dir.join(&this.node.name),
             cluster_secret_file: Some(secret_file.clone()),
             iam: IamSettings {
                 token_key_file: Some(token_key_file.clone()),
@@ -180,11 +201,75 @@ fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Co
                 smtps: format!("127.0.0.1:{}", port(5000 + k)?).parse()?,
                 ..Listen::default()
             },
-            site_nodes: site_nodes.clone(),
+            site_nodes: planned
+                .iter()
+                .filter(same_site)
+                .map(|p| p.node.clone())
+                .collect(),
+            sites: other_sites,
+            directory: DirectorySettings {
+                voters: directory_voters(args, &planned),
+            },
             ..Config::default()
         });
     }
     Ok(configs)
+}
+
+/// Every node of every site, numbered from 1 across sites.
+fn plan(
+    args: &DemoArgs,
+    port: &dyn Fn(u64) -> anyhow::Result<u16>,
+) -> anyhow::Result<Vec<Planned>> {
+    let mut distinct = args.sites.clone();
+    distinct.sort();
+    distinct.dedup();
+    if distinct.len() != args.sites.len() || args.sites.iter().any(|s| s.is_empty()) {
+        anyhow::bail!("--sites: distinct, non-empty names");
+    }
+    let initials: std::collections::BTreeSet<char> =
+        args.sites.iter().filter_map(|s| s.chars().next()).collect();
+    let mut planned = Vec::new();
+    for (s, site) in args.sites.iter().enumerate() {
+        for k in 1..=args.nodes {
+            let id = s as u64 * args.nodes + k;
+            let prefix = match initials.len() == args.sites.len() && args.sites.len() > 1 {
+                true => site.chars().take(1).collect::<String>(),
+                false if args.sites.len() == 1 => "n".to_string(),
+                false => site.clone(),
+            };
+            planned.push(Planned {
+                site: site.clone(),
+                node: SiteNode {
+                    id,
+                    name: format!("{prefix}{k}"),
+                    cluster: format!("127.0.0.1:{}", port(id)?),
+                    api: Some(format!("http://127.0.0.1:{}", port(1000 + id)?)),
+                },
+            });
+        }
+    }
+    Ok(planned)
+}
+
+/// One site: its own nodes vote. Several: three voters (five from five sites), taken from the
+/// sites in turn, so that no site alone holds the directory.
+fn directory_voters(args: &DemoArgs, planned: &[Planned]) -> Vec<u64> {
+    if args.sites.len() == 1 {
+        return Vec::new();
+    }
+    let wanted = if args.sites.len() >= 5 { 5 } else { 3 }.min(planned.len());
+    let mut voters = Vec::new();
+    for k in 0..args.nodes as usize {
+        for site in &args.sites {
+            if let Some(p) = planned.iter().filter(|p| p.site == *site).nth(k) {
+                if voters.len() < wanted {
+                    voters.push(p.node.id);
+                }
+            }
+        }
+    }
+    voters
 }
 
 async fn site_formed(nodes: &[RunningNode], voters: usize, timeout: Duration) -> bool {

@@ -1,0 +1,249 @@
+//! `/tasks` (Apache James conventions): the site's durable tasks, their reports, waiting for
+//! one to finish, and cancelling one. Global administrators only. Tasks live in the site's
+//! group: any node of the site answers for all of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::extract::{Path, Query};
+use super::{ApiError, ApiState};
+use crate::iam::Caller;
+use crate::state::site::{SiteCommand, SiteReply};
+use crate::tasks::{SiteProgress, Task, TaskStatus};
+
+/// The longest `GET /tasks/{id}/await` waits.
+const MAX_AWAIT: Duration = Duration::from_secs(3600);
+const DEFAULT_AWAIT: Duration = Duration::from_secs(30);
+const AWAIT_POLL: Duration = Duration::from_millis(50);
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/tasks", get(list))
+        .route("/tasks/{id}", get(show).delete(cancel))
+        .route("/tasks/{id}/await", get(wait))
+}
+
+/// A task as James reports it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskReport {
+    task_id: Uuid,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    submit_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canceled_date: Option<String>,
+    additional_information: Value,
+    submitted_from: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executed_on: Option<String>,
+}
+
+impl TaskReport {
+    fn of(task: &Task) -> Self {
+        let date = |ms: Option<u64>| ms.map(super::channels::rfc3339_ms);
+        Self {
+            task_id: task.task_id,
+            kind: task.kind.name(),
+            status: task.status.name(),
+            submit_date: super::channels::rfc3339_ms(task.submitted_at_ms),
+            started_date: date(task.started_at_ms),
+            completed_date: date(task.completed_at_ms),
+            failed_date: date(task.failed_at_ms),
+            canceled_date: date(task.canceled_at_ms),
+            additional_information: additional_information(task),
+            submitted_from: task.submitted_from.clone(),
+            executed_on: task.executed_on.clone(),
+        }
+    }
+}
+
+fn additional_information(task: &Task) -> Value {
+    let sites: serde_json::Map<String, Value> = task
+        .sites
+        .iter()
+        .map(|(site, progress)| {
+            let shown = match progress {
+                SiteProgress::Pending {
+                    attempts,
+                    last_error,
+                } => json!({"status": "pending", "attempts": attempts, "lastError": last_error}),
+                SiteProgress::Done { answer } => json!({"status": "done", "answer": answer}),
+                SiteProgress::Refused { reason } => json!({"status": "refused", "reason": reason}),
+            };
+            (site.clone(), shown)
+        })
+        .collect();
+    let request = &task.request;
+    json!({
+        "request": format!("{} {}", format!("{:?}", request.verb).to_uppercase(), request.path),
+        "onBehalfOf": task.on_behalf_of,
+        "sites": sites,
+    })
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    status: Option<String>,
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Vec<TaskReport>>, ApiError> {
+    caller.require_global_admin()?;
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(raw) => Some(TaskStatus::parse(raw).ok_or_else(|| {
+            ApiError::InvalidArgument(format!(
+                "status {raw:?}: one of waiting, inProgress, completed, failed, canceled"
+            ))
+        })?),
+    };
+    let tasks = state.gateway.site.read(|s, _| s.tasks()).await?;
+    let reports = tasks
+        .values()
+        .filter(|t| status.is_none_or(|wanted| t.status == wanted))
+        .map(|t| TaskReport::of(t))
+        .collect();
+    Ok(axum::Json(reports))
+}
+
+fn task_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| ApiError::InvalidArgument(format!("{raw:?} is not a task id")))
+}
+
+async fn find(state: &ApiState, task_id: Uuid) -> Result<Arc<Task>, ApiError> {
+    state
+        .gateway
+        .site
+        .read(|s, _| s.task(&task_id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no task {task_id}")))
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<TaskReport>, ApiError> {
+    caller.require_global_admin()?;
+    let task = find(&state, task_id(&raw)?).await?;
+    Ok(axum::Json(TaskReport::of(&task)))
+}
+
+#[derive(Deserialize)]
+struct AwaitParams {
+    timeout: Option<String>,
+}
+
+async fn wait(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    Query(params): Query<AwaitParams>,
+) -> Result<axum::Json<TaskReport>, ApiError> {
+    caller.require_global_admin()?;
+    let task_id = task_id(&raw)?;
+    let timeout = match params.timeout.as_deref() {
+        None => DEFAULT_AWAIT,
+        Some(raw) => parse_timeout(raw)?,
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut task = find(&state, task_id).await?;
+    while !task.status.is_finished() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::Timeout(format!(
+                "task {task_id} is still {} after {}",
+                task.status.name(),
+                params.timeout.as_deref().unwrap_or("30s")
+            )));
+        }
+        tokio::time::sleep(AWAIT_POLL).await;
+        let local = state
+            .gateway
+            .site
+            .group()
+            .state()
+            .read(|s| s.task(&task_id));
+        task = local.unwrap_or(task);
+    }
+    Ok(axum::Json(TaskReport::of(&task)))
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, or plain seconds; at most an hour.
+fn parse_timeout(raw: &str) -> Result<Duration, ApiError> {
+    let bad = || {
+        ApiError::InvalidArgument(format!(
+            "timeout {raw:?}: a duration such as 500ms, 30s, 2m or 1h, at most 1h"
+        ))
+    };
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        _ => return Err(bad()),
+    };
+    match duration <= MAX_AWAIT {
+        true => Ok(duration),
+        false => Err(bad()),
+    }
+}
+
+async fn cancel(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_global_admin()?;
+    let task_id = task_id(&raw)?;
+    match state
+        .gateway
+        .site
+        .execute(&SiteCommand::CancelTask { task_id })
+        .await?
+    {
+        SiteReply::Task(task) => {
+            tracing::info!(caller = %caller.describe(), %task_id, status = task.status.name(), "task cancel asked");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        SiteReply::NotFound => Err(ApiError::NotFound(format!("no task {task_id}"))),
+        other => Err(ApiError::Server(format!("unexpected site reply {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn await_timeouts() {
+        assert_eq!(parse_timeout("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_timeout("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_timeout("7").unwrap(), Duration::from_secs(7));
+        for bad in ["", "s", "-1s", "1d", "2h", "1.5s", "ten"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
+}
