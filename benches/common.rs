@@ -31,6 +31,7 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
             id: k as u64 + 1,
             name: format!("n{}", k + 1),
             cluster: l.cluster.local_addr().expect("addr").to_string(),
+            api: None,
         })
         .collect();
     let mut nodes = Vec::new();

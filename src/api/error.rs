@@ -168,6 +168,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Cluster(e) => Self::Unavailable(format!("the cluster cannot answer: {e}")),
             StoreError::Invalid(reason) => Self::InvalidArgument(reason),
+            StoreError::DirectoryUnavailable(_) => Self::Unavailable(error.to_string()),
             StoreError::Protocol(reason) => Self::Server(reason),
         }
     }

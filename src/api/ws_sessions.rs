@@ -282,7 +282,7 @@ impl Pages<'_> {
             let (items, next) = self.listed.page_of(after, want);
             let raw = items
                 .iter()
-                .map(|item| serde_json::value::to_raw_value(item))
+                .map(serde_json::value::to_raw_value)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ApiError::Server(e.to_string()))?;
             let next = next.map(|after| PageToken {
@@ -306,7 +306,11 @@ impl Pages<'_> {
         };
         let answers = fanout::call_remote(self.state, self.caller, &plan, &request).await?;
         let (answered, missed) = fanout::split(answers);
-        fanout::judge_listing(&[self.listed.site.clone()], &missed, self.allow_partial)?;
+        fanout::judge_listing(
+            std::slice::from_ref(&self.listed.site),
+            &missed,
+            self.allow_partial,
+        )?;
         let Some(answer) = answered.get(site) else {
             return Ok(None);
         };

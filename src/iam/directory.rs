@@ -24,7 +24,11 @@ impl DirectoryStore {
 
     pub async fn execute(&self, command: &DirectoryCommand) -> Result<DirectoryReply, StoreError> {
         let bytes = encode(command).map_err(|e| StoreError::Protocol(e.to_string()))?;
-        let reply = self.group.propose(bytes).await?;
+        let reply = self
+            .group
+            .propose(bytes)
+            .await
+            .map_err(StoreError::DirectoryUnavailable)?;
         match decode(&reply) {
             Ok(DirectoryReply::Invalid(reason)) => Err(StoreError::Invalid(reason)),
             Ok(reply) => Ok(reply),

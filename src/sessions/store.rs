@@ -15,6 +15,10 @@ pub enum StoreError {
     Protocol(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The directory could not commit a write: from here, its leader or a quorum of its voters
+    /// is out of reach (the WAN is cut, or too many voters are down).
+    #[error("the directory cannot take writes now: its leader or a quorum of its voters is out of reach from this node; logins keep working from the local copy ({0})")]
+    DirectoryUnavailable(ClusterError),
 }
 
 #[derive(Clone)]

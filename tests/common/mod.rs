@@ -43,6 +43,9 @@ pub struct TestSite {
     pub nodes: Vec<TestNode>,
     pub peers: PeerClient,
     pub group: GroupId,
+    /// The site's name, and the third octet of its nodes' addresses.
+    pub name: String,
+    pub octet: u8,
     dir: tempfile::TempDir,
     log_filter: String,
 }
@@ -58,6 +61,7 @@ pub struct Tuning {
     pub mail: Vec<String>,
     /// Extra `[listen]` lines.
     pub listen: Vec<String>,
+    pub federation: Vec<String>,
     pub log_filter: Option<String>,
 }
 
@@ -77,81 +81,130 @@ fn free_port(ip: &str) -> SocketAddr {
 impl TestSite {
     /// Starts `n` nodes of site `local` and waits until every one of them votes.
     pub async fn start(n: u64, tuning: Tuning) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
         let base = 10 + (std::process::id() % 200) as u8;
-        let mut nodes = Vec::new();
-        for k in 1..=n {
-            let ip = format!("127.0.{base}.{k}");
-            nodes.push(TestNode {
-                id: k,
-                name: format!("n{k}"),
-                api: free_port(&ip),
-                cluster: free_port(&ip),
-                imap: free_port(&ip),
-                imaps: free_port(&ip),
-                smtp: free_port(&ip),
-                smtps: free_port(&ip),
-                cert_file: dir.path().join(format!("n{k}-cert.pem")),
-                key_file: dir.path().join(format!("n{k}-key.pem")),
-                config: dir.path().join(format!("n{k}.toml")),
-                log: dir.path().join(format!("n{k}.log")),
-                child: None,
-            });
+        let mut sites = Self::start_sites(&[("local", base)], n, &[], tuning).await;
+        sites.remove(0)
+    }
+
+    /// Starts a deployment: `n` nodes in each of `sites` (name, the third octet of its nodes'
+    /// 127.0.x.k addresses), the directory voted by `voters` (node ids, numbered from 1 across
+    /// the sites; empty: the first site's nodes), and waits until every site is formed.
+    pub async fn start_sites(
+        sites: &[(&str, u8)],
+        n: u64,
+        voters: &[u64],
+        tuning: Tuning,
+    ) -> Vec<Self> {
+        let mut planned = Vec::new();
+        for (s, (name, octet)) in sites.iter().enumerate() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut nodes = Vec::new();
+            for k in 1..=n {
+                let id = s as u64 * n + k;
+                let ip = format!("127.0.{octet}.{k}");
+                let prefix = match sites.len() {
+                    1 => "n",
+                    _ => &name[..1],
+                };
+                let label = format!("{prefix}{k}");
+                nodes.push(TestNode {
+                    id,
+                    name: label.clone(),
+                    api: free_port(&ip),
+                    cluster: free_port(&ip),
+                    imap: free_port(&ip),
+                    imaps: free_port(&ip),
+                    smtp: free_port(&ip),
+                    smtps: free_port(&ip),
+                    cert_file: dir.path().join(format!("{label}-cert.pem")),
+                    key_file: dir.path().join(format!("{label}-key.pem")),
+                    config: dir.path().join(format!("{label}.toml")),
+                    log: dir.path().join(format!("{label}.log")),
+                    child: None,
+                });
+            }
+            planned.push((name.to_string(), dir, nodes));
         }
-        let members: String = nodes
-            .iter()
-            .map(|n| {
-                format!(
-                    "[[site_nodes]]\nid = {}\nname = \"{}\"\ncluster = \"{}\"\n\n",
-                    n.id, n.name, n.cluster
-                )
-            })
-            .collect();
-        let ips: Vec<std::net::IpAddr> = nodes.iter().map(|n| n.api.ip()).collect();
-        let (cert, key) = certificate(&ips);
-        for node in &nodes {
-            std::fs::write(&node.cert_file, &cert).expect("write certificate");
-            std::fs::write(&node.key_file, &key).expect("write key");
-            let text = format!(
-                "node_id = {id}\nnode_name = \"{name}\"\nsite = \"local\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
-                 [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\nimap = \"{imap}\"\nimaps = \"{imaps}\"\nsmtp = \"{smtp}\"\nsmtps = \"{smtps}\"\n{listen}\n\n\
-                 [tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n\n[mail]\n{mail}\n\n{members}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
-                 [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n",
-                id = node.id,
-                name = node.name,
-                data = dir.path().join(&node.name).display(),
-                api = node.api,
-                cluster = node.cluster,
-                imap = node.imap,
-                imaps = node.imaps,
-                smtp = node.smtp,
-                smtps = node.smtps,
-                cert_file = node.cert_file.display(),
-                key_file = node.key_file.display(),
-                mail = tuning.mail.join("\n"),
-                listen = tuning.listen.join("\n"),
-                raft = tuning.raft.join("\n"),
-                sessions = tuning.sessions.join("\n"),
-                iam = tuning.iam.join("\n"),
-                gateway = tuning.gateway.join("\n"),
-            );
-            std::fs::write(&node.config, text).expect("write config");
-        }
-        let mut site = TestSite {
-            nodes,
-            peers: PeerClient::new(SECRET, None).expect("peer client"),
-            group: GroupId::new("site:local").expect("group id"),
-            dir,
-            log_filter: tuning
-                .log_filter
-                .clone()
-                .unwrap_or_else(|| "info,openraft=warn".into()),
+        let node_entry = |table: &str, n: &TestNode| {
+            format!(
+                "[[{table}]]\nid = {}\nname = \"{}\"\ncluster = \"{}\"\napi = \"http://{}\"\n\n",
+                n.id, n.name, n.cluster, n.api
+            )
         };
-        for i in 0..site.nodes.len() {
-            site.spawn(i);
+        let voters = match voters.is_empty() {
+            true => String::new(),
+            false => format!("[directory]\nvoters = {voters:?}\n\n"),
+        };
+        for (name, dir, nodes) in &planned {
+            let members: String = nodes.iter().map(|n| node_entry("site_nodes", n)).collect();
+            let others: String = planned
+                .iter()
+                .filter(|(other, _, _)| other != name)
+                .map(|(other, _, nodes)| {
+                    let entries: String =
+                        nodes.iter().map(|n| node_entry("sites.nodes", n)).collect();
+                    format!("[[sites]]\nname = \"{other}\"\n\n{entries}")
+                })
+                .collect();
+            let ips: Vec<std::net::IpAddr> = nodes.iter().map(|n| n.api.ip()).collect();
+            let (cert, key) = certificate(&ips);
+            for node in nodes {
+                std::fs::write(&node.cert_file, &cert).expect("write certificate");
+                std::fs::write(&node.key_file, &key).expect("write key");
+                let source = match sites.len() > 1 {
+                    true => format!("source_address = \"{}\"", node.api.ip()),
+                    false => String::new(),
+                };
+                let text = format!(
+                    "node_id = {id}\nnode_name = \"{label}\"\nsite = \"{name}\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
+                     [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\nimap = \"{imap}\"\nimaps = \"{imaps}\"\nsmtp = \"{smtp}\"\nsmtps = \"{smtps}\"\n{source}\n{listen}\n\n\
+                     [tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n\n[mail]\n{mail}\n\n{members}{others}{voters}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
+                     [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n\n[federation]\n{federation}\n",
+                    id = node.id,
+                    label = node.name,
+                    data = dir.path().join(&node.name).display(),
+                    api = node.api,
+                    cluster = node.cluster,
+                    imap = node.imap,
+                    imaps = node.imaps,
+                    smtp = node.smtp,
+                    smtps = node.smtps,
+                    cert_file = node.cert_file.display(),
+                    key_file = node.key_file.display(),
+                    mail = tuning.mail.join("\n"),
+                    listen = tuning.listen.join("\n"),
+                    raft = tuning.raft.join("\n"),
+                    sessions = tuning.sessions.join("\n"),
+                    iam = tuning.iam.join("\n"),
+                    gateway = tuning.gateway.join("\n"),
+                    federation = tuning.federation.join("\n"),
+                );
+                std::fs::write(&node.config, text).expect("write config");
+            }
         }
-        site.wait_formed(n as usize, Duration::from_secs(20)).await;
-        site
+        let mut started = Vec::new();
+        for ((name, octet), (_, dir, nodes)) in sites.iter().zip(planned) {
+            let mut site = TestSite {
+                nodes,
+                peers: PeerClient::new(SECRET, None).expect("peer client"),
+                group: GroupId::new(format!("site:{name}")).expect("group id"),
+                name: name.to_string(),
+                octet: *octet,
+                dir,
+                log_filter: tuning
+                    .log_filter
+                    .clone()
+                    .unwrap_or_else(|| "info,openraft=warn".into()),
+            };
+            for i in 0..site.nodes.len() {
+                site.spawn(i);
+            }
+            started.push(site);
+        }
+        for site in &started {
+            site.wait_formed(n as usize, Duration::from_secs(30)).await;
+        }
+        started
     }
 
     fn spawn(&mut self, i: usize) {

@@ -1,0 +1,779 @@
+//! Two sites of three nodes each, as real processes: the `sites` parameter on every admin
+//! endpoint, fan-out and merge, honest partial failure (503, `allow_partial`, durable tasks),
+//! the directory across sites, and a WAN cut made with the kernel's packet filter.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use common::ws::{self, Auth};
+use common::{add_user, assert_error, Answer, Api, TestSite, Tuning};
+use reqwest::Method;
+use serde_json::json;
+
+const SESSIONS: &str = "/rest/v1/master/logicalroles/ws/sessions";
+const WAIT: Duration = Duration::from_secs(10);
+const ALICE_PW: &str = "alice-secret-pw-31";
+
+/// Each deployment of this file on its own pair of 127.0.x.0/24 networks, so that a packet
+/// filter rule cuts exactly one deployment's WAN.
+static NEXT_OCTET: AtomicU8 = AtomicU8::new(220);
+
+/// central (c1 c2 c3, ids 1-3) and east (e1 e2 e3, ids 4-6); the directory voted by c1, c2
+/// and e1, so that central alone holds its quorum.
+async fn deployment() -> (TestSite, TestSite) {
+    let octet = NEXT_OCTET.fetch_add(2, Ordering::SeqCst);
+    let tuning = Tuning {
+        federation: vec![
+            "timeout_ms = 1500".into(),
+            "retry_initial_ms = 200".into(),
+            "retry_max_ms = 1000".into(),
+        ],
+        ..Tuning::default()
+    };
+    let mut sites = TestSite::start_sites(
+        &[("central", octet), ("east", octet + 1)],
+        3,
+        &[1, 2, 4],
+        tuning,
+    )
+    .await;
+    let east = sites.pop().expect("east");
+    let central = sites.pop().expect("central");
+    for i in 0..3 {
+        central.wait_for_admin(i).await;
+        east.wait_for_admin(i).await;
+    }
+    (central, east)
+}
+
+async fn list(api: &Api, base: &str, token: &str, query: &str) -> Answer {
+    api.call(
+        Method::GET,
+        format!("{base}{SESSIONS}?{query}"),
+        Some(token),
+        None,
+    )
+    .await
+}
+
+/// The (site, session id) pairs of the http items of a listing.
+fn sessions_of(answer: &Answer) -> BTreeSet<(String, String)> {
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer
+        .body
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter(|item| item["session_type"] == "http")
+        .map(|item| {
+            (
+                item["site"].as_str().unwrap_or_default().to_string(),
+                item["session_id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Logs in and returns (token, session id).
+async fn session(api: &Api, base: &str, login: &str, pwd: &str) -> (String, String) {
+    let domain = match login {
+        "admin" => "master.domain",
+        _ => "example.org",
+    };
+    let answer = api.login(base, domain, login, pwd).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    (
+        answer.body["token"].as_str().expect("token").to_string(),
+        answer.body["session_id"]
+            .as_str()
+            .expect("session")
+            .to_string(),
+    )
+}
+
+fn pairs(site: &str, ids: &[&String]) -> BTreeSet<(String, String)> {
+    ids.iter()
+        .map(|id| (site.to_string(), id.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_listed_and_closed_across_sites() {
+    let (central, east) = deployment().await;
+    let api = Api::default();
+    let (c1, c2, e1, e2) = (
+        central.api_url(0),
+        central.api_url(1),
+        east.api_url(0),
+        east.api_url(1),
+    );
+    let (admin_c, admin_c_id) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
+    let (admin_e, admin_e_id) = session(&api, &e1, "admin", common::ADMIN_PASSWORD).await;
+    add_user(&api, &c1, &admin_c, "example.org", "alice", ALICE_PW).await;
+    let (alice_c, alice_c_id) = session(&api, &c2, "alice", ALICE_PW).await;
+    let (alice_e, alice_e_id) = session(&api, &e2, "alice", ALICE_PW).await;
+    let (_, alice_e2_id) = session(&api, &e1, "alice", ALICE_PW).await;
+
+    let central_set = pairs("central", &[&admin_c_id, &alice_c_id]);
+    let east_set = pairs("east", &[&admin_e_id, &alice_e_id, &alice_e2_id]);
+    let everything: BTreeSet<_> = central_set.union(&east_set).cloned().collect();
+    for (base, token, current) in [(&c1, &admin_c, &central_set), (&e1, &admin_e, &east_set)] {
+        assert_eq!(&sessions_of(&list(&api, base, token, "").await), current);
+        assert_eq!(
+            &sessions_of(&list(&api, base, token, "sites=current").await),
+            current
+        );
+        assert_eq!(
+            sessions_of(&list(&api, base, token, "sites=all").await),
+            everything
+        );
+        assert_eq!(
+            sessions_of(&list(&api, base, token, "sites=%5B%22east%22%5D").await),
+            east_set
+        );
+        assert_eq!(
+            sessions_of(&list(&api, base, token, "sites=%5B%22central%22%5D").await),
+            central_set
+        );
+    }
+
+    // Pages over both sites hold every session once.
+    let mut paged = BTreeSet::new();
+    let mut token_param = String::new();
+    for _ in 0..20 {
+        let page = list(
+            &api,
+            &c2,
+            &admin_c,
+            &format!("sites=all&session_type=http&limit=2{token_param}"),
+        )
+        .await;
+        let got = sessions_of(&page);
+        assert!(got.len() <= 2, "{}", page.text);
+        paged.extend(got);
+        match page.headers.get("x-next-page-token") {
+            Some(next) => token_param = format!("&page_token={}", next.to_str().expect("ascii")),
+            None => break,
+        }
+    }
+    assert_eq!(paged, everything);
+
+    // Logout everywhere: alice's sessions at both sites end, and so do her websockets.
+    let mut socket_c = ws::open(&c2, &alice_c, Auth::Bearer).await;
+    let mut socket_e = ws::open(&e2, &alice_e, Auth::Bearer).await;
+    let logout = api
+        .call(
+            Method::POST,
+            format!("{c1}{SESSIONS}"),
+            Some(&admin_c),
+            Some(json!({"action": "logout", "domain": "example.org", "user": "alice", "sites": "all"})),
+        )
+        .await;
+    assert_eq!(logout.status, 200, "{}", logout.text);
+    assert_eq!(
+        logout.body,
+        json!({"status": "logged out all sessions but current", "closed": 3,
+               "sites": {"central": 1, "east": 2}})
+    );
+    for socket in [&mut socket_c, &mut socket_e] {
+        let closed = ws::closed_by_server(socket, WAIT).await;
+        assert_eq!(closed, (Some("logout".into()), Some(4003)));
+    }
+    let left = sessions_of(&list(&api, &e2, &admin_e, "sites=all").await);
+    assert_eq!(
+        left,
+        pairs("central", &[&admin_c_id])
+            .union(&pairs("east", &[&admin_e_id]))
+            .cloned()
+            .collect()
+    );
+
+    // The administrator logs itself out everywhere but the session it asks with.
+    let (_, admin_c2_id) = session(&api, &c2, "admin", common::ADMIN_PASSWORD).await;
+    let own = api
+        .call(
+            Method::POST,
+            format!("{c1}{SESSIONS}"),
+            Some(&admin_c),
+            Some(json!({"action": "logout", "domain": "master.domain", "user": "admin", "sites": ["central", "east"]})),
+        )
+        .await;
+    assert_eq!(
+        own.body["sites"],
+        json!({"central": 1, "east": 1}),
+        "{}",
+        own.text
+    );
+    let left = sessions_of(&list(&api, &c1, &admin_c, "sites=all").await);
+    assert_eq!(left, pairs("central", &[&admin_c_id]));
+    assert!(!left.iter().any(|(_, id)| *id == admin_c2_id));
+
+    // DELETE of an east session from a central node.
+    let (_, doomed) = session(&api, &e1, "alice", ALICE_PW).await;
+    let url = format!("{c1}{SESSIONS}/{doomed}?sites=all");
+    let deleted = api
+        .call(Method::DELETE, url.clone(), Some(&admin_c), None)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    let again = api.call(Method::DELETE, url, Some(&admin_c), None).await;
+    assert_error(&again, 404, "notFound");
+    let only_central = format!("{c1}{SESSIONS}/{doomed}?sites=current");
+    let elsewhere = api
+        .call(Method::DELETE, only_central, Some(&admin_c), None)
+        .await;
+    assert_error(&elsewhere, 404, "notFound");
+
+    // A session token works at its own site only, and the refusal names that site.
+    let foreign = list(&api, &e1, &admin_c, "").await;
+    assert_error(&foreign, 401, "Unauthorized");
+    assert!(
+        foreign.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("central")),
+        "{}",
+        foreign.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_created_at_one_site_logs_in_at_the_other_within_a_second() {
+    let (central, east) = deployment().await;
+    let api = Api::default();
+    let (c1, e3) = (central.api_url(0), east.api_url(2));
+    let (admin, _) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
+    add_user(&api, &c1, &admin, "example.org", "bob", "bob-secret-pw-77").await;
+    let created = Instant::now();
+    // Four tries at most, below the five failures that would ban the login.
+    let mut answer = api
+        .login(&e3, "example.org", "bob", "bob-secret-pw-77")
+        .await;
+    for _ in 0..3 {
+        if answer.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        answer = api
+            .login(&e3, "example.org", "bob", "bob-secret-pw-77")
+            .await;
+    }
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["site"], "east");
+    assert!(
+        created.elapsed() < Duration::from_secs(1),
+        "the login at east took {:?}",
+        created.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sites_are_refused_by_every_endpoint() {
+    let (central, _east) = deployment().await;
+    let api = Api::default();
+    let c1 = central.api_url(0);
+    let (admin, _) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
+    let session = "0192f0a4-8c4e-7cc1-9a51-6b1a2bd0c001";
+    for bad in [
+        "%5B%22west%22%5D",
+        "%5Beast",
+        "%5B%5D",
+        "everywhere",
+        "%7B%7D",
+    ] {
+        let gets = [
+            format!("{SESSIONS}?sites={bad}"),
+            format!("/servers/channels?sites={bad}"),
+            format!("/servers/channels/alice@example.org?sites={bad}"),
+            format!("/servers/connectedUsers?sites={bad}"),
+            format!("/servers/certificates?sites={bad}"),
+        ];
+        for path in gets {
+            let answer = api
+                .call(Method::GET, format!("{c1}{path}"), Some(&admin), None)
+                .await;
+            assert_error(&answer, 400, "InvalidArgument");
+            assert!(
+                answer.text.contains("central, east"),
+                "{path}: {}",
+                answer.text
+            );
+        }
+        let deletes = [
+            format!("{SESSIONS}/{session}?sites={bad}"),
+            format!("/servers/channels?sites={bad}"),
+            format!("/servers/channels/alice@example.org?sites={bad}"),
+        ];
+        for path in deletes {
+            let answer = api
+                .call(Method::DELETE, format!("{c1}{path}"), Some(&admin), None)
+                .await;
+            assert_error(&answer, 400, "InvalidArgument");
+        }
+        let reload = api
+            .call(
+                Method::POST,
+                format!("{c1}/servers?reload-certificate&sites={bad}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_error(&reload, 400, "InvalidArgument");
+    }
+    for bad in [
+        json!("everywhere"),
+        json!([]),
+        json!(["west"]),
+        json!([1]),
+        json!({}),
+    ] {
+        let answer = api
+            .call(
+                Method::POST,
+                format!("{c1}{SESSIONS}"),
+                Some(&admin),
+                Some(json!({"action": "logout", "domain": "master.domain", "user": "admin", "sites": bad})),
+            )
+            .await;
+        assert_error(&answer, 400, "InvalidArgument");
+    }
+}
+
+/// Stops every node of east: lists answer 503 naming east (or, when allowed, the partial list
+/// and the header); a logout is done at central at once and kept as a task that finishes when
+/// east is back, across a restart of the central node that drives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
+    let (mut central, mut east) = deployment().await;
+    let api = Api::default();
+    let (c1, c2, e1) = (central.api_url(0), central.api_url(1), east.api_url(0));
+    let (admin_c, admin_c_id) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
+    let (admin_e, _) = session(&api, &e1, "admin", common::ADMIN_PASSWORD).await;
+    add_user(&api, &c1, &admin_c, "example.org", "alice", ALICE_PW).await;
+    let (_, alice_c_id) = session(&api, &c2, "alice", ALICE_PW).await;
+    let (alice_e, _) = session(&api, &e1, "alice", ALICE_PW).await;
+    let (_, doomed_e_id) = session(&api, &e1, "alice", ALICE_PW).await;
+
+    for i in 0..3 {
+        east.kill(i);
+    }
+
+    let whole = list(&api, &c1, &admin_c, "sites=all").await;
+    assert_error(&whole, 503, "Unavailable");
+    assert!(
+        whole.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("east"),
+        "{}",
+        whole.text
+    );
+    assert_eq!(whole.body["sites"]["central"], "ok", "{}", whole.text);
+    assert!(
+        whole.body["sites"]["east"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unreachable"),
+        "{}",
+        whole.text
+    );
+    assert!(whole.body["cause"]
+        .as_str()
+        .unwrap_or("")
+        .contains("east: unreachable"));
+    let partial = list(&api, &c1, &admin_c, "sites=all&allow_partial=true").await;
+    assert_eq!(
+        sessions_of(&partial),
+        pairs("central", &[&admin_c_id, &alice_c_id])
+    );
+    assert_eq!(partial.headers["x-unavailable-sites"], "east");
+    let paged = list(&api, &c1, &admin_c, "sites=all&limit=10").await;
+    assert_error(&paged, 503, "Unavailable");
+    let central_only = list(&api, &c1, &admin_c, "sites=current").await;
+    assert_eq!(central_only.status, 200, "{}", central_only.text);
+    assert!(central_only.headers.get("x-unavailable-sites").is_none());
+    for path in [
+        "/servers/channels",
+        "/servers/connectedUsers",
+        "/servers/certificates",
+    ] {
+        let whole = api
+            .call(
+                Method::GET,
+                format!("{c1}{path}?sites=all"),
+                Some(&admin_c),
+                None,
+            )
+            .await;
+        assert_error(&whole, 503, "Unavailable");
+        let partial = api
+            .call(
+                Method::GET,
+                format!("{c1}{path}?sites=all&allow_partial=true"),
+                Some(&admin_c),
+                None,
+            )
+            .await;
+        assert_eq!(partial.status, 200, "{path}: {}", partial.text);
+        assert_eq!(partial.headers["x-unavailable-sites"], "east", "{path}");
+    }
+
+    // The logout is done at central now and kept for east.
+    let logout = api
+        .call(
+            Method::POST,
+            format!("{c2}{SESSIONS}"),
+            Some(&admin_c),
+            Some(json!({"action": "logout", "domain": "example.org", "user": "alice", "sites": "all"})),
+        )
+        .await;
+    assert_error(&logout, 503, "Unavailable");
+    assert_eq!(
+        logout.body["sites"]["central"], "done: closed 1",
+        "{}",
+        logout.text
+    );
+    let logout_task = logout.body["taskId"]
+        .as_str()
+        .expect("a task id")
+        .to_string();
+    assert_eq!(
+        sessions_of(&list(&api, &c1, &admin_c, "").await),
+        pairs("central", &[&admin_c_id])
+    );
+    let kill = api
+        .call(
+            Method::DELETE,
+            format!("{c1}{SESSIONS}/{doomed_e_id}?sites=all"),
+            Some(&admin_c),
+            None,
+        )
+        .await;
+    assert_error(&kill, 503, "Unavailable");
+    let kill_task = kill.body["taskId"].as_str().expect("a task id").to_string();
+    let report = api
+        .call(
+            Method::GET,
+            format!("{c1}/tasks/{logout_task}"),
+            Some(&admin_c),
+            None,
+        )
+        .await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(report.body["type"], "sessions-logout");
+    assert!(
+        ["waiting", "inProgress"].contains(&report.body["status"].as_str().unwrap_or("")),
+        "{}",
+        report.text
+    );
+    assert_eq!(
+        report.body["additionalInformation"]["sites"]["east"]["status"],
+        "pending"
+    );
+    let waited = api
+        .call(
+            Method::GET,
+            format!("{c1}/tasks/{logout_task}/await?timeout=300ms"),
+            Some(&admin_c),
+            None,
+        )
+        .await;
+    assert_error(&waited, 408, "WrongState");
+    let waiting = api
+        .call(
+            Method::GET,
+            format!("{c1}/tasks?status=inProgress"),
+            Some(&admin_c),
+            None,
+        )
+        .await;
+    let listed: Vec<&str> = waiting
+        .body
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["taskId"].as_str())
+        .collect();
+    assert!(listed.contains(&logout_task.as_str()), "{}", waiting.text);
+
+    // The central node that drives the tasks (the site leader) restarts; east comes back.
+    let leader = central.wait_for_leader(WAIT).await;
+    central.restart(leader).await;
+    central.wait_for_leader(WAIT).await;
+    for i in 0..3 {
+        east.restart(i).await;
+    }
+    for task in [&logout_task, &kill_task] {
+        let done = api
+            .call(
+                Method::GET,
+                format!("{c1}/tasks/{task}/await?timeout=60s"),
+                Some(&admin_c),
+                None,
+            )
+            .await;
+        assert_eq!(done.status, 200, "{}", done.text);
+        assert_eq!(done.body["status"], "completed", "{}", done.text);
+        assert_eq!(
+            done.body["additionalInformation"]["sites"]["east"]["status"],
+            "done"
+        );
+        assert!(done.body["completedDate"].is_string(), "{}", done.text);
+    }
+    // East ended alice's sessions: her east token is refused, and east lists none of hers.
+    let refused = list(&api, &e1, &alice_e, "").await;
+    assert_error(&refused, 401, "Unauthorized");
+    let east_now = list(&api, &e1, &admin_e, "").await;
+    assert_eq!(east_now.status, 200, "{}", east_now.text);
+    assert!(
+        !east_now.text.contains("\"alice\""),
+        "alice still has sessions at east: {}",
+        east_now.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tasks_api_refuses_bad_input() {
+    let (central, _east) = deployment().await;
+    let api = Api::default();
+    let c1 = central.api_url(0);
+    let (admin, _) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
+    let get = |path: String| {
+        let api = &api;
+        let admin = admin.clone();
+        let c1 = c1.clone();
+        async move {
+            api.call(Method::GET, format!("{c1}{path}"), Some(&admin), None)
+                .await
+        }
+    };
+    assert_error(
+        &get("/tasks?status=running".into()).await,
+        400,
+        "InvalidArgument",
+    );
+    assert_error(
+        &get("/tasks/not-a-task".into()).await,
+        400,
+        "InvalidArgument",
+    );
+    let unknown = "0192f0a4-8c4e-7cc1-9a51-6b1a2bd0c001";
+    assert_error(&get(format!("/tasks/{unknown}")).await, 404, "notFound");
+    assert_error(
+        &get(format!("/tasks/{unknown}/await?timeout=1s")).await,
+        404,
+        "notFound",
+    );
+    assert_error(
+        &get(format!("/tasks/{unknown}/await?timeout=soon")).await,
+        400,
+        "InvalidArgument",
+    );
+    let cancel = api
+        .call(
+            Method::DELETE,
+            format!("{c1}/tasks/{unknown}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(&cancel, 404, "notFound");
+    let listed = get("/tasks".into()).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.body, json!([]));
+    let anonymous = api
+        .call(Method::GET, format!("{c1}/tasks"), None, None)
+        .await;
+    assert_error(&anonymous, 401, "Unauthorized");
+
+    // A disconnection of everyone over both sites is recorded as a completed task.
+    let everyone = api
+        .call(
+            Method::DELETE,
+            format!("{c1}/servers/channels?sites=all"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(everyone.status, 204, "{}", everyone.text);
+    let task = everyone.headers["x-task-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let report = get(format!("/tasks/{task}")).await;
+    assert_eq!(
+        report.body["type"], "channels-disconnect",
+        "{}",
+        report.text
+    );
+    assert_eq!(report.body["status"], "completed", "{}", report.text);
+    let sites: Vec<&String> = report.body["additionalInformation"]["sites"]
+        .as_object()
+        .expect("sites")
+        .keys()
+        .collect();
+    assert_eq!(sites, ["central", "east"]);
+}
+
+/// The kernel drops every packet between central's and east's networks: both sites keep
+/// serving logins, east cannot write to the directory (central holds its quorum), and each
+/// site's lists of all sites name the other as unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wan_cut_keeps_logins_working_and_fails_directory_writes_clearly() {
+    let (central, east) = deployment().await;
+    let api = Api::default();
+    let (c1, e1, e2) = (central.api_url(0), east.api_url(0), east.api_url(1));
+    let (admin_c, _) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
+    let (admin_e, _) = session(&api, &e1, "admin", common::ADMIN_PASSWORD).await;
+    add_user(
+        &api,
+        &c1,
+        &admin_c,
+        "example.org",
+        "carol",
+        "carol-secret-pw-5",
+    )
+    .await;
+    let before = api
+        .login(&e2, "example.org", "carol", "carol-secret-pw-5")
+        .await;
+    assert_eq!(before.status, 200, "{}", before.text);
+
+    let cut = WanCut::new(central.octet, east.octet);
+
+    let login = api
+        .login(&e2, "example.org", "carol", "carol-secret-pw-5")
+        .await;
+    assert_eq!(
+        login.status, 200,
+        "a login at east during the cut: {}",
+        login.text
+    );
+    let admin_login = api
+        .login(&e1, "master.domain", "admin", common::ADMIN_PASSWORD)
+        .await;
+    assert_eq!(admin_login.status, 200, "{}", admin_login.text);
+    let wrong = api
+        .login(&e2, "example.org", "carol", "not-her-password")
+        .await;
+    assert_error(&wrong, 401, "Unauthorized");
+    let central_login = api
+        .login(&c1, "example.org", "carol", "carol-secret-pw-5")
+        .await;
+    assert_eq!(central_login.status, 200, "{}", central_login.text);
+
+    let started = Instant::now();
+    let write = api
+        .call(
+            Method::PUT,
+            format!("{e1}/domains/cut.example"),
+            Some(&admin_e),
+            None,
+        )
+        .await;
+    assert_error(&write, 503, "Unavailable");
+    assert!(
+        write.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("directory"),
+        "{}",
+        write.text
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let central_write = api
+        .call(
+            Method::PUT,
+            format!("{c1}/domains/cut.example"),
+            Some(&admin_c),
+            None,
+        )
+        .await;
+    assert_eq!(
+        central_write.status, 204,
+        "central holds the directory's quorum: {}",
+        central_write.text
+    );
+
+    for (base, token, other) in [(&c1, &admin_c, "east"), (&e1, &admin_e, "central")] {
+        let whole = list(&api, base, token, "sites=all").await;
+        assert_error(&whole, 503, "Unavailable");
+        assert!(
+            whole.body["sites"][other]
+                .as_str()
+                .unwrap_or("")
+                .contains("unreachable"),
+            "{}",
+            whole.text
+        );
+        let partial = list(&api, base, token, "sites=all&allow_partial=true").await;
+        assert_eq!(partial.status, 200, "{}", partial.text);
+        assert_eq!(partial.headers["x-unavailable-sites"], other);
+    }
+
+    drop(cut);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let whole = list(&api, &c1, &admin_c, "sites=all").await;
+        if whole.status == 200 {
+            assert!(whole.text.contains("\"east\""), "{}", whole.text);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the WAN came back but: {}",
+            whole.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Packet filter rules dropping all traffic between two 127.0.x.0/24 networks, removed on drop.
+struct WanCut {
+    rules: Vec<Vec<String>>,
+}
+
+impl WanCut {
+    fn new(a: u8, b: u8) -> Self {
+        let rule = |from: u8, to: u8| {
+            vec![
+                "INPUT".to_string(),
+                "-s".into(),
+                format!("127.0.{from}.0/24"),
+                "-d".into(),
+                format!("127.0.{to}.0/24"),
+                "-j".into(),
+                "DROP".into(),
+            ]
+        };
+        let cut = Self {
+            rules: vec![rule(a, b), rule(b, a)],
+        };
+        for rule in &cut.rules {
+            iptables("-I", rule);
+        }
+        cut
+    }
+}
+
+impl Drop for WanCut {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            iptables("-D", rule);
+        }
+    }
+}
+
+fn iptables(action: &str, rule: &[String]) {
+    let status = std::process::Command::new("iptables")
+        .arg(action)
+        .args(rule)
+        .status()
+        .expect("iptables runs (.ci/run installs it; the tests run as root)");
+    assert!(status.success(), "iptables {action} {rule:?} failed");
+}
