@@ -34,6 +34,122 @@ fn every_example_config_loads_and_validates() {
     }
 }
 
+const TWO_SITES: [&str; 6] = ["c1", "c2", "c3", "e1", "e2", "e3"];
+
+#[test]
+fn the_two_site_example_configs_agree() {
+    let nodes: Vec<Config> = TWO_SITES
+        .iter()
+        .map(|n| Config::load(&example(&format!("sites-2/{n}.toml"))).expect("sites-2 config"))
+        .collect();
+    let everyone = |c: &Config| {
+        let mut all: Vec<(String, u64, String, Option<String>)> = c
+            .deployment_nodes()
+            .into_iter()
+            .map(|(site, n)| (site, n.id, n.cluster, n.api))
+            .collect();
+        all.sort();
+        all
+    };
+    for node in &nodes {
+        assert_eq!(
+            everyone(node),
+            everyone(&nodes[0]),
+            "{}: the same deployment",
+            node.node_name
+        );
+        assert_eq!(node.directory_voters(), vec![1, 2, 4]);
+        assert_eq!(node.cluster_secret, nodes[0].cluster_secret);
+        let me = node
+            .deployment_nodes()
+            .into_iter()
+            .find(|(_, n)| n.id == node.node_id);
+        let (site, me) = me.expect("every node lists itself");
+        assert_eq!(site, node.site);
+        assert_eq!(me.cluster, node.advertised_cluster());
+        assert_eq!(me.api, Some(format!("http://{}", node.listen.api)));
+    }
+}
+
+/// The six shipped processes form both sites, and a list of all sites from a central node
+/// shows a session opened at east.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_two_site_example_serves_both_sites() {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut children: Vec<_> = TWO_SITES
+        .iter()
+        .map(|n| {
+            Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+                .args(["serve", "--config"])
+                .arg(example(&format!("sites-2/{n}.toml")))
+                .current_dir(workdir.path())
+                .env("SESSIONPLANE_ADMIN_PASSWORD", "two-site-example-pw")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let outcome = two_sites_answer().await;
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let sites = outcome.expect("the two-site example");
+    assert_eq!(sites, ["central", "east"]);
+}
+
+/// Logs in at e1 then at c1 (once the directory reached them) and lists every site from c1:
+/// the sites of the sessions listed.
+async fn two_sites_answer() -> Result<Vec<String>, String> {
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({
+        "domain": "master.domain", "login": "admin", "pwd": "two-site-example-pw",
+        "session_type": "token"
+    });
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut tokens = Vec::new();
+    for api in ["http://127.0.0.1:8104", "http://127.0.0.1:8101"] {
+        loop {
+            let answer = http
+                .post(format!("{api}/rest/v1/iam/sessions"))
+                .json(&body)
+                .send()
+                .await;
+            if let Ok(answer) = answer {
+                if answer.status() == 200 {
+                    let value: serde_json::Value =
+                        answer.json().await.map_err(|e| e.to_string())?;
+                    tokens.push(value["token"].as_str().unwrap_or_default().to_string());
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no login at {api} within 40 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let listed: serde_json::Value = http
+        .get("http://127.0.0.1:8101/rest/v1/master/logicalroles/ws/sessions?sites=all")
+        .bearer_auth(&tokens[1])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut sites: Vec<String> = listed
+        .as_array()
+        .ok_or(format!("not a list: {listed}"))?
+        .iter()
+        .filter_map(|item| item["site"].as_str().map(str::to_owned))
+        .collect();
+    sites.sort();
+    sites.dedup();
+    Ok(sites)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_three_node_example_forms_a_site() {
     let workdir = tempfile::tempdir().unwrap();
@@ -197,6 +313,69 @@ fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed()
 
     let exit = stop_with_sigterm(&mut child);
     assert!(exit.success(), "serve did not stop cleanly: {exit:?}");
+}
+
+#[test]
+fn demo_starts_several_sites() {
+    let data = tempfile::tempdir().unwrap();
+    let port_base = 30_000 + (std::process::id() % 300) as u16 * 10;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .args([
+            "demo",
+            "--sites",
+            "central,east",
+            "--nodes",
+            "3",
+            "--port-base",
+        ])
+        .arg(port_base.to_string())
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("SESSIONPLANE_ADMIN_PASSWORD", "demo-two-sites-pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read the line");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("one line of JSON");
+    let nodes = value["nodes"].as_array().expect("nodes");
+    let named: Vec<(String, String)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n["site"].as_str().unwrap().to_string(),
+                n["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("central", "c1"),
+        ("central", "c2"),
+        ("central", "c3"),
+        ("east", "e1"),
+        ("east", "e2"),
+        ("east", "e3"),
+    ]
+    .iter()
+    .map(|(s, n)| (s.to_string(), n.to_string()))
+    .collect();
+    assert_eq!(named, expected);
+    for node in nodes {
+        for listener in ["api", "cluster", "imap", "imaps", "smtp", "smtps"] {
+            assert!(node[listener].is_string(), "{listener} of {node}");
+        }
+    }
+    let east = nodes[4]["api"].as_str().unwrap();
+    assert_eq!(
+        login_status(east, "demo-two-sites-pw"),
+        200,
+        "the directory reached east"
+    );
+    let exit = stop_with_sigterm(&mut child);
+    assert!(exit.success(), "demo did not stop cleanly: {exit:?}");
 }
 
 /// Logs in as the first administrator; the answer's status.

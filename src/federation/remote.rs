@@ -1,8 +1,8 @@
 //! Calls to the api listeners of the other sites: one site at a time, its nodes tried in turn
 //! (the one that answered last first), the whole attempt bounded by the federation timeout.
 //!
-//! A node that cannot be reached, times out or answers 5xx is skipped for the next one; any
-//! other answer, success or refusal, is the site's answer.
+//! A node that cannot be reached, times out, answers 5xx or refuses the federation token is
+//! skipped for the next one; any other answer, success or refusal, is the site's answer.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -200,6 +200,13 @@ impl RemoteSites {
                 continue;
             }
             match self.send(node, request, token, left).await {
+                Ok(answer) if answer.status == 401 => {
+                    attempts.push(format!(
+                        "{}: refused this site's federation token ({}); is the cluster secret the same at every site?",
+                        node.name,
+                        answer.message()
+                    ));
+                }
                 Ok(answer) if answer.status >= 500 => {
                     attempts.push(format!(
                         "{}: answered {}: {}",

@@ -180,6 +180,41 @@ mod tests {
     }
 
     #[test]
+    fn a_forwarded_request_runs_here_only() {
+        let s = sites();
+        let here = Plan {
+            local: true,
+            remote: vec![],
+        };
+        let named =
+            |names: &[&str]| SiteSelector::Named(names.iter().map(|n| n.to_string()).collect());
+        assert_eq!(s.plan(&SiteSelector::Current, true), Ok(here.clone()));
+        assert_eq!(s.plan(&named(&["central"]), true), Ok(here));
+        for selector in [
+            SiteSelector::All,
+            named(&["east"]),
+            named(&["central", "east"]),
+        ] {
+            assert!(matches!(
+                s.plan(&selector, true),
+                Err(SelectorError::Forwarded { .. })
+            ));
+        }
+        let everywhere = s.plan(&SiteSelector::All, false).unwrap();
+        assert_eq!(
+            everywhere,
+            Plan {
+                local: true,
+                remote: vec!["east".into()]
+            }
+        );
+        assert_eq!(everywhere.sites("central"), vec!["central", "east"]);
+        let elsewhere = s.plan(&named(&["east"]), false).unwrap();
+        assert!(!elsewhere.local);
+        assert_eq!(elsewhere.sites("central"), vec!["east"]);
+    }
+
+    #[test]
     fn refusals_name_the_known_sites() {
         let s = sites();
         for bad in [

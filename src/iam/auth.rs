@@ -100,7 +100,12 @@ impl Iam {
             }
             Ok(Verified::Federated(claims)) => return self.federated_caller(claims),
             Ok(Verified::Session(claims)) => claims,
-            Err(e) => return Err(IamError::BadToken(e.to_string())),
+            Err(e) => {
+                return Err(match super::token::unverified_site(token) {
+                    Some(site) if site != self.site_name => IamError::OtherSite(site),
+                    _ => IamError::BadToken(e.to_string()),
+                })
+            }
         };
         if claims.site != self.site_name {
             return Err(IamError::OtherSite(claims.site));
