@@ -74,6 +74,80 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
     nodes
 }
 
+/// Starts one node per site of `sites`, in this process on 127.0.0.1, each site's node knowing
+/// the others' (federation), the directory voted by all of them; waits until every site and
+/// the directory have a leader.
+pub async fn start_sites(sites: &[&str], data: &std::path::Path) -> Vec<RunningNode> {
+    use sessionplane::config::{DirectorySettings, RemoteSite};
+    let mut bound = Vec::new();
+    for _ in sites {
+        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
+        let cluster = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind cluster");
+        bound.push(Listeners {
+            api,
+            cluster,
+            mail: Default::default(),
+        });
+    }
+    let described: Vec<SiteNode> = bound
+        .iter()
+        .enumerate()
+        .map(|(k, l)| SiteNode {
+            id: k as u64 + 1,
+            name: format!("{}1", sites[k]),
+            cluster: l.cluster.local_addr().expect("addr").to_string(),
+            api: Some(format!("http://{}", l.api.local_addr().expect("addr"))),
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for (k, listeners) in bound.into_iter().enumerate() {
+        let others = (0..sites.len())
+            .filter(|j| *j != k)
+            .map(|j| RemoteSite {
+                name: sites[j].to_string(),
+                nodes: vec![described[j].clone()],
+            })
+            .collect();
+        let config = Config {
+            node_id: k as u64 + 1,
+            node_name: described[k].name.clone(),
+            site: sites[k].to_string(),
+            data_dir: data.join(&described[k].name),
+            cluster_secret: "bench-secret".into(),
+            iam: IamSettings {
+                token_key: "bench-token-key".into(),
+                ..IamSettings::default()
+            },
+            listen: Listen {
+                api: listeners.api.local_addr().expect("addr"),
+                cluster: listeners.cluster.local_addr().expect("addr"),
+                ..Listen::default()
+            },
+            mail: sessionplane::config::MailConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            site_nodes: vec![described[k].clone()],
+            sites: others,
+            directory: DirectorySettings {
+                voters: described.iter().map(|n| n.id).collect(),
+            },
+            initial_admin_password: Some(Secret(ADMIN_PASSWORD.into())),
+            ..Config::default()
+        };
+        nodes.push(node::start(config, listeners).await.expect("start node"));
+    }
+    for node in &nodes {
+        assert!(
+            node.wait_for_leader(Duration::from_secs(30)).await,
+            "a site did not elect a leader"
+        );
+    }
+    nodes
+}
+
 /// The value below which `p` (0..=1) of the sorted samples fall.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

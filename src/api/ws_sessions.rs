@@ -2,7 +2,7 @@
 //! user out everywhere but the caller's own session, kill one session. Administrators only; a
 //! domain administrator sees and acts on its own domain.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
 use super::{fanout, ApiError, ApiState};
-use crate::federation::{Plan, SiteRequest, Verb};
+use crate::federation::{Plan, SiteAnswer, SiteRequest, Verb};
 use crate::gateway::Gateway;
 use crate::iam::Caller;
 use crate::model::{CloseReason, DomainName};
@@ -190,27 +190,71 @@ async fn list(
             };
             pages.page(&sites, token, limit).await
         }
+        None if plan.remote.is_empty() => Ok(listed.stream(token.as_ref().and_then(|t| t.after))),
         None => {
-            let answers = fanout::call_remote(&state, &caller, &plan, &remote).await?;
-            let (answered, missed) = fanout::split(answers);
+            let after = token.as_ref().and_then(|t| t.after);
+            let local = async {
+                match plan.local {
+                    true => tokio::task::spawn_blocking(move || listed.render(after))
+                        .await
+                        .map_err(|e| ApiError::Server(e.to_string()))?
+                        .map(Some),
+                    false => Ok(None),
+                }
+            };
+            let (local, answers) =
+                tokio::join!(local, fanout::call_remote(&state, &caller, &plan, &remote));
+            let (answered, missed) = fanout::split(answers?);
             let reached: Vec<String> = sites
                 .iter()
                 .filter(|s| !missed.contains_key(*s))
                 .cloned()
                 .collect();
             let missing = fanout::judge_listing(&reached, &missed, params.allow_partial)?;
-            let mut segments = VecDeque::new();
-            for site in &sites {
-                if *site == listed.site {
-                    segments.push_back(Segment::Local(token.as_ref().and_then(|t| t.after)));
-                } else if let Some(answer) = answered.get(site) {
-                    let items: Vec<Box<RawValue>> = fanout::decoded(site, answer)?;
-                    segments.push_back(Segment::Remote(items.into()));
-                }
+            let mut parts: BTreeMap<String, Bytes> = local?.into_iter().collect();
+            for (site, answer) in &answered {
+                parts.insert(site.clone(), array_items(site, answer)?);
             }
-            Ok(fanout::mark_partial(listed.stream(segments), &missing))
+            Ok(fanout::mark_partial(joined(parts.into_values()), &missing))
         }
     }
+}
+
+/// The items of a site's JSON array answer, without the brackets (the peer is a node of this
+/// deployment that authenticated itself; its array is spliced in as it came).
+fn array_items(site: &str, answer: &SiteAnswer) -> Result<Bytes, ApiError> {
+    if !answer.is_success() {
+        return Err(fanout::refusal(site, answer));
+    }
+    let body = &answer.body;
+    let start = body.iter().position(|b| !b.is_ascii_whitespace());
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace());
+    match (start, end) {
+        (Some(start), Some(end)) if end > start && body[start] == b'[' && body[end] == b']' => {
+            Ok(body.slice(start + 1..end))
+        }
+        _ => Err(ApiError::Server(format!(
+            "site {site} sent a listing that is not a JSON array"
+        ))),
+    }
+}
+
+/// One JSON array of the sites' items, in site order.
+fn joined(parts: impl Iterator<Item = Bytes>) -> Response {
+    let mut chunks = vec![Bytes::from_static(b"[")];
+    for part in parts.filter(|p| !p.iter().all(u8::is_ascii_whitespace)) {
+        if chunks.len() > 1 {
+            chunks.push(Bytes::from_static(b","));
+        }
+        chunks.push(part);
+    }
+    chunks.push(Bytes::from_static(b"]"));
+    let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// One page over several sites: the sites in name order, each from where the last page left.
@@ -332,12 +376,6 @@ struct Listed {
     gateway: Arc<Gateway>,
 }
 
-/// A part of a streamed listing: this site's sessions from a cursor, or another site's answer.
-enum Segment {
-    Local(Option<Cursor>),
-    Remote(VecDeque<Box<RawValue>>),
-}
-
 impl Listed {
     fn page_of(
         &self,
@@ -355,11 +393,30 @@ impl Listed {
         listing.page(after, limit)
     }
 
+    /// Every item after `after`, comma-separated without brackets, with this site's name.
+    fn render(self, mut after: Option<Cursor>) -> Result<(String, Bytes), ApiError> {
+        let mut bytes = Vec::new();
+        loop {
+            let (items, next) = self.page_of(after, CHUNK_ITEMS);
+            for item in &items {
+                if !bytes.is_empty() {
+                    bytes.push(b',');
+                }
+                serde_json::to_writer(&mut bytes, item)
+                    .map_err(|e| ApiError::Server(e.to_string()))?;
+            }
+            after = next;
+            if after.is_none() {
+                return Ok((self.site.clone(), Bytes::from(bytes)));
+            }
+        }
+    }
+
     /// The whole list as one JSON array, serialized chunk by chunk as the client reads it.
-    fn stream(self, segments: VecDeque<Segment>) -> Response {
+    fn stream(self, after: Option<Cursor>) -> Response {
         let start = Streaming {
             listed: self,
-            segments,
+            after,
             opened: false,
             wrote_any: false,
         };
@@ -378,7 +435,7 @@ impl Listed {
 
 struct Streaming {
     listed: Listed,
-    segments: VecDeque<Segment>,
+    after: Option<Cursor>,
     opened: bool,
     wrote_any: bool,
 }
@@ -386,80 +443,27 @@ struct Streaming {
 impl Streaming {
     /// The next piece of the array, and whether another follows.
     fn next_chunk(&mut self) -> (Result<Bytes, std::io::Error>, bool) {
-        let mut bytes = Vec::with_capacity(CHUNK_ITEMS * 256 + 2);
+        let (items, next) = self.listed.page_of(self.after, CHUNK_ITEMS);
+        let mut bytes = Vec::with_capacity(items.len() * 256 + 2);
         if !self.opened {
             bytes.push(b'[');
-            self.opened = true;
         }
-        if let Err(e) = self.fill(&mut bytes) {
-            return (Err(e), false);
+        for item in &items {
+            if self.wrote_any {
+                bytes.push(b',');
+            }
+            if let Err(e) = serde_json::to_writer(&mut bytes, item) {
+                return (Err(std::io::Error::other(e)), false);
+            }
+            self.wrote_any = true;
         }
-        let more = !self.segments.is_empty();
-        if !more {
+        drop(items);
+        self.opened = true;
+        self.after = next;
+        if next.is_none() {
             bytes.push(b']');
         }
-        (Ok(Bytes::from(bytes)), more)
-    }
-
-    /// Up to a chunk's worth of items from the first segment, which is dropped once spent.
-    fn fill(&mut self, bytes: &mut Vec<u8>) -> Result<(), std::io::Error> {
-        let Some(segment) = self.segments.front_mut() else {
-            return Ok(());
-        };
-        let wrote_any = &mut self.wrote_any;
-        let mut write =
-            |bytes: &mut Vec<u8>, item: &dyn erased::Item| -> Result<(), std::io::Error> {
-                if *wrote_any {
-                    bytes.push(b',');
-                }
-                item.write(bytes)?;
-                *wrote_any = true;
-                Ok(())
-            };
-        let spent = match segment {
-            Segment::Local(after) => {
-                let (items, next) = self.listed.page_of(*after, CHUNK_ITEMS);
-                for item in &items {
-                    write(bytes, item)?;
-                }
-                *after = next;
-                next.is_none()
-            }
-            Segment::Remote(items) => {
-                for item in items.drain(..items.len().min(CHUNK_ITEMS)) {
-                    write(bytes, &item)?;
-                }
-                items.is_empty()
-            }
-        };
-        if spent {
-            self.segments.pop_front();
-        }
-        Ok(())
-    }
-}
-
-/// Items of a streamed listing, whatever site they come from.
-mod erased {
-    use serde_json::value::RawValue;
-
-    use crate::sessions::listing::SessionItem;
-
-    pub trait Item {
-        fn write(&self, bytes: &mut Vec<u8>) -> Result<(), std::io::Error>;
-    }
-
-    impl Item for SessionItem<'_> {
-        fn write(&self, bytes: &mut Vec<u8>) -> Result<(), std::io::Error> {
-            serde_json::to_writer(bytes, self).map_err(std::io::Error::other)
-        }
-    }
-
-    impl Item for Box<RawValue> {
-        fn write(&self, bytes: &mut Vec<u8>) -> Result<(), std::io::Error> {
-            bytes.extend_from_slice(self.get().as_bytes());
-            Ok(())
-        }
+        (Ok(Bytes::from(bytes)), next.is_some())
     }
 }
 
