@@ -126,7 +126,10 @@ async fn main() {
         over_together.push(whole.saturating_sub(together));
     }
     summary("list: slowest site's own, each alone", &mut slowest_alone);
-    summary("list: slowest site's own, all three at once", &mut slowest_together);
+    summary(
+        "list: slowest site's own, all three at once",
+        &mut slowest_together,
+    );
     summary("list: sites=all from one node", &mut all);
     summary("list: overhead vs slowest alone", &mut over_alone);
     summary("list: overhead vs slowest at once", &mut over_together);

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{ApiError, ApiState};
-use crate::federation::{Answers, Plan, SiteAnswer, SiteFailure, SiteRequest, SiteSelector};
+use crate::federation::{
+    Answers, Plan, Received, SiteAnswer, SiteFailure, SiteRequest, SiteSelector,
+};
 use crate::iam::Caller;
 use crate::state::directory::AdminScope;
 use crate::state::site::{SiteCommand, SiteReply};
@@ -42,6 +44,23 @@ pub async fn call_remote(
     Ok(state
         .federation
         .call_each(&plan.remote, request, &token)
+        .await)
+}
+
+/// As [`call_remote`], with each successful answer's body still arriving.
+pub async fn call_remote_streaming(
+    state: &ApiState,
+    caller: &Caller,
+    plan: &Plan,
+    request: &SiteRequest,
+) -> Result<BTreeMap<String, Result<Received, SiteFailure>>, ApiError> {
+    if plan.remote.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let token = state.iam.federation_token_for(caller)?;
+    Ok(state
+        .federation
+        .call_each_streaming(&plan.remote, request, &token)
         .await)
 }
 

@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
 use super::{fanout, ApiError, ApiState};
-use crate::federation::{Plan, SiteAnswer, SiteRequest, Verb};
+use crate::federation::splice::{splice, Part};
+use crate::federation::{Plan, Received, SiteRequest, Verb};
 use crate::gateway::Gateway;
 use crate::iam::Caller;
 use crate::model::{CloseReason, DomainName};
@@ -202,59 +203,45 @@ async fn list(
                     false => Ok(None),
                 }
             };
-            let (local, answers) =
-                tokio::join!(local, fanout::call_remote(&state, &caller, &plan, &remote));
-            let (answered, missed) = fanout::split(answers?);
+            let (local, answers) = tokio::join!(
+                local,
+                fanout::call_remote_streaming(&state, &caller, &plan, &remote)
+            );
+            let mut arriving = BTreeMap::new();
+            let mut missed = BTreeMap::new();
+            for (site, received) in answers? {
+                match received {
+                    Ok(Received::Streaming(answer)) => {
+                        arriving.insert(site, answer);
+                    }
+                    Ok(Received::Whole(answer)) => return Err(fanout::refusal(&site, &answer)),
+                    Err(failure) => {
+                        missed.insert(site, failure);
+                    }
+                }
+            }
             let reached: Vec<String> = sites
                 .iter()
                 .filter(|s| !missed.contains_key(*s))
                 .cloned()
                 .collect();
             let missing = fanout::judge_listing(&reached, &missed, params.allow_partial)?;
-            let mut parts: BTreeMap<String, Bytes> = local?.into_iter().collect();
-            for (site, answer) in &answered {
-                parts.insert(site.clone(), array_items(site, answer)?);
+            let mut parts: BTreeMap<String, Part> = BTreeMap::new();
+            if let Some((site, items)) = local? {
+                parts.insert(site, Part::Ready(items));
             }
-            Ok(fanout::mark_partial(joined(parts.into_values()), &missing))
+            for (site, answer) in arriving {
+                parts.insert(site.clone(), Part::Arriving { site, answer });
+            }
+            let body = Body::from_stream(splice(parts.into_values().collect()));
+            let response = (
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                body,
+            )
+                .into_response();
+            Ok(fanout::mark_partial(response, &missing))
         }
     }
-}
-
-/// The items of a site's JSON array answer, without the brackets (the peer is a node of this
-/// deployment that authenticated itself; its array is spliced in as it came).
-fn array_items(site: &str, answer: &SiteAnswer) -> Result<Bytes, ApiError> {
-    if !answer.is_success() {
-        return Err(fanout::refusal(site, answer));
-    }
-    let body = &answer.body;
-    let start = body.iter().position(|b| !b.is_ascii_whitespace());
-    let end = body.iter().rposition(|b| !b.is_ascii_whitespace());
-    match (start, end) {
-        (Some(start), Some(end)) if end > start && body[start] == b'[' && body[end] == b']' => {
-            Ok(body.slice(start + 1..end))
-        }
-        _ => Err(ApiError::Server(format!(
-            "site {site} sent a listing that is not a JSON array"
-        ))),
-    }
-}
-
-/// One JSON array of the sites' items, in site order.
-fn joined(parts: impl Iterator<Item = Bytes>) -> Response {
-    let mut chunks = vec![Bytes::from_static(b"[")];
-    for part in parts.filter(|p| !p.iter().all(u8::is_ascii_whitespace)) {
-        if chunks.len() > 1 {
-            chunks.push(Bytes::from_static(b","));
-        }
-        chunks.push(part);
-    }
-    chunks.push(Bytes::from_static(b"]"));
-    let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
-    (
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        Body::from_stream(stream),
-    )
-        .into_response()
 }
 
 /// One page over several sites: the sites in name order, each from where the last page left.

@@ -4,10 +4,11 @@
 
 pub mod remote;
 pub mod selector;
+pub mod splice;
 
 use std::collections::BTreeMap;
 
-pub use remote::{RemoteSites, SiteAnswer, SiteFailure, SiteRequest, Verb};
+pub use remote::{Received, RemoteSites, SiteAnswer, SiteFailure, SiteRequest, SiteStream, Verb};
 pub use selector::{Plan, SelectorError, SiteSelector, Sites};
 
 use crate::config::{Config, ConfigError};
@@ -33,6 +34,26 @@ impl Federation {
         let calls = sites.iter().map(|site| {
             let request = request.for_site(site);
             async move { (site.clone(), self.remote.call(site, &request, token).await) }
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// As [`Self::call_each`], with each successful answer's body still arriving.
+    pub async fn call_each_streaming(
+        &self,
+        sites: &[String],
+        request: &SiteRequest,
+        token: &str,
+    ) -> BTreeMap<String, Result<Received, SiteFailure>> {
+        let calls = sites.iter().map(|site| {
+            let request = request.for_site(site);
+            async move {
+                let received = self.remote.call_streaming(site, &request, token).await;
+                (site.clone(), received)
+            }
         });
         futures_util::future::join_all(calls)
             .await

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -109,6 +110,18 @@ impl SiteAnswer {
     }
 }
 
+/// A successful answer whose body is still arriving, chunk by chunk.
+pub struct SiteStream {
+    pub status: u16,
+    pub body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, String>> + Send>>,
+}
+
+/// What a streaming call got: an answer read whole (a refusal), or a success still arriving.
+pub enum Received {
+    Whole(SiteAnswer),
+    Streaming(SiteStream),
+}
+
 /// Why a site gave no answer: every node's reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unreachable ({})", .attempts.join("; "))]
@@ -135,6 +148,7 @@ impl RemoteSites {
         let mut builder = reqwest::Client::builder()
             .local_address(config.listen.source_address)
             .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(Duration::from_millis(config.federation.timeout_ms))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30));
         if let Some(path) = &config.federation.ca_file {
@@ -176,13 +190,56 @@ impl RemoteSites {
         })
     }
 
-    /// Sends `request` to one node of `site`, presenting `token`.
+    /// Sends `request` to one node of `site`, presenting `token`; the whole answer.
     pub async fn call(
         &self,
         site: &str,
         request: &SiteRequest,
         token: &str,
     ) -> Result<SiteAnswer, SiteFailure> {
+        let (response, deadline) = self.reach(site, request, token).await?;
+        read_whole(response, deadline)
+            .await
+            .map_err(|reason| SiteFailure {
+                attempts: vec![reason],
+            })
+    }
+
+    /// As [`Self::call`], but a successful answer's body is handed on as it arrives.
+    pub async fn call_streaming(
+        &self,
+        site: &str,
+        request: &SiteRequest,
+        token: &str,
+    ) -> Result<Received, SiteFailure> {
+        let (response, deadline) = self.reach(site, request, token).await?;
+        if !response.status().is_success() {
+            return read_whole(response, deadline)
+                .await
+                .map(Received::Whole)
+                .map_err(|reason| SiteFailure {
+                    attempts: vec![reason],
+                });
+        }
+        let status = response.status().as_u16();
+        let idle = self.timeout;
+        let body = response
+            .bytes_stream()
+            .map(move |chunk| chunk.map_err(|e| describe(&e, idle)));
+        Ok(Received::Streaming(SiteStream {
+            status,
+            body: Box::pin(body),
+        }))
+    }
+
+    /// The first node of `site` that answers with its headers, by the deadline: not a 5xx, not
+    /// a refusal of the federation token.
+    async fn reach(
+        &self,
+        site: &str,
+        request: &SiteRequest,
+        token: &str,
+    ) -> Result<(reqwest::Response, Instant), SiteFailure> {
         let Some(nodes) = self.sites.get(site) else {
             return Err(SiteFailure {
                 attempts: vec![format!("site {site} has no configured node")],
@@ -199,28 +256,29 @@ impl RemoteSites {
                 attempts.push(format!("{}: not tried, out of time", node.name));
                 continue;
             }
-            match self.send(node, request, token, left).await {
-                Ok(answer) if answer.status == 401 => {
-                    attempts.push(format!(
-                        "{}: refused this site's federation token ({}); is the cluster secret the same at every site?",
-                        node.name,
-                        answer.message()
-                    ));
+            let response = match self.send(node, request, token, left).await {
+                Ok(response) => response,
+                Err(reason) => {
+                    attempts.push(format!("{}: {reason}", node.name));
+                    continue;
                 }
-                Ok(answer) if answer.status >= 500 => {
-                    attempts.push(format!(
-                        "{}: answered {}: {}",
-                        node.name,
-                        answer.status,
-                        answer.message()
-                    ));
-                }
-                Ok(answer) => {
-                    self.prefer(site, index);
-                    return Ok(answer);
-                }
-                Err(reason) => attempts.push(format!("{}: {reason}", node.name)),
+            };
+            let status = response.status().as_u16();
+            if status != 401 && status < 500 {
+                self.prefer(site, index);
+                return Ok((response, deadline));
             }
+            let message = read_whole(response, deadline)
+                .await
+                .map(|a| a.message())
+                .unwrap_or_else(|reason| reason);
+            attempts.push(match status {
+                401 => format!(
+                    "{}: refused this site's federation token ({message}); is the cluster secret the same at every site?",
+                    node.name
+                ),
+                _ => format!("{}: answered {status}: {message}", node.name),
+            });
         }
         Err(SiteFailure { attempts })
     }
@@ -231,7 +289,7 @@ impl RemoteSites {
         request: &SiteRequest,
         token: &str,
         timeout: Duration,
-    ) -> Result<SiteAnswer, String> {
+    ) -> Result<reqwest::Response, String> {
         let mut url = node.base.clone();
         url.set_path(&request.path);
         if !request.query.is_empty() {
@@ -242,29 +300,16 @@ impl RemoteSites {
             Verb::Post => reqwest::Method::POST,
             Verb::Delete => reqwest::Method::DELETE,
         };
-        let mut builder = self
-            .http
-            .request(method, url)
-            .bearer_auth(token)
-            .timeout(timeout);
+        let mut builder = self.http.request(method, url).bearer_auth(token);
         if let Some(body) = &request.body {
             builder = builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let response = builder.send().await.map_err(|e| describe(&e, timeout))?;
-        let status = response.status().as_u16();
-        let next_page = response
-            .headers()
-            .get(NEXT_PAGE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.bytes().await.map_err(|e| describe(&e, timeout))?;
-        Ok(SiteAnswer {
-            status,
-            next_page,
-            body,
-        })
+        match tokio::time::timeout(timeout, builder.send()).await {
+            Ok(sent) => sent.map_err(|e| describe(&e, timeout)),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
     }
 
     fn preferred_node(&self, site: &str) -> usize {
@@ -279,6 +324,31 @@ impl RemoteSites {
             preferred.insert(site.to_string(), index);
         }
     }
+}
+
+/// The rest of an answer, by the deadline.
+async fn read_whole(response: reqwest::Response, deadline: Instant) -> Result<SiteAnswer, String> {
+    let status = response.status().as_u16();
+    let next_page = response
+        .headers()
+        .get(NEXT_PAGE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let left = deadline.saturating_duration_since(Instant::now());
+    let body = match tokio::time::timeout(left, response.bytes()).await {
+        Ok(body) => body.map_err(|e| describe(&e, left))?,
+        Err(_) => {
+            return Err(format!(
+                "the answer did not arrive within {} ms",
+                left.as_millis()
+            ))
+        }
+    };
+    Ok(SiteAnswer {
+        status,
+        next_page,
+        body,
+    })
 }
 
 fn describe(e: &reqwest::Error, timeout: Duration) -> String {
