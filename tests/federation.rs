@@ -419,6 +419,35 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
         assert_eq!(partial.headers["x-unavailable-sites"], "east", "{path}");
     }
 
+    // The command line says the same.
+    let refused = cli(&["sessions", "list", "--sites", "all"], &c1, &admin_c);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("503 Unavailable") && said.contains("east: unreachable"),
+        "{said}"
+    );
+    let partial = cli(
+        &[
+            "sessions",
+            "list",
+            "--sites",
+            "all",
+            "--allow-partial",
+            "--json",
+        ],
+        &c1,
+        &admin_c,
+    );
+    assert!(
+        partial.status.success(),
+        "{}",
+        String::from_utf8_lossy(&partial.stderr)
+    );
+    assert!(String::from_utf8_lossy(&partial.stderr).contains("not reached: east"));
+    let listed: serde_json::Value = serde_json::from_slice(&partial.stdout).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+
     // The logout is done at central now and kept for east.
     let logout = api
         .call(
@@ -731,6 +760,15 @@ async fn a_wan_cut_keeps_logins_working_and_fails_directory_writes_clearly() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+fn cli(args: &[&str], api: &str, token: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .args(args)
+        .env("SESSIONPLANE_API", api)
+        .env("SESSIONPLANE_TOKEN", token)
+        .output()
+        .expect("run the cli")
 }
 
 /// Packet filter rules dropping all traffic between two 127.0.x.0/24 networks, removed on drop.

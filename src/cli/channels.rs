@@ -5,7 +5,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::client::{print, segment, ApiArgs, ApiClient};
+use super::client::{print, query, segment, ApiArgs, ApiClient};
 
 #[derive(Subcommand, Debug)]
 pub enum ChannelsCommand {
@@ -18,24 +18,40 @@ pub enum ChannelsCommand {
         sort_by: Option<String>,
         #[arg(long)]
         desc: bool,
+        /// `current`, `all`, or a JSON list of site names.
+        #[arg(long, default_value = "current")]
+        sites: String,
+        /// List what the reachable sites hold when some cannot be reached.
+        #[arg(long)]
+        allow_partial: bool,
     },
     /// Disconnect the channels of the given users (login@domain), or of everyone with --all.
     Disconnect {
         users: Vec<String>,
         #[arg(long, conflicts_with = "users")]
         all: bool,
+        #[arg(long, default_value = "current")]
+        sites: String,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum CertsCommand {
-    /// Every node of the site re-reads its certificates (or only the listener on --port).
+    /// Every node of the selected sites re-reads its certificates (or only the listener on
+    /// --port).
     Reload {
         #[arg(long)]
         port: Option<u16>,
+        #[arg(long, default_value = "current")]
+        sites: String,
     },
     /// The certificates every node serves, per listener.
-    Show,
+    Show {
+        #[arg(long, default_value = "current")]
+        sites: String,
+        #[arg(long)]
+        allow_partial: bool,
+    },
 }
 
 fn text(v: &Value) -> String {
@@ -49,18 +65,21 @@ pub async fn channels(api: &ApiArgs, command: ChannelsCommand) -> anyhow::Result
             user,
             sort_by,
             desc,
+            sites,
+            allow_partial,
         } => {
-            let mut path = match &user {
+            let base = match &user {
                 Some(user) => format!("/servers/channels/{}", segment(user)),
                 None => "/servers/channels".to_string(),
             };
-            if let Some(field) = sort_by {
-                let direction = if desc { "desc" } else { "asc" };
-                path.push_str(&format!(
-                    "?sortBy={}&sortDirection={direction}",
-                    segment(&field)
-                ));
-            }
+            let direction = sort_by.as_ref().map(|_| if desc { "desc" } else { "asc" });
+            let path = base
+                + &query(&[
+                    ("sites", Some(&sites)),
+                    ("sortBy", sort_by.as_deref()),
+                    ("sortDirection", direction),
+                    ("allow_partial", allow_partial.then_some("true")),
+                ]);
             let listed = client.call(Method::GET, &path, None).await?;
             let rows = listed
                 .as_array()
@@ -73,6 +92,7 @@ pub async fn channels(api: &ApiArgs, command: ChannelsCommand) -> anyhow::Result
                                 "protocol",
                                 "endpoint",
                                 "remoteAddress",
+                                "site",
                                 "node",
                                 "connectionDate",
                             ]
@@ -83,30 +103,33 @@ pub async fn channels(api: &ApiArgs, command: ChannelsCommand) -> anyhow::Result
                         .collect()
                 })
                 .unwrap_or_default();
-            let header = ["USER", "PROTOCOL", "ENDPOINT", "REMOTE", "NODE", "SINCE"];
+            let header = [
+                "USER", "PROTOCOL", "ENDPOINT", "REMOTE", "SITE", "NODE", "SINCE",
+            ];
             print(api.json, &listed, &header, rows);
         }
-        ChannelsCommand::Disconnect { users, all } => match (all, users.as_slice()) {
-            (true, _) => {
-                client
-                    .call(Method::DELETE, "/servers/channels", None)
-                    .await?;
-                println!("disconnected every channel");
+        ChannelsCommand::Disconnect { users, all, sites } => {
+            let sites = query(&[("sites", Some(&sites))]);
+            match (all, users.as_slice()) {
+                (true, _) => {
+                    let path = format!("/servers/channels{sites}");
+                    client.call(Method::DELETE, &path, None).await?;
+                    println!("disconnected every channel");
+                }
+                (false, []) => anyhow::bail!("name users (login@domain), or give --all"),
+                (false, [one]) => {
+                    let path = format!("/servers/channels/{}{sites}", segment(one));
+                    client.call(Method::DELETE, &path, None).await?;
+                    println!("disconnected {one}");
+                }
+                (false, many) => {
+                    let body = serde_json::to_value(many)?;
+                    let path = format!("/servers/channels{sites}");
+                    client.call(Method::DELETE, &path, Some(body)).await?;
+                    println!("disconnected {}", many.join(", "));
+                }
             }
-            (false, []) => anyhow::bail!("name users (login@domain), or give --all"),
-            (false, [one]) => {
-                let path = format!("/servers/channels/{}", segment(one));
-                client.call(Method::DELETE, &path, None).await?;
-                println!("disconnected {one}");
-            }
-            (false, many) => {
-                let body = serde_json::to_value(many)?;
-                client
-                    .call(Method::DELETE, "/servers/channels", Some(body))
-                    .await?;
-                println!("disconnected {}", many.join(", "));
-            }
-        },
+        }
     }
     Ok(())
 }
@@ -114,33 +137,45 @@ pub async fn channels(api: &ApiArgs, command: ChannelsCommand) -> anyhow::Result
 pub async fn certs(api: &ApiArgs, command: CertsCommand) -> anyhow::Result<()> {
     let client = ApiClient::new(api)?;
     match command {
-        CertsCommand::Reload { port } => {
-            let path = match port {
-                Some(port) => format!("/servers?reload-certificate&port={port}"),
-                None => "/servers?reload-certificate".to_string(),
-            };
+        CertsCommand::Reload { port, sites } => {
+            let port = port.map(|p| p.to_string());
+            let path = "/servers".to_string()
+                + &query(&[
+                    ("reload-certificate", Some("")),
+                    ("port", port.as_deref()),
+                    ("sites", Some(&sites)),
+                ]);
             client.call(Method::POST, &path, None).await?;
             println!("certificates reloaded on every node");
         }
-        CertsCommand::Show => {
-            let listed = client
-                .call(Method::GET, "/servers/certificates", None)
-                .await?;
+        CertsCommand::Show {
+            sites,
+            allow_partial,
+        } => {
+            let path = "/servers/certificates".to_string()
+                + &query(&[
+                    ("sites", Some(&sites)),
+                    ("allow_partial", allow_partial.then_some("true")),
+                ]);
+            let listed = client.call(Method::GET, &path, None).await?;
             let rows = listed
                 .as_array()
                 .map(|items| {
                     items
                         .iter()
                         .map(|c| {
-                            ["node", "listener", "port", "subject", "notAfter", "sha256"]
-                                .iter()
-                                .map(|k| text(&c[*k]))
-                                .collect()
+                            [
+                                "site", "node", "listener", "port", "subject", "notAfter", "sha256",
+                            ]
+                            .iter()
+                            .map(|k| text(&c[*k]))
+                            .collect()
                         })
                         .collect()
                 })
                 .unwrap_or_default();
             let header = [
+                "SITE",
                 "NODE",
                 "LISTENER",
                 "PORT",

@@ -65,14 +65,37 @@ impl ApiClient {
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", self.base))?;
         let status = response.status();
+        let unreached = response
+            .headers()
+            .get("x-unavailable-sites")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await.unwrap_or_default();
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
+            if let Some(sites) = unreached {
+                eprintln!("warning: a partial answer; not reached: {sites}");
+            }
             return Ok(json);
         }
         let message = json["message"].as_str().unwrap_or(text.as_str());
         let kind = json["type"].as_str().unwrap_or("error");
-        anyhow::bail!("{} {kind}: {message}", status.as_u16())
+        match json["cause"].as_str() {
+            Some(cause) => anyhow::bail!("{} {kind}: {message}\n  {cause}", status.as_u16()),
+            None => anyhow::bail!("{} {kind}: {message}", status.as_u16()),
+        }
+    }
+}
+
+/// A query string (`?a=1&b=2`) of the pairs that have a value; empty when none has.
+pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(key, value)| value.map(|v| format!("{key}={}", segment(v))))
+        .collect();
+    match parts.is_empty() {
+        true => String::new(),
+        false => format!("?{}", parts.join("&")),
     }
 }
 

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::client::{print, segment, ApiArgs, ApiClient};
+use super::client::{print, query, segment, ApiArgs, ApiClient};
 
 #[derive(Subcommand, Debug)]
 pub enum SessionsCommand {
@@ -21,6 +21,10 @@ pub enum SessionsCommand {
         /// `http` or `websocket`.
         #[arg(long)]
         session_type: Option<String>,
+        /// List what the reachable sites hold when some cannot be reached (they are named on
+        /// stderr), instead of failing.
+        #[arg(long)]
+        allow_partial: bool,
     },
     /// Close every session of a user in a domain (but the one this command uses).
     Logout {
@@ -49,17 +53,6 @@ fn sites_value(raw: &str) -> anyhow::Result<Value> {
     }
 }
 
-fn query(pairs: &[(&str, Option<&str>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(key, value)| value.map(|v| format!("{key}={}", segment(v))))
-        .collect();
-    match parts.is_empty() {
-        true => String::new(),
-        false => format!("?{}", parts.join("&")),
-    }
-}
-
 const PATH: &str = "/rest/v1/master/logicalroles/ws/sessions";
 
 pub async fn sessions(api: &ApiArgs, command: SessionsCommand) -> anyhow::Result<()> {
@@ -70,6 +63,7 @@ pub async fn sessions(api: &ApiArgs, command: SessionsCommand) -> anyhow::Result
             domain,
             user,
             session_type,
+            allow_partial,
         } => {
             let path = format!(
                 "{PATH}{}",
@@ -78,6 +72,7 @@ pub async fn sessions(api: &ApiArgs, command: SessionsCommand) -> anyhow::Result
                     ("domain", domain.as_deref()),
                     ("user", user.as_deref()),
                     ("session_type", session_type.as_deref()),
+                    ("allow_partial", allow_partial.then_some("true")),
                 ])
             );
             let listed = client.call(Method::GET, &path, None).await?;
