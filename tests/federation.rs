@@ -238,6 +238,174 @@ async fn sessions_are_listed_and_closed_across_sites() {
     );
 }
 
+/// An IMAP channel at east, seen and disconnected from central; certificates of both sites
+/// listed and reloaded from central.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_certificates_across_sites() {
+    let (central, east) = deployment().await;
+    let api = Api::default();
+    let (c1, e1) = (central.api_url(0), east.api_url(0));
+    let (admin, _) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
+    let (admin_e, _) = session(&api, &e1, "admin", common::ADMIN_PASSWORD).await;
+    add_user(&api, &c1, &admin, "example.org", "alice", ALICE_PW).await;
+    add_user(&api, &c1, &admin, "example.org", "bob", "bob-secret-pw-77").await;
+    let ca = std::fs::read_to_string(&east.nodes[1].cert_file).expect("east's certificate");
+    let mut imap = common::mail::tls(east.nodes[1].imaps, &ca).await;
+    imap.line().await.expect("greeting");
+    imap.send(&format!("a1 LOGIN alice@example.org {ALICE_PW}"))
+        .await;
+    let logged_in = imap.until("a1 ").await;
+    assert!(
+        logged_in.last().is_some_and(|l| l.starts_with("a1 OK")),
+        "{logged_in:?}"
+    );
+    let central_ca = std::fs::read_to_string(&central.nodes[0].cert_file).expect("certificate");
+    let mut bob = common::mail::tls(central.nodes[0].imaps, &central_ca).await;
+    bob.line().await.expect("greeting");
+    bob.send("b1 LOGIN bob@example.org bob-secret-pw-77").await;
+    let bob_in = bob.until("b1 ").await;
+    assert!(
+        bob_in.last().is_some_and(|l| l.starts_with("b1 OK")),
+        "{bob_in:?}"
+    );
+
+    let get = |path: &str| api.call(Method::GET, format!("{c1}{path}"), Some(&admin), None);
+    let here = get("/servers/channels").await;
+    assert_eq!(here.status, 200, "{}", here.text);
+    let users_here: Vec<&str> = here
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["username"].as_str())
+        .collect();
+    assert_eq!(users_here, ["bob@example.org"]);
+    let everywhere = get("/servers/channels?sites=all&sortBy=username").await;
+    let seen: Vec<(&str, &str)> = everywhere
+        .body
+        .as_array()
+        .expect("channels")
+        .iter()
+        .map(|c| {
+            (
+                c["username"].as_str().unwrap_or(""),
+                c["site"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("alice@example.org", "east"),
+            ("bob@example.org", "central")
+        ],
+        "{}",
+        everywhere.text
+    );
+    let paged = get("/servers/channels?sites=all&sortBy=username&sortDirection=desc&limit=1").await;
+    assert_eq!(paged.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(paged.body[0]["username"], "bob@example.org");
+    let of_alice = get("/servers/channels/alice@example.org?sites=%5B%22east%22%5D").await;
+    assert_eq!(of_alice.body[0]["protocol"], "IMAP", "{}", of_alice.text);
+    assert_eq!(of_alice.body[0]["site"], "east");
+    let connected = get("/servers/connectedUsers?sites=all").await;
+    assert_eq!(
+        connected.body,
+        json!(["alice@example.org", "bob@example.org"])
+    );
+
+    let disconnect = api
+        .call(
+            Method::DELETE,
+            format!("{c1}/servers/channels/alice@example.org?sites=all"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(disconnect.status, 204, "{}", disconnect.text);
+    let bye = imap.until("* BYE").await;
+    assert!(
+        bye.last().is_some_and(|l| l.starts_with("* BYE")),
+        "{bye:?}"
+    );
+    assert!(
+        imap.closes_within(WAIT).await,
+        "east closed alice's IMAP connection"
+    );
+    let left = get("/servers/connectedUsers?sites=all").await;
+    assert_eq!(left.body, json!(["bob@example.org"]));
+    bob.send("b2 NOOP").await;
+    assert!(bob
+        .until("b2 ")
+        .await
+        .last()
+        .is_some_and(|l| l.starts_with("b2 OK")));
+
+    // Certificates: every listener of all six nodes, each named with its site.
+    let certificates = get("/servers/certificates?sites=all").await;
+    assert_eq!(certificates.status, 200, "{}", certificates.text);
+    let nodes: BTreeSet<(String, String)> = certificates
+        .body
+        .as_array()
+        .expect("certificates")
+        .iter()
+        .map(|c| {
+            (
+                c["site"].as_str().unwrap_or("").to_string(),
+                c["node"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = ["c1", "c2", "c3", "e1", "e2", "e3"]
+        .iter()
+        .map(|n| {
+            (
+                if n.starts_with('c') {
+                    "central"
+                } else {
+                    "east"
+                }
+                .to_string(),
+                n.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(nodes, expected);
+    let reload = api
+        .call(
+            Method::POST,
+            format!("{c1}/servers?reload-certificate&sites=all"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(reload.status, 204, "{}", reload.text);
+    let no_listener = api
+        .call(
+            Method::POST,
+            format!("{c1}/servers?reload-certificate&port=1&sites=all"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(&no_listener, 400, "notFound");
+    assert!(
+        no_listener.text.contains("central") && no_listener.text.contains("east"),
+        "{}",
+        no_listener.text
+    );
+    // The east administrator sees central's channels from east, too.
+    let from_east = api
+        .call(
+            Method::GET,
+            format!("{e1}/servers/connectedUsers?sites=all"),
+            Some(&admin_e),
+            None,
+        )
+        .await;
+    assert_eq!(from_east.body, json!(["bob@example.org"]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_created_at_one_site_logs_in_at_the_other_within_a_second() {
     let (central, east) = deployment().await;
