@@ -326,6 +326,7 @@ impl SiteState {
         let due = |first: Option<u64>| first.is_some_and(|expires| expires <= now_ms);
         due(self.by_expiry.first().map(|(at, _)| *at))
             || due(self.failure_expiry.first().map(|(at, _)| *at))
+            || self.tasks.values().any(|task| task.is_stale(now_ms))
     }
 
     /// The failed logins of `key` that still count at `now_ms`.
@@ -380,6 +381,15 @@ impl SiteState {
                     .map(|(_, id)| *id)
                     .collect();
                 self.forget_failures_until(at_ms, limit as usize);
+                let stale: Vec<Uuid> = self
+                    .tasks
+                    .values()
+                    .filter(|task| task.is_stale(at_ms))
+                    .map(|task| task.task_id)
+                    .collect();
+                for task_id in stale {
+                    self.tasks.remove(&task_id);
+                }
                 SiteReply::Deleted(self.end_sessions(expired, CloseReason::Expired))
             }
             SiteCommand::RecordLoginFailure { key, window_ms } => {
@@ -1045,6 +1055,50 @@ mod tests {
         assert_eq!(
             *effects.0.lock().unwrap(),
             vec![(b, CloseReason::Revoked), (a, CloseReason::Expired)]
+        );
+    }
+
+    #[test]
+    fn finished_tasks_are_kept_a_week_then_purged() {
+        use crate::federation::{SiteRequest, Verb};
+        use crate::tasks::{NewTask, TaskKind, TaskStatus, KEEP_FINISHED_MS};
+        let mut state = SiteState::default();
+        let task = |done: &[&str], pending: &[&str]| NewTask {
+            task_id: Uuid::now_v7(),
+            kind: TaskKind::SessionsLogout,
+            request: SiteRequest::new(Verb::Post, "/x"),
+            submitted_from: "n1@h".into(),
+            on_behalf_of: "admin@master.domain".into(),
+            scope_domain: None,
+            done: done.iter().map(|s| (s.to_string(), "ok".into())).collect(),
+            pending: pending
+                .iter()
+                .map(|s| (s.to_string(), "down".into()))
+                .collect(),
+        };
+        let finished = task(&["a", "b"], &[]);
+        let open = task(&["a"], &["b"]);
+        let (finished_id, open_id) = (finished.task_id, open.task_id);
+        run(&mut state, 1_000, SiteCommand::SubmitTask(finished));
+        run(&mut state, 1_000, SiteCommand::SubmitTask(open));
+        assert_eq!(
+            state.task(&finished_id).unwrap().status,
+            TaskStatus::Completed
+        );
+        let snapshot = state.snapshot()();
+        let restored = SiteState::default().restore(&snapshot).unwrap();
+        assert_eq!(restored.tasks().len(), 2, "tasks survive a snapshot");
+        assert!(!state.has_expired(1_000 + KEEP_FINISHED_MS - 1));
+        assert!(state.has_expired(1_000 + KEEP_FINISHED_MS));
+        run(
+            &mut state,
+            1_000 + KEEP_FINISHED_MS,
+            SiteCommand::PurgeExpired { limit: 10 },
+        );
+        assert!(state.task(&finished_id).is_none());
+        assert!(
+            state.task(&open_id).is_some(),
+            "an unfinished task is never purged"
         );
     }
 

@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 use crate::federation::SiteRequest;
 
+/// How long a finished task is kept for its report before the site's purge forgets it.
+pub const KEEP_FINISHED_MS: u64 = 7 * 24 * 3600 * 1000;
+
 /// The longest a site's answer is kept in a task's report.
 const MAX_ANSWER_CHARS: usize = 1_000;
 
@@ -199,6 +202,19 @@ impl Task {
         self.executed_on = Some(node.to_string());
         self.status = TaskStatus::InProgress;
         self.settle(at_ms);
+    }
+
+    /// When the task finished, if it has.
+    pub fn finished_at_ms(&self) -> Option<u64> {
+        self.completed_at_ms
+            .or(self.failed_at_ms)
+            .or(self.canceled_at_ms)
+    }
+
+    /// Whether the site's purge may forget it at `now_ms`.
+    pub fn is_stale(&self, now_ms: u64) -> bool {
+        self.finished_at_ms()
+            .is_some_and(|at| at.saturating_add(KEEP_FINISHED_MS) <= now_ms)
     }
 
     pub fn cancel(&mut self, at_ms: u64) {
