@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::cli;
 use common::{add_user, assert_error, Api, TestSite, Tuning};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
@@ -417,15 +418,6 @@ async fn channels_sort_page_refuse_bad_input_and_end_with_the_password() {
     echo(&mut sockets[1]).await;
     let left = channels(&api, &base, &admin, "/servers/channels").await;
     assert_eq!(left.len(), 1, "{left:?}");
-}
-
-fn cli(args: &[&str], api: &str, token: &str) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sessionplane"))
-        .args(args)
-        .env("SESSIONPLANE_API", api)
-        .env("SESSIONPLANE_TOKEN", token)
-        .output()
-        .expect("run the cli")
 }
 
 #[tokio::test(flavor = "multi_thread")]

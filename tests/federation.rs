@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use common::cli;
 use common::ws::{self, Auth};
 use common::{add_user, assert_error, Answer, Api, TestSite, Tuning};
 use reqwest::Method;
@@ -928,15 +929,6 @@ async fn a_wan_cut_keeps_logins_working_and_fails_directory_writes_clearly() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn cli(args: &[&str], api: &str, token: &str) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sessionplane"))
-        .args(args)
-        .env("SESSIONPLANE_API", api)
-        .env("SESSIONPLANE_TOKEN", token)
-        .output()
-        .expect("run the cli")
 }
 
 /// Packet filter rules dropping all traffic between two 127.0.x.0/24 networks, removed on drop.

@@ -514,6 +514,16 @@ pub async fn add_user(
     assert_eq!(user.status, 201, "{}", user.text);
 }
 
+/// Runs the command line against `api` with `token`.
+pub fn cli(args: &[&str], api: &str, token: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .args(args)
+        .env("SESSIONPLANE_API", api)
+        .env("SESSIONPLANE_TOKEN", token)
+        .output()
+        .expect("run the cli")
+}
+
 pub fn assert_error(answer: &Answer, status: u16, kind: &str) {
     assert_eq!(answer.status, status, "{}", answer.text);
     assert_eq!(answer.kind(), kind, "{}", answer.text);
