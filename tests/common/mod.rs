@@ -73,9 +73,19 @@ pub fn certificate(ips: &[std::net::IpAddr]) -> (String, String) {
     (signed.cert.pem(), signed.signing_key.serialize_pem())
 }
 
-fn free_port(ip: &str) -> SocketAddr {
-    let listener = TcpListener::bind(format!("{ip}:0")).expect("bind a free port");
-    listener.local_addr().expect("local addr")
+/// Free ports, each held until the picker is dropped, so that no port is handed out twice.
+#[derive(Default)]
+struct PortPicker {
+    held: Vec<TcpListener>,
+}
+
+impl PortPicker {
+    fn pick(&mut self, ip: &str) -> SocketAddr {
+        let listener = TcpListener::bind(format!("{ip}:0")).expect("bind a free port");
+        let addr = listener.local_addr().expect("local addr");
+        self.held.push(listener);
+        addr
+    }
 }
 
 impl TestSite {
@@ -96,6 +106,7 @@ impl TestSite {
         tuning: Tuning,
     ) -> Vec<Self> {
         let mut planned = Vec::new();
+        let mut ports = PortPicker::default();
         for (s, (name, octet)) in sites.iter().enumerate() {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut nodes = Vec::new();
@@ -110,12 +121,12 @@ impl TestSite {
                 nodes.push(TestNode {
                     id,
                     name: label.clone(),
-                    api: free_port(&ip),
-                    cluster: free_port(&ip),
-                    imap: free_port(&ip),
-                    imaps: free_port(&ip),
-                    smtp: free_port(&ip),
-                    smtps: free_port(&ip),
+                    api: ports.pick(&ip),
+                    cluster: ports.pick(&ip),
+                    imap: ports.pick(&ip),
+                    imaps: ports.pick(&ip),
+                    smtp: ports.pick(&ip),
+                    smtps: ports.pick(&ip),
                     cert_file: dir.path().join(format!("{label}-cert.pem")),
                     key_file: dir.path().join(format!("{label}-key.pem")),
                     config: dir.path().join(format!("{label}.toml")),
@@ -182,6 +193,7 @@ impl TestSite {
                 std::fs::write(&node.config, text).expect("write config");
             }
         }
+        drop(ports);
         let mut started = Vec::new();
         for ((name, octet), (_, dir, nodes)) in sites.iter().zip(planned) {
             let mut site = TestSite {
