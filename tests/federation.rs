@@ -243,7 +243,7 @@ async fn sessions_are_listed_and_closed_across_sites() {
 /// listed and reloaded from central.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_and_certificates_across_sites() {
-    let (central, east) = deployment().await;
+    let (central, mut east) = deployment().await;
     let api = Api::default();
     let (c1, e1) = (central.api_url(0), east.api_url(0));
     let (admin, _) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
@@ -405,6 +405,60 @@ async fn channels_and_certificates_across_sites() {
         )
         .await;
     assert_eq!(from_east.body, json!(["bob@example.org"]));
+
+    // One east node down: central asks the next one.
+    east.kill(0);
+    for _ in 0..3 {
+        let listed = get("/servers/connectedUsers?sites=all").await;
+        assert_eq!(listed.status, 200, "{}", listed.text);
+        assert_eq!(listed.body, json!(["bob@example.org"]));
+    }
+}
+
+/// A request that carries a federation token (as one site's node sends another) is served for
+/// the receiving site alone: it never fans out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_request_never_fans_out_again() {
+    use sessionplane::iam::token::{FederationClaims, FEDERATION_AUDIENCE};
+    let (central, _east) = deployment().await;
+    let api = Api::default();
+    let c1 = central.api_url(0);
+    let now = sessionplane_cluster::now_ms() / 1000;
+    let keys = sessionplane::iam::TokenKeys::new("unused", None)
+        .expect("keys")
+        .with_federation_key(&sessionplane::iam::token::federation_key(common::SECRET));
+    let token = keys
+        .sign_federation(&FederationClaims {
+            sub: "site:east".into(),
+            aud: FEDERATION_AUDIENCE.into(),
+            from: "east".into(),
+            on_behalf_of: "admin@master.domain".into(),
+            domain: None,
+            iat: now,
+            exp: now + 60,
+        })
+        .expect("sign");
+    let here = list(&api, &c1, &token, "sites=%5B%22central%22%5D").await;
+    assert_eq!(here.status, 200, "{}", here.text);
+    for sites in ["all", "%5B%22east%22%5D", "%5B%22central%22,%22east%22%5D"] {
+        let again = list(&api, &c1, &token, &format!("sites={sites}")).await;
+        assert_error(&again, 400, "InvalidArgument");
+        assert!(again.text.contains("forwarded"), "{}", again.text);
+    }
+    let forged = sessionplane::iam::TokenKeys::new("unused", None)
+        .expect("keys")
+        .with_federation_key(b"another deployment's secret")
+        .sign_federation(&FederationClaims {
+            sub: "site:east".into(),
+            aud: FEDERATION_AUDIENCE.into(),
+            from: "east".into(),
+            on_behalf_of: "mallory".into(),
+            domain: None,
+            iat: now,
+            exp: now + 60,
+        })
+        .expect("sign");
+    assert_error(&list(&api, &c1, &forged, "").await, 401, "Unauthorized");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

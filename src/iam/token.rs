@@ -36,6 +36,12 @@ pub struct ServiceClaims {
 /// The audience of the tokens one site's node presents to another's.
 pub const FEDERATION_AUDIENCE: &str = "sessionplane-federation";
 
+/// The key of federation tokens, derived from the deployment's cluster secret (which every
+/// node shares), apart from every other use of that secret.
+pub fn federation_key(cluster_secret: &str) -> Vec<u8> {
+    format!("sessionplane-federation\0{cluster_secret}").into_bytes()
+}
+
 /// Carried by a request that one site forwards to another: who forwards it, for whom, and with
 /// what reach. A request with such a token is served by its site alone (it never fans out).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -285,7 +285,7 @@ fn identity(
             .map(|key| (key, settings.service_key_algorithm)),
     )
     .map_err(|e| StartError::Iam(e.to_string()))?
-    .with_federation_key(format!("sessionplane-federation\0{cluster_secret}").as_bytes());
+    .with_federation_key(&iam::token::federation_key(cluster_secret));
     let master_domain: DomainName = config
         .master_domain
         .parse()
