@@ -95,6 +95,34 @@ async fn session(api: &Api, base: &str, login: &str, pwd: &str) -> (String, Stri
     )
 }
 
+/// Waits (up to 20 s: probes run every 5 s) until health check `name` at `base` has `status`
+/// with a cause containing `cause`.
+async fn wait_for_check(api: &Api, base: &str, name: &str, status: &str, cause: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let check = api
+            .call(
+                Method::GET,
+                format!("{base}/healthcheck/checks/{name}"),
+                None,
+                None,
+            )
+            .await;
+        let found = check.body["status"] == status
+            && check.body["cause"].as_str().unwrap_or("").contains(cause);
+        if found {
+            assert_eq!(check.status, 200, "{}", check.text);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never {status}: {}",
+            check.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn pairs(site: &str, ids: &[&String]) -> BTreeSet<(String, String)> {
     ids.iter()
         .map(|id| (site.to_string(), id.to_string()))
@@ -578,9 +606,11 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
     let (alice_e, _) = session(&api, &e1, "alice", ALICE_PW).await;
     let (_, doomed_e_id) = session(&api, &e1, "alice", ALICE_PW).await;
 
+    wait_for_check(&api, &c1, "Site%20east", "healthy", "").await;
     for i in 0..3 {
         east.kill(i);
     }
+    wait_for_check(&api, &c1, "Site%20east", "degraded", "cannot be reached").await;
 
     let whole = list(&api, &c1, &admin_c, "sites=all").await;
     assert_error(&whole, 503, "Unavailable");

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod fanout;
 pub mod groups;
+pub mod health;
 pub mod iam_sessions;
 pub mod jmap;
 pub mod servers;
@@ -48,6 +49,8 @@ pub struct ApiState {
     /// The nodes of this site and the client that calls them (certificate reloads).
     pub site_nodes: Arc<Vec<SiteNode>>,
     pub peers: PeerClient,
+    /// The node's health checks.
+    pub health: Arc<crate::node::health::HealthChecks>,
     /// Whether the api listener speaks TLS (cookies are then `Secure`).
     pub tls: bool,
 }
@@ -58,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(domains::routes())
         .merge(users::routes())
         .merge(groups::routes())
+        .merge(health::routes())
         .merge(ws_sessions::routes())
         .merge(channels::routes())
         .merge(jmap::routes())

@@ -5,6 +5,7 @@
 pub mod remote;
 pub mod selector;
 pub mod splice;
+pub mod watch;
 
 use std::collections::BTreeMap;
 

@@ -3,6 +3,7 @@
 //! Wiring only: what a request does lives in `api`, what a command does lives in `state`.
 
 pub mod effects;
+pub mod health;
 pub mod mail;
 pub mod secrets;
 pub mod sweeper;
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::servers;
 use crate::config::{Config, ConfigError};
+use crate::federation::watch::SiteReachability;
 use crate::federation::Federation;
 use crate::gateway::{Gateway, GatewaySettings, LocalSockets};
 use crate::iam::{self, DirectoryStore, Iam, PasswordHasher, TokenKeys};
@@ -36,6 +38,7 @@ use crate::tasks::runner::TaskRunner;
 use crate::tls::api_listener::TlsApiListener;
 use crate::tls::listeners::{NodeCertificates, TlsListener};
 use crate::tls::ReloadableCert;
+use health::HealthChecks;
 use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -162,16 +165,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         stop: stopped.clone(),
     });
     let federation = Arc::new(Federation::new(&config)?);
-    let api_state = crate::api::ApiState {
-        iam: iam.clone(),
-        gateway: gateway.clone(),
-        federation: federation.clone(),
-        node_label: config.node_label(),
-        mail: mail.clone(),
-        site_nodes: Arc::new(config.site_members()),
-        peers: cluster.peers().clone(),
-        tls: config.listen.api_tls,
-    };
+    let reach = Arc::new(SiteReachability::default());
     let mut wired = mail::wire(&config, listeners.mail, mail.clone())?;
     let api_cert = match config.listen.api_tls {
         true => Some(
@@ -187,7 +181,27 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             cert: cert.clone(),
         });
     }
-    serve_certificate_calls(&cluster, Arc::new(wired.certificates));
+    let certificates = Arc::new(std::mem::take(&mut wired.certificates));
+    serve_certificate_calls(&cluster, certificates.clone());
+    let health = Arc::new(HealthChecks {
+        site: site_group.clone(),
+        directory: directory_group.clone(),
+        data_dir: config.data_dir.clone(),
+        other_sites: config.sites.iter().map(|s| s.name.clone()).collect(),
+        reach: reach.clone(),
+        certificates,
+    });
+    let api_state = crate::api::ApiState {
+        iam: iam.clone(),
+        gateway: gateway.clone(),
+        federation: federation.clone(),
+        node_label: config.node_label(),
+        mail: mail.clone(),
+        site_nodes: Arc::new(config.site_members()),
+        peers: cluster.peers().clone(),
+        health,
+        tls: config.listen.api_tls,
+    };
     let api_router = crate::api::router(api_state);
     let api_task = match api_cert {
         Some(cert) => tokio::spawn(serve_tls(
@@ -222,7 +236,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         tokio::spawn(
             TaskRunner {
                 site: site.clone(),
-                federation,
+                federation: federation.clone(),
                 iam: iam.clone(),
                 node_label: config.node_label(),
                 retry_initial: Duration::from_millis(config.federation.retry_initial_ms),
@@ -230,6 +244,15 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             }
             .run(stopped.clone()),
         ),
+        tokio::spawn(crate::federation::watch::run(
+            federation.clone(),
+            reach,
+            {
+                let iam = iam.clone();
+                move || iam.federation_token("sessionplane health probe", None).ok()
+            },
+            stopped.clone(),
+        )),
         tokio::spawn(reaper::run(
             site.clone(),
             Duration::from_millis(config.sessions.purge_interval_ms),

@@ -60,6 +60,7 @@ fn describe(path: &Path, cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertI
         subject: cert.subject().to_string(),
         sans,
         not_after: rfc3339(&cert.validity().not_after),
+        not_after_unix: cert.validity().not_after.timestamp(),
         sha256: fingerprint(der),
     })
 }

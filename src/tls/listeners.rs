@@ -65,6 +65,7 @@ impl NodeCertificates {
                     sans,
                     not_after,
                     sha256,
+                    ..
                 } = l.cert.info();
                 ListenerCertificate {
                     listener: l.name.to_string(),
@@ -75,6 +76,14 @@ impl NodeCertificates {
                     sha256,
                 }
             })
+            .collect()
+    }
+
+    /// Each listener's name and when its certificate expires (seconds since the epoch).
+    pub fn expiries(&self) -> Vec<(&'static str, i64)> {
+        self.listeners
+            .iter()
+            .map(|l| (l.name, l.cert.info().not_after_unix))
             .collect()
     }
 

@@ -74,6 +74,8 @@ pub struct CertInfo {
     pub sans: Vec<String>,
     /// RFC 3339 UTC, e.g. `2027-01-01T00:00:00Z`.
     pub not_after: String,
+    /// The same, in seconds since the epoch.
+    pub not_after_unix: i64,
     /// SHA-256 of the leaf's DER, uppercase hex pairs joined by `:`.
     pub sha256: String,
 }

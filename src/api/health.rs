@@ -1,0 +1,133 @@
+//! `/healthcheck` (Apache James conventions), public: every check, the list of checks, one
+//! check by name. 200 while the node can serve (healthy or degraded), 503 when a check is
+//! unhealthy; an unknown check is a 404.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+
+use super::extract::Path;
+use super::{ApiError, ApiState};
+use crate::node::health::{Check, Status};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/healthcheck", get(all))
+        .route("/healthcheck/checks", get(names))
+        .route("/healthcheck/checks/{name}", get(one))
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Healthy => "healthy",
+        Status::Degraded => "degraded",
+        Status::Unhealthy => "unhealthy",
+    }
+}
+
+fn code(status: Status) -> StatusCode {
+    match status {
+        Status::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+        Status::Healthy | Status::Degraded => StatusCode::OK,
+    }
+}
+
+/// The name as it appears in a URL path.
+fn escaped(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckView {
+    component_name: String,
+    escaped_component_name: String,
+    status: &'static str,
+    cause: Option<String>,
+}
+
+impl CheckView {
+    fn of(check: Check) -> Self {
+        Self {
+            escaped_component_name: escaped(&check.component),
+            component_name: check.component,
+            status: status_name(check.status),
+            cause: check.cause,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Report {
+    status: &'static str,
+    checks: Vec<CheckView>,
+}
+
+async fn all(State(state): State<ApiState>) -> Response {
+    let checks = state.health.check_all().await;
+    let worst = checks
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Healthy);
+    let report = Report {
+        status: status_name(worst),
+        checks: checks.into_iter().map(CheckView::of).collect(),
+    };
+    (code(worst), axum::Json(report)).into_response()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Name {
+    component_name: String,
+    escaped_component_name: String,
+}
+
+async fn names(State(state): State<ApiState>) -> axum::Json<Vec<Name>> {
+    let names = state
+        .health
+        .components()
+        .into_iter()
+        .map(|name| Name {
+            escaped_component_name: escaped(&name),
+            component_name: name,
+        })
+        .collect();
+    axum::Json(names)
+}
+
+async fn one(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let check = state
+        .health
+        .check(&name)
+        .await
+        .ok_or_else(|| ApiError::NotFound(format!("no health check named {name:?}")))?;
+    let status = check.status;
+    Ok((code(status), axum::Json(CheckView::of(check))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_escape_like_a_url_path() {
+        assert_eq!(escaped("Raft site group"), "Raft%20site%20group");
+        assert_eq!(escaped("Site east"), "Site%20east");
+        assert_eq!(escaped("a/b:c"), "a%2Fb%3Ac");
+    }
+}

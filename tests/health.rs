@@ -1,0 +1,134 @@
+//! `/healthcheck` against real nodes: every check and its name, one check, the codes; a
+//! certificate near its end, a site group without quorum.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{assert_error, Api, TestSite, Tuning};
+use reqwest::Method;
+
+async fn get(api: &Api, base: &str, path: &str) -> common::Answer {
+    api.call(Method::GET, format!("{base}{path}"), None, None)
+        .await
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["componentName"] == name))
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_reports_each_check_and_answers_by_name() {
+    let site = TestSite::start(1, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let report = get(&api, &base, "/healthcheck").await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(report.body["status"], "healthy", "{}", report.text);
+    for name in [
+        "Raft site group",
+        "Raft directory group",
+        "Storage",
+        "TLS certificates",
+    ] {
+        let one = check(&report.body, name);
+        assert_eq!(one["status"], "healthy", "{one}");
+        assert_eq!(one["escapedComponentName"], name.replace(' ', "%20"));
+        assert!(one["cause"].is_null(), "{one}");
+    }
+    let names = get(&api, &base, "/healthcheck/checks").await;
+    assert_eq!(names.status, 200);
+    let listed: Vec<&str> = names
+        .body
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(|n| n["componentName"].as_str())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "Raft site group",
+            "Raft directory group",
+            "Storage",
+            "TLS certificates"
+        ]
+    );
+    let one = get(&api, &base, "/healthcheck/checks/Raft%20site%20group").await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(one.body["componentName"], "Raft site group");
+    assert_eq!(one.body["status"], "healthy");
+    let unknown = get(&api, &base, "/healthcheck/checks/Cassandra%20backend").await;
+    assert_error(&unknown, 404, "notFound");
+}
+
+/// A certificate expiring within 14 days degrades TLS (the node still serves: 200).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_near_its_end_degrades_the_node() {
+    let site = TestSite::start(1, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("certificate");
+    std::fs::write(&site.nodes[0].cert_file, cert.pem()).unwrap();
+    std::fs::write(&site.nodes[0].key_file, key.serialize_pem()).unwrap();
+    let admin = api.admin_token(&base).await;
+    let reload = api
+        .call(
+            Method::POST,
+            format!("{base}/servers?reload-certificate"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(reload.status, 204, "{}", reload.text);
+    let report = get(&api, &base, "/healthcheck").await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(report.body["status"], "degraded", "{}", report.text);
+    let tls = check(&report.body, "TLS certificates");
+    assert_eq!(tls["status"], "degraded");
+    let cause = tls["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("imaps in 9 days") || cause.contains("imaps in 10 days"),
+        "{cause}"
+    );
+}
+
+/// The last node of a site of three has no leader: its site group is unhealthy (503).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_without_quorum_is_unhealthy() {
+    let mut site = TestSite::start(3, Tuning::default()).await;
+    site.wait_for_admin(2).await;
+    let api = Api::default();
+    let base = site.api_url(2);
+    assert_eq!(get(&api, &base, "/healthcheck").await.status, 200);
+    site.kill(0);
+    site.kill(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let report = get(&api, &base, "/healthcheck").await;
+        if report.status == 503 {
+            assert_eq!(report.body["status"], "unhealthy", "{}", report.text);
+            let group = check(&report.body, "Raft site group");
+            assert_eq!(group["status"], "unhealthy");
+            assert!(group["cause"].as_str().unwrap_or("").contains("no leader"));
+            let one = get(&api, &base, "/healthcheck/checks/Raft%20site%20group").await;
+            assert_eq!(one.status, 503, "{}", one.text);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {}: {}",
+            report.status,
+            report.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
