@@ -15,6 +15,7 @@ async fn main() -> std::process::ExitCode {
         Command::Sessions { api, command } => cli::sessions::sessions(&api, command).await,
         Command::Channels { api, command } => cli::channels::channels(&api, command).await,
         Command::Certs { api, command } => cli::channels::certs(&api, command).await,
+        Command::Cluster { api, command } => cli::cluster::cluster(&api, command).await,
         Command::Token { command } => cli::token::run(command),
     };
     match result {

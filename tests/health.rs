@@ -132,3 +132,81 @@ async fn a_site_without_quorum_is_unhealthy() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_status_shows_each_group_and_its_replication() {
+    let site = TestSite::start(3, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let leader = site.wait_for_leader(Duration::from_secs(10)).await;
+    let api = Api::default();
+    let base = site.api_url(leader);
+    let admin = api.admin_token(&base).await;
+    let status = api
+        .call(
+            Method::GET,
+            format!("{base}/cluster/status"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status.status, 200, "{}", status.text);
+    assert_eq!(status.body["site"], "local");
+    let groups = status.body["groups"].as_array().expect("groups");
+    let names: Vec<&str> = groups.iter().filter_map(|g| g["group"].as_str()).collect();
+    assert_eq!(names, ["site:local", "directory"]);
+    let site_group = &groups[0];
+    assert_eq!(site_group["role"], "leader");
+    assert_eq!(site_group["leader"], site.nodes[leader].id);
+    let members = site_group["members"].as_array().expect("members");
+    assert_eq!(members.len(), 3);
+    for member in members {
+        assert_eq!(member["voter"], true, "{member}");
+        assert_eq!(member["replicating"], true, "{member}");
+        assert!(member["lag"].as_u64().is_some(), "{member}");
+    }
+    let follower = (leader + 1) % 3;
+    let other = site.api_url(follower);
+    let token = api.admin_token(&other).await;
+    let seen = api
+        .call(
+            Method::GET,
+            format!("{other}/cluster/status"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(seen.body["groups"][0]["role"], "follower", "{}", seen.text);
+    assert!(seen.body["groups"][0]["members"][0]["lag"].is_null());
+    let anonymous = api
+        .call(Method::GET, format!("{base}/cluster/status"), None, None)
+        .await;
+    assert_error(&anonymous, 401, "Unauthorized");
+    common::add_user(&api, &base, &admin, "example.com", "eve", "eve-password-1").await;
+    let eve = api
+        .token(&base, "example.com", "eve", "eve-password-1")
+        .await;
+    let refused = api
+        .call(
+            Method::GET,
+            format!("{base}/cluster/status"),
+            Some(&eve),
+            None,
+        )
+        .await;
+    assert_error(&refused, 403, "Forbidden");
+
+    let shown = common::cli(&["cluster", "status"], &base, &admin);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let table = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        table.contains("site:local") && table.contains("directory") && table.contains("leader"),
+        "{table}"
+    );
+    let json = common::cli(&["cluster", "status", "--json"], &base, &admin);
+    let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(parsed["groups"].as_array().map(Vec::len), Some(2));
+}

@@ -3,6 +3,7 @@
 //! Handlers parse and authorize, then call `iam` or the stores; they hold no state of their own.
 
 pub mod channels;
+pub mod cluster;
 pub mod domains;
 pub mod error;
 pub mod extract;
@@ -64,6 +65,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(health::routes())
         .merge(ws_sessions::routes())
         .merge(channels::routes())
+        .merge(cluster::routes())
         .merge(jmap::routes())
         .merge(servers::routes())
         .merge(tasks::routes())

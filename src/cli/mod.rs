@@ -3,6 +3,7 @@
 
 pub mod channels;
 pub mod client;
+pub mod cluster;
 pub mod demo;
 pub mod serve;
 pub mod sessions;
@@ -79,6 +80,13 @@ pub enum Command {
         api: client::ApiArgs,
         #[command(subcommand)]
         command: channels::CertsCommand,
+    },
+    /// The Raft groups as a node sees them, through the REST API of that node.
+    Cluster {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
     },
     /// Service tokens for automation.
     Token {
