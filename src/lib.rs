@@ -18,6 +18,7 @@ pub mod node;
 pub mod sessions;
 pub mod state;
 pub mod tasks;
+pub mod telemetry;
 pub mod tls;
 
 /// Every binary that links this crate (the server, tests, benchmarks) allocates through

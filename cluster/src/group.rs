@@ -142,6 +142,11 @@ impl<S: crate::StateMachine> Group<S> {
         self.core.status().await
     }
 
+    /// The same, without waiting: for a metrics scrape.
+    pub fn status_now(&self) -> GroupStatus {
+        self.core.status_now()
+    }
+
     /// Makes this node the first member of a new group. Refused when a member already exists.
     pub async fn initialize(&self, me: Member) -> Result<(), ClusterError> {
         let members = BTreeMap::from([(self.core.node_id, me)]);
@@ -331,6 +336,24 @@ impl GroupCore {
 
     pub(crate) async fn status(&self) -> GroupStatus {
         let initialized = self.raft.is_initialized().await.unwrap_or(false);
+        self.status_with(initialized)
+    }
+
+    /// The status from the metrics alone: initialized when a membership is known.
+    pub(crate) fn status_now(&self) -> GroupStatus {
+        let initialized = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some();
+        self.status_with(initialized)
+    }
+
+    fn status_with(&self, initialized: bool) -> GroupStatus {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         GroupStatus {

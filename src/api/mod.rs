@@ -12,6 +12,7 @@ pub mod groups;
 pub mod health;
 pub mod iam_sessions;
 pub mod jmap;
+pub mod metrics;
 pub mod servers;
 pub mod tasks;
 pub mod users;
@@ -50,6 +51,8 @@ pub struct ApiState {
     /// The nodes of this site and the client that calls them (certificate reloads).
     pub site_nodes: Arc<Vec<SiteNode>>,
     pub peers: PeerClient,
+    /// The node's counters, and what `/metrics` reads.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// The node's health checks.
     pub health: Arc<crate::node::health::HealthChecks>,
     /// Whether the api listener speaks TLS (cookies are then `Secure`).
@@ -67,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(channels::routes())
         .merge(cluster::routes())
         .merge(jmap::routes())
+        .merge(metrics::routes())
         .merge(servers::routes())
         .merge(tasks::routes())
         .merge(websocket::routes())
@@ -76,6 +80,10 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(with_charset))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::timed,
+        ))
         .with_state(state)
 }
 

@@ -475,6 +475,7 @@ async fn logout(
     caller: Caller,
     Json(body): Json<LogoutBody>,
 ) -> Result<axum::Json<LogoutAnswer>, ApiError> {
+    let started = std::time::Instant::now();
     if body.action != "logout" {
         return Err(ApiError::InvalidArgument(format!(
             "action {:?}: the only action is \"logout\"",
@@ -531,9 +532,13 @@ async fn logout(
         )
         .await);
     }
+    let closed: usize = sites.values().sum();
+    state
+        .telemetry
+        .revocation("logout", closed as u64, started.elapsed());
     Ok(axum::Json(LogoutAnswer {
         status: "logged out all sessions but current".into(),
-        closed: sites.values().sum(),
+        closed,
         sites,
     }))
 }
@@ -549,6 +554,7 @@ async fn kill(
     Path(raw_id): Path<String>,
     Query(params): Query<KillParams>,
 ) -> Result<StatusCode, ApiError> {
+    let started = std::time::Instant::now();
     let session_id = Uuid::try_parse(&raw_id)
         .map_err(|_| ApiError::InvalidArgument(format!("{raw_id:?} is not a session id")))?;
     let selector = state
@@ -589,6 +595,7 @@ async fn kill(
     if killed {
         // A session lives at one site: once it is found, the sites not reached cannot hold it.
         tracing::info!(caller = %caller.describe(), %session_id, "killed a session");
+        state.telemetry.revocation("kill", 1, started.elapsed());
         return Ok(StatusCode::NO_CONTENT);
     }
     if !missed.is_empty() {

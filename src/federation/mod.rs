@@ -23,10 +23,13 @@ pub struct Federation {
 pub type Answers = BTreeMap<String, Result<SiteAnswer, SiteFailure>>;
 
 impl Federation {
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: &Config,
+        telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    ) -> Result<Self, ConfigError> {
         Ok(Self {
             sites: Sites::from_config(config),
-            remote: RemoteSites::new(config)?,
+            remote: RemoteSites::new(config, telemetry)?,
         })
     }
 

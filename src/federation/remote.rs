@@ -140,10 +140,14 @@ pub struct RemoteSites {
     /// Per site, the node that answered last.
     preferred: Mutex<BTreeMap<String, usize>>,
     timeout: Duration,
+    telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 }
 
 impl RemoteSites {
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: &Config,
+        telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    ) -> Result<Self, ConfigError> {
         let invalid = |m: String| ConfigError::Invalid(m);
         let mut builder = reqwest::Client::builder()
             .local_address(config.listen.source_address)
@@ -187,6 +191,7 @@ impl RemoteSites {
             sites,
             preferred: Mutex::new(BTreeMap::new()),
             timeout: Duration::from_millis(config.federation.timeout_ms),
+            telemetry,
         })
     }
 
@@ -235,6 +240,22 @@ impl RemoteSites {
     /// The first node of `site` that answers with its headers, by the deadline: not a 5xx, not
     /// a refusal of the federation token.
     async fn reach(
+        &self,
+        site: &str,
+        request: &SiteRequest,
+        token: &str,
+    ) -> Result<(reqwest::Response, Instant), SiteFailure> {
+        let reached = self.try_nodes(site, request, token).await;
+        let outcome = match &reached {
+            Ok((response, _)) if response.status().is_success() => "answered",
+            Ok(_) => "refused",
+            Err(_) => "unreachable",
+        };
+        self.telemetry.federation_call(site, outcome);
+        reached
+    }
+
+    async fn try_nodes(
         &self,
         site: &str,
         request: &SiteRequest,

@@ -23,6 +23,8 @@ pub struct LoggedIn {
     pub token: String,
 }
 
+use crate::telemetry::LoginOutcome;
+
 impl Iam {
     pub async fn login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, IamError> {
         let user = self
@@ -36,6 +38,22 @@ impl Iam {
     /// refusal for every other case (unknown domain or user, disabled user, wrong password),
     /// each of which counts as a failure.
     pub async fn check_password(
+        &self,
+        domain: &str,
+        login: &str,
+        password: &str,
+    ) -> Result<User, IamError> {
+        let checked = self.verify_password(domain, login, password).await;
+        match &checked {
+            Ok(_) => self.telemetry.login(LoginOutcome::Ok),
+            Err(IamError::Banned { .. }) => self.telemetry.login(LoginOutcome::Banned),
+            Err(IamError::BadCredentials) => self.telemetry.login(LoginOutcome::Failed),
+            Err(_) => {}
+        }
+        checked
+    }
+
+    async fn verify_password(
         &self,
         domain: &str,
         login: &str,

@@ -75,4 +75,5 @@ pub struct Iam {
     pub session_lifetime_ms: u64,
     pub max_login_failures: u32,
     pub login_failure_window_ms: u64,
+    pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 }

@@ -5,6 +5,7 @@
 pub mod effects;
 pub mod health;
 pub mod mail;
+pub mod scrape;
 pub mod secrets;
 pub mod sweeper;
 
@@ -35,6 +36,7 @@ use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
 use crate::state::{decode, encode};
 use crate::tasks::runner::TaskRunner;
+use crate::telemetry::Telemetry;
 use crate::tls::api_listener::TlsApiListener;
 use crate::tls::listeners::{NodeCertificates, TlsListener};
 use crate::tls::ReloadableCert;
@@ -144,7 +146,18 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         .open_group(directory_group_id, DirectoryState::default())
         .await?;
     let directory = DirectoryStore::new(directory_group.clone());
-    let iam = Arc::new(identity(&config, &secret, site.clone(), directory.clone())?);
+    let telemetry = Arc::new(Telemetry::new(vec![Box::new(scrape::StateCollector {
+        site_name: config.site.clone(),
+        site: site_group.clone(),
+        directory: directory_group.clone(),
+    })]));
+    let iam = Arc::new(identity(
+        &config,
+        &secret,
+        site.clone(),
+        directory.clone(),
+        telemetry.clone(),
+    )?);
     let (stop, stopped) = watch::channel(false);
     let gateway = Arc::new(Gateway {
         site: site.clone(),
@@ -164,7 +177,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         node_label: config.node_label(),
         stop: stopped.clone(),
     });
-    let federation = Arc::new(Federation::new(&config)?);
+    let federation = Arc::new(Federation::new(&config, telemetry.clone())?);
     let reach = Arc::new(SiteReachability::default());
     let mut wired = mail::wire(&config, listeners.mail, mail.clone())?;
     let api_cert = match config.listen.api_tls {
@@ -200,6 +213,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         site_nodes: Arc::new(config.site_members()),
         peers: cluster.peers().clone(),
         health,
+        telemetry,
         tls: config.listen.api_tls,
     };
     let api_router = crate::api::router(api_state);
@@ -292,6 +306,7 @@ fn identity(
     cluster_secret: &str,
     site: SiteStore,
     directory: DirectoryStore,
+    telemetry: Arc<Telemetry>,
 ) -> Result<Iam, StartError> {
     let settings = &config.iam;
     let hasher = PasswordHasher::new(&settings.argon2, settings.hash_threads)
@@ -323,6 +338,7 @@ fn identity(
         session_lifetime_ms: config.sessions.lifetime_secs.saturating_mul(1000),
         max_login_failures: settings.max_login_failures,
         login_failure_window_ms: settings.login_failure_window_secs.saturating_mul(1000),
+        telemetry,
     })
 }
 
