@@ -11,12 +11,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::extract::{Path, Query};
+use super::openapi::{AdminErrors, ErrorSchema};
 use super::{fanout, ApiError, ApiState};
 use crate::federation::{Plan, SiteRequest, Verb};
 use crate::iam::Caller;
@@ -24,20 +23,23 @@ use crate::model::{Channel, ChannelTarget, DomainName, UserAddress};
 use crate::state::directory::AdminScope;
 use crate::state::site::{SiteCommand, SiteReply};
 use crate::tasks::TaskKind;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/servers/channels", get(list_all).delete(disconnect_many))
-        .route(
-            "/servers/channels/{user}",
-            get(list_user).delete(disconnect_user),
-        )
-        .route("/servers/connectedUsers", get(connected_users))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_all, disconnect_many))
+        .routes(routes!(list_user, disconnect_user))
+        .routes(routes!(connected_users))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// `current` (default), `all`, or a JSON list of site names.
     sites: Option<String>,
+    /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
     #[serde(default)]
     allow_partial: bool,
     limit: Option<usize>,
@@ -50,15 +52,18 @@ struct ListParams {
     sort_type: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SitesParam {
+    /// `current` (default), `all`, or a JSON list of site names.
     sites: Option<String>,
+    /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
     #[serde(default)]
     allow_partial: bool,
 }
 
 /// One channel as James shows it, with the node and site that hold it.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ChannelView {
     protocol: crate::model::Protocol,
@@ -172,6 +177,9 @@ where
     Ok((items, missing))
 }
 
+/// Every mail channel of the selected sites (James fields, plus node and site).
+#[utoipa::path(get, path = "/servers/channels", tag = "channels", params(ListParams),
+    responses((status = 200, description = "The channels", body = [ChannelView], headers(("x-unavailable-sites" = String, description = "With allow_partial: the sites not reached"))), AdminErrors))]
 async fn list_all(
     State(state): State<ApiState>,
     caller: Caller,
@@ -195,6 +203,9 @@ async fn list_all(
     Ok(fanout::mark_partial(listed, &missing))
 }
 
+/// One user's mail channels in the selected sites.
+#[utoipa::path(get, path = "/servers/channels/{user}", tag = "channels", params(("user" = String, Path, description = "login@domain"), ListParams),
+    responses((status = 200, description = "The channels", body = [ChannelView], headers(("x-unavailable-sites" = String, description = "With allow_partial: the sites not reached"))), AdminErrors))]
 async fn list_user(
     State(state): State<ApiState>,
     caller: Caller,
@@ -217,6 +228,9 @@ async fn list_user(
     Ok(fanout::mark_partial(listed, &missing))
 }
 
+/// The users with at least one channel in the selected sites.
+#[utoipa::path(get, path = "/servers/connectedUsers", tag = "channels", params(SitesParam),
+    responses((status = 200, description = "Usernames (login@domain)", body = [String], headers(("x-unavailable-sites" = String, description = "With allow_partial: the sites not reached"))), AdminErrors))]
 async fn connected_users(
     State(state): State<ApiState>,
     caller: Caller,
@@ -314,6 +328,9 @@ where
 /// Names the task that records a disconnection of everyone over several sites.
 const TASK_HEADER: &str = "x-task-id";
 
+/// Closes every channel of a user in the selected sites.
+#[utoipa::path(delete, path = "/servers/channels/{user}", tag = "channels", params(("user" = String, Path, description = "login@domain"), SitesParam),
+    responses((status = 204, description = "Disconnected"), (status = 503, description = "A site (or node) was not reached; a task keeps trying a write there (`taskId`)", body = ErrorSchema), AdminErrors))]
 async fn disconnect_user(
     State(state): State<ApiState>,
     caller: Caller,
@@ -331,6 +348,12 @@ async fn disconnect_user(
 
 /// No body: everyone (everyone of the caller's domain for a domain administrator). A JSON list
 /// of `login@domain`: those users.
+/// No body: every channel (of the caller's domain for a domain administrator). A JSON list of
+/// users: their channels.
+#[utoipa::path(delete, path = "/servers/channels", tag = "channels", params(SitesParam),
+    request_body(content = Option<Vec<String>>, description = "Users (login@domain); none: everyone"),
+    responses((status = 204, description = "Disconnected", headers(("x-task-id" = String, description = "Everyone over several sites: the task that records it"))),
+        (status = 503, description = "A site (or node) was not reached; a task keeps trying a write there (`taskId`)", body = ErrorSchema), AdminErrors))]
 async fn disconnect_many(
     State(state): State<ApiState>,
     caller: Caller,

@@ -3,19 +3,21 @@
 //! the leader knows it. Global administrators only.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use serde::Serialize;
 use sessionplane_cluster::GroupStatus;
 
+use super::openapi::AdminErrors;
 use super::{ApiError, ApiState};
 use crate::iam::Caller;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/cluster/status", get(status))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(status))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ClusterStatus {
     node: String,
@@ -23,7 +25,7 @@ struct ClusterStatus {
     groups: Vec<GroupView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct GroupView {
     group: String,
@@ -39,7 +41,7 @@ struct GroupView {
     members: Vec<MemberView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MemberView {
     id: u64,
@@ -92,6 +94,9 @@ impl GroupView {
     }
 }
 
+/// This node's view of each Raft group it belongs to.
+#[utoipa::path(get, path = "/cluster/status", tag = "operations",
+    responses((status = 200, description = "The groups", body = ClusterStatus), AdminErrors))]
 async fn status(
     State(state): State<ApiState>,
     caller: Caller,

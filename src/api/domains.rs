@@ -3,21 +3,25 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 
 use super::extract::Path;
+use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
 use crate::iam::{directory_outcome, Caller};
 use crate::model::DomainName;
 use crate::state::directory::DirectoryCommand;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/domains", get(list))
-        .route("/domains/{domain}", get(exists).put(create).delete(delete))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(exists, create, delete))
 }
 
+/// The domains the caller administers.
+#[utoipa::path(get, path = "/domains", tag = "identity",
+    responses((status = 200, description = "Domain names", body = [String]), AdminErrors))]
 async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -39,6 +43,8 @@ async fn list(
 }
 
 /// 204 when the domain exists, 404 otherwise (as James answers).
+#[utoipa::path(get, path = "/domains/{domain}", tag = "identity", params(("domain" = String, Path, description = "The domain name")),
+    responses((status = 204, description = "It exists"), (status = 404, description = "No such domain", body = ErrorSchema), AdminErrors))]
 async fn exists(
     State(state): State<ApiState>,
     caller: Caller,
@@ -57,6 +63,8 @@ async fn exists(
     }
 }
 
+#[utoipa::path(put, path = "/domains/{domain}", tag = "identity", params(("domain" = String, Path, description = "The domain name")),
+    responses((status = 204, description = "Created (or already there)"), AdminErrors))]
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
@@ -74,6 +82,9 @@ async fn create(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/domains/{domain}", tag = "identity", params(("domain" = String, Path, description = "The domain name")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such domain", body = ErrorSchema),
+        (status = 409, description = "The domain still has users or groups", body = ErrorSchema), AdminErrors))]
 async fn delete(
     State(state): State<ApiState>,
     caller: Caller,

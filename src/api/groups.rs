@@ -5,31 +5,32 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
+use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
 use crate::iam::{directory_outcome, Caller};
 use crate::model::{DomainName, Group, GroupAddress, PropertyChanges, UserAddress};
 use crate::state::directory::{DirectoryCommand, DirectoryReply, DirectoryState};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/groups", get(list)).route(
-        "/groups/{group}",
-        get(show).put(create).patch(update).delete(delete),
-    )
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, create, update, delete))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Member {
     user_id: Uuid,
     username: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct GroupView {
     name: String,
     domain: String,
@@ -53,7 +54,7 @@ fn view(group: &Group, directory: &DirectoryState) -> GroupView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     #[serde(default)]
@@ -62,19 +63,23 @@ struct CreateBody {
     properties: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     #[serde(default)]
     add: Vec<String>,
     #[serde(default)]
     remove: Vec<String>,
+    /// Properties to set; a `null` value deletes one.
     #[serde(default)]
+    #[schema(value_type = Object)]
     properties: PropertyChanges,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only this domain's groups.
     domain: Option<String>,
 }
 
@@ -106,6 +111,9 @@ async fn member_ids(state: &ApiState, names: &[String]) -> Result<BTreeSet<Uuid>
     resolved.map_err(|unknown| ApiError::NotFound(format!("no user {unknown}")))
 }
 
+#[utoipa::path(put, path = "/groups/{group}", tag = "identity", params(("group" = String, Path, description = "name@domain")), request_body = CreateBody,
+    responses((status = 201, description = "Created"), (status = 404, description = "No such domain or member", body = ErrorSchema),
+        (status = 409, description = "The group exists", body = ErrorSchema), AdminErrors))]
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
@@ -125,6 +133,8 @@ async fn create(
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(get, path = "/groups/{group}", tag = "identity", params(("group" = String, Path, description = "name@domain")),
+    responses((status = 200, description = "The group", body = GroupView), (status = 404, description = "No such group", body = ErrorSchema), AdminErrors))]
 async fn show(
     State(state): State<ApiState>,
     caller: Caller,
@@ -141,6 +151,9 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("no group {address}")))
 }
 
+/// Adds and removes members, sets properties.
+#[utoipa::path(patch, path = "/groups/{group}", tag = "identity", params(("group" = String, Path, description = "name@domain")), request_body = UpdateBody,
+    responses((status = 200, description = "The group", body = GroupView), (status = 404, description = "No such group or member", body = ErrorSchema), AdminErrors))]
 async fn update(
     State(state): State<ApiState>,
     caller: Caller,
@@ -166,6 +179,8 @@ async fn update(
     Ok(axum::Json(shown))
 }
 
+#[utoipa::path(delete, path = "/groups/{group}", tag = "identity", params(("group" = String, Path, description = "name@domain")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such group", body = ErrorSchema), AdminErrors))]
 async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
@@ -182,6 +197,8 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/groups", tag = "identity", params(ListParams),
+    responses((status = 200, description = "The groups", body = [GroupView]), (status = 404, description = "No such domain", body = ErrorSchema), AdminErrors))]
 async fn list(
     State(state): State<ApiState>,
     caller: Caller,

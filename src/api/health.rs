@@ -5,19 +5,21 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Serialize;
 
 use super::extract::Path;
+use super::openapi::ErrorSchema;
 use super::{ApiError, ApiState};
 use crate::node::health::{Check, Status};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/healthcheck", get(all))
-        .route("/healthcheck/checks", get(names))
-        .route("/healthcheck/checks/{name}", get(one))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(all))
+        .routes(routes!(names))
+        .routes(routes!(one))
 }
 
 fn status_name(status: Status) -> &'static str {
@@ -47,7 +49,7 @@ fn escaped(name: &str) -> String {
         .collect()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CheckView {
     component_name: String,
@@ -67,12 +69,16 @@ impl CheckView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Report {
     status: &'static str,
     checks: Vec<CheckView>,
 }
 
+/// Every health check.
+#[utoipa::path(get, path = "/healthcheck", tag = "operations", security(()),
+    responses((status = 200, description = "Healthy or degraded: the node serves", body = Report),
+        (status = 503, description = "A check is unhealthy", body = Report)))]
 async fn all(State(state): State<ApiState>) -> Response {
     let checks = state.health.check_all().await;
     let worst = checks
@@ -87,13 +93,16 @@ async fn all(State(state): State<ApiState>) -> Response {
     (code(worst), axum::Json(report)).into_response()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Name {
     component_name: String,
     escaped_component_name: String,
 }
 
+/// The checks' names.
+#[utoipa::path(get, path = "/healthcheck/checks", tag = "operations", security(()),
+    responses((status = 200, description = "The checks", body = [Name])))]
 async fn names(State(state): State<ApiState>) -> axum::Json<Vec<Name>> {
     let names = state
         .health
@@ -107,6 +116,12 @@ async fn names(State(state): State<ApiState>) -> axum::Json<Vec<Name>> {
     axum::Json(names)
 }
 
+/// One check by name.
+#[utoipa::path(get, path = "/healthcheck/checks/{name}", tag = "operations", security(()),
+    params(("name" = String, Path, description = "A check's name")),
+    responses((status = 200, description = "Healthy or degraded", body = CheckView),
+        (status = 503, description = "Unhealthy", body = CheckView),
+        (status = 404, description = "No such check", body = ErrorSchema)))]
 async fn one(
     State(state): State<ApiState>,
     Path(name): Path<String>,

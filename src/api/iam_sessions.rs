@@ -6,8 +6,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::header::USER_AGENT;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
@@ -15,24 +13,25 @@ use sessionplane_cluster::now_ms;
 use uuid::Uuid;
 
 use super::extract::{Authenticated, Json, Presented, SESSION_COOKIE};
+use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
 use crate::iam::login::LoginAttempt;
 use crate::iam::Caller;
 use crate::model::{CloseReason, Session};
 use crate::state::site::{SiteCommand, SiteReply};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/rest/v1/iam/sessions", post(login))
-        .route(
-            "/rest/v1/iam/sessions/current",
-            axum::routing::get(current)
-                .patch(renew_current)
-                .delete(close_current),
-        )
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(
+        current,
+        renew_current,
+        close_current
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     domain: String,
     login: String,
@@ -40,7 +39,7 @@ struct LoginBody {
     session_type: Option<SessionType>,
 }
 
-#[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum SessionType {
     Token,
@@ -48,7 +47,7 @@ enum SessionType {
     Cookie,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LoginAnswer {
     session_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,7 +60,7 @@ struct LoginAnswer {
 }
 
 /// A session as the sessions APIs show it (DESIGN §4.2).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionView {
     pub domain: String,
     pub login: String,
@@ -89,6 +88,16 @@ impl SessionView {
     }
 }
 
+/// A password login: a session, and its token (in the body, as the `RSession` cookie, or both).
+#[utoipa::path(post, path = "/rest/v1/iam/sessions", tag = "iam", security(()),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = LoginAnswer),
+        (status = 400, description = "Bad input", body = ErrorSchema),
+        (status = 401, description = "Invalid credentials (one answer for every cause)", body = ErrorSchema),
+        (status = 429, description = "Too many failed logins; see Retry-After", body = ErrorSchema),
+        (status = 503, description = "The site cannot answer now", body = ErrorSchema)
+    ))]
 async fn login(
     State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -147,6 +156,10 @@ fn current_session(caller: &Caller) -> Result<&Session, ApiError> {
         .ok_or_else(|| ApiError::NotFound("a service token has no current session".into()))
 }
 
+/// The caller's own session.
+#[utoipa::path(get, path = "/rest/v1/iam/sessions/current", tag = "iam",
+    responses((status = 200, description = "The session", body = SessionView),
+        (status = 404, description = "A service token has no session", body = ErrorSchema), AdminErrors))]
 async fn current(
     State(state): State<ApiState>,
     caller: Caller,
@@ -161,6 +174,10 @@ async fn current(
 
 /// Renews the session to the full lifetime. The token's own expiry cannot move, so a new token
 /// comes back: in the body for a bearer caller, as the cookie for a cookie caller.
+/// Renews the caller's session to its full lifetime, with a new token.
+#[utoipa::path(patch, path = "/rest/v1/iam/sessions/current", tag = "iam",
+    responses((status = 200, description = "Renewed", body = SessionView),
+        (status = 404, description = "A service token has no session", body = ErrorSchema), AdminErrors))]
 async fn renew_current(
     State(state): State<ApiState>,
     auth: Authenticated,
@@ -180,6 +197,10 @@ async fn renew_current(
     Ok((jar, axum::Json(view)).into_response())
 }
 
+/// Logs the caller out: its session and websockets end.
+#[utoipa::path(delete, path = "/rest/v1/iam/sessions/current", tag = "iam",
+    responses((status = 204, description = "Logged out"),
+        (status = 404, description = "A service token has no session", body = ErrorSchema), AdminErrors))]
 async fn close_current(
     State(state): State<ApiState>,
     caller: Caller,

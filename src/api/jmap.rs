@@ -12,26 +12,30 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use base64::Engine;
 use serde::Deserialize;
 
 use super::extract::{presented_token, Query};
+use super::openapi::ErrorSchema;
 use super::{ApiError, ApiState};
 use crate::gateway::jmap::{self, EventSourceStream};
 use crate::iam::{Caller, IamError};
 use crate::mail::{AuthError, ChannelHandle, ChannelOpen, MailUser};
 use crate::model::{Endpoint, Protocol};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/jmap/ws", get(websocket))
-        .route("/jmap/eventsource", get(event_source))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(websocket))
+        .routes(routes!(event_source))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TokenParam {
+    /// The session token, for clients that cannot send a header.
     token: Option<String>,
 }
 
@@ -115,6 +119,13 @@ async fn open(
         .map_err(ApiError::Unavailable)
 }
 
+/// JMAP over websocket (RFC 8887, subprotocol `jmap`): `Core/echo`.
+#[utoipa::path(get, path = "/jmap/ws", tag = "gateway", params(TokenParam),
+    responses((status = 101, description = "Switching protocols"), (status = 400, description = "Bad input", body = ErrorSchema),
+        (status = 401, description = "No, or bad, credentials", body = ErrorSchema),
+        (status = 403, description = "Not a mail user", body = ErrorSchema),
+        (status = 429, description = "Too many failed logins", body = ErrorSchema),
+        (status = 503, description = "The site cannot answer now", body = ErrorSchema)))]
 async fn websocket(
     State(state): State<ApiState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
@@ -143,14 +154,23 @@ async fn websocket(
         .on_upgrade(move |socket| jmap::serve_websocket(socket, channel, settings.idle_timeout)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventSourceParams {
+    /// The session token, for clients that cannot send a header.
     token: Option<String>,
     types: Option<String>,
     closeafter: Option<String>,
     ping: Option<String>,
 }
 
+/// JMAP push (RFC 8620 §7.3): a `state` event, then pings; an endless event stream.
+#[utoipa::path(get, path = "/jmap/eventsource", tag = "gateway", params(EventSourceParams),
+    responses((status = 200, description = "The event stream", content_type = "text/event-stream"), (status = 400, description = "Bad input", body = ErrorSchema),
+        (status = 401, description = "No, or bad, credentials", body = ErrorSchema),
+        (status = 403, description = "Not a mail user", body = ErrorSchema),
+        (status = 429, description = "Too many failed logins", body = ErrorSchema),
+        (status = 503, description = "The site cannot answer now", body = ErrorSchema)))]
 async fn event_source(
     State(state): State<ApiState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,

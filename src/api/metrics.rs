@@ -7,15 +7,19 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, ApiState};
 
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
+/// Prometheus text (0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let text = state
         .telemetry

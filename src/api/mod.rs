@@ -13,6 +13,7 @@ pub mod health;
 pub mod iam_sessions;
 pub mod jmap;
 pub mod metrics;
+pub mod openapi;
 pub mod servers;
 pub mod tasks;
 pub mod users;
@@ -26,6 +27,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::Response;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
@@ -59,21 +62,45 @@ pub struct ApiState {
     pub tls: bool,
 }
 
-pub fn router(state: ApiState) -> Router {
-    Router::new()
+/// Every documented route, with its documentation.
+fn documented() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(iam_sessions::routes())
         .merge(domains::routes())
         .merge(users::routes())
         .merge(groups::routes())
-        .merge(health::routes())
         .merge(ws_sessions::routes())
         .merge(channels::routes())
-        .merge(cluster::routes())
-        .merge(jmap::routes())
-        .merge(metrics::routes())
         .merge(servers::routes())
         .merge(tasks::routes())
+        .merge(health::routes())
+        .merge(metrics::routes())
+        .merge(cluster::routes())
         .merge(websocket::routes())
+        .merge(jmap::routes())
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().split_for_parts().1
+}
+
+pub fn router(state: ApiState) -> Router {
+    let (routes, spec) = documented().split_for_parts();
+    let spec = Arc::new(spec.to_json().unwrap_or_default());
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let spec = spec.clone();
+                async move {
+                    (
+                        [(CONTENT_TYPE, "application/json")],
+                        spec.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not take that method".into())

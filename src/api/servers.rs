@@ -9,17 +9,19 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::extract::Query;
+use super::openapi::{AdminErrors, ErrorSchema};
 use super::{fanout, ApiError, ApiState};
 use crate::federation::{SiteRequest, Verb};
 use crate::iam::Caller;
 use crate::state::{decode, encode};
 use crate::tasks::TaskKind;
 use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The node call that reloads a node's certificates (body: the port, if any).
 pub const RELOAD_CALL: &str = "reload-certificates";
@@ -27,23 +29,31 @@ pub const RELOAD_CALL: &str = "reload-certificates";
 pub const DESCRIBE_CALL: &str = "certificates";
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/servers", post(reload))
-        .route("/servers/certificates", get(certificates))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(reload))
+        .routes(routes!(certificates))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReloadParams {
+    /// Required (no value): what to do.
     #[serde(rename = "reload-certificate")]
+    #[param(rename = "reload-certificate")]
     reload_certificate: Option<String>,
+    /// Only the TLS listener on this port.
     port: Option<String>,
+    /// `current` (default), `all`, or a JSON list of site names.
     sites: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SitesParam {
+    /// `current` (default), `all`, or a JSON list of site names.
     sites: Option<String>,
+    /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
     #[serde(default)]
     allow_partial: bool,
 }
@@ -85,6 +95,12 @@ fn parse_port(raw: Option<&str>) -> Result<Option<u16>, ApiError> {
     }
 }
 
+/// Every TLS listener of every node of the selected sites (or the one on `port`) re-reads its
+/// certificate and key; open connections keep working.
+#[utoipa::path(post, path = "/servers", tag = "certificates", params(ReloadParams),
+    responses((status = 204, description = "Reloaded"),
+        (status = 400, description = "Bad input; no such TLS listener (`notFound`); a pair that does not load (nodes named, they keep the old one)", body = ErrorSchema),
+        (status = 503, description = "A site (or node) was not reached; a task keeps trying a write there (`taskId`)", body = ErrorSchema), AdminErrors))]
 async fn reload(
     State(state): State<ApiState>,
     caller: Caller,
@@ -211,7 +227,7 @@ fn judge(answers: Answers<ReloadOutcome>, port: Option<u16>) -> Result<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 struct NodeCertificate {
     node: String,
     site: String,
@@ -219,6 +235,9 @@ struct NodeCertificate {
     certificate: ListenerCertificate,
 }
 
+/// Each node's certificates, per listener: subject, names, expiry, fingerprint.
+#[utoipa::path(get, path = "/servers/certificates", tag = "certificates", params(SitesParam),
+    responses((status = 200, description = "The certificates", body = [NodeCertificate], headers(("x-unavailable-sites" = String, description = "With allow_partial: the sites not reached"))), AdminErrors))]
 async fn certificates(
     State(state): State<ApiState>,
     caller: Caller,

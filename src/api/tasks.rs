@@ -7,32 +7,34 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::extract::{Path, Query};
+use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
 use crate::iam::Caller;
 use crate::state::site::{SiteCommand, SiteReply};
 use crate::tasks::{SiteProgress, Task, TaskStatus};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The longest `GET /tasks/{id}/await` waits.
 const MAX_AWAIT: Duration = Duration::from_secs(3600);
 const DEFAULT_AWAIT: Duration = Duration::from_secs(30);
 const AWAIT_POLL: Duration = Duration::from_millis(50);
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/tasks", get(list))
-        .route("/tasks/{id}", get(show).delete(cancel))
-        .route("/tasks/{id}/await", get(wait))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, cancel))
+        .routes(routes!(wait))
 }
 
 /// A task as James reports it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TaskReport {
     task_id: Uuid,
@@ -48,6 +50,7 @@ struct TaskReport {
     failed_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     canceled_date: Option<String>,
+    #[schema(value_type = Object)]
     additional_information: Value,
     submitted_from: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,11 +100,16 @@ fn additional_information(task: &Task) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// `waiting`, `inProgress`, `completed`, `failed` or `canceled`.
     status: Option<String>,
 }
 
+/// This site's tasks.
+#[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListParams),
+    responses((status = 200, description = "The tasks", body = [TaskReport]), AdminErrors))]
 async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -138,6 +146,8 @@ async fn find(state: &ApiState, task_id: Uuid) -> Result<Arc<Task>, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no task {task_id}")))
 }
 
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "The task id")),
+    responses((status = 200, description = "The task", body = TaskReport), (status = 404, description = "No such task", body = ErrorSchema), AdminErrors))]
 async fn show(
     State(state): State<ApiState>,
     caller: Caller,
@@ -148,11 +158,17 @@ async fn show(
     Ok(axum::Json(TaskReport::of(&task)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AwaitParams {
+    /// `500ms`, `30s`, `2m`, `1h` (at most), or seconds; default 30 s.
     timeout: Option<String>,
 }
 
+/// Waits until the task has finished.
+#[utoipa::path(get, path = "/tasks/{id}/await", tag = "tasks", params(("id" = String, Path, description = "The task id"), AwaitParams),
+    responses((status = 200, description = "The finished task", body = TaskReport), (status = 404, description = "No such task", body = ErrorSchema),
+        (status = 408, description = "Still running at the timeout", body = ErrorSchema), AdminErrors))]
 async fn wait(
     State(state): State<ApiState>,
     caller: Caller,
@@ -210,6 +226,9 @@ fn parse_timeout(raw: &str) -> Result<Duration, ApiError> {
     }
 }
 
+/// Cancels the task (a finished one stays as it is).
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "The task id")),
+    responses((status = 204, description = "Canceled"), (status = 404, description = "No such task", body = ErrorSchema), AdminErrors))]
 async fn cancel(
     State(state): State<ApiState>,
     caller: Caller,

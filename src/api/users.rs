@@ -5,27 +5,26 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
+use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
 use crate::iam::Caller;
 use crate::model::{DomainName, PropertyChanges, User, UserAddress};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/users", get(list).delete(delete_many))
-        .route(
-            "/users/{user}",
-            get(show).put(create).patch(update).delete(delete_one),
-        )
-        .route("/users/{user}/password", post(change_password))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, delete_many))
+        .routes(routes!(show, create, update, delete_one))
+        .routes(routes!(change_password))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView {
     pub user_id: Uuid,
     pub login: String,
@@ -51,7 +50,7 @@ impl From<&User> for UserView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     password: String,
@@ -59,15 +58,17 @@ struct CreateBody {
     properties: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
+    /// Properties to set; a `null` value deletes one.
     #[serde(default)]
+    #[schema(value_type = Object)]
     properties: PropertyChanges,
     disabled: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     #[serde(rename = "oldPwd")]
@@ -78,8 +79,10 @@ struct PasswordBody {
     confirm: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only this domain's users.
     domain: Option<String>,
 }
 
@@ -87,6 +90,10 @@ fn address(raw: &str) -> Result<UserAddress, ApiError> {
     Ok(raw.parse()?)
 }
 
+/// Creates a user with a password (argon2id; never returned).
+#[utoipa::path(put, path = "/users/{user}", tag = "identity", params(("user" = String, Path, description = "login@domain")), request_body = CreateBody,
+    responses((status = 201, description = "Created"), (status = 404, description = "No such domain", body = ErrorSchema),
+        (status = 409, description = "The user exists", body = ErrorSchema), AdminErrors))]
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
@@ -103,6 +110,8 @@ async fn create(
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(get, path = "/users/{user}", tag = "identity", params(("user" = String, Path, description = "login@domain")),
+    responses((status = 200, description = "The user", body = UserView), (status = 404, description = "No such user", body = ErrorSchema), AdminErrors))]
 async fn show(
     State(state): State<ApiState>,
     caller: Caller,
@@ -114,6 +123,9 @@ async fn show(
     Ok(axum::Json(UserView::from(&user)))
 }
 
+/// Changes properties, or disables or enables the user (disabling ends its sessions and channels).
+#[utoipa::path(patch, path = "/users/{user}", tag = "identity", params(("user" = String, Path, description = "login@domain")), request_body = UpdateBody,
+    responses((status = 200, description = "The user", body = UserView), (status = 404, description = "No such user", body = ErrorSchema), AdminErrors))]
 async fn update(
     State(state): State<ApiState>,
     caller: Caller,
@@ -131,6 +143,9 @@ async fn update(
     Ok(axum::Json(UserView::from(&updated)))
 }
 
+/// Changes a password; every session and channel of the user ends, but the caller's own.
+#[utoipa::path(post, path = "/users/{user}/password", tag = "identity", params(("user" = String, Path, description = "login@domain")), request_body = PasswordBody,
+    responses((status = 204, description = "Changed"), (status = 404, description = "No such user", body = ErrorSchema), AdminErrors))]
 async fn change_password(
     State(state): State<ApiState>,
     caller: Caller,
@@ -156,6 +171,9 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deletes a user; its sessions and channels end everywhere.
+#[utoipa::path(delete, path = "/users/{user}", tag = "identity", params(("user" = String, Path, description = "login@domain")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such user", body = ErrorSchema), AdminErrors))]
 async fn delete_one(
     State(state): State<ApiState>,
     caller: Caller,
@@ -165,6 +183,9 @@ async fn delete_one(
 }
 
 /// Body: `["a@d", "b@d"]`; all are deleted, or none when one is unknown or out of reach.
+/// Deletes the listed users (`login@domain`).
+#[utoipa::path(delete, path = "/users", tag = "identity", request_body = Vec<String>,
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such user", body = ErrorSchema), AdminErrors))]
 async fn delete_many(
     State(state): State<ApiState>,
     caller: Caller,
@@ -192,6 +213,8 @@ async fn delete(state: ApiState, caller: Caller, raw: Vec<String>) -> Result<Sta
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/users", tag = "identity", params(ListParams),
+    responses((status = 200, description = "The users", body = [UserView]), (status = 404, description = "No such domain", body = ErrorSchema), AdminErrors))]
 async fn list(
     State(state): State<ApiState>,
     caller: Caller,

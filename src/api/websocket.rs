@@ -7,24 +7,36 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use super::extract::{presented_token, Query};
+use super::openapi::ErrorSchema;
 use super::{ApiError, ApiState};
 use crate::gateway::websocket;
 use crate::iam::{Caller, IamError};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/rest/v1/ws", get(open))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(open))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OpenParams {
+    /// The session token, for clients that cannot send a header.
     token: Option<String>,
 }
 
+/// Upgrades to the session's websocket (`{"type":"ping"}` → `{"type":"pong"}`; a
+/// `session_closed` message and a close frame when the session ends).
+#[utoipa::path(get, path = "/rest/v1/ws", tag = "gateway", params(OpenParams),
+    responses((status = 101, description = "Switching protocols"),
+        (status = 400, description = "Not a websocket upgrade", body = ErrorSchema),
+        (status = 401, description = "No, or a bad, token", body = ErrorSchema),
+        (status = 403, description = "A service token has no session", body = ErrorSchema),
+        (status = 503, description = "The site cannot answer now", body = ErrorSchema)))]
 async fn open(
     State(state): State<ApiState>,
     headers: HeaderMap,

@@ -9,8 +9,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -18,16 +16,21 @@ use sessionplane_cluster::now_ms;
 use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
+use super::openapi::{AdminErrors, ErrorSchema};
 use super::{fanout, ApiError, ApiState};
 use crate::federation::splice::{splice, Part};
 use crate::federation::{Plan, Received, SiteRequest, Verb};
 use crate::gateway::Gateway;
 use crate::iam::Caller;
 use crate::model::{CloseReason, DomainName};
+use crate::sessions::listing::SessionItem as SessionItemSchema;
 use crate::sessions::listing::{Cursor, Filter, ItemKind, Listing, SessionItem, UserMatch};
 use crate::state::directory::AdminScope;
 use crate::state::site::{SiteCommand, SiteReply, SiteView};
 use crate::tasks::TaskKind;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const PATH: &str = "/rest/v1/master/logicalroles/ws/sessions";
 /// The largest page a client may ask for; without `limit` the whole list streams.
@@ -36,20 +39,28 @@ pub const MAX_LIMIT: usize = 10_000;
 const CHUNK_ITEMS: usize = 512;
 pub const NEXT_PAGE_HEADER: &str = "x-next-page-token";
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route(PATH, get(list).post(logout))
-        .route(&format!("{PATH}/{{session_id}}"), delete(kill))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, logout))
+        .routes(routes!(kill))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// `current` (default), `all`, or a JSON list of site names.
     sites: Option<String>,
+    /// Only this domain's sessions.
     domain: Option<String>,
+    /// Only this user's sessions (a user id or a login).
     user: Option<String>,
+    /// `http` or `websocket`.
     session_type: Option<String>,
+    /// A page of at most this many items (1 to 10,000); without it the whole list streams.
     limit: Option<usize>,
+    /// The `X-Next-Page-Token` of the previous page.
     page_token: Option<String>,
+    /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
     #[serde(default)]
     allow_partial: bool,
 }
@@ -122,6 +133,17 @@ fn visible_domain(
     }
 }
 
+/// Lists the sessions of the selected sites.
+#[utoipa::path(get, path = "/rest/v1/master/logicalroles/ws/sessions", tag = "sessions",
+    params(ListParams),
+    responses(
+        (status = 200, description = "The sessions (a JSON array, streamed without `limit`)", body = [SessionItemSchema],
+            headers(
+                ("x-next-page-token" = String, description = "The next page's token, when there is one"),
+                ("x-unavailable-sites" = String, description = "With allow_partial: the sites not reached")
+            )),
+        AdminErrors
+    ))]
 async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -454,22 +476,32 @@ impl Streaming {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LogoutBody {
     action: String,
     domain: String,
     user: String,
+    /// `current` (default), `all`, or a list of site names.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     sites: Option<Value>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 struct LogoutAnswer {
     status: String,
     closed: usize,
     sites: BTreeMap<String, usize>,
 }
 
+/// Closes every session of a user in the selected sites, but the one this request uses.
+#[utoipa::path(post, path = "/rest/v1/master/logicalroles/ws/sessions", tag = "sessions",
+    request_body = LogoutBody,
+    responses(
+        (status = 200, description = "Closed, per site", body = LogoutAnswer),
+        (status = 404, description = "No such domain or user", body = ErrorSchema),
+        AdminErrors
+    ))]
 async fn logout(
     State(state): State<ApiState>,
     caller: Caller,
@@ -543,11 +575,21 @@ async fn logout(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct KillParams {
+    /// `current` (default), `all`, or a JSON list of site names.
     sites: Option<String>,
 }
 
+/// Closes one session and its websockets.
+#[utoipa::path(delete, path = "/rest/v1/master/logicalroles/ws/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path, description = "The session's id"), KillParams),
+    responses(
+        (status = 204, description = "Closed"),
+        (status = 404, description = "No such session in the selected sites", body = ErrorSchema),
+        AdminErrors
+    ))]
 async fn kill(
     State(state): State<ApiState>,
     caller: Caller,

@@ -116,7 +116,7 @@ impl Filter {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConnectionItem<'a> {
     pub conn_id: Uuid,
     pub is_pid_alive: bool,
@@ -124,7 +124,9 @@ pub struct ConnectionItem<'a> {
     pub pid: String,
 }
 
-#[derive(Serialize)]
+/// A session as the `ws` logical role lists it: once as `http`, and once more as `websocket`
+/// with its connections when it has open websockets.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionItem<'a> {
     pub domain: &'a str,
     pub login: &'a str,

@@ -25,7 +25,7 @@ pub struct ReloadOutcome {
 }
 
 /// A listener's certificate as `GET /servers/certificates` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerCertificate {
     pub listener: String,
