@@ -65,6 +65,7 @@ struct SitesParam {
 /// One channel as James shows it, with the node and site that hold it.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Channel)]
 struct ChannelView {
     protocol: crate::model::Protocol,
     endpoint: crate::model::Endpoint,

@@ -27,6 +27,7 @@ struct ClusterStatus {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = RaftGroup)]
 struct GroupView {
     group: String,
     node_id: u64,
@@ -43,6 +44,7 @@ struct GroupView {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = RaftMember)]
 struct MemberView {
     id: u64,
     address: String,

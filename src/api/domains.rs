@@ -64,7 +64,7 @@ async fn exists(
 }
 
 #[utoipa::path(put, path = "/domains/{domain}", tag = "identity", params(("domain" = String, Path, description = "The domain name")),
-    responses((status = 204, description = "Created (or already there)"), AdminErrors))]
+    responses((status = 204, description = "Created"), (status = 409, description = "The domain exists", body = ErrorSchema), AdminErrors))]
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,

@@ -25,12 +25,14 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = GroupMember)]
 struct Member {
     user_id: Uuid,
     username: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = Group)]
 struct GroupView {
     name: String,
     domain: String,
@@ -56,6 +58,7 @@ fn view(group: &Group, directory: &DirectoryState) -> GroupView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = GroupCreate)]
 struct CreateBody {
     #[serde(default)]
     members: Vec<String>,
@@ -65,6 +68,7 @@ struct CreateBody {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = GroupUpdate)]
 struct UpdateBody {
     #[serde(default)]
     add: Vec<String>,

@@ -51,6 +51,7 @@ fn escaped(name: &str) -> String {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = HealthCheck)]
 struct CheckView {
     component_name: String,
     escaped_component_name: String,
@@ -70,6 +71,7 @@ impl CheckView {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = HealthReport)]
 struct Report {
     status: &'static str,
     checks: Vec<CheckView>,
@@ -95,6 +97,7 @@ async fn all(State(state): State<ApiState>) -> Response {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = HealthCheckName)]
 struct Name {
     component_name: String,
     escaped_component_name: String,

@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = Login)]
 struct LoginBody {
     domain: String,
     login: String,
@@ -48,6 +49,7 @@ enum SessionType {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = LoggedIn)]
 struct LoginAnswer {
     session_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +63,7 @@ struct LoginAnswer {
 
 /// A session as the sessions APIs show it (DESIGN §4.2).
 #[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
 pub struct SessionView {
     pub domain: String,
     pub login: String,
@@ -95,6 +98,8 @@ impl SessionView {
         (status = 200, description = "Logged in", body = LoginAnswer),
         (status = 400, description = "Bad input", body = ErrorSchema),
         (status = 401, description = "Invalid credentials (one answer for every cause)", body = ErrorSchema),
+        (status = 413, description = "The body is too large", body = ErrorSchema),
+        (status = 415, description = "The body is not JSON", body = ErrorSchema),
         (status = 429, description = "Too many failed logins; see Retry-After", body = ErrorSchema),
         (status = 503, description = "The site cannot answer now", body = ErrorSchema)
     ))]

@@ -177,6 +177,8 @@ async fn event_source(
     headers: HeaderMap,
     Query(params): Query<EventSourceParams>,
 ) -> Result<Response, ApiError> {
+    // Who asks first: an anonymous caller learns nothing of what else is wrong.
+    let user = jmap_user(&state, &headers, params.token.clone(), remote).await?;
     let close_after_state = match params.closeafter.as_deref() {
         None | Some("no") => false,
         Some("state") => true,
@@ -197,7 +199,6 @@ async fn event_source(
             "types must not be empty; use *".into(),
         ));
     }
-    let user = jmap_user(&state, &headers, params.token, remote).await?;
     let channel = open(&state, user, Endpoint::EventSource, remote).await?;
     let stream = EventSourceStream {
         channel,

@@ -39,6 +39,12 @@ pub enum AdminErrors {
     /// Not an administrator (of this domain).
     #[response(status = 403)]
     Forbidden(#[to_schema] ErrorSchema),
+    /// The body is too large.
+    #[response(status = 413)]
+    TooLarge(#[to_schema] ErrorSchema),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    NotJson(#[to_schema] ErrorSchema),
     /// The cluster (or a selected site) cannot answer now.
     #[response(status = 503)]
     Unavailable(#[to_schema] ErrorSchema),

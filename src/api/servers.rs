@@ -228,6 +228,7 @@ fn judge(answers: Answers<ReloadOutcome>, port: Option<u16>) -> Result<StatusCod
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = NodeCertificate)]
 struct NodeCertificate {
     node: String,
     site: String,

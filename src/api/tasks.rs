@@ -36,6 +36,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// A task as James reports it.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Task)]
 struct TaskReport {
     task_id: Uuid,
     #[serde(rename = "type")]
@@ -146,7 +147,7 @@ async fn find(state: &ApiState, task_id: Uuid) -> Result<Arc<Task>, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no task {task_id}")))
 }
 
-#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "The task id")),
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = uuid::Uuid, Path, description = "The task id")),
     responses((status = 200, description = "The task", body = TaskReport), (status = 404, description = "No such task", body = ErrorSchema), AdminErrors))]
 async fn show(
     State(state): State<ApiState>,
@@ -166,7 +167,7 @@ struct AwaitParams {
 }
 
 /// Waits until the task has finished.
-#[utoipa::path(get, path = "/tasks/{id}/await", tag = "tasks", params(("id" = String, Path, description = "The task id"), AwaitParams),
+#[utoipa::path(get, path = "/tasks/{id}/await", tag = "tasks", params(("id" = uuid::Uuid, Path, description = "The task id"), AwaitParams),
     responses((status = 200, description = "The finished task", body = TaskReport), (status = 404, description = "No such task", body = ErrorSchema),
         (status = 408, description = "Still running at the timeout", body = ErrorSchema), AdminErrors))]
 async fn wait(
@@ -227,7 +228,7 @@ fn parse_timeout(raw: &str) -> Result<Duration, ApiError> {
 }
 
 /// Cancels the task (a finished one stays as it is).
-#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "The task id")),
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = uuid::Uuid, Path, description = "The task id")),
     responses((status = 204, description = "Canceled"), (status = 404, description = "No such task", body = ErrorSchema), AdminErrors))]
 async fn cancel(
     State(state): State<ApiState>,

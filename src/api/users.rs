@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserView {
     pub user_id: Uuid,
     pub login: String,
@@ -52,6 +53,7 @@ impl From<&User> for UserView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserCreate)]
 struct CreateBody {
     password: String,
     #[serde(default)]
@@ -60,6 +62,7 @@ struct CreateBody {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserUpdate)]
 struct UpdateBody {
     /// Properties to set; a `null` value deletes one.
     #[serde(default)]
@@ -70,6 +73,7 @@ struct UpdateBody {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PasswordChange)]
 struct PasswordBody {
     #[serde(rename = "oldPwd")]
     old: Option<String>,

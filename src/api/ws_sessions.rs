@@ -57,6 +57,7 @@ struct ListParams {
     /// `http` or `websocket`.
     session_type: Option<String>,
     /// A page of at most this many items (1 to 10,000); without it the whole list streams.
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
     /// The `X-Next-Page-Token` of the previous page.
     page_token: Option<String>,
@@ -477,6 +478,7 @@ impl Streaming {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = Logout)]
 struct LogoutBody {
     action: String,
     domain: String,
@@ -488,6 +490,7 @@ struct LogoutBody {
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = LoggedOut)]
 struct LogoutAnswer {
     status: String,
     closed: usize,
@@ -584,7 +587,7 @@ struct KillParams {
 
 /// Closes one session and its websockets.
 #[utoipa::path(delete, path = "/rest/v1/master/logicalroles/ws/sessions/{session_id}", tag = "sessions",
-    params(("session_id" = String, Path, description = "The session's id"), KillParams),
+    params(("session_id" = uuid::Uuid, Path, description = "The session's id"), KillParams),
     responses(
         (status = 204, description = "Closed"),
         (status = 404, description = "No such session in the selected sites", body = ErrorSchema),
