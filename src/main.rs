@@ -16,6 +16,14 @@ async fn main() -> std::process::ExitCode {
         Command::Channels { api, command } => cli::channels::channels(&api, command).await,
         Command::Certs { api, command } => cli::channels::certs(&api, command).await,
         Command::Cluster { api, command } => cli::cluster::cluster(&api, command).await,
+        Command::Groups { api, command } => cli::groups::groups(&api, command).await,
+        Command::Tasks { api, command } => cli::tasks::tasks(&api, command).await,
+        Command::Health { api } => cli::health::health(&api).await,
+        Command::Completions { shell } => {
+            let mut command = <cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "sessionplane", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Token { command } => cli::token::run(command),
     };
     match result {

@@ -351,3 +351,92 @@ async fn sessions_list_kill_and_logout_through_the_cli() {
     ));
     assert!(error.contains("404 notFound"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_users_health_tasks_and_completions_through_the_cli() {
+    let site = TestSite::start(1, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let base = site.api_url(0);
+    let admin = common::Api::default().admin_token(&base).await;
+    let env = [
+        ("SESSIONPLANE_SERVER", ""),
+        ("SESSIONPLANE_TOKEN", admin.as_str()),
+    ];
+    let run = |args: &[&str]| {
+        let mut all = vec!["--server", base.as_str()];
+        all.splice(0..0, args.iter().copied());
+        sessionplane(&all, &env, None)
+    };
+    ok(&run(&["domains", "add", "example.net"]));
+    ok(&sessionplane(
+        &[
+            "users",
+            "add",
+            "ann@example.net",
+            "--password-stdin",
+            "--server",
+            &base,
+        ],
+        &env,
+        Some("ann-password-1\n"),
+    ));
+    ok(&run(&[
+        "groups",
+        "add",
+        "admins@example.net",
+        "--member",
+        "ann@example.net",
+    ]));
+    let listed = ok(&run(&["groups", "list", "--domain", "example.net"]));
+    assert!(
+        listed.contains("admins@example.net") && listed.contains("ann@example.net"),
+        "{listed}"
+    );
+    ok(&run(&[
+        "groups",
+        "members",
+        "admins@example.net",
+        "--remove",
+        "ann@example.net",
+    ]));
+    let json = ok(&run(&["groups", "list", "--json"]));
+    let groups: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let admins = groups
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["domain"] == "example.net"))
+        .expect("the group");
+    assert_eq!(admins["members"], serde_json::json!([]));
+    ok(&run(&["groups", "rm", "admins@example.net"]));
+    assert!(failed(&run(&[
+        "groups",
+        "members",
+        "admins@example.net",
+        "--add",
+        "ann@example.net"
+    ]))
+    .contains("404"));
+
+    ok(&run(&["users", "disable", "ann@example.net"]));
+    let listed = ok(&run(&["users", "list", "--domain", "example.net"]));
+    assert!(listed.contains("disabled"), "{listed}");
+    ok(&run(&["users", "enable", "ann@example.net"]));
+    assert!(!ok(&run(&["users", "list", "--domain", "example.net"])).contains("disabled"));
+
+    let health = ok(&run(&["health"]));
+    assert!(
+        health.contains("Raft site group") && health.contains("healthy"),
+        "{health}"
+    );
+    let tasks = ok(&run(&["tasks", "list", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&tasks).unwrap(),
+        serde_json::json!([])
+    );
+    assert!(failed(&run(&["tasks", "show", "not-a-task"])).contains("400"));
+
+    let completions = ok(&sessionplane(&["completions", "bash"], &[], None));
+    assert!(
+        completions.contains("sessionplane") && completions.contains("sessions"),
+        "bash completions"
+    );
+}

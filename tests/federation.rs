@@ -786,6 +786,18 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
     for i in 0..3 {
         east.restart(i).await;
     }
+    let awaited = cli(
+        &["tasks", "await", &logout_task, "--timeout-secs", "60"],
+        &c2,
+        &admin_c,
+    );
+    let progress = String::from_utf8_lossy(&awaited.stderr);
+    assert!(awaited.status.success(), "{progress}");
+    assert!(
+        progress.contains("east: pending") && progress.contains("east: done"),
+        "{progress}"
+    );
+    assert!(String::from_utf8_lossy(&awaited.stdout).contains("completed"));
     for task in [&logout_task, &kill_task] {
         let done = api
             .call(

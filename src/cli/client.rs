@@ -10,6 +10,7 @@ pub struct ApiArgs {
     /// The api of any node.
     #[arg(
         long,
+        visible_alias = "server",
         global = true,
         env = "SESSIONPLANE_API",
         default_value = "http://127.0.0.1:8080"
@@ -84,6 +85,24 @@ impl ApiClient {
             Some(cause) => anyhow::bail!("{} {kind}: {message}\n  {cause}", status.as_u16()),
             None => anyhow::bail!("{} {kind}: {message}", status.as_u16()),
         }
+    }
+}
+
+impl ApiClient {
+    /// Sends a GET and returns its status and JSON whatever the status (health answers 503
+    /// with a report).
+    pub async fn call_any(&self, method: Method, path: &str) -> anyhow::Result<(u16, Value)> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", self.base))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 }
 

@@ -5,8 +5,11 @@ pub mod channels;
 pub mod client;
 pub mod cluster;
 pub mod demo;
+pub mod groups;
+pub mod health;
 pub mod serve;
 pub mod sessions;
+pub mod tasks;
 pub mod token;
 pub mod users;
 
@@ -88,6 +91,27 @@ pub enum Command {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+    /// Groups of users, through the REST API of a node.
+    Groups {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: groups::GroupsCommand,
+    },
+    /// The site's durable tasks, through the REST API of a node.
+    Tasks {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: tasks::TasksCommand,
+    },
+    /// A node's health checks (exit status 1 when it is unhealthy).
+    Health {
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Service tokens for automation.
     Token {
         #[command(subcommand)]

@@ -30,6 +30,10 @@ pub enum UsersCommand {
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Disable a user: its sessions and channels end, its logins are refused.
+    Disable { user: String },
+    /// Enable a disabled user.
+    Enable { user: String },
     /// List users, of one domain or of every domain you administer.
     List {
         #[arg(long)]
@@ -95,6 +99,8 @@ pub async fn users(api: &ApiArgs, command: UsersCommand) -> anyhow::Result<()> {
                 .await?;
             println!("deleted {}", users.join(", "));
         }
+        UsersCommand::Disable { user } => set_disabled(&client, &user, true).await?,
+        UsersCommand::Enable { user } => set_disabled(&client, &user, false).await?,
         UsersCommand::List { domain } => {
             let path = match &domain {
                 Some(domain) => format!("/users?domain={}", segment(domain)),
@@ -123,6 +129,17 @@ pub async fn users(api: &ApiArgs, command: UsersCommand) -> anyhow::Result<()> {
                 .unwrap_or_default();
             print(api.json, &listed, &["USER", "ID", "STATE"], rows);
         }
+    }
+    Ok(())
+}
+
+async fn set_disabled(client: &ApiClient, user: &str, disabled: bool) -> anyhow::Result<()> {
+    let path = format!("/users/{}", segment(user));
+    let body = json!({ "disabled": disabled });
+    client.call(Method::PATCH, &path, Some(body)).await?;
+    match disabled {
+        true => println!("disabled {user}"),
+        false => println!("enabled {user}"),
     }
     Ok(())
 }
