@@ -210,3 +210,103 @@ async fn cluster_status_shows_each_group_and_its_replication() {
     let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(parsed["groups"].as_array().map(Vec::len), Some(2));
 }
+
+/// A fourth node, configured to join but listed in no one's config, is added at runtime,
+/// votes, then is removed; the refusals say why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_is_added_and_removed_at_runtime() {
+    let mut site = TestSite::start(
+        3,
+        Tuning {
+            spare_nodes: 1,
+            ..Tuning::default()
+        },
+    )
+    .await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    let call = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        api.call(method, format!("{base}{path}"), Some(&admin), body)
+    };
+    assert_error(
+        &call(
+            Method::POST,
+            "/cluster/nodes",
+            Some(serde_json::json!({"id": 0, "cluster": "x"})),
+        )
+        .await,
+        400,
+        "InvalidArgument",
+    );
+    let taken = serde_json::json!({"id": 2, "cluster": site.cluster_addr(1)});
+    assert_error(
+        &call(Method::POST, "/cluster/nodes", Some(taken)).await,
+        409,
+        "WrongState",
+    );
+    assert_error(
+        &call(Method::DELETE, "/cluster/nodes/9", None).await,
+        404,
+        "notFound",
+    );
+    assert_error(
+        &call(Method::DELETE, "/cluster/nodes/3", None).await,
+        409,
+        "WrongState",
+    );
+    assert_error(
+        &call(Method::DELETE, "/cluster/nodes/three", None).await,
+        400,
+        "InvalidArgument",
+    );
+
+    site.restart(3).await;
+    let added = common::cli(
+        &[
+            "cluster",
+            "add-node",
+            "--id",
+            "4",
+            "--cluster",
+            &site.cluster_addr(3),
+        ],
+        &base,
+        &admin,
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    site.wait_formed(4, Duration::from_secs(20)).await;
+    let status = site.status(3).await.expect("the new node answers");
+    assert_eq!(status.voters, vec![1, 2, 3, 4]);
+
+    let removed = common::cli(&["cluster", "remove-node", "4"], &base, &admin);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let voters = site.status(0).await.map(|s| s.voters).unwrap_or_default();
+        if voters == vec![1, 2, 3] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "voters still {voters:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = api
+        .call(
+            Method::GET,
+            format!("{base}/cluster/status"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let members = status.body["groups"][0]["members"].as_array().map(Vec::len);
+    assert_eq!(members, Some(3), "{}", status.text);
+}

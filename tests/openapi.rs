@@ -32,7 +32,7 @@ async fn the_api_keeps_to_its_openapi_document() {
     assert!(spec.body["openapi"]
         .as_str()
         .is_some_and(|v| v.starts_with("3.")));
-    assert_eq!(spec.body["paths"].as_object().map(|p| p.len()), Some(27));
+    assert_eq!(spec.body["paths"].as_object().map(|p| p.len()), Some(29));
 
     // A service token: the run may log a session out, never this.
     let issued = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
@@ -51,6 +51,9 @@ async fn the_api_keeps_to_its_openapi_document() {
         // Domain names, logins and the `sites` value follow rules richer than the document's
         // types: a string the schema allows may rightly be refused with a 400.
         .args(["--exclude-checks", "positive_data_acceptance"])
+        // Adding an unreachable voter to a one-node site would take its quorum away for the
+        // rest of the run (tests/health.rs adds a real node).
+        .args(["--exclude-path", "/cluster/nodes"])
         .args(["--max-examples", "60", "--seed", "20261124", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")
         .output()
@@ -62,7 +65,7 @@ async fn the_api_keeps_to_its_openapi_document() {
         String::from_utf8_lossy(&run.stderr),
         site.logs()
     );
-    assert!(said.contains("Tested: 42"), "{said}");
+    assert!(said.contains("Tested: 43"), "{said}");
     assert!(
         !site.log_of(0).contains("panicked"),
         "a panic in the node:\n{}",

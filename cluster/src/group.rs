@@ -184,6 +184,32 @@ impl<S: crate::StateMachine> Group<S> {
         Ok(())
     }
 
+    /// Removes `id` from the group: from the voters first, then from the members (leader only).
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), ClusterError> {
+        let _serial = self.core.membership_changes.lock().await;
+        let voters: BTreeSet<NodeId> = self
+            .metrics()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        if voters.contains(&id) {
+            let change = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
+            self.core
+                .raft
+                .change_membership(change, false)
+                .await
+                .map_err(|e| self.core.membership_error(e))?;
+        }
+        let change = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+        self.core
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| self.core.membership_error(e))?;
+        Ok(())
+    }
+
     pub async fn shutdown(&self) {
         let _ = self.core.raft.shutdown().await;
     }

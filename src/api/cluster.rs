@@ -1,21 +1,33 @@
-//! `GET /cluster/status`: this node's view of each Raft group it belongs to (its role, the
-//! leader, term, log and apply positions) and of the members, with their replication state as
-//! the leader knows it. Global administrators only.
+//! `/cluster`: this node's view of each Raft group it belongs to (its role, the leader, term,
+//! log and apply positions) and of the members, with their replication state as the leader
+//! knows it; adding a node to this site, or removing one, at runtime. Global administrators
+//! only.
 
 use axum::extract::State;
 use serde::Serialize;
 use sessionplane_cluster::GroupStatus;
 
+use super::extract::{Json, Path};
 use super::openapi::AdminErrors;
+use super::openapi::ErrorSchema;
 use super::{ApiError, ApiState};
 use crate::iam::Caller;
+use crate::node::membership::{Change, MembershipRequest, MEMBERSHIP_CALL};
+use crate::state::encode;
+use axum::http::StatusCode;
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(status))
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(add_node))
+        .routes(routes!(remove_node))
 }
+
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -111,4 +123,138 @@ async fn status(
         site: state.federation.sites.current.clone(),
         groups: vec![GroupView::of(site), GroupView::of(directory)],
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewNode)]
+#[serde(deny_unknown_fields)]
+struct NewNode {
+    /// The node's id, unique in the deployment.
+    id: u64,
+    /// Its cluster listener, `host:port`.
+    cluster: String,
+    /// Whether it votes in this site's group (default) or only follows.
+    #[serde(default = "yes")]
+    voter: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Asks the leader of the group `status` describes to make `change`.
+async fn ask_leader(
+    state: &ApiState,
+    status: &GroupStatus,
+    change: Change,
+) -> Result<(), ApiError> {
+    let group = status.group.to_string();
+    let leader = status
+        .leader
+        .ok_or_else(|| ApiError::Unavailable(format!("group {group} has no leader now")))?;
+    let addr = status.members.get(&leader).ok_or_else(|| {
+        ApiError::Unavailable(format!("the leader of {group} is not a known member"))
+    })?;
+    let request = MembershipRequest {
+        group: group.clone(),
+        change,
+    };
+    let body = encode(&request).map_err(|e| ApiError::Server(e.to_string()))?;
+    match state
+        .peers
+        .call_node(addr, MEMBERSHIP_CALL, body, CALL_TIMEOUT)
+        .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(refused)) => Err(ApiError::Unavailable(format!(
+            "the leader of {group} (node {leader}) refused: {refused}; ask again"
+        ))),
+        Err(e) => Err(ApiError::Unavailable(format!(
+            "the leader of {group} (node {leader}) cannot be reached: {e}"
+        ))),
+    }
+}
+
+/// Adds a node to this site's group (and to the directory, as a learner). Its own config must
+/// list this site's nodes so that it can join; list it in every node's `site_nodes` too, so
+/// that it stays a member across restarts.
+#[utoipa::path(post, path = "/cluster/nodes", tag = "operations", request_body = NewNode,
+    responses((status = 204, description = "Added"),
+        (status = 409, description = "The id is already a member", body = ErrorSchema), AdminErrors))]
+async fn add_node(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(node): Json<NewNode>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_global_admin()?;
+    let valid_addr = node
+        .cluster
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if node.id == 0 || !valid_addr {
+        return Err(ApiError::InvalidArgument(
+            "give a node id above 0 and its cluster listener as host:port".into(),
+        ));
+    }
+    let site = state.gateway.site.group().status_now();
+    if site.members.contains_key(&node.id) {
+        return Err(ApiError::WrongState(format!(
+            "node {} is already a member of {}",
+            node.id, site.group
+        )));
+    }
+    let change = Change::Add {
+        id: node.id,
+        addr: node.cluster.clone(),
+        voter: node.voter,
+    };
+    ask_leader(&state, &site, change).await?;
+    let directory = state.iam.directory.group().status_now();
+    if !directory.members.contains_key(&node.id) {
+        let change = Change::Add {
+            id: node.id,
+            addr: node.cluster.clone(),
+            voter: false,
+        };
+        ask_leader(&state, &directory, change).await?;
+    }
+    tracing::info!(caller = %caller.describe(), node = node.id, "added a node");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a node from this site's group and from the directory. A node still listed in this
+/// node's `site_nodes` is refused: the config would add it back.
+#[utoipa::path(delete, path = "/cluster/nodes/{id}", tag = "operations",
+    params(("id" = u64, Path, description = "The node's id")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "Not a member of this site", body = ErrorSchema),
+        (status = 409, description = "Still listed in this node's site_nodes", body = ErrorSchema), AdminErrors))]
+async fn remove_node(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_global_admin()?;
+    let id: u64 = raw
+        .parse()
+        .map_err(|_| ApiError::InvalidArgument(format!("{raw:?} is not a node id")))?;
+    let site = state.gateway.site.group().status_now();
+    if !site.members.contains_key(&id) {
+        return Err(ApiError::NotFound(format!(
+            "node {id} is not a member of {}",
+            site.group
+        )));
+    }
+    if state.site_nodes.iter().any(|n| n.id == id) {
+        return Err(ApiError::WrongState(format!(
+            "node {id} is listed in site_nodes: remove it from every node's config first, or it is added back"
+        )));
+    }
+    ask_leader(&state, &site, Change::Remove { id }).await?;
+    let directory = state.iam.directory.group().status_now();
+    if directory.members.contains_key(&id) {
+        ask_leader(&state, &directory, Change::Remove { id }).await?;
+    }
+    tracing::info!(caller = %caller.describe(), node = id, "removed a node");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -95,6 +95,8 @@ mod tests {
         let spec = crate::api::openapi();
         let paths: Vec<&String> = spec.paths.paths.keys().collect();
         let expected = [
+            "/cluster/nodes",
+            "/cluster/nodes/{id}",
             "/cluster/status",
             "/domains",
             "/domains/{domain}",
@@ -133,6 +135,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 42);
+        assert_eq!(operations, 44);
     }
 }

@@ -1,4 +1,5 @@
-//! `sessionplane cluster status`: the Raft groups as the node asked sees them.
+//! `sessionplane cluster status|add-node|remove-node`: the Raft groups as the node asked sees
+//! them, and this site's members changed at runtime.
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -10,6 +11,19 @@ use super::client::{print, ApiArgs, ApiClient};
 pub enum ClusterCommand {
     /// Each group's role, leader, term and log positions, and its members' replication.
     Status,
+    /// Adds a node to this site (list it in every node's site_nodes too).
+    AddNode {
+        #[arg(long)]
+        id: u64,
+        /// Its cluster listener, host:port.
+        #[arg(long)]
+        cluster: String,
+        /// Only follow: do not vote.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Removes a node from this site (remove it from every node's site_nodes first).
+    RemoveNode { id: u64 },
 }
 
 fn text(v: &Value) -> String {
@@ -62,6 +76,23 @@ pub async fn cluster(api: &ApiArgs, command: ClusterCommand) -> anyhow::Result<(
                 "LAG",
             ];
             print(api.json, &status, &header, rows);
+        }
+        ClusterCommand::AddNode {
+            id,
+            cluster,
+            learner,
+        } => {
+            let body = serde_json::json!({"id": id, "cluster": cluster, "voter": !learner});
+            client
+                .call(Method::POST, "/cluster/nodes", Some(body))
+                .await?;
+            println!("added node {id}");
+        }
+        ClusterCommand::RemoveNode { id } => {
+            client
+                .call(Method::DELETE, &format!("/cluster/nodes/{id}"), None)
+                .await?;
+            println!("removed node {id}");
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 pub mod effects;
 pub mod health;
 pub mod mail;
+pub mod membership;
 pub mod scrape;
 pub mod secrets;
 pub mod sweeper;
@@ -196,6 +197,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     }
     let certificates = Arc::new(std::mem::take(&mut wired.certificates));
     serve_certificate_calls(&cluster, certificates.clone());
+    membership::serve(&cluster, site_group.clone(), directory_group.clone());
     let health = Arc::new(HealthChecks {
         site: site_group.clone(),
         directory: directory_group.clone(),

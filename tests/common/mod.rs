@@ -62,6 +62,9 @@ pub struct Tuning {
     /// Extra `[listen]` lines.
     pub listen: Vec<String>,
     pub federation: Vec<String>,
+    /// Nodes beyond `n` in each site, configured (their own config lists every node) but
+    /// neither started nor listed in the others' configs: for adding a node at runtime.
+    pub spare_nodes: u64,
     pub log_filter: Option<String>,
 }
 
@@ -110,8 +113,8 @@ impl TestSite {
         for (s, (name, octet)) in sites.iter().enumerate() {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut nodes = Vec::new();
-            for k in 1..=n {
-                let id = s as u64 * n + k;
+            for k in 1..=n + tuning.spare_nodes {
+                let id = s as u64 * (n + tuning.spare_nodes) + k;
                 let ip = format!("127.0.{octet}.{k}");
                 let prefix = match sites.len() {
                     1 => "n",
@@ -147,7 +150,10 @@ impl TestSite {
             false => format!("[directory]\nvoters = {voters:?}\n\n"),
         };
         for (name, dir, nodes) in &planned {
-            let members: String = nodes.iter().map(|n| node_entry("site_nodes", n)).collect();
+            let regular = &nodes[..n as usize];
+            let members_of = |all: &[TestNode]| -> String {
+                all.iter().map(|n| node_entry("site_nodes", n)).collect()
+            };
             let others: String = planned
                 .iter()
                 .filter(|(other, _, _)| other != name)
@@ -159,7 +165,11 @@ impl TestSite {
                 .collect();
             let ips: Vec<std::net::IpAddr> = nodes.iter().map(|n| n.api.ip()).collect();
             let (cert, key) = certificate(&ips);
-            for node in nodes {
+            for (k, node) in nodes.iter().enumerate() {
+                let members = match k < regular.len() {
+                    true => members_of(regular),
+                    false => members_of(nodes),
+                };
                 std::fs::write(&node.cert_file, &cert).expect("write certificate");
                 std::fs::write(&node.key_file, &key).expect("write key");
                 let source = match sites.len() > 1 {
@@ -208,7 +218,7 @@ impl TestSite {
                     .clone()
                     .unwrap_or_else(|| "info,openraft=warn".into()),
             };
-            for i in 0..site.nodes.len() {
+            for i in 0..n as usize {
                 site.spawn(i);
             }
             started.push(site);
@@ -351,7 +361,7 @@ impl TestSite {
         let deadline = Instant::now() + timeout;
         loop {
             let mut formed = true;
-            for i in 0..self.nodes.len() {
+            for i in (0..self.nodes.len()).filter(|i| self.is_running(*i)) {
                 let ok = self
                     .status(i)
                     .await
