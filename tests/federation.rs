@@ -434,8 +434,10 @@ async fn channels_and_certificates_across_sites() {
         .await;
     assert_eq!(from_east.body, json!(["bob@example.org"]));
 
-    // One east node down: central asks the next one.
+    // One east node down: central asks the next one (once east has a leader again: e1 may
+    // have led it).
     east.kill(0);
+    east.wait_for_leader(WAIT).await;
     for _ in 0..3 {
         let listed = get("/servers/connectedUsers?sites=all").await;
         assert_eq!(listed.status, 200, "{}", listed.text);
