@@ -145,12 +145,10 @@ impl Iam {
         })
     }
 
-    /// The session from this node's copy, or after a barrier when the copy does not have it
-    /// (yet): a session opened on another node a moment ago.
+    /// The session as the site's group has it now: after a read barrier, so that a revocation
+    /// acknowledged anywhere in the site is honoured here at once, even on a node that has not
+    /// applied it yet (a lagging or cut-off node cannot pass the barrier and refuses: 503).
     async fn live_session(&self, session_id: Uuid) -> Result<Session, IamError> {
-        if let Some(session) = self.site.get_local(session_id) {
-            return Ok(session);
-        }
         self.site
             .get(session_id)
             .await?

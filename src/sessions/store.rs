@@ -58,13 +58,6 @@ impl SiteStore {
         Ok(self.group.state().read(|state| read(state, now_ms())))
     }
 
-    /// A live session from this node's copy, without a barrier.
-    pub fn get_local(&self, session_id: Uuid) -> Option<Session> {
-        self.group
-            .state()
-            .read(|state| state.get(&session_id, now_ms()).cloned())
-    }
-
     pub async fn get(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {
         self.read(|state, now| state.get(&session_id, now).cloned())
             .await

@@ -465,6 +465,55 @@ impl Api {
         }
     }
 
+    /// Sends a request; `None` when no answer came (a node down or cut off).
+    pub async fn try_send(&self, request: reqwest::RequestBuilder) -> Option<Answer> {
+        let response = request.send().await.ok()?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.ok()?;
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Some(Answer {
+            status,
+            headers,
+            body,
+            text,
+        })
+    }
+
+    pub async fn try_login(
+        &self,
+        base: &str,
+        domain: &str,
+        login: &str,
+        pwd: &str,
+    ) -> Option<Answer> {
+        let body = serde_json::json!({
+            "domain": domain, "login": login, "pwd": pwd, "session_type": "token"
+        });
+        let request = self
+            .http
+            .post(format!("{base}/rest/v1/iam/sessions"))
+            .json(&body);
+        self.try_send(request.timeout(Duration::from_secs(3))).await
+    }
+
+    /// A bearer call (no token when `token` is empty); `None` when no answer came.
+    pub async fn try_call(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        token: &str,
+    ) -> Option<Answer> {
+        let mut request = self
+            .http
+            .request(method, url)
+            .timeout(Duration::from_secs(3));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        self.try_send(request).await
+    }
+
     pub async fn login(&self, base: &str, domain: &str, login: &str, pwd: &str) -> Answer {
         let body = serde_json::json!({
             "domain": domain, "login": login, "pwd": pwd, "session_type": "token"
