@@ -1073,3 +1073,71 @@ fn iptables(action: &str, rule: &[String]) {
         .expect("iptables runs (.ci/run installs it; the tests run as root)");
     assert!(status.success(), "iptables {action} {rule:?} failed");
 }
+
+/// Disabling a user, changing its password or deleting it at one site ends its sessions and
+/// websockets at every site, also when the change is made while the WAN is cut: the site ends
+/// them as soon as the directory entry reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_revoked_at_one_site_ends_its_access_everywhere() {
+    let (central, east) = deployment().await;
+    let api = Api::default();
+    let (c1, e2) = (central.api_url(0), east.api_url(1));
+    let (admin, _) = session(&api, &c1, "admin", common::ADMIN_PASSWORD).await;
+    add_user(&api, &c1, &admin, "example.org", "alice", ALICE_PW).await;
+    let alice = "/users/alice@example.org";
+
+    let (token, _) = session(&api, &e2, "alice", ALICE_PW).await;
+    let mut socket = ws::open(&e2, &token, Auth::Bearer).await;
+    let disabled = api
+        .call(
+            Method::PATCH,
+            format!("{c1}{alice}"),
+            Some(&admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+    let closed = ws::closed_by_server(&mut socket, WAIT).await;
+    assert_eq!(closed, (Some("user_disabled".into()), Some(4004)));
+    assert_error(&list(&api, &e2, &token, "").await, 401, "Unauthorized");
+
+    let enabled = api
+        .call(
+            Method::PATCH,
+            format!("{c1}{alice}"),
+            Some(&admin),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(enabled.status, 200);
+    let (token, _) = session(&api, &e2, "alice", ALICE_PW).await;
+    let mut socket = ws::open(&e2, &token, Auth::Bearer).await;
+    let new_password =
+        json!({"newPwd": "alice-second-pw-32", "newPwdConfirm": "alice-second-pw-32"});
+    let changed = api
+        .call(
+            Method::POST,
+            format!("{c1}{alice}/password"),
+            Some(&admin),
+            Some(new_password),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{}", changed.text);
+    let closed = ws::closed_by_server(&mut socket, WAIT).await;
+    assert_eq!(closed, (Some("revoked".into()), Some(4001)));
+
+    // Deleted while the WAN is cut: east ends the session once the entry arrives.
+    let (token, _) = session(&api, &e2, "alice", "alice-second-pw-32").await;
+    let mut socket = ws::open(&e2, &token, Auth::Bearer).await;
+    {
+        let _cut = WanCut::new(central.octet, east.octet);
+        let deleted = api
+            .call(Method::DELETE, format!("{c1}{alice}"), Some(&admin), None)
+            .await;
+        assert_eq!(deleted.status, 204, "{}", deleted.text);
+        ws::ping(&mut socket).await;
+    }
+    let closed = ws::closed_by_server(&mut socket, Duration::from_secs(30)).await;
+    assert_eq!(closed, (Some("user_disabled".into()), Some(4004)));
+    assert_error(&list(&api, &e2, &token, "").await, 401, "Unauthorized");
+}

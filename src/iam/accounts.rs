@@ -132,12 +132,13 @@ impl Iam {
             }
         }
         check_password(new)?;
+        let keep = caller.session().map(|s| s.session_id);
         let command = DirectoryCommand::SetPassword {
             user_id: user.user_id,
             password_hash: self.hasher.hash(new).await?,
+            keep_session: keep,
         };
         directory_outcome(self.directory.execute(&command).await?)?;
-        let keep = caller.session().map(|s| s.session_id);
         self.end_user_access(user, keep, CloseReason::Revoked)
             .await?;
         Ok(())

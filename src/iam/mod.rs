@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod directory;
 pub mod login;
 pub mod password;
+pub mod propagation;
 pub mod token;
 
 use crate::model::DomainName;

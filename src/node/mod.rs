@@ -269,6 +269,11 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             },
             stopped.clone(),
         )),
+        tokio::spawn(iam::propagation::run(
+            site.clone(),
+            directory.clone(),
+            stopped.clone(),
+        )),
         tokio::spawn(reaper::run(
             site.clone(),
             Duration::from_millis(config.sessions.purge_interval_ms),

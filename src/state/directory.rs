@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::model::CloseReason;
 use sessionplane_cluster::{SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
@@ -56,6 +58,9 @@ pub enum DirectoryCommand {
     SetPassword {
         user_id: Uuid,
         password_hash: String,
+        /// The session that asked for the change, which stays open.
+        #[serde(default)]
+        keep_session: Option<Uuid>,
     },
     /// Deletes all of them or, if one is unknown, none.
     DeleteUsers(Vec<Uuid>),
@@ -133,6 +138,26 @@ pub struct DirectoryState {
     users: imbl::OrdMap<Uuid, User>,
     logins: imbl::OrdMap<(DomainName, Login), Uuid>,
     groups: imbl::OrdMap<(DomainName, GroupName), Group>,
+    /// Accounts whose access ended (deleted, disabled, new password), in order: every site
+    /// ends their sessions and channels when the entry reaches it.
+    revocations: imbl::OrdMap<u64, AccessRevocation>,
+    next_revocation: u64,
+}
+
+/// How long the directory remembers an access revocation for sites that have yet to apply it.
+pub const KEEP_REVOCATIONS_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// A user's access ended: every site closes its sessions (but `except`) and its channels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRevocation {
+    pub seq: u64,
+    pub user_id: Uuid,
+    pub domain: String,
+    /// `login@domain`, as channels name their user.
+    pub username: String,
+    pub except: Option<Uuid>,
+    pub reason: crate::model::CloseReason,
+    pub at_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -140,6 +165,10 @@ struct Snapshot {
     domains: Vec<Domain>,
     users: Vec<User>,
     groups: Vec<Group>,
+    #[serde(default)]
+    revocations: Vec<AccessRevocation>,
+    #[serde(default)]
+    next_revocation: u64,
 }
 
 impl DirectoryState {
@@ -212,12 +241,33 @@ impl DirectoryState {
                 user_id,
                 properties,
                 disabled,
-            } => self.update_user(user_id, &properties, disabled),
+            } => {
+                let reply = self.update_user(user_id, &properties, disabled);
+                if let (DirectoryReply::User(user), Some(true)) = (&reply, disabled) {
+                    self.revoke_access(user, None, CloseReason::UserDisabled, at_ms);
+                }
+                reply
+            }
             C::SetPassword {
                 user_id,
                 password_hash,
-            } => self.set_password(user_id, password_hash),
-            C::DeleteUsers(ids) => self.delete_users(&ids),
+                keep_session,
+            } => {
+                let reply = self.set_password(user_id, password_hash);
+                if let DirectoryReply::User(user) = &reply {
+                    self.revoke_access(user, keep_session, CloseReason::Revoked, at_ms);
+                }
+                reply
+            }
+            C::DeleteUsers(ids) => {
+                let reply = self.delete_users(&ids);
+                if let DirectoryReply::Deleted(users) = &reply {
+                    for user in users {
+                        self.revoke_access(user, None, CloseReason::UserDisabled, at_ms);
+                    }
+                }
+                reply
+            }
             C::CreateGroup {
                 domain,
                 name,
@@ -304,6 +354,41 @@ impl DirectoryState {
         self.logins.insert(key, user.user_id);
         self.users.insert(user.user_id, user.clone());
         DirectoryReply::User(user)
+    }
+
+    /// Records that `user`'s access ended, and forgets records older than a week.
+    fn revoke_access(
+        &mut self,
+        user: &User,
+        except: Option<Uuid>,
+        reason: CloseReason,
+        at_ms: u64,
+    ) {
+        self.next_revocation += 1;
+        let revocation = AccessRevocation {
+            seq: self.next_revocation,
+            user_id: user.user_id,
+            domain: user.domain.to_string(),
+            username: user.address().to_string(),
+            except,
+            reason,
+            at_ms,
+        };
+        self.revocations.insert(revocation.seq, revocation);
+        while let Some((seq, oldest)) = self.revocations.get_min().map(|(k, v)| (*k, v.at_ms)) {
+            if oldest.saturating_add(KEEP_REVOCATIONS_MS) > at_ms {
+                break;
+            }
+            self.revocations.remove(&seq);
+        }
+    }
+
+    /// The access revocations after `seq`, in order.
+    pub fn revocations_after(&self, seq: u64) -> Vec<AccessRevocation> {
+        self.revocations
+            .range(seq.saturating_add(1)..)
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
     fn update_user(
@@ -448,6 +533,8 @@ impl StateMachine for DirectoryState {
                 domains: copy.domains.values().cloned().collect(),
                 users: copy.users.values().cloned().collect(),
                 groups: copy.groups.values().cloned().collect(),
+                revocations: copy.revocations.values().cloned().collect(),
+                next_revocation: copy.next_revocation,
             };
             encode(&snapshot).unwrap_or_default()
         })
@@ -471,6 +558,12 @@ impl StateMachine for DirectoryState {
                 .groups
                 .insert((group.domain.clone(), group.name.clone()), group);
         }
+        state.revocations = snapshot
+            .revocations
+            .into_iter()
+            .map(|r| (r.seq, r))
+            .collect();
+        state.next_revocation = snapshot.next_revocation;
         Ok(state)
     }
 

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::model::{
     Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection, NewSession, Session,
 };
+use crate::state::directory::AccessRevocation;
 use crate::state::{decode, encode, encode_into};
 use crate::tasks::{Attempt, NewTask, Task};
 
@@ -92,6 +93,9 @@ pub enum SiteCommand {
     CancelTask {
         task_id: Uuid,
     },
+    /// Ends, at this site, the access the directory revoked (`seq` and before are done:
+    /// applying one twice, or out of order, does nothing).
+    ApplyAccessRevocation(AccessRevocation),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +168,8 @@ pub struct SiteState {
     /// (node id, incarnation, channel id).
     channels_by_node: BTreeSet<(u64, u64, Uuid)>,
     tasks: imbl::OrdMap<Uuid, Arc<Task>>,
+    /// The last directory access revocation applied at this site.
+    access_revocations_done: u64,
 }
 
 /// A frozen copy of the sessions and connections, taken in O(1) and read without any lock:
@@ -230,6 +236,11 @@ impl SiteState {
             .range((node_id, incarnation, Uuid::nil())..=(node_id, incarnation, Uuid::max()))
             .filter_map(|(_, _, id)| Some((*id, self.channels.get(id)?.connection_date_ms)))
             .collect()
+    }
+
+    /// The last directory access revocation this site has applied.
+    pub fn access_revocations_done(&self) -> u64 {
+        self.access_revocations_done
     }
 
     /// Every task, in id order (submission order).
@@ -442,6 +453,9 @@ impl SiteState {
                 node,
             } => self.update_task(task_id, |t| t.record(&site, attempt, &node, at_ms)),
             SiteCommand::CancelTask { task_id } => self.update_task(task_id, |t| t.cancel(at_ms)),
+            SiteCommand::ApplyAccessRevocation(revocation) => {
+                self.apply_access_revocation(at_ms, revocation)
+            }
             SiteCommand::CloseChannel { channel_id } => {
                 SiteReply::ChannelsClosed(self.remove_channels([channel_id]).len() as u32)
             }
@@ -461,6 +475,32 @@ impl SiteState {
                 SiteReply::ChannelsClosed(removed.len() as u32)
             }
         }
+    }
+
+    fn apply_access_revocation(&mut self, at_ms: u64, revocation: AccessRevocation) -> SiteReply {
+        if revocation.seq <= self.access_revocations_done {
+            return SiteReply::Deleted(Vec::new());
+        }
+        self.access_revocations_done = revocation.seq;
+        let doomed: Vec<Uuid> = self
+            .user_sessions(&revocation.user_id, at_ms)
+            .into_iter()
+            // A session opened after the revocation (the user enabled again since) stays.
+            .filter(|s| *s.domain == *revocation.domain && Some(s.session_id) != revocation.except)
+            .filter(|s| s.created_at_ms <= revocation.at_ms)
+            .map(|s| s.session_id)
+            .collect();
+        let ended = self.end_sessions(doomed, revocation.reason);
+        let channels: Vec<Uuid> = self
+            .user_channels(&revocation.username)
+            .iter()
+            .map(|c| c.channel_id)
+            .collect();
+        let removed = self.remove_channels(channels);
+        if let (Some(effects), false) = (&self.effects, removed.is_empty()) {
+            effects.channels_disconnected(&removed);
+        }
+        SiteReply::Deleted(ended)
     }
 
     fn update_task(&mut self, task_id: Uuid, change: impl FnOnce(&mut Task)) -> SiteReply {
@@ -719,6 +759,7 @@ impl StateMachine for SiteState {
         let connections = self.connections.clone();
         let channels = self.channels.clone();
         let tasks = self.tasks.clone();
+        let revocations_done = self.access_revocations_done;
         Box::new(move || {
             let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
             let failures: Vec<(&str, &Vec<u64>)> = failures
@@ -734,6 +775,7 @@ impl StateMachine for SiteState {
                 connections,
                 channels,
                 tasks,
+                revocations_done,
             );
             match encode_into(&mut bytes, &snapshot) {
                 Ok(()) => bytes,
@@ -749,8 +791,9 @@ impl StateMachine for SiteState {
             Vec<Connection>,
             Vec<Channel>,
             Vec<Task>,
+            u64,
         );
-        let (sessions, failures, connections, channels, tasks): Parts =
+        let (sessions, failures, connections, channels, tasks, revocations_done): Parts =
             decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
         let mut state = SiteState {
             effects: self.effects.clone(),
@@ -782,6 +825,7 @@ impl StateMachine for SiteState {
             .into_iter()
             .map(|t| (t.task_id, Arc::new(t)))
             .collect();
+        state.access_revocations_done = revocations_done;
         Ok(state)
     }
 

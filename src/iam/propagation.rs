@@ -1,0 +1,42 @@
+//! Carries account revocations (a user deleted, disabled, or given a new password) from the
+//! directory into this site: the site's leader applies each one the directory records, in
+//! order, and the site's log remembers how far it got, so that every site ends the user's
+//! sessions and channels exactly once, as soon as the directory entry reaches it, whether the
+//! WAN was cut when the change was made or a node restarted since.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::DirectoryStore;
+use crate::sessions::SiteStore;
+use crate::state::site::SiteCommand;
+
+const ROUND: Duration = Duration::from_millis(100);
+
+pub async fn run(site: SiteStore, directory: DirectoryStore, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(ROUND) => {}
+        }
+        if !site.group().is_leader() {
+            continue;
+        }
+        let done = site.group().state().read(|s| s.access_revocations_done());
+        let pending = directory.read_local(|d| d.revocations_after(done));
+        for revocation in pending {
+            let (seq, user) = (revocation.seq, revocation.username.clone());
+            match site
+                .execute(&SiteCommand::ApplyAccessRevocation(revocation))
+                .await
+            {
+                Ok(_) => tracing::info!(seq, %user, "applied an access revocation at this site"),
+                Err(e) => {
+                    tracing::warn!(seq, %user, error = %e, "could not apply an access revocation");
+                    break;
+                }
+            }
+        }
+    }
+}
