@@ -134,6 +134,18 @@ impl<S: crate::StateMachine> Group<S> {
             .is_ok()
     }
 
+    /// Why the group stopped for good (a storage failure, say), if it has.
+    pub fn stopped(&self) -> Option<String> {
+        self.core
+            .raft
+            .metrics()
+            .borrow()
+            .running_state
+            .as_ref()
+            .err()
+            .map(|fatal| fatal.to_string())
+    }
+
     pub fn is_leader(&self) -> bool {
         self.core.raft.metrics().borrow().current_leader == Some(self.core.node_id)
     }

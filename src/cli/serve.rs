@@ -44,7 +44,15 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    stop.recv().await;
+    tokio::select! {
+        _ = stop.recv() => {}
+        reason = node.failed() => {
+            // Exit non-zero so that the supervisor (systemd, Docker, Kubernetes) restarts it.
+            tracing::error!(%reason, "a Raft group stopped; exiting");
+            node.shutdown().await;
+            anyhow::bail!("a Raft group stopped: {reason}");
+        }
+    }
     tracing::info!("stopping");
     node.shutdown().await;
     Ok(())

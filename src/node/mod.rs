@@ -458,6 +458,28 @@ impl RunningNode {
             .await
     }
 
+    /// Resolves when one of the node's groups has stopped for good (its storage failed, say):
+    /// the node cannot serve that group again without a restart.
+    pub async fn failed(&self) -> String {
+        loop {
+            let stopped = self
+                .site
+                .group()
+                .stopped()
+                .map(|r| format!("site group: {r}"));
+            let stopped = stopped.or_else(|| {
+                self.directory
+                    .group()
+                    .stopped()
+                    .map(|r| format!("directory group: {r}"))
+            });
+            if let Some(reason) = stopped {
+                return reason;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in &self.tasks {

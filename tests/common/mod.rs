@@ -271,6 +271,16 @@ impl TestSite {
         }
     }
 
+    /// Node `i`'s exit status, once it has exited on its own.
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        self.nodes[i].child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// Node `i`'s data directory.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(&self.nodes[i].name)
+    }
+
     /// The process id of node `i`, while it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.nodes[i].child.as_ref().map(Child::id)
