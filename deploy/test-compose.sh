@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Brings up the 2-site compose deployment from this checkout (image built locally), checks that
+# both sites become healthy, that a login works at each and a listing of all sites answers,
+# that a WAN cut gives the honest 503 and that the sites heal; then tears everything down.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if docker compose version >/dev/null 2>&1; then
+    compose=(docker compose -f deploy/docker-compose.yml -p sessionplane)
+else
+    compose=(docker-compose -f deploy/docker-compose.yml -p sessionplane)
+fi
+central=http://127.0.0.1:18080
+east=http://127.0.0.1:28080
+password=example-only-admin-password
+
+cleanup() { "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+fail() { echo "FAILED: $*" >&2; "${compose[@]}" logs --tail 40 >&2 || true; exit 1; }
+
+deploy/build-image.sh
+cleanup
+started=$(date +%s)
+"${compose[@]}" up -d
+
+healthy() { curl -s -o /dev/null -w '%{http_code}' "$1/healthcheck" 2>/dev/null | grep -q 200 \
+    && curl -s "$1/healthcheck" | grep -q '"status":"healthy"'; }
+wait_healthy() {
+    for _ in $(seq 1 240); do
+        healthy "$central" && healthy "$east" && return 0
+        sleep 0.5
+    done
+    fail "the two sites were not healthy within 120 s: $(curl -s "$central/healthcheck") $(curl -s "$east/healthcheck")"
+}
+wait_healthy
+echo "both sites healthy $(( $(date +%s) - started )) s after up"
+
+token() {
+    curl -s -X POST "$1/rest/v1/iam/sessions" -H 'content-type: application/json' \
+        -d "{\"domain\":\"master.domain\",\"login\":\"admin\",\"pwd\":\"$password\",\"session_type\":\"token\"}" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}
+central_token=$(token "$central") || fail "no login at central"
+token "$east" >/dev/null || fail "no login at east"
+sessions="/rest/v1/master/logicalroles/ws/sessions"
+listed=$(curl -s -w '\n%{http_code}' "$central$sessions?sites=all" -H "authorization: Bearer $central_token")
+[ "$(tail -1 <<<"$listed")" = 200 ] || fail "list of all sites: $listed"
+grep -q '"site":"east"' <<<"$listed" || fail "no east session in the list of all sites: $listed"
+echo "a listing of all sites from central shows both sites"
+
+for node in e1 e2 e3; do docker network disconnect sessionplane-wan "sessionplane-$node"; done
+code=$(curl -s -o /tmp/sessionplane-cut.json -w '%{http_code}' "$central$sessions?sites=all" \
+    -H "authorization: Bearer $central_token")
+[ "$code" = 503 ] && grep -q east /tmp/sessionplane-cut.json || fail "WAN cut: $code $(cat /tmp/sessionplane-cut.json)"
+echo "WAN cut: 503 naming east"
+for node in e1 e2 e3; do
+    docker network connect --ip "172.28.0.2${node#e}" sessionplane-wan "sessionplane-$node"
+done
+wait_healthy
+echo "healed; compose deployment OK"
