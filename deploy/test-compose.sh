@@ -40,8 +40,14 @@ token() {
         -d "{\"domain\":\"master.domain\",\"login\":\"admin\",\"pwd\":\"$password\",\"session_type\":\"token\"}" \
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
-central_token=$(token "$central") || fail "no login at central"
-token "$east" >/dev/null || fail "no login at east"
+# The first administrator is created at central; east has it once the directory reached it.
+# (At most four tries: five failures would ban the login for three minutes.)
+login() {
+    for _ in 1 2 3 4; do token "$1" 2>/dev/null && return 0; sleep 1.5; done
+    return 1
+}
+central_token=$(login "$central") || fail "no login at central"
+login "$east" >/dev/null || fail "no login at east"
 sessions="/rest/v1/master/logicalroles/ws/sessions"
 listed=$(curl -s -w '\n%{http_code}' "$central$sessions?sites=all" -H "authorization: Bearer $central_token")
 [ "$(tail -1 <<<"$listed")" = 200 ] || fail "list of all sites: $listed"
