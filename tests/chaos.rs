@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::net::Cut;
 use common::{Api, TestSite, Tuning};
 use reqwest::Method;
 use tokio::sync::watch;
@@ -184,50 +185,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Packet filter rules that drop traffic between two address ranges, removed on drop.
-struct Cut {
-    rules: Vec<Vec<String>>,
-}
-
-impl Cut {
-    fn between(a: &[String], b: &[String]) -> Self {
-        let mut rules: Vec<Vec<String>> = Vec::new();
-        for x in a {
-            for y in b {
-                for (from, to) in [(x, y), (y, x)] {
-                    rules.push(
-                        ["INPUT", "-s", from, "-d", to, "-j", "DROP"]
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect::<Vec<String>>(),
-                    );
-                }
-            }
-        }
-        for rule in &rules {
-            iptables("-I", rule);
-        }
-        Self { rules }
-    }
-}
-
-impl Drop for Cut {
-    fn drop(&mut self) {
-        for rule in &self.rules {
-            iptables("-D", rule);
-        }
-    }
-}
-
-fn iptables(action: &str, rule: &[String]) {
-    let status = std::process::Command::new("iptables")
-        .arg(action)
-        .args(rule)
-        .status()
-        .expect("iptables runs (.ci/run installs it; the tests run as root)");
-    assert!(status.success(), "iptables {action} {rule:?}");
-}
-
 fn signal(pid: u32, name: &str) {
     let status = std::process::Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
@@ -370,10 +327,7 @@ async fn acknowledged_work_survives_faults_and_the_sites_heal() {
 
     // 3. The WAN between the sites is cut.
     {
-        let _cut = Cut::between(
-            &[format!("127.0.{octet}.0/24")],
-            &[format!("127.0.{}.0/24", octet + 1)],
-        );
+        let _cut = Cut::sites(octet, octet + 1);
         tokio::time::sleep(under).await;
     }
     faults.push((

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use common::cli;
+use common::net::Cut;
 use common::ws::{self, Auth};
 use common::{add_user, assert_error, Answer, Api, TestSite, Tuning};
 use reqwest::Method;
@@ -936,7 +937,7 @@ async fn a_wan_cut_keeps_logins_working_and_fails_directory_writes_clearly() {
         .await;
     assert_eq!(before.status, 200, "{}", before.text);
 
-    let cut = WanCut::new(central.octet, east.octet);
+    let cut = Cut::sites(central.octet, east.octet);
 
     let login = api
         .login(&e2, "example.org", "carol", "carol-secret-pw-5")
@@ -1029,51 +1030,6 @@ async fn a_wan_cut_keeps_logins_working_and_fails_directory_writes_clearly() {
     }
 }
 
-/// Packet filter rules dropping all traffic between two 127.0.x.0/24 networks, removed on drop.
-struct WanCut {
-    rules: Vec<Vec<String>>,
-}
-
-impl WanCut {
-    fn new(a: u8, b: u8) -> Self {
-        let rule = |from: u8, to: u8| {
-            vec![
-                "INPUT".to_string(),
-                "-s".into(),
-                format!("127.0.{from}.0/24"),
-                "-d".into(),
-                format!("127.0.{to}.0/24"),
-                "-j".into(),
-                "DROP".into(),
-            ]
-        };
-        let cut = Self {
-            rules: vec![rule(a, b), rule(b, a)],
-        };
-        for rule in &cut.rules {
-            iptables("-I", rule);
-        }
-        cut
-    }
-}
-
-impl Drop for WanCut {
-    fn drop(&mut self) {
-        for rule in &self.rules {
-            iptables("-D", rule);
-        }
-    }
-}
-
-fn iptables(action: &str, rule: &[String]) {
-    let status = std::process::Command::new("iptables")
-        .arg(action)
-        .args(rule)
-        .status()
-        .expect("iptables runs (.ci/run installs it; the tests run as root)");
-    assert!(status.success(), "iptables {action} {rule:?} failed");
-}
-
 /// Disabling a user, changing its password or deleting it at one site ends its sessions and
 /// websockets at every site, also when the change is made while the WAN is cut: the site ends
 /// them as soon as the directory entry reaches it.
@@ -1130,7 +1086,7 @@ async fn an_account_revoked_at_one_site_ends_its_access_everywhere() {
     let (token, _) = session(&api, &e2, "alice", "alice-second-pw-32").await;
     let mut socket = ws::open(&e2, &token, Auth::Bearer).await;
     {
-        let _cut = WanCut::new(central.octet, east.octet);
+        let _cut = Cut::sites(central.octet, east.octet);
         let deleted = api
             .call(Method::DELETE, format!("{c1}{alice}"), Some(&admin), None)
             .await;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mail;
+pub mod net;
 pub mod ws;
 
 use std::net::{SocketAddr, TcpListener};
