@@ -63,4 +63,45 @@ for node in e1 e2 e3; do
     docker network connect --ip "172.28.0.2${node#e}" sessionplane-wan "sessionplane-$node"
 done
 wait_healthy
-echo "healed; compose deployment OK"
+echo "healed"
+
+# Faults on the containers. A session opened before them must survive, one revoked before them
+# must stay revoked, and both sites must come back healthy on their own after each.
+session() {
+    curl -s -X POST "$1/rest/v1/iam/sessions" -H 'content-type: application/json' \
+        -d "{\"domain\":\"master.domain\",\"login\":\"admin\",\"pwd\":\"$password\",\"session_type\":\"token\"}"
+}
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
+kept=$(session "$central" | field token)
+doomed_answer=$(session "$central")
+doomed_token=$(field token <<<"$doomed_answer")
+doomed_id=$(field session_id <<<"$doomed_answer")
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$central$sessions/$doomed_id" -H "authorization: Bearer $central_token")
+[ "$code" = 204 ] || fail "revoking a session: $code"
+current() { curl -s -o /dev/null -w '%{http_code}' "$central/rest/v1/iam/sessions/current" -H "authorization: Bearer $1"; }
+
+leader=$(curl -s "$central/cluster/status" -H "authorization: Bearer $central_token" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["groups"][0]["leader"])')
+docker kill -s KILL "sessionplane-c$leader" >/dev/null
+sleep 2
+docker start "sessionplane-c$leader" >/dev/null
+wait_healthy
+echo "fault: central's leader c$leader killed (SIGKILL) and started again: healthy"
+docker pause sessionplane-e2 >/dev/null
+sleep 3
+docker unpause sessionplane-e2 >/dev/null
+wait_healthy
+echo "fault: e2 paused for 3 s: healthy"
+docker network disconnect sessionplane-central sessionplane-c3
+sleep 3
+docker network connect --ip 172.28.1.13 sessionplane-central sessionplane-c3
+wait_healthy
+echo "fault: c3 cut off from central's network for 3 s: healthy"
+for node in c1 c2 c3 e1 e2 e3; do
+    docker restart "sessionplane-$node" >/dev/null
+    wait_healthy
+done
+echo "fault: rolling restart of the six containers: healthy after each"
+[ "$(current "$kept")" = 200 ] || fail "the session opened before the faults is gone"
+[ "$(current "$doomed_token")" = 401 ] || fail "the session revoked before the faults answers again"
+echo "the kept session survived, the revoked one stayed revoked; compose deployment OK"
