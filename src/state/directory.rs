@@ -599,6 +599,69 @@ mod tests {
     }
 
     #[test]
+    fn ended_access_is_recorded_in_order_kept_a_week_and_snapshotted() {
+        let mut state = DirectoryState::default();
+        run(
+            &mut state,
+            DirectoryCommand::CreateDomain("d.example".parse().unwrap()),
+        );
+        let (a, b) = (new_user("d.example", "a"), new_user("d.example", "b"));
+        run(&mut state, DirectoryCommand::CreateUser(a.clone()));
+        run(&mut state, DirectoryCommand::CreateUser(b.clone()));
+        let keep = Uuid::now_v7();
+        let at = |state: &mut DirectoryState, ms: u64, command: DirectoryCommand| {
+            decode::<DirectoryReply>(&state.apply(ms, &encode(&command).unwrap())).unwrap()
+        };
+        let enable = |id, disabled| DirectoryCommand::UpdateUser {
+            user_id: id,
+            properties: Default::default(),
+            disabled: Some(disabled),
+        };
+        at(&mut state, 10, enable(a.user_id, false));
+        assert!(
+            state.revocations_after(0).is_empty(),
+            "enabling ends nothing"
+        );
+        at(&mut state, 20, enable(a.user_id, true));
+        let password = DirectoryCommand::SetPassword {
+            user_id: b.user_id,
+            password_hash: "$argon2id$other".into(),
+            keep_session: Some(keep),
+        };
+        at(&mut state, 30, password);
+        at(
+            &mut state,
+            40,
+            DirectoryCommand::DeleteUsers(vec![a.user_id]),
+        );
+        let all = state.revocations_after(0);
+        let seen: Vec<(u64, Uuid, Option<Uuid>, CloseReason)> = all
+            .iter()
+            .map(|r| (r.seq, r.user_id, r.except, r.reason))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (1, a.user_id, None, CloseReason::UserDisabled),
+                (2, b.user_id, Some(keep), CloseReason::Revoked),
+                (3, a.user_id, None, CloseReason::UserDisabled),
+            ]
+        );
+        assert_eq!(all[1].username, "b@d.example");
+        assert_eq!(state.revocations_after(2).len(), 1);
+        let restored = state.restore(&state.snapshot()()).unwrap();
+        assert_eq!(restored.revocations_after(0), all);
+        // A week later the old ones are forgotten as a new one is recorded.
+        at(
+            &mut state,
+            40 + KEEP_REVOCATIONS_MS,
+            enable(b.user_id, true),
+        );
+        let left: Vec<u64> = state.revocations_after(0).iter().map(|r| r.seq).collect();
+        assert_eq!(left, vec![4]);
+    }
+
+    #[test]
     fn bootstrap_happens_once_and_makes_a_global_admin() {
         let mut state = DirectoryState::default();
         let admin = new_user("master.domain", "admin");

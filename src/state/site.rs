@@ -1103,6 +1103,63 @@ mod tests {
     }
 
     #[test]
+    fn an_access_revocation_ends_older_sessions_once_and_spares_the_kept_one() {
+        let mut state = SiteState::default();
+        let user = Uuid::now_v7();
+        let open = |state: &mut SiteState, at: u64| {
+            let SiteReply::Session(s) = run(
+                state,
+                at,
+                SiteCommand::CreateSession(new_session(user, "d", 3_600_000)),
+            ) else {
+                panic!("no session")
+            };
+            s.session_id
+        };
+        let (old, kept) = (open(&mut state, 100), open(&mut state, 110));
+        let revocation = |seq, at_ms| AccessRevocation {
+            seq,
+            user_id: user,
+            domain: "d".into(),
+            username: "alice@d".into(),
+            except: Some(kept),
+            reason: CloseReason::Revoked,
+            at_ms,
+        };
+        let SiteReply::Deleted(ended) = run(
+            &mut state,
+            200,
+            SiteCommand::ApplyAccessRevocation(revocation(1, 150)),
+        ) else {
+            panic!("not applied")
+        };
+        assert_eq!(ended, vec![old]);
+        assert_eq!(state.access_revocations_done(), 1);
+        let newer = open(&mut state, 300);
+        // Applied again (a retry, another node's leader): nothing more ends.
+        let SiteReply::Deleted(again) = run(
+            &mut state,
+            400,
+            SiteCommand::ApplyAccessRevocation(revocation(1, 150)),
+        ) else {
+            panic!("not answered")
+        };
+        assert!(again.is_empty());
+        // A later revocation made before `newer` was opened spares it too.
+        let SiteReply::Deleted(later) = run(
+            &mut state,
+            500,
+            SiteCommand::ApplyAccessRevocation(revocation(2, 250)),
+        ) else {
+            panic!("not applied")
+        };
+        assert!(later.is_empty());
+        assert!(state.get(&kept, 500).is_some() && state.get(&newer, 500).is_some());
+        let restored = state.restore(&state.snapshot()()).unwrap();
+        assert_eq!(restored.access_revocations_done(), 2);
+    }
+
+    #[test]
     fn finished_tasks_are_kept_a_week_then_purged() {
         use crate::federation::{SiteRequest, Verb};
         use crate::tasks::{NewTask, TaskKind, TaskStatus, KEEP_FINISHED_MS};
