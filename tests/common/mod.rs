@@ -2,6 +2,7 @@
 //! address, and a client that talks to them over their real listeners.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod mail;
 pub mod net;
 pub mod ws;

@@ -1,0 +1,354 @@
+//! The steady load and the judge of the chaos suites (`tests/chaos.rs` on processes,
+//! `tests/compose_chaos.rs` on the compose deployment's containers): workers log in, open
+//! websockets and revoke sessions at random nodes of every site while faults happen; a ledger
+//! keeps what was acknowledged; afterwards every acknowledged session must still answer, every
+//! acknowledged revocation must still hold, and no revoked token may ever have been accepted
+//! after its revocation was acknowledged.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Api;
+
+pub const SESSIONS: &str = "/rest/v1/master/logicalroles/ws/sessions";
+/// Users `user0`..`user7` of `chaos.example` log in.
+pub const USERS: usize = 8;
+pub const DOMAIN: &str = "chaos.example";
+const WORKERS: u64 = 6;
+
+pub fn password(user: usize) -> String {
+    format!("chaos-user-{user}-password")
+}
+
+/// Creates the load's domain and users through `base`, as the administrator.
+pub async fn create_users(api: &Api, base: &str, admin: &str) {
+    super::add_user(api, base, admin, DOMAIN, "user0", &password(0)).await;
+    for user in 1..USERS {
+        let put = api
+            .call(
+                Method::PUT,
+                format!("{base}/users/user{user}@{DOMAIN}"),
+                Some(admin),
+                Some(serde_json::json!({"password": password(user)})),
+            )
+            .await;
+        assert_eq!(put.status, 201, "{}", put.text);
+    }
+}
+
+/// What the workers got acknowledged, and what went wrong.
+#[derive(Default)]
+pub struct Ledger {
+    /// (site, session id) → token, for sessions acknowledged and not revoked.
+    live: Mutex<BTreeMap<(usize, String), String>>,
+    /// (site, token) of acknowledged revocations.
+    revoked: Mutex<Vec<(usize, String)>>,
+    violations: Mutex<Vec<String>>,
+    logins: AtomicU64,
+    revocations: AtomicU64,
+    sockets: AtomicU64,
+    refused: AtomicU64,
+    /// Revocations whose outcome is unknown (no answer, or an error during a fault).
+    uncertain: AtomicU64,
+}
+
+pub struct Load {
+    /// The api base URLs of each site's nodes.
+    sites: Vec<Vec<String>>,
+    /// For each site, a token allowed to revoke its sessions.
+    revokers: Vec<String>,
+    api: Api,
+    ledger: Ledger,
+}
+
+/// The workers, running until stopped.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// A small xorshift generator: reproducible from its seed, no dependency.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+impl Load {
+    pub fn new(sites: Vec<Vec<String>>, revokers: Vec<String>) -> Arc<Self> {
+        assert_eq!(sites.len(), revokers.len(), "a revoker per site");
+        Arc::new(Self {
+            sites,
+            revokers,
+            api: Api::default(),
+            ledger: Ledger::default(),
+        })
+    }
+
+    pub fn start(self: &Arc<Self>) -> Running {
+        let (stop, stopped) = watch::channel(false);
+        let workers = (0..WORKERS)
+            .map(|k| tokio::spawn(self.clone().worker(k + 1, stopped.clone())))
+            .collect();
+        Running { stop, workers }
+    }
+
+    async fn worker(self: Arc<Self>, seed: u64, mut stop: watch::Receiver<bool>) {
+        let mut random = Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        while !*stop.borrow() {
+            let site = random.below(self.sites.len());
+            let node = &self.sites[site][random.below(self.sites[site].len())];
+            match random.below(4) {
+                0 | 1 => self.login(site, node, random.below(USERS)).await,
+                2 => self.revoke(site, &mut random).await,
+                _ => self.open_socket(site, node, &mut random).await,
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+    }
+
+    async fn login(&self, site: usize, node: &str, user: usize) {
+        let answer = self
+            .api
+            .try_login(node, DOMAIN, &format!("user{user}"), &password(user))
+            .await;
+        let Some(answer) = answer.filter(|a| a.status == 200) else {
+            self.ledger.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let (Some(id), Some(token)) = (
+            answer.body["session_id"].as_str(),
+            answer.body["token"].as_str(),
+        ) else {
+            self.violate(format!(
+                "a login answered 200 without a session: {}",
+                answer.text
+            ));
+            return;
+        };
+        self.ledger.logins.fetch_add(1, Ordering::Relaxed);
+        lock(&self.ledger.live).insert((site, id.to_string()), token.to_string());
+    }
+
+    /// A random acknowledged, live session of `site`: (id, token).
+    fn pick_live(&self, site: usize, random: &mut Random) -> Option<(String, String)> {
+        let live = lock(&self.ledger.live);
+        let of_site: Vec<_> = live.iter().filter(|((s, _), _)| *s == site).collect();
+        if of_site.is_empty() {
+            return None;
+        }
+        let ((_, id), token) = of_site[random.below(of_site.len())];
+        Some((id.clone(), token.clone()))
+    }
+
+    async fn revoke(&self, site: usize, random: &mut Random) {
+        let Some((id, token)) = self.pick_live(site, random) else {
+            return;
+        };
+        let nodes = &self.sites[site];
+        let node = &nodes[random.below(nodes.len())];
+        let url = format!("{node}{SESSIONS}/{id}");
+        let answer = self
+            .api
+            .try_call(Method::DELETE, url, &self.revokers[site])
+            .await;
+        lock(&self.ledger.live).remove(&(site, id.clone()));
+        if answer.as_ref().is_none_or(|a| a.status != 204) {
+            // No answer, or not a success: the revocation may or may not have happened, so the
+            // session no longer counts as acknowledged-and-live.
+            self.ledger.uncertain.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.ledger.revocations.fetch_add(1, Ordering::Relaxed);
+        lock(&self.ledger.revoked).push((site, token.clone()));
+        // Acknowledged: from now on no node of the site may take the token.
+        for node in nodes {
+            let url = format!("{node}/rest/v1/iam/sessions/current");
+            if let Some(answer) = self.api.try_call(Method::GET, url, &token).await {
+                if answer.status == 200 {
+                    self.violate(format!(
+                        "session {id} answered at {node} after its revocation"
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn open_socket(&self, site: usize, node: &str, random: &mut Random) {
+        let Some((_, token)) = self.pick_live(site, random) else {
+            return;
+        };
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "{}/rest/v1/ws?token={token}",
+            node.replacen("http://", "ws://", 1)
+        );
+        let Ok(request) = url.into_client_request() else {
+            return;
+        };
+        let opened = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio_tungstenite::connect_async(request),
+        )
+        .await;
+        if let Ok(Ok(_socket)) = opened {
+            self.ledger.sockets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn violate(&self, what: String) {
+        lock(&self.ledger.violations).push(what);
+    }
+
+    /// After the load stopped: asks every acknowledged session and revocation again.
+    pub async fn verify(&self, api: &Api) -> Verdict {
+        let live = lock(&self.ledger.live).clone();
+        let revoked = lock(&self.ledger.revoked).clone();
+        let mut verdict = Verdict::default();
+        for ((site, id), token) in &live {
+            let node = &self.sites[*site][0];
+            let answer = api
+                .call(
+                    Method::GET,
+                    format!("{node}/rest/v1/iam/sessions/current"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            if answer.status != 200 {
+                verdict.lost.push(format!("session {id}: {}", answer.text));
+            }
+        }
+        for (site, token) in &revoked {
+            for node in &self.sites[*site] {
+                let answer = api
+                    .call(
+                        Method::GET,
+                        format!("{node}/rest/v1/iam/sessions/current"),
+                        Some(token),
+                        None,
+                    )
+                    .await;
+                if answer.status == 200 {
+                    verdict
+                        .resurrected
+                        .push(format!("a revoked session answered at {node}"));
+                }
+            }
+        }
+        verdict.violations = lock(&self.ledger.violations).clone();
+        verdict
+    }
+
+    /// The table CI prints: each fault and how long the sites took to be healthy again, what
+    /// was acknowledged, and what was lost.
+    pub fn summary(&self, faults: &[(String, Duration)], verdict: &Verdict) -> String {
+        let ledger = &self.ledger;
+        let mut summary =
+            String::from("fault                                   healthy again after\n");
+        for (fault, took) in faults {
+            summary += &format!("{fault:<40}{:>8.1} s\n", took.as_secs_f64());
+        }
+        summary += &format!(
+            "\nacknowledged: {} logins, {} revocations, {} websockets opened ({} logins refused or unanswered, {} revocations of unknown outcome during faults)\n",
+            ledger.logins.load(Ordering::Relaxed),
+            ledger.revocations.load(Ordering::Relaxed),
+            ledger.sockets.load(Ordering::Relaxed),
+            ledger.refused.load(Ordering::Relaxed),
+            ledger.uncertain.load(Ordering::Relaxed),
+        );
+        summary += &format!(
+            "lost sessions: {}   revocations undone: {}   revoked tokens accepted: {}\n",
+            verdict.lost.len(),
+            verdict.resurrected.len(),
+            verdict.violations.len()
+        );
+        summary
+    }
+
+    /// Fails the test when the load was too thin to judge or anything acknowledged was lost.
+    pub fn judge(&self, verdict: &Verdict) {
+        assert!(
+            self.ledger.logins.load(Ordering::Relaxed) > 50,
+            "too little load to judge"
+        );
+        assert!(
+            self.ledger.revocations.load(Ordering::Relaxed) > 10,
+            "too few revocations to judge"
+        );
+        assert!(
+            verdict.lost.is_empty(),
+            "acknowledged sessions lost: {:?}",
+            verdict.lost
+        );
+        assert!(verdict.resurrected.is_empty(), "{:?}", verdict.resurrected);
+        assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+    }
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.stop.send(true).expect("stop the workers");
+        for worker in self.workers {
+            worker.await.expect("a worker");
+        }
+    }
+}
+
+/// What the final check found.
+#[derive(Default)]
+pub struct Verdict {
+    pub lost: Vec<String>,
+    pub resurrected: Vec<String>,
+    pub violations: Vec<String>,
+}
+
+/// Waits until every node answers `/healthcheck` with 200 and a status other than unhealthy;
+/// returns how long that took.
+pub async fn wait_healthy(api: &Api, nodes: &[String], within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut healthy = true;
+        for node in nodes {
+            let url = format!("{node}/healthcheck");
+            healthy &= api
+                .try_call(Method::GET, url, "")
+                .await
+                .is_some_and(|a| a.status == 200 && a.body["status"] != "unhealthy");
+        }
+        if healthy {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "not healthy again within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Writes the summary where `.ci/run` prints it from (libtest captures a passing test's
+/// output), and prints it.
+pub fn keep_summary(file: &str, summary: &str) {
+    println!("\n{summary}");
+    let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
+    std::fs::write(&kept, summary).expect("write the chaos summary");
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
