@@ -129,6 +129,8 @@ label[etcd]="etcd 3.4, 3 members"
 target[etcd]="--system etcd --endpoints http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793 --pids $(join "${etcd_pids[@]}")"
 label[redis]="Redis 7, 1 node, everysec"
 target[redis]="--system redis --endpoints redis://127.0.0.1:63791 --pids $redis_pid"
+label[etcd-seq]="etcd 3.4, 3 members, revokes one after the other"
+target[etcd-seq]="${target[etcd]} --sequential-revokes"
 systems=(sp3 sp1 etcd redis)
 
 run() {
@@ -160,7 +162,8 @@ for s in "${systems[@]}"; do run "$s" seed --from 0 --to "$LISTED"; done
 for s in "${systems[@]}"; do run "$s" list-all --expect "$LISTED" --rounds 5; done
 for s in "${systems[@]}"; do run "$s" seed --from "$LISTED" --to "$SESSIONS"; done
 for s in "${systems[@]}"; do run "$s" revoke-one --rounds 1000; done
-for s in "${systems[@]}"; do run "$s" revoke-user --rounds 100; done
+for s in "${systems[@]}"; do run "$s" revoke-user --rounds 50; done
+run etcd-seq revoke-user --rounds 50 --first 50
 for s in "${systems[@]}"; do run "$s" list-user --rounds 1000; done
 for level in 1 16 64 256; do
     for s in "${systems[@]}"; do

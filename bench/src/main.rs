@@ -60,6 +60,9 @@ struct Run {
     secret: String,
     #[arg(long, env = "SESSIONPLANE_BENCH_ADMIN_PASSWORD", default_value = "")]
     admin_password: String,
+    /// etcd: revoke a user's leases one after the other (default: all at once).
+    #[arg(long)]
+    sequential_revokes: bool,
     /// The server processes, whose CPU time and resident memory are measured.
     #[arg(long, value_delimiter = ',')]
     pids: Vec<u32>,
@@ -96,8 +99,11 @@ enum Workload {
     },
     /// Revokes every session of a user (10 each), one user after the other.
     RevokeUser {
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 50)]
         rounds: u64,
+        /// The first of the users revoked (0 to 99).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
     },
     /// Reads a user's sessions, one user after the other.
     ListUser {
@@ -160,7 +166,7 @@ async fn connect(run: &Run) -> Result<System> {
             .await?,
         ),
         Kind::Etcd => System::Etcd(Box::new(
-            systems::etcd::Etcd::connect(&run.endpoints).await?,
+            systems::etcd::Etcd::connect(&run.endpoints, run.sequential_revokes).await?,
         )),
         Kind::Redis => System::Redis(systems::redis::Redis::connect(&run.endpoints[0]).await?),
     })
@@ -223,14 +229,15 @@ async fn workload(system: &System, run: &Run) -> Result<Vec<Outcome>> {
             }
             outcome
         }
-        Workload::RevokeUser { rounds } => {
+        Workload::RevokeUser { rounds, first } => {
             ensure!(
-                rounds <= dataset::REVOKED_USERS,
-                "at most {} users",
-                dataset::REVOKED_USERS
+                first + rounds <= dataset::REVOKED_USERS,
+                "users 0 to {} only",
+                dataset::REVOKED_USERS - 1
             );
             measured
-                .rounds("revoke all of a user", rounds, |user| async move {
+                .rounds("revoke all of a user", rounds, |r| async move {
+                    let user = first + r;
                     let closed = system.revoke_user(user).await?;
                     ensure!(
                         closed == dataset::SESSIONS_PER_USER as usize,

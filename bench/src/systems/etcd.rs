@@ -14,6 +14,8 @@ const PAGE: i64 = 5_000;
 #[derive(Clone)]
 pub struct Etcd {
     client: Client,
+    /// Revoke a user's leases one after the other instead of all at once.
+    sequential: bool,
     pub data: Dataset,
 }
 
@@ -22,12 +24,13 @@ fn lease_of(n: u64) -> i64 {
 }
 
 impl Etcd {
-    pub async fn connect(endpoints: &[String]) -> Result<Self> {
+    pub async fn connect(endpoints: &[String], sequential: bool) -> Result<Self> {
         let client = Client::connect(endpoints, None)
             .await
             .context("connect to etcd")?;
         Ok(Self {
             client,
+            sequential,
             data: Dataset::default(),
         })
     }
@@ -72,6 +75,12 @@ impl Etcd {
                 Some(GetOptions::new().with_prefix().with_keys_only()),
             )
             .await?;
+        if self.sequential {
+            for kv in found.kvs() {
+                client.lease_revoke(kv.lease()).await?;
+            }
+            return Ok(found.kvs().len());
+        }
         let revokes = found.kvs().iter().map(|kv| {
             let mut client = self.client.clone();
             let lease = kv.lease();
