@@ -189,10 +189,15 @@ async fn workload(system: &System, run: &Run) -> Result<Vec<Outcome>> {
         } => {
             let system = system.clone();
             measured
-                .spread("seed", concurrency, from..to, move |n| {
-                    let system = system.clone();
-                    async move { system.create(n).await }
-                })
+                .spread(
+                    &format!("seed {from}..{to}"),
+                    concurrency,
+                    from..to,
+                    move |n| {
+                        let system = system.clone();
+                        async move { system.create(n).await }
+                    },
+                )
                 .await?
         }
         Workload::Create { clients, seconds } => {
