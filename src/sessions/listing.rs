@@ -159,7 +159,12 @@ impl<'a, Alive: Fn(&Connection) -> bool> Listing<'a, Alive> {
         let from = after.map_or(Bound::Unbounded, |c| Bound::Included(c.session_id));
         let mut items = Vec::new();
         let mut last = None;
-        for session in self.view.sessions_from(from) {
+        // A user given by id pages through the by-user index; anything else walks every session.
+        let sessions: Box<dyn Iterator<Item = &'a Session>> = match &self.filter.user {
+            Some(UserMatch::Id(user_id)) => Box::new(self.view.user_sessions_from(*user_id, from)),
+            _ => Box::new(self.view.sessions_from(from)),
+        };
+        for session in sessions {
             if !session.is_live(self.now_ms) || !self.filter.matches(session) {
                 continue;
             }

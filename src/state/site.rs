@@ -151,7 +151,8 @@ pub enum SiteQueryReply {
 pub struct SiteState {
     effects: Option<Arc<dyn SiteEffects>>,
     sessions: imbl::OrdMap<Uuid, Arc<Session>>,
-    by_user: BTreeSet<(Uuid, Uuid)>,
+    /// (user, session): persistent, so that a view carries it at no cost.
+    by_user: imbl::OrdSet<(Uuid, Uuid)>,
     by_domain: BTreeSet<(Arc<str>, Uuid)>,
     by_expiry: BTreeSet<(u64, Uuid)>,
     /// One allocation per distinct domain and login string.
@@ -177,6 +178,7 @@ pub struct SiteState {
 #[derive(Clone, Default)]
 pub struct SiteView {
     sessions: imbl::OrdMap<Uuid, Arc<Session>>,
+    by_user: imbl::OrdSet<(Uuid, Uuid)>,
     connections: imbl::OrdMap<(Uuid, Uuid), Arc<Connection>>,
 }
 
@@ -186,6 +188,22 @@ impl SiteView {
         self.sessions
             .range((from, Bound::Unbounded))
             .map(|(_, s)| &**s)
+    }
+
+    /// A user's sessions in id order, from `from` on; expired ones included.
+    pub fn user_sessions_from(
+        &self,
+        user_id: Uuid,
+        from: Bound<Uuid>,
+    ) -> impl Iterator<Item = &Session> + '_ {
+        let start = match from {
+            Bound::Included(id) => Bound::Included((user_id, id)),
+            Bound::Excluded(id) => Bound::Excluded((user_id, id)),
+            Bound::Unbounded => Bound::Included((user_id, Uuid::nil())),
+        };
+        self.by_user
+            .range((start, Bound::Included((user_id, Uuid::max()))))
+            .filter_map(|(_, id)| self.session(id))
     }
 
     pub fn session(&self, id: &Uuid) -> Option<&Session> {
@@ -211,6 +229,7 @@ impl SiteState {
     pub fn view(&self) -> SiteView {
         SiteView {
             sessions: self.sessions.clone(),
+            by_user: self.by_user.clone(),
             connections: self.connections.clone(),
         }
     }
@@ -914,6 +933,56 @@ mod tests {
             .collect();
         assert_eq!(left, vec![ids[0], ids[3]]);
         assert_eq!(state.domain_sessions("d", 1).len(), 1);
+    }
+
+    #[test]
+    fn a_view_finds_a_users_sessions_in_id_order_as_they_were_when_taken() {
+        let mut state = SiteState::default();
+        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut of_alice = Vec::new();
+        for k in 0..6 {
+            let user = if k % 2 == 0 { alice } else { bob };
+            let new = new_session(user, "d", 60_000);
+            if user == alice {
+                of_alice.push(new.session_id);
+            }
+            run(&mut state, 0, SiteCommand::CreateSession(new));
+        }
+        let view = state.view();
+        let ids = |from| -> Vec<Uuid> {
+            view.user_sessions_from(alice, from)
+                .map(|s| s.session_id)
+                .collect()
+        };
+        assert_eq!(ids(Bound::Unbounded), of_alice);
+        assert_eq!(ids(Bound::Included(of_alice[1])), of_alice[1..]);
+        assert_eq!(ids(Bound::Excluded(of_alice[1])), of_alice[2..]);
+        // Later writes do not reach a view already taken.
+        run(
+            &mut state,
+            1,
+            SiteCommand::DeleteUserSessions {
+                domain: "d".into(),
+                user_id: alice,
+                except: None,
+                reason: CloseReason::Revoked,
+            },
+        );
+        assert_eq!(ids(Bound::Unbounded), of_alice);
+        assert_eq!(
+            state
+                .view()
+                .user_sessions_from(alice, Bound::Unbounded)
+                .count(),
+            0
+        );
+        assert_eq!(
+            state
+                .view()
+                .user_sessions_from(bob, Bound::Unbounded)
+                .count(),
+            3
+        );
     }
 
     #[test]
