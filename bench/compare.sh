@@ -8,6 +8,9 @@
 #
 #   bench/compare.sh                     # the full run (1,000,000 sessions; ~30 min)
 #   SESSIONS=20000 LISTED=10000 SECONDS_PER_LEVEL=2 bench/compare.sh --no-write   # a smoke run
+#   SYSTEMS="sp3 etcd" PROFILE="revoke-one list-user" bench/compare.sh --no-write
+#     only those systems; perf records sessionplane's nodes during the named workloads
+#     (reports in target/compare/perf-<workload>-<system>.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -131,12 +134,25 @@ label[redis]="Redis 7, 1 node, everysec"
 target[redis]="--system redis --endpoints redis://127.0.0.1:63791 --pids $redis_pid"
 label[etcd-seq]="etcd 3.4, 3 members, revokes one after the other"
 target[etcd-seq]="${target[etcd]} --sequential-revokes"
-systems=(sp3 sp1 etcd redis)
+read -r -a systems <<<"${SYSTEMS:-sp3 sp1 etcd redis}"
 
 run() {
-    local system=$1; shift
+    local system=$1 workload=$2; shift
+    local perf_pid=""
+    if [[ " ${PROFILE:-} " == *" $workload "* && $system == sp* ]]; then
+        local pids="${target[$system]##*--pids }"
+        perf record -F 999 -p "$pids" -o "$dir/perf-$workload-$system.data" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.5
+    fi
     # shellcheck disable=SC2086 # the target line is a list of words
     "$bench" run ${target[$system]} --label "${label[$system]}" --out "$results" "$@"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"; wait "$perf_pid" || true
+        perf report -i "$dir/perf-$workload-$system.data" --stdio --sort dso,symbol 2>/dev/null \
+            | grep -v "^#" | grep -v "^$" | cut -c1-160 | sed "s/ *-* *-* *$//" | head -40 \
+            > "$dir/perf-$workload-$system.txt" || true
+    fi
 }
 
 wait_ready() {
@@ -163,14 +179,14 @@ for s in "${systems[@]}"; do run "$s" list-all --expect "$LISTED" --rounds 5; do
 for s in "${systems[@]}"; do run "$s" seed --from "$LISTED" --to "$SESSIONS"; done
 for s in "${systems[@]}"; do run "$s" revoke-one --rounds 1000; done
 for s in "${systems[@]}"; do run "$s" revoke-user --rounds 50; done
-run etcd-seq revoke-user --rounds 50 --first 50
+[[ " ${systems[*]} " == *" etcd "* ]] && run etcd-seq revoke-user --rounds 50 --first 50
 for s in "${systems[@]}"; do run "$s" list-user --rounds 1000; done
 for level in 1 16 64 256; do
     for s in "${systems[@]}"; do
         run "$s" create --clients "$level" --seconds "$SECONDS_PER_LEVEL"
     done
 done
-run sp3 socket-close --rounds 200
+[[ " ${systems[*]} " == *" sp3 "* ]] && run sp3 socket-close --rounds 200
 
 table=$("$bench" table "$results")
 echo "$table"
