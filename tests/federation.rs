@@ -997,6 +997,23 @@ async fn a_wan_cut_keeps_logins_working_and_fails_directory_writes_clearly() {
         central_write.text
     );
 
+    // A responder at the cut-off site still ends a user's sessions there: the user is found
+    // in this node's copy of the directory, which needs no directory leader.
+    let logout = api
+        .call(
+            Method::POST,
+            format!("{e1}{SESSIONS}"),
+            Some(&admin_e),
+            Some(json!({"action": "logout", "domain": "example.org", "user": "carol", "sites": "current"})),
+        )
+        .await;
+    assert_eq!(
+        logout.status, 200,
+        "logout at the cut-off site: {}",
+        logout.text
+    );
+    assert_eq!(logout.body["closed"], 2, "{}", logout.text);
+
     for (base, token, other) in [(&c1, &admin_c, "east"), (&e1, &admin_e, "central")] {
         let whole = list(&api, base, token, "sites=all").await;
         assert_error(&whole, 503, "Unavailable");

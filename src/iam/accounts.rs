@@ -61,8 +61,9 @@ impl Iam {
             .ok_or_else(|| IamError::NotFound(format!("no user {address}")))
     }
 
-    /// A user of `domain` named by id or by login, read after a barrier; 404 when the domain
-    /// or the user does not exist.
+    /// A user of `domain` named by id or by login, from this node's copy of the directory (after
+    /// a barrier only when the copy does not know it); 404 when the domain or the user does not
+    /// exist.
     pub async fn find_user_in(&self, domain: &DomainName, user: &str) -> Result<User, IamError> {
         let by_id = user.parse::<Uuid>().ok();
         let login = match by_id {
@@ -72,19 +73,25 @@ impl Iam {
                     .map_err(|e| IamError::Invalid(e.to_string()))?,
             ),
         };
-        let (domain_known, found) = self
+        // This node's copy first (no directory leader needed: a site cut off from it must still
+        // end a user's sessions); a barrier only when the copy does not know the user yet.
+        let found = self
             .directory
-            .read(|d| {
-                let found = match (&by_id, &login) {
-                    (Some(id), _) => d.user(id).filter(|u| u.domain == *domain),
-                    (None, Some(login)) => d.user_by_login(domain, login),
-                    (None, None) => None,
-                };
-                (d.domain(domain).is_some(), found.cloned())
+            .read_fresh_or_local(|d| match (&by_id, &login) {
+                (Some(id), _) => d.user(id).filter(|u| u.domain == *domain).cloned(),
+                (_, Some(login)) => d.user_by_login(domain, login).cloned(),
+                (None, None) => None,
             })
-            .await?;
-        if !domain_known {
-            return Err(IamError::NotFound(format!("no domain {domain}")));
+            .await;
+        if found.is_none() {
+            let domain_known = self
+                .directory
+                .read_fresh_or_local(|d| d.domain(domain).map(|_| ()))
+                .await
+                .is_some();
+            if !domain_known {
+                return Err(IamError::NotFound(format!("no domain {domain}")));
+            }
         }
         found.ok_or_else(|| IamError::NotFound(format!("no user {user} in domain {domain}")))
     }
