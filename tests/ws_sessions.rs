@@ -743,3 +743,54 @@ async fn bad_requests_get_the_exact_status_and_type() {
         .await;
     assert_error(&plain, 400, "InvalidArgument");
 }
+
+/// A session opened through one node is found, and revoked, by the next request at another
+/// node at once: the revocation reads the session after the barrier its caller's
+/// authentication passed, and never answers 404 for a session acknowledged before it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_opened_at_one_node_is_revoked_at_another_at_once() {
+    let site = TestSite::start(3, Tuning::default()).await;
+    for i in 0..3 {
+        site.wait_for_admin(i).await;
+    }
+    let api = Api::default();
+    let admin = api.admin_token(&site.api_url(0)).await;
+    add_user(
+        &api,
+        &site.api_url(0),
+        &admin,
+        "example.com",
+        "erin",
+        "erin-password",
+    )
+    .await;
+    for round in 0..30 {
+        let (_, id) = login(
+            &api,
+            &site.api_url(round % 3),
+            "example.com",
+            "erin",
+            "erin-password",
+        )
+        .await;
+        let other = site.api_url((round + 1) % 3);
+        let revoked = api
+            .call(
+                Method::DELETE,
+                format!("{other}{SESSIONS}/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.status, 204, "round {round}: {}", revoked.text);
+        let again = api
+            .call(
+                Method::DELETE,
+                format!("{other}{SESSIONS}/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(again.status, 404, "round {round}: {}", again.text);
+    }
+}

@@ -661,7 +661,12 @@ async fn kill(
 
 /// Ends a session of this site: whether there was one.
 async fn kill_here(state: &ApiState, caller: &Caller, session_id: Uuid) -> Result<bool, ApiError> {
-    let Some(session) = state.gateway.site.get(session_id).await? else {
+    let site = &state.gateway.site;
+    let found = match caller.passed_site_barrier() {
+        true => site.get_local(session_id),
+        false => site.get(session_id).await?,
+    };
+    let Some(session) = found else {
         return Ok(false);
     };
     let domain: DomainName = session.domain.parse()?;

@@ -44,6 +44,13 @@ impl Caller {
         }
     }
 
+    /// Whether this request already passed a read barrier of the site group: a user caller was
+    /// authenticated from the site's state after one. Later reads of this node's site state in
+    /// the same request are then linearizable without another.
+    pub fn passed_site_barrier(&self) -> bool {
+        matches!(self, Self::User { .. })
+    }
+
     /// Whether another site forwarded this request (which then must not fan out again).
     pub fn is_federated(&self) -> bool {
         matches!(self, Self::Federated { .. })

@@ -58,6 +58,14 @@ impl SiteStore {
         Ok(self.group.state().read(|state| read(state, now_ms())))
     }
 
+    /// A live session as this node has it, without a barrier: linearizable only when the
+    /// request already passed one (see `Caller::passed_site_barrier`).
+    pub fn get_local(&self, session_id: Uuid) -> Option<Session> {
+        self.group
+            .state()
+            .read(|state| state.get(&session_id, now_ms()).cloned())
+    }
+
     pub async fn get(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {
         self.read(|state, now| state.get(&session_id, now).cloned())
             .await
