@@ -122,6 +122,28 @@ async fn login(api: &Api, base: &str, domain: &str, user: &str, pwd: &str) -> (S
     )
 }
 
+/// Every item of a listing read page after page (`query` sets `limit`), each page at most
+/// `limit` long.
+async fn pages(api: &Api, base: &str, admin: &str, query: &str, limit: usize) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("{base}{SESSIONS}?{query}");
+        if let Some(t) = &token {
+            url += &format!("&page_token={t}");
+        }
+        let answer = api.call(Method::GET, url, Some(admin), None).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let page = answer.body.as_array().expect("an array").clone();
+        assert!(page.len() <= limit, "{}", answer.text);
+        items.extend(page);
+        match answer.headers.get("x-next-page-token") {
+            Some(next) => token = Some(next.to_str().expect("ascii").to_string()),
+            None => return items,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_admin_kill_on_one_node_closes_the_sockets_held_by_the_others() {
     let site = TestSite::start(3, Tuning::default()).await;
@@ -486,30 +508,7 @@ async fn pages_and_streams_give_the_same_list() {
     let streamed = list(&api, &base, &admin, "").await;
     assert_eq!(streamed.len(), 8 + 4, "8 sessions, 4 with a socket");
 
-    let mut paged = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let query = match &token {
-            Some(t) => format!("?limit=5&page_token={t}"),
-            None => "?limit=5".to_string(),
-        };
-        let answer = api
-            .call(
-                Method::GET,
-                format!("{base}{SESSIONS}{query}"),
-                Some(&admin),
-                None,
-            )
-            .await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        let page = answer.body.as_array().unwrap().clone();
-        assert!(page.len() <= 5);
-        paged.extend(page);
-        match answer.headers.get("x-next-page-token") {
-            Some(next) => token = Some(next.to_str().unwrap().to_string()),
-            None => break,
-        }
-    }
+    let paged = pages(&api, &base, &admin, "limit=5", 5).await;
     let strip_ttl = |items: &[Value]| -> Vec<Value> {
         items
             .iter()
@@ -531,29 +530,8 @@ async fn pages_and_streams_give_the_same_list() {
     let by_id = list(&api, &base, &admin, &format!("?user={carol_id}")).await;
     let by_login = list(&api, &base, &admin, "?user=carol").await;
     assert_eq!(strip_ttl(&by_id), strip_ttl(&by_login));
-    let mut pages = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut query = format!("?user={carol_id}&limit=3");
-        if let Some(t) = &token {
-            query += &format!("&page_token={t}");
-        }
-        let answer = api
-            .call(
-                Method::GET,
-                format!("{base}{SESSIONS}{query}"),
-                Some(&admin),
-                None,
-            )
-            .await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        pages.extend(answer.body.as_array().expect("array").clone());
-        match answer.headers.get("x-next-page-token") {
-            Some(next) => token = Some(next.to_str().expect("ascii").to_string()),
-            None => break,
-        }
-    }
-    assert_eq!(strip_ttl(&pages), strip_ttl(&by_login));
+    let paged_by_id = pages(&api, &base, &admin, &format!("user={carol_id}&limit=3"), 3).await;
+    assert_eq!(strip_ttl(&paged_by_id), strip_ttl(&by_login));
     let by_domain = list(&api, &base, &admin, "?domain=Example.COM").await;
     assert_eq!(by_domain.len(), 7 + 4);
 }

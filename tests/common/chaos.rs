@@ -220,30 +220,14 @@ impl Load {
         let revoked = lock(&self.ledger.revoked).clone();
         let mut verdict = Verdict::default();
         for ((site, id), token) in &live {
-            let node = &self.sites[*site][0];
-            let answer = api
-                .call(
-                    Method::GET,
-                    format!("{node}/rest/v1/iam/sessions/current"),
-                    Some(token),
-                    None,
-                )
-                .await;
+            let answer = current(api, &self.sites[*site][0], token).await;
             if answer.status != 200 {
                 verdict.lost.push(format!("session {id}: {}", answer.text));
             }
         }
         for (site, token) in &revoked {
             for node in &self.sites[*site] {
-                let answer = api
-                    .call(
-                        Method::GET,
-                        format!("{node}/rest/v1/iam/sessions/current"),
-                        Some(token),
-                        None,
-                    )
-                    .await;
-                if answer.status == 200 {
+                if current(api, node, token).await.status == 200 {
                     verdict
                         .resurrected
                         .push(format!("a revoked session answered at {node}"));
@@ -347,6 +331,12 @@ pub fn keep_summary(file: &str, summary: &str) {
     println!("\n{summary}");
     let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
     std::fs::write(&kept, summary).expect("write the chaos summary");
+}
+
+/// `GET /rest/v1/iam/sessions/current` at `node` with `token`.
+async fn current(api: &Api, node: &str, token: &str) -> super::Answer {
+    let url = format!("{node}/rest/v1/iam/sessions/current");
+    api.call(Method::GET, url, Some(token), None).await
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
