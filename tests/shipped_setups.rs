@@ -318,7 +318,9 @@ fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed()
 #[test]
 fn demo_starts_several_sites() {
     let data = tempfile::tempdir().unwrap();
-    let port_base = 30_000 + (std::process::id() % 300) as u16 * 10;
+    // Ports base..base+5,006, below the kernel's ephemeral range (32,768 and up, where other
+    // tests' connections take their local ports) and apart from the other demo test's.
+    let port_base = 10_000 + (std::process::id() % 400) as u16 * 10;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
         .args([
             "demo",
