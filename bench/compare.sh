@@ -195,6 +195,7 @@ echo "$table"
 machine="$(nproc) vCPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r)"
 versions="sessionplane $(git rev-parse --short HEAD), $(etcd --version | head -1), $(redis-server --version | cut -d' ' -f1-3)"
 TABLE="$table" MACHINE="$machine" VERSIONS="$versions" SESSIONS="$SESSIONS" LISTED="$LISTED" \
+    SECONDS_PER_LEVEL="$SECONDS_PER_LEVEL" \
     RUN_AT="$(date -u +%Y-%m-%d)" python3 - <<'EOF'
 import os, re
 path = "docs/BENCHMARKS.md"
@@ -203,6 +204,7 @@ begin, end = "<!-- bench/compare.sh: begin -->", "<!-- bench/compare.sh: end -->
 section = f"""{begin}
 Run of {os.environ['RUN_AT']}: {os.environ['MACHINE']}; {os.environ['VERSIONS']}.
 {int(os.environ['SESSIONS']):,} sessions at the revocations and the user listings, {int(os.environ['LISTED']):,} at "list all".
+Command: `SESSIONS={os.environ['SESSIONS']} LISTED={os.environ['LISTED']} SECONDS_PER_LEVEL={os.environ['SECONDS_PER_LEVEL']} bench/compare.sh`.
 
 {os.environ['TABLE']}
 {end}"""
