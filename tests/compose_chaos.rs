@@ -75,10 +75,14 @@ async fn wait_for_directory(api: &Api, nodes: &[String]) {
         loop {
             let url = format!("{node}/healthcheck/checks/Raft%20directory%20group");
             let answer = api.try_call(Method::GET, url, "").await;
+            let seen = answer.as_ref().map_or(String::new(), |a| a.text.clone());
             if answer.is_some_and(|a| a.body["status"] == "healthy") {
                 break;
             }
-            assert!(Instant::now() < deadline, "no directory leader at {node}");
+            assert!(
+                Instant::now() < deadline,
+                "the directory is not healthy at {node}: {seen}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
