@@ -32,8 +32,8 @@ trap finish EXIT
 fail() { echo "FAILED: $*" >&2; "${compose[@]}" logs --tail 40 >&2 || true; exit 1; }
 
 deploy/build-image.sh
-# Built before the containers start: a build saturating the disk while they run makes every
-# fsync slow, and the directory's elections (each vote is synced) can then not finish in time.
+# Built before the containers start, so that no build competes with them for the cores and the
+# disk during the faults.
 cargo test --test compose_chaos --no-run
 cleanup
 started=$(date +%s)
