@@ -137,14 +137,12 @@ impl Measured {
         F: Fn(u64) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
-        let span = Span::start(&self.pids);
-        let mut latencies = Vec::with_capacity(rounds as usize);
-        for round in 0..rounds {
+        self.timed_rounds(workload, rounds, |round| {
             let started = Instant::now();
-            op(round).await?;
-            latencies.push(started.elapsed());
-        }
-        Ok(self.outcome(workload, 1, span.finish().await, latencies, 0))
+            let done = op(round);
+            async move { done.await.map(|()| started.elapsed()) }
+        })
+        .await
     }
 
     /// Like `rounds`, but each round times itself (its set-up is not counted).

@@ -29,32 +29,32 @@ impl Redis {
 
     pub async fn create(&self, record: &Record) -> Result<()> {
         let id = record.session_id.to_string();
-        redis::pipe()
-            .cmd("SET")
-            .arg(format!("s:{id}"))
+        let mut set = redis::cmd("SET");
+        set.arg(format!("s:{id}"))
             .arg(record.json())
             .arg("EX")
-            .arg(TTL_SECS)
-            .ignore()
-            .cmd("SADD")
-            .arg(format!("u:{}", record.user_id))
-            .arg(&id)
-            .ignore()
-            .query_async::<()>(&mut self.connection.clone())
-            .await?;
-        Ok(())
+            .arg(TTL_SECS);
+        let mut add = redis::cmd("SADD");
+        add.arg(format!("u:{}", record.user_id)).arg(&id);
+        self.pipeline(set, add).await
     }
 
     pub async fn revoke_one(&self, n: u64) -> Result<()> {
         let record = self.data.session(n);
         let id = record.session_id.to_string();
+        let mut del = redis::cmd("DEL");
+        del.arg(format!("s:{id}"));
+        let mut remove = redis::cmd("SREM");
+        remove.arg(format!("u:{}", record.user_id)).arg(&id);
+        self.pipeline(del, remove).await
+    }
+
+    /// A record's command and its index's, sent together; their answers are not needed.
+    async fn pipeline(&self, record: redis::Cmd, index: redis::Cmd) -> Result<()> {
         redis::pipe()
-            .cmd("DEL")
-            .arg(format!("s:{id}"))
+            .add_command(record)
             .ignore()
-            .cmd("SREM")
-            .arg(format!("u:{}", record.user_id))
-            .arg(&id)
+            .add_command(index)
             .ignore()
             .query_async::<()>(&mut self.connection.clone())
             .await?;

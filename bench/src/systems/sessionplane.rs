@@ -212,19 +212,16 @@ impl Sessionplane {
     /// One round of revocation-to-socket-close: a websocket opened on one node for a fresh
     /// session, the session revoked through another, timed until the socket's close frame.
     pub async fn socket_close(&self, round: u64) -> Result<Duration> {
-        let login_node = self.node(round);
-        let token_answer = self
-            .http
-            .post(format!("{login_node}/rest/v1/iam/sessions"))
-            .json(&json!({"domain": DOMAIN, "login": login(SOCKET_USER), "pwd": USER_PASSWORD, "session_type": "token"}))
-            .send()
-            .await?
-            .json::<Value>()
-            .await?;
-        let token = token_answer["token"].as_str().context("login token")?;
-        let id = token_answer["session_id"]
-            .as_str()
-            .context("login session")?;
+        let answer = login_answer(
+            &self.http,
+            self.node(round),
+            DOMAIN,
+            &login(SOCKET_USER),
+            USER_PASSWORD,
+        )
+        .await?;
+        let token = answer["token"].as_str().context("login token")?;
+        let id = answer["session_id"].as_str().context("login session")?;
         let socket_node = self.node(round + 1).replacen("http://", "ws://", 1);
         let request = format!("{socket_node}/rest/v1/ws?token={token}").into_client_request()?;
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
@@ -253,6 +250,18 @@ async fn token(
     login: &str,
     pwd: &str,
 ) -> Result<String> {
+    let body = login_answer(http, base, domain, login, pwd).await?;
+    Ok(body["token"].as_str().context("token")?.to_string())
+}
+
+/// `POST /rest/v1/iam/sessions` for a token session; the answer's body.
+async fn login_answer(
+    http: &reqwest::Client,
+    base: &str,
+    domain: &str,
+    login: &str,
+    pwd: &str,
+) -> Result<Value> {
     let answer = http
         .post(format!("{base}/rest/v1/iam/sessions"))
         .json(&json!({"domain": domain, "login": login, "pwd": pwd, "session_type": "token"}))
@@ -261,5 +270,5 @@ async fn token(
     let status = answer.status();
     let body: Value = answer.json().await.unwrap_or(Value::Null);
     ensure!(status == StatusCode::OK, "login: {status} {body}");
-    Ok(body["token"].as_str().context("token")?.to_string())
+    Ok(body)
 }
