@@ -80,7 +80,7 @@ async fn main() {
         .expect("uuid");
     let idle_rss = rss_of(pid);
 
-    let peers = PeerClient::new(SECRET, None).expect("peer client");
+    let peers = PeerClient::new(SECRET, None, Default::default()).expect("peer client");
     let group = GroupId::new("site:local").expect("group");
     let keys = Arc::new(TokenKeys::new(TOKEN_KEY, None).expect("keys"));
     let started = Instant::now();

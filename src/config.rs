@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sessionplane_cluster::RaftTuning;
+use sessionplane_cluster::{PeerRoutes, RaftTuning};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -587,6 +587,16 @@ impl Config {
         local.chain(remote).collect()
     }
 
+    /// How this node dials each node it is configured with: its site's nodes on the site's
+    /// addresses, other sites' nodes on the addresses their `[[sites.nodes]]` give. A group's
+    /// membership records one node's view; this is ours.
+    pub fn peer_routes(&self) -> PeerRoutes {
+        self.deployment_nodes()
+            .into_iter()
+            .map(|(_, n)| (n.id, n.cluster))
+            .collect()
+    }
+
     /// The directory's voters: as configured, or this site's nodes.
     pub fn directory_voters(&self) -> Vec<u64> {
         match self.directory.voters.is_empty() {
@@ -686,5 +696,18 @@ mod tests {
         )
         .unwrap();
         assert!(not_listed.validate().is_err());
+    }
+
+    #[test]
+    fn peers_are_dialed_at_this_nodes_view_of_the_network() {
+        let config = Config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/compose/e1.toml"
+        )))
+        .unwrap();
+        let routes = config.peer_routes();
+        assert_eq!(routes.get(&5).map(String::as_str), Some("172.28.2.12:7000"));
+        assert_eq!(routes.get(&1).map(String::as_str), Some("172.28.0.11:7000"));
+        assert_eq!(routes.len(), 6);
     }
 }

@@ -67,27 +67,6 @@ async fn central_leader(api: &Api, base: &str, token: &str) -> u64 {
         .unwrap_or_else(|| panic!("no leader: {}", status.text))
 }
 
-/// Waits until every node sees a directory leader (the script's WAN cut just before may have
-/// left the directory electing): the test's users are written there.
-async fn wait_for_directory(api: &Api, nodes: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for node in nodes {
-        loop {
-            let url = format!("{node}/healthcheck/checks/Raft%20directory%20group");
-            let answer = api.try_call(Method::GET, url, "").await;
-            let seen = answer.as_ref().map_or(String::new(), |a| a.text.clone());
-            if answer.is_some_and(|a| a.body["status"] == "healthy") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the directory is not healthy at {node}: {seen}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
 /// Fills the filesystem under `dir` to the last byte; returns the filler file.
 fn fill(dir: &Path) -> PathBuf {
     let filler = dir.join("filler");
@@ -109,7 +88,6 @@ async fn acknowledged_work_survives_container_faults_and_the_sites_heal() {
     let everyone = [central.clone(), east.clone()].concat();
     let heal = Duration::from_secs(90);
     wait_healthy(&api, &everyone, heal).await;
-    wait_for_directory(&api, &everyone).await;
     let central_admin = admin_token(&api, &central[0]).await;
     let east_admin = admin_token(&api, &east[0]).await;
     chaos::create_users(&api, &central[0], &central_admin).await;

@@ -166,7 +166,7 @@ async fn the_three_node_example_forms_a_site() {
         })
         .collect();
     let config = Config::load(&example("site-3/n1.toml")).unwrap();
-    let peers = PeerClient::new(&config.cluster_secret, None).unwrap();
+    let peers = PeerClient::new(&config.cluster_secret, None, Default::default()).unwrap();
     let group = GroupId::new("site:central").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let formed = loop {

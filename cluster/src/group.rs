@@ -50,6 +50,7 @@ pub struct GroupStatus {
     /// The log is purged up to here: a member behind it catches up from a snapshot.
     pub purged_index: Option<u64>,
     pub voters: Vec<NodeId>,
+    /// Every member with the address this node dials it at.
     pub members: BTreeMap<NodeId, String>,
     /// Leader only: each follower's last replicated index.
     pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
@@ -369,7 +370,7 @@ impl GroupCore {
         let metrics = metrics.borrow();
         let leader = metrics.current_leader?;
         let node = metrics.membership_config.membership().get_node(&leader)?;
-        Some((leader, node.addr.clone()))
+        Some((leader, self.peers.route(leader, &node.addr)))
     }
 
     pub(crate) async fn status(&self) -> GroupStatus {
@@ -408,7 +409,7 @@ impl GroupCore {
             voters: membership.voter_ids().collect(),
             members: membership
                 .nodes()
-                .map(|(id, node)| (*id, node.addr.clone()))
+                .map(|(id, node)| (*id, self.peers.route(*id, &node.addr)))
                 .collect(),
             replication: m.replication.as_ref().map(|r| {
                 r.iter()

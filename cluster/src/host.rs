@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::group::{Group, GroupCore};
 use crate::liveness::{Liveness, NodeHello};
 use crate::log_store::LogDb;
-use crate::network::{GroupNetwork, PeerClient};
+use crate::network::{GroupNetwork, PeerClient, PeerRoutes};
 use crate::node_calls::NodeCalls;
 use crate::server::{self, Registry};
 use crate::snapshot_store::SnapshotStore;
@@ -54,6 +54,8 @@ pub struct ClusterOptions {
     pub tuning: RaftTuning,
     /// The local address outgoing peer connections come from (default: the system's choice).
     pub source_address: Option<std::net::IpAddr>,
+    /// How this node reaches peers whose membership address it cannot dial (see [`PeerRoutes`]).
+    pub routes: PeerRoutes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,8 +99,12 @@ impl ClusterNode {
         })?;
         let path = options.data_dir.join("raft.redb");
         let db = LogDb::open(&path).map_err(|source| SetupError::LogDb { path, source })?;
-        let peers = PeerClient::new(&options.secret, options.source_address)
-            .map_err(|e| SetupError::Client(e.to_string()))?;
+        let peers = PeerClient::new(
+            &options.secret,
+            options.source_address,
+            options.routes.clone(),
+        )
+        .map_err(|e| SetupError::Client(e.to_string()))?;
         let incarnation = db
             .bump_incarnation()
             .map_err(|e| SetupError::Incarnation(e.to_string()))?;

@@ -29,7 +29,7 @@ pub use host::{ClusterNode, ClusterOptions, RaftTuning, SetupError};
 pub use liveness::{watch_peers, Liveness, NodeHello, PeerState, PROBE_EVERY, UP_WITHIN};
 pub use log_store::{GroupLog, LogDb};
 pub use membership::{keep_membership, MemberList};
-pub use network::{PeerClient, PeerError, SECRET_HEADER};
+pub use network::{PeerClient, PeerError, PeerRoutes, SECRET_HEADER};
 pub use node_calls::{CallFuture, NodeCalls};
 pub use server::MAX_BODY_BYTES;
 pub use snapshot_store::SnapshotStore;

@@ -101,7 +101,11 @@ async fn any_peer_initialized<S: StateMachine>(group: &Group<S>, wanted: &Member
         }
         let status = group
             .peers()
-            .status(&member.addr, group.id(), STATUS_TIMEOUT)
+            .status(
+                &group.peers().route(*id, &member.addr),
+                group.id(),
+                STATUS_TIMEOUT,
+            )
             .await;
         if status.is_ok_and(|s| s.initialized) {
             return true;

@@ -5,6 +5,7 @@
 //! MessagePack. A refused or failed connection is `Unreachable`, so callers know the request was
 //! never seen by the peer.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,15 +67,25 @@ pub(crate) struct ForwardedCommand {
     pub(crate) forwarded: bool,
 }
 
+/// How this node dials its peers, by node id, where that differs from the address a group's
+/// membership records. The membership is replicated, so it holds one node's view of the network;
+/// a node of another site may reach the same peer only through another address (its WAN one).
+pub type PeerRoutes = BTreeMap<NodeId, String>;
+
 /// The client side of the cluster listener. Cheap to clone.
 #[derive(Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
     secret: Arc<str>,
+    routes: Arc<PeerRoutes>,
 }
 
 impl PeerClient {
-    pub fn new(secret: &str, source: Option<std::net::IpAddr>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        secret: &str,
+        source: Option<std::net::IpAddr>,
+        routes: PeerRoutes,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .local_address(source)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -84,7 +95,17 @@ impl PeerClient {
         Ok(Self {
             http,
             secret: secret.into(),
+            routes: Arc::new(routes),
         })
+    }
+
+    /// The address this node dials to reach `node`: its own route when it has one, otherwise the
+    /// address the membership records.
+    pub fn route(&self, node: NodeId, recorded: &str) -> String {
+        self.routes
+            .get(&node)
+            .cloned()
+            .unwrap_or_else(|| recorded.to_string())
     }
 
     /// POSTs `request` (MessagePack) to `http://{addr}/raft/{group}/{verb}` and decodes the answer.
@@ -267,7 +288,7 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
             peers: self.peers.clone(),
             group: self.group.clone(),
             target,
-            addr: node.addr.clone(),
+            addr: self.peers.route(target, &node.addr),
         }
     }
 }

@@ -22,6 +22,18 @@ struct Node {
 }
 
 async fn start_nodes(n: u64, group_ids: &[GroupId], data: &std::path::Path) -> Vec<Node> {
+    start_nodes_recorded(n, group_ids, data, &BTreeSet::new()).await
+}
+
+/// Like `start_nodes`, but the membership records an address nobody can dial for the nodes in
+/// `hidden`: every node reaches them only through its own routes, as a node of another site
+/// reaches a site's nodes through their WAN addresses.
+async fn start_nodes_recorded(
+    n: u64,
+    group_ids: &[GroupId],
+    data: &std::path::Path,
+    hidden: &BTreeSet<u64>,
+) -> Vec<Node> {
     let mut listeners = Vec::new();
     for _ in 0..n {
         listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
@@ -33,7 +45,19 @@ async fn start_nodes(n: u64, group_ids: &[GroupId], data: &std::path::Path) -> V
     let members: BTreeMap<u64, Member> = addrs
         .iter()
         .enumerate()
-        .map(|(k, a)| (k as u64 + 1, Member { addr: a.clone() }))
+        .map(|(k, a)| {
+            let id = k as u64 + 1;
+            let addr = match hidden.contains(&id) {
+                // TEST-NET-1: routed nowhere, like a site network seen from another site.
+                true => format!("192.0.2.{id}:7000"),
+                false => a.clone(),
+            };
+            (id, Member { addr })
+        })
+        .collect();
+    let routes: BTreeMap<u64, String> = hidden
+        .iter()
+        .map(|id| (*id, addrs[*id as usize - 1].clone()))
         .collect();
     let mut nodes = Vec::new();
     for (k, listener) in listeners.into_iter().enumerate() {
@@ -45,6 +69,7 @@ async fn start_nodes(n: u64, group_ids: &[GroupId], data: &std::path::Path) -> V
             secret: SECRET.into(),
             tuning: RaftTuning::default(),
             source_address: None,
+            routes: routes.clone(),
         })
         .unwrap();
         let mut groups = Vec::new();
@@ -98,7 +123,7 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
         GroupId::new("site:a").unwrap(),
     ];
     let nodes = start_nodes(3, &ids, data.path()).await;
-    let peers = PeerClient::new(SECRET, None).unwrap();
+    let peers = PeerClient::new(SECRET, None, Default::default()).unwrap();
     let timeout = Duration::from_secs(5);
 
     for i in 0..5 {
@@ -185,4 +210,29 @@ async fn an_oversized_command_is_refused_before_it_reaches_the_log() {
         "{refused:?}"
     );
     assert_eq!(nodes[0].groups[0].metrics().last_log_index, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_recorded_at_addresses_a_node_cannot_dial_are_reached_through_its_routes() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = [GroupId::new("directory").unwrap()];
+    let hidden: BTreeSet<u64> = [1, 2].into();
+    let nodes = start_nodes_recorded(3, &ids, data.path(), &hidden).await;
+    let status = nodes[2].groups[0].status().await;
+    assert_eq!(status.members.get(&1), Some(&nodes[0].addr), "{status:?}");
+    assert_eq!(status.members.get(&2), Some(&nodes[1].addr), "{status:?}");
+
+    // The seed leads; node 3's write is forwarded to it through node 3's route.
+    nodes[2].groups[0].propose(b"x".to_vec()).await.unwrap();
+    // Without the leader, node 3 and node 2 must elect one of them: whichever wins, node 3 dials
+    // node 2 (a vote, an append or a forwarded write) only through its route.
+    nodes[0].groups[0].shutdown().await;
+    let elected = nodes[2].groups[0]
+        .wait_until(Duration::from_secs(20), "a new leader", |m| {
+            matches!(m.current_leader, Some(2) | Some(3))
+        })
+        .await;
+    assert!(elected, "{:?}", nodes[2].groups[0].metrics());
+    let reply = nodes[2].groups[0].propose(b"y".to_vec()).await.unwrap();
+    assert_eq!(count(&reply), 2);
 }

@@ -128,6 +128,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         secret: secret.clone(),
         tuning: config.tuning(),
         source_address: config.listen.source_address,
+        routes: config.peer_routes(),
     })?;
     let site_group_id = GroupId::new(format!("site:{}", config.site))
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;

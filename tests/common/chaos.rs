@@ -301,28 +301,41 @@ pub struct Verdict {
     pub violations: Vec<String>,
 }
 
-/// Waits until every node answers `/healthcheck` with 200 and a status other than unhealthy;
-/// returns how long that took.
+/// Waits until the deployment has healed: every node answers `/healthcheck` with 200 and a
+/// status other than unhealthy (a small disk may leave one degraded), and every node sees a leader
+/// of the directory (a leaderless directory is only degraded, yet it is not healed); returns how
+/// long that took.
 pub async fn wait_healthy(api: &Api, nodes: &[String], within: Duration) -> Duration {
     let started = Instant::now();
     loop {
-        let mut healthy = true;
+        let mut healed = true;
+        let mut seen = Vec::new();
         for node in nodes {
             let url = format!("{node}/healthcheck");
-            healthy &= api
-                .try_call(Method::GET, url, "")
-                .await
-                .is_some_and(|a| a.status == 200 && a.body["status"] != "unhealthy");
+            let answer = api.try_call(Method::GET, url, "").await;
+            healed &= answer.as_ref().is_some_and(|a| {
+                a.status == 200 && a.body["status"] != "unhealthy" && directory_led(&a.body)
+            });
+            seen.push(answer.map_or(format!("{node}: no answer"), |a| a.text));
         }
-        if healthy {
+        if healed {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < within,
-            "not healthy again within {within:?}"
+            "not healed within {within:?}: {}",
+            seen.join("\n")
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+fn directory_led(health: &serde_json::Value) -> bool {
+    health["checks"].as_array().is_some_and(|checks| {
+        checks
+            .iter()
+            .any(|c| c["componentName"] == "Raft directory group" && c["status"] == "healthy")
+    })
 }
 
 /// Writes the summary where `.ci/run` prints it from (libtest captures a passing test's

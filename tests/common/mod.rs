@@ -210,7 +210,7 @@ impl TestSite {
         for ((name, octet), (_, dir, nodes)) in sites.iter().zip(planned) {
             let mut site = TestSite {
                 nodes,
-                peers: PeerClient::new(SECRET, None).expect("peer client"),
+                peers: PeerClient::new(SECRET, None, Default::default()).expect("peer client"),
                 group: GroupId::new(format!("site:{name}")).expect("group id"),
                 name: name.to_string(),
                 octet: *octet,

@@ -64,7 +64,7 @@ impl Sessionplane {
         .context("administrator login")?;
         let mut node = Self {
             group: GroupId::new(format!("site:{}", endpoints.site))?,
-            peers: PeerClient::new(&endpoints.secret, None)?,
+            peers: PeerClient::new(&endpoints.secret, None, Default::default())?,
             api: endpoints.api,
             cluster: endpoints.cluster,
             http,
