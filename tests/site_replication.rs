@@ -59,6 +59,7 @@ async fn a_session_written_through_any_node_is_read_through_every_node() {
                 user_id: user,
                 except: Some(ids[0]),
                 reason: sessionplane::model::CloseReason::Logout,
+                authority: sessionplane::state::site::Authority::system(),
             },
         )
         .await

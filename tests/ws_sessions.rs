@@ -723,8 +723,8 @@ async fn bad_requests_get_the_exact_status_and_type() {
 }
 
 /// A session opened through one node is found, and revoked, by the next request at another
-/// node at once: the revocation reads the session after the barrier its caller's
-/// authentication passed, and never answers 404 for a session acknowledged before it.
+/// node at once: the revoking command applies after the login's in the site's log, and never
+/// answers 404 for a session acknowledged before it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_opened_at_one_node_is_revoked_at_another_at_once() {
     let site = TestSite::start(3, Tuning::default()).await;
@@ -771,4 +771,74 @@ async fn a_session_opened_at_one_node_is_revoked_at_another_at_once() {
             .await;
         assert_eq!(again.status, 404, "round {round}: {}", again.text);
     }
+}
+
+/// A revoked administrator's token revokes nothing, at any node, from the moment its own
+/// revocation is acknowledged: the revoking command checks its caller's session when it
+/// applies, so a node that has not applied the revocation yet cannot let it through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_administrator_cannot_revoke_at_any_node() {
+    let site = TestSite::start(3, Tuning::default()).await;
+    for i in 0..3 {
+        site.wait_for_admin(i).await;
+    }
+    let api = Api::default();
+    let admin = api.admin_token(&site.api_url(0)).await;
+    add_user(
+        &api,
+        &site.api_url(0),
+        &admin,
+        "example.com",
+        "erin",
+        "erin-password",
+    )
+    .await;
+    let (_, erins) = login(
+        &api,
+        &site.api_url(2),
+        "example.com",
+        "erin",
+        "erin-password",
+    )
+    .await;
+    for round in 0..30 {
+        let node = |k: usize| site.api_url((round + k) % 3);
+        let (doomed, doomed_id) = login(
+            &api,
+            &node(0),
+            "master.domain",
+            "admin",
+            common::ADMIN_PASSWORD,
+        )
+        .await;
+        let revoked = api
+            .call(
+                Method::DELETE,
+                format!("{}{SESSIONS}/{doomed_id}", node(1)),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.status, 204, "round {round}: {}", revoked.text);
+        let kill = api
+            .call(
+                Method::DELETE,
+                format!("{}{SESSIONS}/{erins}", node(2)),
+                Some(&doomed),
+                None,
+            )
+            .await;
+        assert_error(&kill, 401, "Unauthorized");
+        let logout = api
+            .call(
+                Method::POST,
+                format!("{}{SESSIONS}", node(2)),
+                Some(&doomed),
+                Some(json!({"action": "logout", "domain": "example.com", "user": "erin"})),
+            )
+            .await;
+        assert_error(&logout, 401, "Unauthorized");
+    }
+    let still = list(&api, &site.api_url(0), &admin, "?user=erin").await;
+    assert_eq!(items_of(&still, &erins).len(), 1, "{still:?}");
 }

@@ -92,6 +92,24 @@ impl FromRequestParts<ApiState> for Authenticated {
     }
 }
 
+/// A caller for a revocation: its session is checked by the revocation's site command when it
+/// applies (see `Iam::authenticate_deferred`), not by a read barrier first. Only a handler
+/// whose every effect at this site goes through a command carrying `Caller::authority` may
+/// take it; calls to other sites confirm it first (see `fanout::call_remote`).
+pub struct Revoker(pub Caller);
+
+impl FromRequestParts<ApiState> for Revoker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let (token, _) = presented_token(&parts.headers).ok_or(IamError::MissingCredentials)?;
+        if token.is_empty() {
+            return Err(IamError::MissingCredentials.into());
+        }
+        Ok(Self(state.iam.authenticate_deferred(&token).await?))
+    }
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 

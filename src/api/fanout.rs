@@ -30,7 +30,8 @@ pub fn plan(state: &ApiState, caller: &Caller, selector: &SiteSelector) -> Resul
         .plan(selector, caller.is_federated())?)
 }
 
-/// Sends `request` to each remote site of `plan` at once, with the caller's reach.
+/// Sends `request` to each remote site of `plan` at once, with the caller's reach (a caller
+/// whose session check was deferred is confirmed first: its authority does not travel).
 pub async fn call_remote(
     state: &ApiState,
     caller: &Caller,
@@ -40,6 +41,7 @@ pub async fn call_remote(
     if plan.remote.is_empty() {
         return Ok(Answers::new());
     }
+    state.iam.confirm(caller).await?;
     let token = state.iam.federation_token_for(caller)?;
     Ok(state
         .federation
@@ -57,6 +59,7 @@ pub async fn call_remote_streaming(
     if plan.remote.is_empty() {
         return Ok(BTreeMap::new());
     }
+    state.iam.confirm(caller).await?;
     let token = state.iam.federation_token_for(caller)?;
     Ok(state
         .federation

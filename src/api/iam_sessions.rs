@@ -18,7 +18,7 @@ use super::{ApiError, ApiState};
 use crate::iam::login::LoginAttempt;
 use crate::iam::Caller;
 use crate::model::{CloseReason, Session};
-use crate::state::site::{SiteCommand, SiteReply};
+use crate::state::site::{Authority, SiteCommand, SiteReply};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -215,6 +215,7 @@ async fn close_current(
     let command = SiteCommand::DeleteSession {
         session_id: session.session_id,
         reason: CloseReason::Logout,
+        authority: Authority::system(),
     };
     match state.iam.site.execute(&command).await? {
         SiteReply::Deleted(_) | SiteReply::NotFound => {}

@@ -15,18 +15,19 @@ use serde_json::Value;
 use sessionplane_cluster::now_ms;
 use uuid::Uuid;
 
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path, Query, Revoker};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{fanout, ApiError, ApiState};
 use crate::federation::splice::{splice, Part};
 use crate::federation::{Plan, Received, SiteRequest, Verb};
 use crate::gateway::Gateway;
+use crate::iam::auth::refused_revocation;
 use crate::iam::Caller;
 use crate::model::{CloseReason, DomainName};
 use crate::sessions::listing::SessionItem as SessionItemSchema;
 use crate::sessions::listing::{Cursor, Filter, ItemKind, Listing, SessionItem, UserMatch};
 use crate::state::directory::AdminScope;
-use crate::state::site::{SiteCommand, SiteReply, SiteView};
+use crate::state::site::{Authority, SiteCommand, SiteReply, SiteView};
 use crate::tasks::TaskKind;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -507,7 +508,7 @@ struct LogoutAnswer {
     ))]
 async fn logout(
     State(state): State<ApiState>,
-    caller: Caller,
+    Revoker(caller): Revoker,
     Json(body): Json<LogoutBody>,
 ) -> Result<axum::Json<LogoutAnswer>, ApiError> {
     let started = std::time::Instant::now();
@@ -521,6 +522,7 @@ async fn logout(
     let plan = fanout::plan(&state, &caller, &selector)?;
     let domain: DomainName = body.domain.parse()?;
     caller.require_admin_of(&domain)?;
+    let authority = caller.authority()?;
     let user = state.iam.find_user_in(&domain, &body.user).await?;
     let except = caller.session().map(|s| s.session_id);
     let request = SiteRequest::new(Verb::Post, PATH).json(&serde_json::json!({
@@ -534,7 +536,7 @@ async fn logout(
             true => Some(
                 state
                     .iam
-                    .close_user_sessions(&user, except, CloseReason::Logout)
+                    .close_user_sessions(&user, except, CloseReason::Logout, authority)
                     .await,
             ),
             false => None,
@@ -595,7 +597,7 @@ struct KillParams {
     ))]
 async fn kill(
     State(state): State<ApiState>,
-    caller: Caller,
+    Revoker(caller): Revoker,
     Path(raw_id): Path<String>,
     Query(params): Query<KillParams>,
 ) -> Result<StatusCode, ApiError> {
@@ -607,13 +609,11 @@ async fn kill(
         .sites
         .parse_query(params.sites.as_deref())?;
     let plan = fanout::plan(&state, &caller, &selector)?;
-    if caller.scope().is_none() {
-        return Err(ApiError::Forbidden("administrators only".into()));
-    }
+    let authority = caller.authority()?;
     let request = SiteRequest::new(Verb::Delete, format!("{PATH}/{session_id}"));
     let local = async {
         match plan.local {
-            true => Some(kill_here(&state, &caller, session_id).await),
+            true => Some(kill_here(&state, session_id, authority).await),
             false => None,
         }
     };
@@ -659,25 +659,23 @@ async fn kill(
     )))
 }
 
-/// Ends a session of this site: whether there was one.
-async fn kill_here(state: &ApiState, caller: &Caller, session_id: Uuid) -> Result<bool, ApiError> {
-    let site = &state.gateway.site;
-    let found = match caller.passed_site_barrier() {
-        true => site.get_local(session_id),
-        false => site.get(session_id).await?,
-    };
-    let Some(session) = found else {
-        return Ok(false);
-    };
-    let domain: DomainName = session.domain.parse()?;
-    caller.require_admin_of(&domain)?;
+/// Ends a session of this site: whether there was one. The caller's authority is checked by
+/// the command when it applies: no read first.
+async fn kill_here(
+    state: &ApiState,
+    session_id: Uuid,
+    authority: Authority,
+) -> Result<bool, ApiError> {
     let command = SiteCommand::DeleteSession {
         session_id,
         reason: CloseReason::Revoked,
+        authority,
     };
     match state.gateway.site.execute(&command).await? {
         SiteReply::Deleted(_) => Ok(true),
         SiteReply::NotFound => Ok(false),
-        other => Err(ApiError::Server(format!("unexpected site reply {other:?}"))),
+        other => Err(refused_revocation(&other)
+            .map(ApiError::from)
+            .unwrap_or_else(|| ApiError::Server(format!("unexpected site reply {other:?}")))),
     }
 }

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use super::auth::refused_revocation;
 use super::{directory_outcome, Caller, Iam, IamError};
 use crate::model::{
     ChannelTarget, CloseReason, DomainName, Login, PropertyChanges, User, UserAddress,
 };
 use crate::state::directory::{DirectoryCommand, DirectoryReply, NewUser};
-use crate::state::site::{SiteCommand, SiteReply};
+use crate::state::site::{Authority, SiteCommand, SiteReply};
 
 /// The longest password taken: argon2 would hash more, but nobody types it.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -171,18 +172,20 @@ impl Iam {
         user: &User,
         except: Option<Uuid>,
         reason: CloseReason,
+        authority: Authority,
     ) -> Result<usize, IamError> {
         let command = SiteCommand::DeleteUserSessions {
             domain: user.domain.to_string(),
             user_id: user.user_id,
             except,
             reason,
+            authority,
         };
         match self.site.execute(&command).await? {
             SiteReply::Deleted(ids) => Ok(ids.len()),
-            other => Err(IamError::Unexpected(format!(
-                "unexpected site reply {other:?}"
-            ))),
+            other => Err(refused_revocation(&other).unwrap_or_else(|| {
+                IamError::Unexpected(format!("unexpected site reply {other:?}"))
+            })),
         }
     }
 
@@ -194,7 +197,8 @@ impl Iam {
         except: Option<Uuid>,
         reason: CloseReason,
     ) -> Result<(), IamError> {
-        self.close_user_sessions(user, except, reason).await?;
+        self.close_user_sessions(user, except, reason, Authority::system())
+            .await?;
         let target = ChannelTarget::Users(vec![user.address().to_string()]);
         self.site
             .execute(&SiteCommand::DisconnectChannels(target))

@@ -10,6 +10,18 @@ use super::token::{FederationClaims, Verified};
 use super::{Iam, IamError};
 use crate::model::{DomainName, Session, User};
 use crate::state::directory::AdminScope;
+use crate::state::site::{Authority, SiteReply};
+
+/// How a user caller's session was checked when its request came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// Read after a read barrier of the site group: live at that moment.
+    Confirmed,
+    /// Read from this node's copy, which may lag behind a revocation: whatever the request
+    /// does must go through a site command carrying the caller's [`Authority`], which the group
+    /// checks when it applies (see [`Iam::authenticate_deferred`]).
+    Deferred,
+}
 
 pub enum Caller {
     /// A user, through one of its sessions (the request's "current session").
@@ -17,6 +29,7 @@ pub enum Caller {
         session: Box<Session>,
         user: Box<User>,
         scope: Option<AdminScope>,
+        check: SessionCheck,
     },
     /// Automation holding a service token: administers everything, has no session.
     Service { subject: String },
@@ -44,11 +57,18 @@ impl Caller {
         }
     }
 
-    /// Whether this request already passed a read barrier of the site group: a user caller was
-    /// authenticated from the site's state after one. Later reads of this node's site state in
-    /// the same request are then linearizable without another.
-    pub fn passed_site_barrier(&self) -> bool {
-        matches!(self, Self::User { .. })
+    /// What a revocation made for this caller may end, checked when it applies: its session
+    /// must still be live, and an administrator of one domain ends that domain's sessions only.
+    pub fn authority(&self) -> Result<Authority, IamError> {
+        let domain = match self.scope() {
+            Some(AdminScope::Global) => None,
+            Some(AdminScope::Domain(own)) => Some(own.to_string()),
+            None => return Err(IamError::Forbidden("administrators only".into())),
+        };
+        Ok(Authority {
+            session: self.session().map(|s| s.session_id),
+            domain,
+        })
     }
 
     /// Whether another site forwarded this request (which then must not fan out again).
@@ -97,8 +117,49 @@ impl Caller {
     }
 }
 
+/// Why the site group refused a revocation made with a caller's [`Authority`], if it did.
+pub fn refused_revocation(reply: &SiteReply) -> Option<IamError> {
+    match reply {
+        SiteReply::CallerSessionEnded => Some(IamError::SessionClosed),
+        SiteReply::OutsideDomain(domain) => Some(IamError::Forbidden(format!(
+            "you do not administer domain {domain}"
+        ))),
+        _ => None,
+    }
+}
+
 impl Iam {
+    /// Who calls with `token`; a session token's session is read after a read barrier.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, IamError> {
+        self.authenticate_with(token, SessionCheck::Confirmed).await
+    }
+
+    /// As [`Self::authenticate`], but a session found in this node's copy is taken without a
+    /// barrier ([`SessionCheck::Deferred`]); one not found there is looked up after a barrier
+    /// (it may be too new for this copy). For revocations, whose command checks the caller
+    /// when it applies: a barrier first would only add a round trip to the leader.
+    pub async fn authenticate_deferred(&self, token: &str) -> Result<Caller, IamError> {
+        self.authenticate_with(token, SessionCheck::Deferred).await
+    }
+
+    /// Confirms a caller taken with [`Self::authenticate_deferred`] as [`Self::authenticate`]
+    /// would have, before it acts where its authority does not travel (another site).
+    pub async fn confirm(&self, caller: &Caller) -> Result<(), IamError> {
+        match caller {
+            Caller::User {
+                session,
+                check: SessionCheck::Deferred,
+                ..
+            } => self.live_session(session.session_id).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn authenticate_with(
+        &self,
+        token: &str,
+        check: SessionCheck,
+    ) -> Result<Caller, IamError> {
         let claims = match self.tokens.verify(token) {
             Ok(Verified::Service(claims)) => {
                 return Ok(Caller::Service {
@@ -117,7 +178,16 @@ impl Iam {
         if claims.site != self.site_name {
             return Err(IamError::OtherSite(claims.site));
         }
-        let session = self.live_session(claims.sid).await?;
+        let (session, check) = match check {
+            SessionCheck::Deferred => match self.site.get_local(claims.sid) {
+                Some(session) => (session, SessionCheck::Deferred),
+                None => (
+                    self.live_session(claims.sid).await?,
+                    SessionCheck::Confirmed,
+                ),
+            },
+            SessionCheck::Confirmed => (self.live_session(claims.sid).await?, check),
+        };
         if session.user_id != claims.sub {
             return Err(IamError::SessionClosed);
         }
@@ -134,6 +204,7 @@ impl Iam {
             session: Box::new(session),
             user: Box::new(user),
             scope,
+            check,
         })
     }
 

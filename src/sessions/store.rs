@@ -58,8 +58,8 @@ impl SiteStore {
         Ok(self.group.state().read(|state| read(state, now_ms())))
     }
 
-    /// A live session as this node has it, without a barrier: linearizable only when the
-    /// request already passed one (see `Caller::passed_site_barrier`).
+    /// A live session as this node has it, without a barrier: possibly behind the group (see
+    /// `SessionCheck::Deferred` for the one use that can afford it).
     pub fn get_local(&self, session_id: Uuid) -> Option<Session> {
         self.group
             .state()

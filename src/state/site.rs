@@ -40,6 +40,8 @@ pub enum SiteCommand {
     DeleteSession {
         session_id: Uuid,
         reason: CloseReason,
+        #[serde(default)]
+        authority: Authority,
     },
     /// Deletes every session of a user in a domain, but `except`.
     DeleteUserSessions {
@@ -47,6 +49,8 @@ pub enum SiteCommand {
         user_id: Uuid,
         except: Option<Uuid>,
         reason: CloseReason,
+        #[serde(default)]
+        authority: Authority,
     },
     /// Removes at most `limit` sessions expired at the entry's time, and as many expired login
     /// failures.
@@ -98,6 +102,24 @@ pub enum SiteCommand {
     ApplyAccessRevocation(AccessRevocation),
 }
 
+/// What a revocation's caller may do, checked when the revocation applies: in log order, so a
+/// caller whose session ended before cannot revoke, even through a node that has not applied
+/// that end yet, and no read barrier has to come first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authority {
+    /// The caller's session, which must still be live (none: a service or another site).
+    pub session: Option<Uuid>,
+    /// The one domain whose sessions the caller may end (none: any).
+    pub domain: Option<String>,
+}
+
+impl Authority {
+    /// The system itself (a logout of one's own session, an account change): no check.
+    pub fn system() -> Self {
+        Self::default()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SiteReply {
     Session(Session),
@@ -110,6 +132,10 @@ pub enum SiteReply {
     ChannelsClosed(u32),
     Task(Box<Task>),
     Invalid(String),
+    /// The revocation's caller session had ended before it applied.
+    CallerSessionEnded,
+    /// The session to end lies in this domain, outside the caller's.
+    OutsideDomain(String),
 }
 
 /// What this node does when an applied entry ends sessions or channels: close the sockets it
@@ -376,6 +402,12 @@ impl SiteState {
         self.sessions.len()
     }
 
+    fn caller_live(&self, authority: &Authority, at_ms: u64) -> bool {
+        authority
+            .session
+            .is_none_or(|id| self.get(&id, at_ms).is_some())
+    }
+
     fn execute(&mut self, at_ms: u64, command: SiteCommand) -> SiteReply {
         match command {
             SiteCommand::CreateSession(new) => self.create(at_ms, new),
@@ -383,8 +415,18 @@ impl SiteState {
                 session_id,
                 lifetime_ms,
             } => self.renew(at_ms, session_id, lifetime_ms),
-            SiteCommand::DeleteSession { session_id, reason } => {
+            SiteCommand::DeleteSession {
+                session_id,
+                reason,
+                authority,
+            } => {
+                if !self.caller_live(&authority, at_ms) {
+                    return SiteReply::CallerSessionEnded;
+                }
                 match self.get(&session_id, at_ms) {
+                    Some(s) if authority.domain.as_ref().is_some_and(|d| *d != *s.domain) => {
+                        SiteReply::OutsideDomain(s.domain.to_string())
+                    }
                     Some(_) => SiteReply::Deleted(self.end_sessions([session_id], reason)),
                     None => SiteReply::NotFound,
                 }
@@ -394,7 +436,14 @@ impl SiteState {
                 user_id,
                 except,
                 reason,
+                authority,
             } => {
+                if !self.caller_live(&authority, at_ms) {
+                    return SiteReply::CallerSessionEnded;
+                }
+                if authority.domain.as_ref().is_some_and(|d| *d != domain) {
+                    return SiteReply::OutsideDomain(domain);
+                }
                 let doomed: Vec<Uuid> = self
                     .user_sessions(&user_id, at_ms)
                     .into_iter()
@@ -921,6 +970,7 @@ mod tests {
             user_id: user,
             except: Some(ids[0]),
             reason: CloseReason::Logout,
+            authority: Authority::system(),
         };
         let SiteReply::Deleted(deleted) = run(&mut state, 1, command) else {
             panic!()
@@ -933,6 +983,71 @@ mod tests {
             .collect();
         assert_eq!(left, vec![ids[0], ids[3]]);
         assert_eq!(state.domain_sessions("d", 1).len(), 1);
+    }
+
+    #[test]
+    fn a_revocation_checks_its_callers_authority_when_it_applies() {
+        let mut state = SiteState::default();
+        let (admin, victim) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut open = |user, domain| match run(
+            &mut state,
+            0,
+            SiteCommand::CreateSession(new_session(user, domain, 60_000)),
+        ) {
+            SiteReply::Session(s) => s.session_id,
+            other => panic!("{other:?}"),
+        };
+        let (caller, other_domain) = (open(admin, "d"), open(victim, "other"));
+        let (first, second) = (open(victim, "d"), open(victim, "d"));
+        let of_d = Authority {
+            session: Some(caller),
+            domain: Some("d".into()),
+        };
+        let kill = |session_id, authority: &Authority| SiteCommand::DeleteSession {
+            session_id,
+            reason: CloseReason::Revoked,
+            authority: authority.clone(),
+        };
+        assert_eq!(
+            run(&mut state, 1, kill(other_domain, &of_d)),
+            SiteReply::OutsideDomain("other".into())
+        );
+        assert!(state.get(&other_domain, 1).is_some());
+        assert_eq!(
+            run(&mut state, 1, kill(first, &of_d)),
+            SiteReply::Deleted(vec![first])
+        );
+        // The caller's session ends; its later revocations are refused, whatever a lagging node
+        // believed when it proposed them.
+        run(&mut state, 2, kill(caller, &Authority::system()));
+        assert_eq!(
+            run(&mut state, 3, kill(second, &of_d)),
+            SiteReply::CallerSessionEnded
+        );
+        let logout = SiteCommand::DeleteUserSessions {
+            domain: "d".into(),
+            user_id: victim,
+            except: None,
+            reason: CloseReason::Logout,
+            authority: of_d,
+        };
+        assert_eq!(run(&mut state, 3, logout), SiteReply::CallerSessionEnded);
+        assert!(state.get(&second, 3).is_some());
+        let outside = SiteCommand::DeleteUserSessions {
+            domain: "other".into(),
+            user_id: victim,
+            except: None,
+            reason: CloseReason::Logout,
+            authority: Authority {
+                session: None,
+                domain: Some("d".into()),
+            },
+        };
+        assert_eq!(
+            run(&mut state, 3, outside),
+            SiteReply::OutsideDomain("other".into())
+        );
+        assert!(state.get(&other_domain, 3).is_some());
     }
 
     #[test]
@@ -966,6 +1081,7 @@ mod tests {
                 user_id: alice,
                 except: None,
                 reason: CloseReason::Revoked,
+                authority: Authority::system(),
             },
         );
         assert_eq!(ids(Bound::Unbounded), of_alice);
@@ -1157,6 +1273,7 @@ mod tests {
         let delete = SiteCommand::DeleteSession {
             session_id: b,
             reason: CloseReason::Revoked,
+            authority: Authority::system(),
         };
         run(&mut state, 30, delete);
         assert_eq!(
