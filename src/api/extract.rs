@@ -72,6 +72,13 @@ pub fn presented_token(headers: &HeaderMap) -> Option<(String, Presented)> {
         .map(|cookie| (cookie.value().to_string(), Presented::Cookie))
 }
 
+fn required_token(parts: &Parts) -> Result<(String, Presented), IamError> {
+    match presented_token(&parts.headers) {
+        Some((token, presented)) if !token.is_empty() => Ok((token, presented)),
+        _ => Err(IamError::MissingCredentials),
+    }
+}
+
 /// An authenticated caller, with how it presented its token.
 pub struct Authenticated {
     pub caller: Caller,
@@ -82,11 +89,7 @@ impl FromRequestParts<ApiState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let (token, presented) =
-            presented_token(&parts.headers).ok_or(IamError::MissingCredentials)?;
-        if token.is_empty() {
-            return Err(IamError::MissingCredentials.into());
-        }
+        let (token, presented) = required_token(parts)?;
         let caller = state.iam.authenticate(&token).await?;
         Ok(Self { caller, presented })
     }
@@ -102,10 +105,7 @@ impl FromRequestParts<ApiState> for Revoker {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let (token, _) = presented_token(&parts.headers).ok_or(IamError::MissingCredentials)?;
-        if token.is_empty() {
-            return Err(IamError::MissingCredentials.into());
-        }
+        let (token, _) = required_token(parts)?;
         Ok(Self(state.iam.authenticate_deferred(&token).await?))
     }
 }
