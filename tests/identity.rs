@@ -544,6 +544,13 @@ async fn bad_input_gets_the_exact_status_and_type() {
     for (label, request, status, kind) in cases {
         let answer = api.send(request).await;
         assert_eq!(answer.status, status, "{label}: {}", answer.text);
+        if status == 413 {
+            assert_eq!(
+                answer.headers.get("connection").map(|v| v.as_bytes()),
+                Some(&b"close"[..]),
+                "{label}: the connection is not kept for another request"
+            );
+        }
         assert_eq!(answer.kind(), kind, "{label}: {}", answer.text);
         assert_eq!(answer.body["statusCode"], status, "{label}");
         assert!(!answer.text.contains("panicked"), "{label}");

@@ -159,6 +159,13 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
+        if matches!(self, Self::PayloadTooLarge(_)) {
+            // The rest of the body was never read, so the server closes this connection after
+            // the answer: say so, or a client may pool it and lose its next request on it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
