@@ -5,6 +5,8 @@
 //! gateway (`gateway`), the calls to other sites (`federation`) and the retries of writes that missed one (`tasks`), the node's wiring (`node`), its
 //! HTTP API (`api`) and its command line (`cli`).
 #![forbid(unsafe_code)]
+// A panic on a request, network or storage path is a crash waiting for bad input; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
 pub mod cli;

@@ -1,4 +1,6 @@
 #![forbid(unsafe_code)]
+// A panic on a request, network or storage path is a crash waiting for bad input; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use clap::Parser;
 use sessionplane::cli::{self, Cli, Command};

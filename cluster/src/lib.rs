@@ -6,6 +6,8 @@
 //! commands, read linearizably, and manage membership. One node hosts any number of groups
 //! behind one cluster listener ([`ClusterNode::router`]).
 #![forbid(unsafe_code)]
+// A panic on a request, network or storage path is a crash waiting for bad input; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // openraft's storage traits return its `StorageError` (224 bytes) by value, and redb's errors are
 // of the same order; boxing them here would only add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
