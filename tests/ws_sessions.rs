@@ -722,11 +722,8 @@ async fn bad_requests_get_the_exact_status_and_type() {
     assert_error(&plain, 400, "InvalidArgument");
 }
 
-/// A session opened through one node is found, and revoked, by the next request at another
-/// node at once: the revoking command applies after the login's in the site's log, and never
-/// answers 404 for a session acknowledged before it.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_session_opened_at_one_node_is_revoked_at_another_at_once() {
+/// A 3-node site, every node ready, with the user erin@example.com; the admin's token.
+async fn three_nodes_with_erin() -> (TestSite, Api, String) {
     let site = TestSite::start(3, Tuning::default()).await;
     for i in 0..3 {
         site.wait_for_admin(i).await;
@@ -742,6 +739,15 @@ async fn a_session_opened_at_one_node_is_revoked_at_another_at_once() {
         "erin-password",
     )
     .await;
+    (site, api, admin)
+}
+
+/// A session opened through one node is found, and revoked, by the next request at another
+/// node at once: the revoking command applies after the login's in the site's log, and never
+/// answers 404 for a session acknowledged before it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_opened_at_one_node_is_revoked_at_another_at_once() {
+    let (site, api, admin) = three_nodes_with_erin().await;
     for round in 0..30 {
         let (_, id) = login(
             &api,
@@ -778,21 +784,7 @@ async fn a_session_opened_at_one_node_is_revoked_at_another_at_once() {
 /// applies, so a node that has not applied the revocation yet cannot let it through.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_administrator_cannot_revoke_at_any_node() {
-    let site = TestSite::start(3, Tuning::default()).await;
-    for i in 0..3 {
-        site.wait_for_admin(i).await;
-    }
-    let api = Api::default();
-    let admin = api.admin_token(&site.api_url(0)).await;
-    add_user(
-        &api,
-        &site.api_url(0),
-        &admin,
-        "example.com",
-        "erin",
-        "erin-password",
-    )
-    .await;
+    let (site, api, admin) = three_nodes_with_erin().await;
     let (_, erins) = login(
         &api,
         &site.api_url(2),

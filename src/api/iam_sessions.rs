@@ -18,7 +18,7 @@ use super::{ApiError, ApiState};
 use crate::iam::login::LoginAttempt;
 use crate::iam::Caller;
 use crate::model::{CloseReason, Session};
-use crate::state::site::{Authority, SiteCommand, SiteReply};
+use crate::state::site::Authority;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -212,15 +212,10 @@ async fn close_current(
     jar: CookieJar,
 ) -> Result<Response, ApiError> {
     let session = current_session(&caller)?;
-    let command = SiteCommand::DeleteSession {
-        session_id: session.session_id,
-        reason: CloseReason::Logout,
-        authority: Authority::system(),
-    };
-    match state.iam.site.execute(&command).await? {
-        SiteReply::Deleted(_) | SiteReply::NotFound => {}
-        other => return Err(ApiError::Server(format!("unexpected reply {other:?}"))),
-    }
+    state
+        .iam
+        .end_session(session.session_id, CloseReason::Logout, Authority::system())
+        .await?;
     tracing::info!(session = %session.session_id, "logout");
     let gone = Cookie::build((SESSION_COOKIE, ""))
         .path("/")

@@ -21,13 +21,12 @@ use super::{fanout, ApiError, ApiState};
 use crate::federation::splice::{splice, Part};
 use crate::federation::{Plan, Received, SiteRequest, Verb};
 use crate::gateway::Gateway;
-use crate::iam::auth::refused_revocation;
 use crate::iam::Caller;
 use crate::model::{CloseReason, DomainName};
 use crate::sessions::listing::SessionItem as SessionItemSchema;
 use crate::sessions::listing::{Cursor, Filter, ItemKind, Listing, SessionItem, UserMatch};
 use crate::state::directory::AdminScope;
-use crate::state::site::{Authority, SiteCommand, SiteReply, SiteView};
+use crate::state::site::{Authority, SiteView};
 use crate::tasks::TaskKind;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -666,16 +665,8 @@ async fn kill_here(
     session_id: Uuid,
     authority: Authority,
 ) -> Result<bool, ApiError> {
-    let command = SiteCommand::DeleteSession {
-        session_id,
-        reason: CloseReason::Revoked,
-        authority,
-    };
-    match state.gateway.site.execute(&command).await? {
-        SiteReply::Deleted(_) => Ok(true),
-        SiteReply::NotFound => Ok(false),
-        other => Err(refused_revocation(&other)
-            .map(ApiError::from)
-            .unwrap_or_else(|| ApiError::Server(format!("unexpected site reply {other:?}")))),
-    }
+    Ok(state
+        .iam
+        .end_session(session_id, CloseReason::Revoked, authority)
+        .await?)
 }

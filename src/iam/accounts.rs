@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::auth::refused_revocation;
 use super::{directory_outcome, Caller, Iam, IamError};
 use crate::model::{
     ChannelTarget, CloseReason, DomainName, Login, PropertyChanges, User, UserAddress,
@@ -181,12 +180,22 @@ impl Iam {
             reason,
             authority,
         };
-        match self.site.execute(&command).await? {
-            SiteReply::Deleted(ids) => Ok(ids.len()),
-            other => Err(refused_revocation(&other).unwrap_or_else(|| {
-                IamError::Unexpected(format!("unexpected site reply {other:?}"))
-            })),
-        }
+        Ok(revoked(self.site.execute(&command).await?)?.len())
+    }
+
+    /// Ends one session at this site: whether there was one.
+    pub async fn end_session(
+        &self,
+        session_id: Uuid,
+        reason: CloseReason,
+        authority: Authority,
+    ) -> Result<bool, IamError> {
+        let command = SiteCommand::DeleteSession {
+            session_id,
+            reason,
+            authority,
+        };
+        Ok(!revoked(self.site.execute(&command).await?)?.is_empty())
     }
 
     /// Ends what a user has open at this site when its account changes (deleted, disabled, new
@@ -204,6 +213,21 @@ impl Iam {
             .execute(&SiteCommand::DisconnectChannels(target))
             .await?;
         Ok(())
+    }
+}
+
+/// The sessions a revocation ended, or why the site group refused it (see [`Authority`]).
+fn revoked(reply: SiteReply) -> Result<Vec<Uuid>, IamError> {
+    match reply {
+        SiteReply::Deleted(ids) => Ok(ids),
+        SiteReply::NotFound => Ok(Vec::new()),
+        SiteReply::CallerSessionEnded => Err(IamError::SessionClosed),
+        SiteReply::OutsideDomain(domain) => Err(IamError::Forbidden(format!(
+            "you do not administer domain {domain}"
+        ))),
+        other => Err(IamError::Unexpected(format!(
+            "unexpected site reply {other:?}"
+        ))),
     }
 }
 

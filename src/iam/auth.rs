@@ -10,7 +10,7 @@ use super::token::{FederationClaims, Verified};
 use super::{Iam, IamError};
 use crate::model::{DomainName, Session, User};
 use crate::state::directory::AdminScope;
-use crate::state::site::{Authority, SiteReply};
+use crate::state::site::Authority;
 
 /// How a user caller's session was checked when its request came in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,17 +117,6 @@ impl Caller {
     }
 }
 
-/// Why the site group refused a revocation made with a caller's [`Authority`], if it did.
-pub fn refused_revocation(reply: &SiteReply) -> Option<IamError> {
-    match reply {
-        SiteReply::CallerSessionEnded => Some(IamError::SessionClosed),
-        SiteReply::OutsideDomain(domain) => Some(IamError::Forbidden(format!(
-            "you do not administer domain {domain}"
-        ))),
-        _ => None,
-    }
-}
-
 impl Iam {
     /// Who calls with `token`; a session token's session is read after a read barrier.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, IamError> {
@@ -178,15 +167,16 @@ impl Iam {
         if claims.site != self.site_name {
             return Err(IamError::OtherSite(claims.site));
         }
-        let (session, check) = match check {
-            SessionCheck::Deferred => match self.site.get_local(claims.sid) {
-                Some(session) => (session, SessionCheck::Deferred),
-                None => (
-                    self.live_session(claims.sid).await?,
-                    SessionCheck::Confirmed,
-                ),
-            },
-            SessionCheck::Confirmed => (self.live_session(claims.sid).await?, check),
+        let local = match check {
+            SessionCheck::Deferred => self.site.get_local(claims.sid),
+            SessionCheck::Confirmed => None,
+        };
+        let (session, check) = match local {
+            Some(session) => (session, SessionCheck::Deferred),
+            None => (
+                self.live_session(claims.sid).await?,
+                SessionCheck::Confirmed,
+            ),
         };
         if session.user_id != claims.sub {
             return Err(IamError::SessionClosed);

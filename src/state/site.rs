@@ -402,10 +402,25 @@ impl SiteState {
         self.sessions.len()
     }
 
-    fn caller_live(&self, authority: &Authority, at_ms: u64) -> bool {
-        authority
+    /// Why a revocation by `authority` of sessions in `domain` (when known) is refused, if it is.
+    fn refusal(
+        &self,
+        authority: &Authority,
+        domain: Option<&str>,
+        at_ms: u64,
+    ) -> Option<SiteReply> {
+        if authority
             .session
-            .is_none_or(|id| self.get(&id, at_ms).is_some())
+            .is_some_and(|id| self.get(&id, at_ms).is_none())
+        {
+            return Some(SiteReply::CallerSessionEnded);
+        }
+        match (&authority.domain, domain) {
+            (Some(own), Some(domain)) if own != domain => {
+                Some(SiteReply::OutsideDomain(domain.to_string()))
+            }
+            _ => None,
+        }
     }
 
     fn execute(&mut self, at_ms: u64, command: SiteCommand) -> SiteReply {
@@ -420,13 +435,11 @@ impl SiteState {
                 reason,
                 authority,
             } => {
-                if !self.caller_live(&authority, at_ms) {
-                    return SiteReply::CallerSessionEnded;
+                let domain = self.get(&session_id, at_ms).map(|s| s.domain.clone());
+                if let Some(refused) = self.refusal(&authority, domain.as_deref(), at_ms) {
+                    return refused;
                 }
-                match self.get(&session_id, at_ms) {
-                    Some(s) if authority.domain.as_ref().is_some_and(|d| *d != *s.domain) => {
-                        SiteReply::OutsideDomain(s.domain.to_string())
-                    }
+                match domain {
                     Some(_) => SiteReply::Deleted(self.end_sessions([session_id], reason)),
                     None => SiteReply::NotFound,
                 }
@@ -438,11 +451,8 @@ impl SiteState {
                 reason,
                 authority,
             } => {
-                if !self.caller_live(&authority, at_ms) {
-                    return SiteReply::CallerSessionEnded;
-                }
-                if authority.domain.as_ref().is_some_and(|d| *d != domain) {
-                    return SiteReply::OutsideDomain(domain);
+                if let Some(refused) = self.refusal(&authority, Some(&domain), at_ms) {
+                    return refused;
                 }
                 let doomed: Vec<Uuid> = self
                     .user_sessions(&user_id, at_ms)
