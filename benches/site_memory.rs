@@ -56,10 +56,7 @@ fn main() {
     // Build: a consistent copy, serialized, then written durably as the node does.
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SnapshotStore::open(dir.path().join("snapshots")).expect("snapshot dir");
-    let meta = SnapshotMeta {
-        snapshot_id: "bench".into(),
-        ..Default::default()
-    };
+    let meta = SnapshotMeta::default();
     let started = Instant::now();
     let writer = state.snapshot();
     let copy_time = started.elapsed();

@@ -1,7 +1,7 @@
 //! Proposal batching on the leader.
 //!
-//! openraft 0.9 flushes the log once per client write, inside its core loop, so one command per
-//! entry would cost one fsync per command. Concurrent commands are gathered into one entry
+//! Every log append costs a flush, so one command per entry would cost one fsync per command.
+//! Concurrent commands are gathered into one entry
 //! instead: while at most [`MAX_IN_FLIGHT`] entries are on their way, new commands queue and
 //! leave together in the next one. When a slot frees, the callers the last entry answered are
 //! usually about to send their next command: the batcher yields to them (a few microseconds each)
@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use openraft::error::ClientWriteError;
+use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResult;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -85,14 +87,13 @@ async fn run(raft: Raft, mut queue: mpsc::UnboundedReceiver<Pending>) {
             .into_iter()
             .map(|p| (ByteBuf::from(p.command), p.reply))
             .unzip();
-        match raft
-            .client_write_ff(Proposal {
-                at_ms: now_ms(),
-                commands,
-            })
-            .await
-        {
-            Ok(outcome) => {
+        let proposal = Proposal {
+            at_ms: now_ms(),
+            commands,
+        };
+        let (responder, outcome) = ProgressResponder::complete_only();
+        match raft.client_write_ff(proposal, Some(responder)).await {
+            Ok(()) => {
                 let last_answered = last_answered.clone();
                 tokio::spawn(async move {
                     let outcome = outcome.await;
@@ -117,13 +118,7 @@ async fn linger(queue: &mpsc::UnboundedReceiver<Pending>, expected: usize) {
     }
 }
 
-type Outcome = Result<
-    Result<
-        openraft::raft::ClientWriteResponse<crate::TypeConfig>,
-        ClientWriteError<u64, crate::Member>,
-    >,
-    oneshot::error::RecvError,
->;
+type Outcome = Result<ClientWriteResult<crate::TypeConfig>, oneshot::error::RecvError>;
 
 fn deliver(outcome: Outcome, waiters: Vec<oneshot::Sender<Result<Vec<u8>, Refusal>>>) {
     match outcome {

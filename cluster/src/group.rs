@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::error::RaftError;
 use openraft::{ChangeMembers, ServerState};
 use serde::{Deserialize, Serialize};
@@ -117,7 +118,7 @@ impl<S: crate::StateMachine> Group<S> {
     }
 
     pub fn metrics(&self) -> RaftMetrics {
-        self.core.raft.metrics().borrow().clone()
+        self.core.raft.metrics().borrow_watched().clone()
     }
 
     /// Waits until `condition` holds for this node's metrics; false on timeout or shutdown.
@@ -140,7 +141,7 @@ impl<S: crate::StateMachine> Group<S> {
         self.core
             .raft
             .metrics()
-            .borrow()
+            .borrow_watched()
             .running_state
             .as_ref()
             .err()
@@ -148,7 +149,7 @@ impl<S: crate::StateMachine> Group<S> {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.core.raft.metrics().borrow().current_leader == Some(self.core.node_id)
+        self.core.raft.metrics().borrow_watched().current_leader == Some(self.core.node_id)
     }
 
     pub async fn status(&self) -> GroupStatus {
@@ -327,8 +328,12 @@ impl GroupCore {
 
     /// Confirms leadership with a quorum and returns the index a linearizable read must see.
     pub(crate) async fn read_index_as_leader(&self) -> Result<Option<u64>, Refusal> {
-        match self.raft.get_read_log_id().await {
-            Ok((read_log_id, _)) => Ok(read_log_id.map(|id| id.index)),
+        match self
+            .raft
+            .get_read_log_id(openraft::ReadPolicy::ReadIndex)
+            .await
+        {
+            Ok((read_log_id, _)) => Ok(Some(read_log_id.index())),
             Err(RaftError::APIError(_)) => Err(Refusal::NotLeader),
             Err(e) => Err(Refusal::Failed(e.to_string())),
         }
@@ -348,7 +353,7 @@ impl GroupCore {
     }
 
     async fn pause_or_give_up(&self, started: Instant) -> Result<(), ClusterError> {
-        if let Err(fatal) = &self.raft.metrics().borrow().running_state {
+        if let Err(fatal) = &self.raft.metrics().borrow_watched().running_state {
             return Err(ClusterError::Stopped {
                 group: self.id.clone(),
                 reason: fatal.to_string(),
@@ -367,7 +372,7 @@ impl GroupCore {
     /// The current leader and its cluster address, as this node knows them.
     fn leader(&self) -> Option<(NodeId, String)> {
         let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
+        let metrics = metrics.borrow_watched();
         let leader = metrics.current_leader?;
         let node = metrics.membership_config.membership().get_node(&leader)?;
         Some((leader, self.peers.route(leader, &node.addr)))
@@ -383,7 +388,7 @@ impl GroupCore {
         let initialized = self
             .raft
             .metrics()
-            .borrow()
+            .borrow_watched()
             .membership_config
             .membership()
             .voter_ids()
@@ -393,7 +398,7 @@ impl GroupCore {
     }
 
     fn status_with(&self, initialized: bool) -> GroupStatus {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
         GroupStatus {
             group: self.id.clone(),

@@ -164,8 +164,8 @@ impl ClusterNode {
         let snapshots = SnapshotStore::open(dir.clone())
             .map_err(|source| SetupError::Snapshots { path: dir, source })?;
         let log = self.db.group_log(&id).map_err(|e| fail(e.to_string()))?;
-        let store = StateMachineStore::open(initial, snapshots).map_err(|e| fail(e.to_string()))?;
-        let handle = store.handle();
+        let (store, handle) =
+            StateMachineStore::open(initial, snapshots).map_err(|e| fail(e.to_string()))?;
         let network = GroupNetwork {
             peers: self.peers.clone(),
             group: id.clone(),

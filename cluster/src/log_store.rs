@@ -3,7 +3,7 @@
 //!
 //! The writer drains every queued operation of every group into one write transaction and
 //! commits it (fsync) before it fires any acknowledgement, so:
-//! - an append is acknowledged (`LogFlushed`) only once it is on disk, and appends arriving while
+//! - an append is acknowledged (`IOFlushed`) only once it is on disk, and appends arriving while
 //!   a commit is under way are batched into the next one;
 //! - a vote is on disk before `save_vote` returns;
 //! - operations are applied in the order they were queued: vote and log writes never reorder;
@@ -21,12 +21,14 @@ use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 
-use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{LogState, RaftLogId, RaftLogReader, StorageIOError};
+use std::io;
+
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, RaftLogReader};
 use redb::{ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use crate::types::{Entry, GroupId, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, GroupId, LogId, TypeConfig, Vote};
 
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
@@ -74,20 +76,22 @@ impl LogDb {
     }
 
     /// Opens (creating if needed) the log of one group.
-    pub fn group_log(&self, group: &GroupId) -> Result<GroupLog, StorageError> {
+    pub fn group_log(&self, group: &GroupId) -> Result<GroupLog, io::Error> {
         let tables = Arc::new(Tables::for_group(group));
         let log = GroupLog {
             db: self.clone(),
             tables,
             tail: Default::default(),
             bounds: Default::default(),
+            vote: Default::default(),
         };
         let (last_purged, last) = log.read_bounds().map_err(read_err)?;
         *log.bounds() = LogBounds { last_purged, last };
+        *lock(&log.vote) = log.read_meta(VOTE).map_err(read_err)?;
         Ok(log)
     }
 
-    fn submit(&self, op: WriteOp) -> Result<(), StorageError> {
+    fn submit(&self, op: WriteOp) -> Result<(), io::Error> {
         self.writer.send(op).map_err(|_| write_err(WriterGone))
     }
 }
@@ -125,6 +129,8 @@ pub struct GroupLog {
     tables: Arc<Tables>,
     tail: Arc<Mutex<Tail>>,
     bounds: Arc<Mutex<LogBounds>>,
+    /// The stored vote: replication checks it around every read of entries.
+    vote: Arc<Mutex<Option<Vote>>>,
 }
 
 enum WriteOp {
@@ -161,7 +167,7 @@ impl WriteOp {
 
 /// What to do once an append is on disk.
 struct Flushed {
-    callback: LogFlushed<TypeConfig>,
+    callback: IOFlushed<TypeConfig>,
     tail: Arc<Mutex<Tail>>,
     last_index: u64,
 }
@@ -322,7 +328,7 @@ fn acknowledge(op: WriteOp, result: &Result<(), String>) {
                 lock(&flushed.tail).prune(flushed.last_index);
             }
             let io = result.clone().map_err(std::io::Error::other);
-            flushed.callback.log_io_completed(io);
+            flushed.callback.io_completed(io);
         }
         WriteOp::PutMeta { done, .. } => {
             if let Some(done) = done {
@@ -397,7 +403,7 @@ impl GroupLog {
         Ok(entries)
     }
 
-    async fn wait(&self, done: oneshot::Receiver<Result<(), String>>) -> Result<(), StorageError> {
+    async fn wait(&self, done: oneshot::Receiver<Result<(), String>>) -> Result<(), io::Error> {
         match done.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(write_err(std::io::Error::other(e))),
@@ -409,7 +415,7 @@ impl GroupLog {
         &self,
         key: &'static str,
         value: &T,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), io::Error> {
         let (done, wait) = oneshot::channel();
         let value = encode(value).map_err(write_err)?;
         self.db.submit(WriteOp::PutMeta {
@@ -426,7 +432,7 @@ impl RaftLogReader<TypeConfig> for GroupLog {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry>, io::Error> {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
         if let Some((start, end)) = inclusive(bounds) {
             if start > end {
@@ -448,12 +454,16 @@ impl RaftLogReader<TypeConfig> for GroupLog {
         merged.extend(pending);
         Ok(merged.into_values().collect())
     }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(*lock(&self.vote))
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for GroupLog {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let bounds = *self.bounds();
         Ok(LogState {
             last_purged_log_id: bounds.last_purged,
@@ -465,16 +475,13 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta_durably(VOTE, vote).await
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.put_meta_durably(VOTE, vote).await?;
+        *lock(&self.vote) = Some(*vote);
+        Ok(())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.read_meta(VOTE)
-            .map_err(|e| StorageIOError::read_vote(&e).into())
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let value = encode(&committed).map_err(write_err)?;
         self.db.submit(WriteOp::PutMeta {
             tables: self.tables.clone(),
@@ -484,7 +491,7 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
         })
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
         Ok(self
             .read_meta::<Option<LogId>>(COMMITTED)
             .map_err(read_err)?
@@ -494,15 +501,15 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let Some(last) = entries.last().map(|e| *e.get_log_id()) else {
-            callback.log_io_completed(Ok(()));
+        let Some(last) = entries.last().map(|e| e.log_id) else {
+            callback.io_completed(Ok(()));
             return Ok(());
         };
         let mut encoded = Vec::with_capacity(entries.len());
@@ -528,29 +535,29 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
         })
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        lock(&self.tail).retain(|index| index < log_id.index);
+    async fn truncate_after(&mut self, last_kept: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_kept.as_ref().map_or(0, |id| id.index + 1);
+        lock(&self.tail).retain(|index| index < from);
         let (done, wait) = oneshot::channel();
         self.db.submit(WriteOp::Truncate {
             tables: self.tables.clone(),
-            from: log_id.index,
+            from,
             done,
         })?;
         self.wait(wait).await?;
-        let previous = match log_id.index.checked_sub(1) {
-            Some(prev) => self
-                .try_get_log_entries(prev..=prev)
-                .await?
-                .pop()
-                .map(|e| e.log_id),
-            None => None,
-        };
         let mut bounds = self.bounds();
-        bounds.last = previous.or(bounds.last_purged);
+        let kept_all = match (bounds.last, last_kept) {
+            (Some(last), Some(kept)) => last.index <= kept.index,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if !kept_all {
+            bounds.last = last_kept.or_else(|| bounds.last_purged);
+        }
         Ok(())
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         lock(&self.tail).retain(|index| index > log_id.index);
         let (done, wait) = oneshot::channel();
         self.db.submit(WriteOp::Purge {
@@ -637,18 +644,19 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     rmp_serde::from_slice(bytes)
 }
 
-fn write_err<E: std::error::Error + 'static>(e: E) -> StorageError {
-    StorageIOError::write_logs(&e).into()
+fn write_err<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::other(format!("writing the raft log: {e}"))
 }
 
-fn read_err<E: std::error::Error + 'static>(e: E) -> StorageError {
-    StorageIOError::read_logs(&e).into()
+fn read_err<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::other(format!("reading the raft log: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
+    use openraft::impls::leader_id_adv::LeaderId;
     use openraft::storage::RaftLogStorageExt;
-    use openraft::{CommittedLeaderId, EntryPayload};
+    use openraft::EntryPayload;
     use serde_bytes::ByteBuf;
 
     use super::*;
@@ -659,12 +667,16 @@ mod tests {
         let size = if index.is_multiple_of(2) { 4_000 } else { 100 };
         let command = ByteBuf::from(vec![index as u8; size]);
         Entry {
-            log_id: LogId::new(CommittedLeaderId::new(term, 0), index),
+            log_id: log_id(term, index),
             payload: EntryPayload::Normal(Proposal {
                 at_ms: index,
                 commands: vec![command],
             }),
         }
+    }
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(LeaderId { term, node_id: 0 }, index)
     }
 
     fn ids(entries: &[Entry]) -> Vec<LogId> {
@@ -694,18 +706,14 @@ mod tests {
             format!("{:?}", written[9].payload)
         );
 
-        log.truncate(LogId::new(CommittedLeaderId::new(1, 0), 41))
-            .await
-            .unwrap();
+        log.truncate_after(Some(log_id(1, 40))).await.unwrap();
         log.blocking_append(vec![entry(2, 41)]).await.unwrap();
         let read = log.try_get_log_entries(38..).await.unwrap();
         assert_eq!(
             ids(&read),
             ids(&[entry(1, 38), entry(1, 39), entry(1, 40), entry(2, 41)])
         );
-        log.purge(LogId::new(CommittedLeaderId::new(1, 0), 10))
-            .await
-            .unwrap();
+        log.purge(log_id(1, 10)).await.unwrap();
         drop(log);
 
         // A new store on the same database finds the same bounds and entries (once the writer
@@ -737,7 +745,7 @@ mod tests {
             .await
             .unwrap();
         for index in 1..=2 {
-            let committed = Some(LogId::new(CommittedLeaderId::new(1, 0), index));
+            let committed = Some(log_id(1, index));
             log.save_committed(committed).await.unwrap();
         }
         log.blocking_append(vec![entry(1, 3)]).await.unwrap();

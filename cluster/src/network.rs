@@ -9,13 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
-};
-use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+use openraft::error::{NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
+use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft_legacy::network_v1::{
+    Adapter, InstallSnapshotError, InstallSnapshotRequest, InstallSnapshotResponse, RaftNetwork,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -24,7 +22,7 @@ use serde_bytes::ByteBuf;
 use crate::group::GroupStatus;
 use crate::liveness::NodeHello;
 use crate::log_store::{decode, encode};
-use crate::types::{GroupId, Member, NodeId, TypeConfig};
+use crate::types::{GroupId, Member, NodeId, SnapshotData, TypeConfig};
 
 /// The header that carries the cluster secret on every peer request.
 pub const SECRET_HEADER: &str = "x-sessionplane-cluster-secret";
@@ -281,15 +279,16 @@ pub struct GroupNetwork {
 }
 
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
-    type Network = PeerConnection;
+    /// Snapshots travel in chunks, one request each, under the listener's body limit.
+    type Network = Adapter<TypeConfig, PeerConnection, SnapshotData>;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> Self::Network {
-        PeerConnection {
+        Adapter::new(PeerConnection {
             peers: self.peers.clone(),
             group: self.group.clone(),
             target,
             addr: self.peers.route(target, &node.addr),
-        }
+        })
     }
 }
 
@@ -306,7 +305,7 @@ impl PeerConnection {
         action: RPCTypes,
         request: &Req,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<NodeId, Member, RaftError<NodeId, E>>>
+    ) -> Result<Resp, RPCError<TypeConfig, RaftError<TypeConfig, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -317,8 +316,9 @@ impl PeerConnection {
             RPCTypes::Vote => "vote",
             RPCTypes::AppendEntries => "append",
             RPCTypes::InstallSnapshot => "snapshot",
+            RPCTypes::TransferLeader => "transfer-leader",
         };
-        let answer: Result<Resp, RaftError<NodeId, E>> = self
+        let answer: Result<Resp, RaftError<TypeConfig, E>> = self
             .peers
             .call(&self.addr, &self.group, verb, request, timeout)
             .await
@@ -341,7 +341,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig, RaftError<TypeConfig>>>
+    {
         self.rpc(RPCTypes::AppendEntries, &rpc, &option).await
     }
 
@@ -350,17 +351,17 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+        InstallSnapshotResponse<TypeConfig>,
+        RPCError<TypeConfig, RaftError<TypeConfig, InstallSnapshotError>>,
     > {
         self.rpc(RPCTypes::InstallSnapshot, &rpc, &option).await
     }
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<NodeId>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig, RaftError<TypeConfig>>> {
         self.rpc(RPCTypes::Vote, &rpc, &option).await
     }
 }

@@ -15,7 +15,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft_legacy::network_v1::{ChunkedSnapshotReceiver, InstallSnapshotRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -153,14 +154,14 @@ async fn append(State(l): State<Listener>, Path(name): Path<String>, bytes: Byte
 
 async fn vote(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {
     let core = group(&l, &name)?;
-    let request: VoteRequest<u64> = body(&bytes)?;
+    let request: VoteRequest<TypeConfig> = body(&bytes)?;
     reply(&core.raft.vote(request).await)
 }
 
 async fn snapshot(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {
     let core = group(&l, &name)?;
     let request: InstallSnapshotRequest<TypeConfig> = body(&bytes)?;
-    reply(&core.raft.install_snapshot(request).await)
+    reply(&ChunkedSnapshotReceiver::install_snapshot(&core.raft, request).await)
 }
 
 async fn propose(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {

@@ -4,15 +4,19 @@
 //! membership, snapshot building and installation. Readers share the state through
 //! [`StateHandle`], which only ever hands out read access.
 
-use std::io::Cursor;
+use std::io::{self, Cursor};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, RaftSnapshotBuilder, Snapshot, StorageIOError};
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, RaftSnapshotBuilder};
+use openraft_legacy::network_v1::SnapshotReceiverFactory;
 use serde_bytes::ByteBuf;
 
 use crate::snapshot_store::SnapshotStore;
-use crate::types::{Entry, LogId, Reply, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::types::{Entry, LogId, Reply, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
 /// Serializes a frozen copy of the state; runs on a blocking thread while apply goes on.
 pub type SnapshotWriter = Box<dyn FnOnce() -> Vec<u8> + Send>;
@@ -79,98 +83,33 @@ impl<S: StateMachine> Queryable for StateHandle<S> {
     }
 }
 
-/// openraft's view of a domain state machine.
-pub struct StateMachineStore<S> {
-    handle: StateHandle<S>,
-    snapshots: SnapshotStore,
+/// A group's applied state whatever its domain: what openraft's state machine drives, so that one
+/// `Raft` type serves every group.
+trait Machine: Send + Sync + 'static {
+    fn applied(&self) -> (Option<LogId>, StoredMembership);
+    /// Applies committed entries in order, one reply per entry.
+    fn apply(&self, entries: Vec<Entry>) -> Vec<Reply>;
+    /// The applied position and a job that serializes a frozen copy of the state.
+    fn freeze(&self) -> (Option<LogId>, StoredMembership, SnapshotWriter);
+    /// Builds the state from snapshot bytes, runs `persist`, then replaces the current state
+    /// with the built one (blocking).
+    fn replace(
+        &self,
+        meta: &SnapshotMeta,
+        data: &[u8],
+        persist: &dyn Fn() -> io::Result<()>,
+    ) -> io::Result<()>;
 }
 
-impl<S: StateMachine> StateMachineStore<S> {
-    /// Starts from `initial`, or from the persisted snapshot when there is one.
-    pub fn open(initial: S, snapshots: SnapshotStore) -> Result<Self, StorageError> {
-        let mut applied = Applied {
-            last_applied: None,
-            membership: Default::default(),
-            state: initial,
-        };
-        let loaded = snapshots
-            .load()
-            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        if let Some((meta, data)) = loaded {
-            applied.state = applied.state.restore(&data).map_err(|e| {
-                StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e))
-            })?;
-            applied.last_applied = meta.last_log_id;
-            applied.membership = meta.last_membership;
-        }
-        Ok(Self {
-            handle: StateHandle {
-                inner: Arc::new(RwLock::new(applied)),
-            },
-            snapshots,
-        })
+impl<S: StateMachine> Machine for StateHandle<S> {
+    fn applied(&self) -> (Option<LogId>, StoredMembership) {
+        let applied = self.guard();
+        (applied.last_applied, applied.membership.clone())
     }
 
-    pub fn handle(&self) -> StateHandle<S> {
-        self.handle.clone()
-    }
-}
-
-pub struct SnapshotBuilder<S> {
-    handle: StateHandle<S>,
-    snapshots: SnapshotStore,
-}
-
-impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (last_applied, membership, writer) = {
-            let applied = self.handle.guard();
-            (
-                applied.last_applied,
-                applied.membership.clone(),
-                applied.state.snapshot(),
-            )
-        };
-        let snapshot_id = match last_applied {
-            Some(id) => format!("{}-{}-{}", id.leader_id, id.index, crate::types::now_ms()),
-            None => format!("empty-{}", crate::types::now_ms()),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: last_applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        let store = self.snapshots.clone();
-        let save_meta = meta.clone();
-        let data = tokio::task::spawn_blocking(move || {
-            let data = writer();
-            store.save(&save_meta, &data).map(|()| data)
-        })
-        .await
-        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?
-        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
-    }
-}
-
-impl<S: StateMachine> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
-    type SnapshotBuilder = SnapshotBuilder<S>;
-
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let applied = self.handle.guard();
-        Ok((applied.last_applied, applied.membership.clone()))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError>
-    where
-        I: IntoIterator<Item = Entry> + Send,
-        I::IntoIter: Send,
-    {
-        let mut applied = self.handle.guard_mut();
-        let mut replies = Vec::new();
+    fn apply(&self, entries: Vec<Entry>) -> Vec<Reply> {
+        let mut applied = self.guard_mut();
+        let mut replies = Vec::with_capacity(entries.len());
         for entry in entries {
             applied.last_applied = Some(entry.log_id);
             let reply = match entry.payload {
@@ -187,55 +126,169 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
             };
             replies.push(Reply(reply));
         }
-        Ok(replies)
+        replies
     }
 
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder {
-            handle: self.handle.clone(),
-            snapshots: self.snapshots.clone(),
-        }
+    fn freeze(&self) -> (Option<LogId>, StoredMembership, SnapshotWriter) {
+        let applied = self.guard();
+        (
+            applied.last_applied,
+            applied.membership.clone(),
+            applied.state.snapshot(),
+        )
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
+    fn replace(
+        &self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
-        let handle = self.handle.clone();
-        let store = self.snapshots.clone();
-        let save_meta = meta.clone();
-        let restored = tokio::task::spawn_blocking(move || {
-            let restored = handle
-                .read(|s| s.restore(&data))
-                .map_err(std::io::Error::other)?;
-            store.save(&save_meta, &data)?;
-            Ok::<_, std::io::Error>(restored)
-        })
-        .await
-        .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?
-        .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        let mut applied = self.handle.guard_mut();
+        data: &[u8],
+        persist: &dyn Fn() -> io::Result<()>,
+    ) -> io::Result<()> {
+        let restored = self.read(|s| s.restore(data)).map_err(snapshot_error)?;
+        persist()?;
+        let mut applied = self.guard_mut();
         applied.state = restored;
         applied.last_applied = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         Ok(())
     }
+}
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+/// openraft's view of a group's state machine.
+pub struct StateMachineStore {
+    machine: Arc<dyn Machine>,
+    snapshots: SnapshotStore,
+}
+
+impl StateMachineStore {
+    /// Starts from `initial`, or from the persisted snapshot when there is one; returns the store
+    /// for openraft and the handle the domain reads the state through.
+    pub fn open<S: StateMachine>(
+        initial: S,
+        snapshots: SnapshotStore,
+    ) -> io::Result<(Self, StateHandle<S>)> {
+        let mut applied = Applied {
+            last_applied: None,
+            membership: Default::default(),
+            state: initial,
+        };
+        if let Some((meta, data)) = snapshots.load()? {
+            applied.state = applied.state.restore(&data).map_err(snapshot_error)?;
+            applied.last_applied = meta.last_log_id;
+            applied.membership = meta.last_membership;
+        }
+        let handle = StateHandle {
+            inner: Arc::new(RwLock::new(applied)),
+        };
+        let store = Self {
+            machine: Arc::new(handle.clone()),
+            snapshots,
+        };
+        Ok((store, handle))
+    }
+}
+
+fn snapshot_error(reason: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("snapshot: {reason}"))
+}
+
+pub struct SnapshotBuilder {
+    machine: Arc<dyn Machine>,
+    snapshots: SnapshotStore,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let (last_applied, membership, writer) = self.machine.freeze();
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+        };
+        let store = self.snapshots.clone();
+        let save_meta = meta.clone();
+        let data = tokio::task::spawn_blocking(move || {
+            let data = writer();
+            store.save(&save_meta, &data).map(|()| data)
+        })
+        .await
+        .map_err(snapshot_error)??;
+        Ok(Snapshot {
+            meta,
+            snapshot: Cursor::new(data),
+        })
+    }
+}
+
+/// A snapshot sent in chunks is gathered in memory, then installed whole.
+impl SnapshotReceiverFactory<TypeConfig> for StateMachineStore {
+    type SnapshotReceiver = SnapshotData;
+
+    async fn begin_receiving_snapshot(&mut self) -> io::Result<SnapshotData> {
+        Ok(Cursor::new(Vec::new()))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        Ok(self.machine.applied())
+    }
+
+    async fn apply<Strm>(&mut self, entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + Send,
+    {
+        let (entries, responders): (Vec<_>, Vec<_>) = entries
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<io::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        let replies = self.machine.apply(entries);
+        for (responder, reply) in responders.into_iter().zip(replies) {
+            if let Some(responder) = responder {
+                responder.send(reply);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            machine: self.machine.clone(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> io::Result<()> {
+        let data = snapshot.into_inner();
+        let machine = self.machine.clone();
+        let store = self.snapshots.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || {
+            machine.replace(&meta, &data, &|| store.save(&meta, &data))
+        })
+        .await
+        .map_err(snapshot_error)?
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
         let store = self.snapshots.clone();
         let loaded = tokio::task::spawn_blocking(move || store.load())
             .await
-            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
-            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+            .map_err(snapshot_error)??;
         Ok(loaded.map(|(meta, data)| Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Cursor::new(data),
         }))
     }
 }

@@ -21,9 +21,21 @@ pub struct Proposal {
     pub commands: Vec<serde_bytes::ByteBuf>,
 }
 
+impl fmt::Display for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} commands at {}", self.commands.len(), self.at_ms)
+    }
+}
+
 /// The state machine's answers to an entry's commands, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply(pub Vec<serde_bytes::ByteBuf>);
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} replies", self.0.len())
+    }
+}
 
 openraft::declare_raft_types!(
     pub TypeConfig:
@@ -31,19 +43,18 @@ openraft::declare_raft_types!(
         R = Reply,
         NodeId = NodeId,
         Node = Member,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
-pub type Raft = openraft::Raft<TypeConfig>;
-pub type Entry = openraft::Entry<TypeConfig>;
-pub type LogId = openraft::LogId<NodeId>;
-pub type Vote = openraft::Vote<NodeId>;
-pub type StorageError = openraft::StorageError<NodeId>;
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
-pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
-pub type RaftMetrics = openraft::RaftMetrics<NodeId, Member>;
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachineStore>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
+/// A snapshot as the state machine stores and ships it: the serialized state, whole.
+pub type SnapshotData = Cursor<Vec<u8>>;
 
 /// The name of a Raft group, e.g. `directory` or `site:central`.
 ///

@@ -3,7 +3,7 @@
 mod common;
 
 use common::Counter;
-use openraft::testing::{StoreBuilder, Suite};
+use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::StorageError;
 use sessionplane_cluster::{
     GroupId, GroupLog, LogDb, SnapshotStore, StateMachineStore, TypeConfig,
@@ -11,24 +11,25 @@ use sessionplane_cluster::{
 
 struct RedbBuilder;
 
-impl StoreBuilder<TypeConfig, GroupLog, StateMachineStore<Counter>, tempfile::TempDir>
-    for RedbBuilder
-{
+impl StoreBuilder<TypeConfig, GroupLog, StateMachineStore, tempfile::TempDir> for RedbBuilder {
     async fn build(
         &self,
-    ) -> Result<(tempfile::TempDir, GroupLog, StateMachineStore<Counter>), StorageError<u64>> {
+    ) -> Result<(tempfile::TempDir, GroupLog, StateMachineStore), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = LogDb::open(&dir.path().join("raft.redb")).expect("open redb");
-        let log = db.group_log(&GroupId::new("site:test").expect("group id"))?;
+        let log = db
+            .group_log(&GroupId::new("site:test").expect("group id"))
+            .expect("group log");
         let snapshots = SnapshotStore::open(dir.path().join("snapshots")).expect("snapshot dir");
-        let sm = StateMachineStore::open(Counter::default(), snapshots)?;
+        let (sm, _) =
+            StateMachineStore::open(Counter::default(), snapshots).expect("state machine");
         Ok((dir, log, sm))
     }
 }
 
-#[test]
-fn openraft_storage_suite() {
-    if let Err(e) = Suite::test_all(RedbBuilder) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(RedbBuilder).await {
         panic!("openraft's storage suite failed: {e}");
     }
 }
