@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Builds the image sessionplane:local from this checkout, with no registry: a release build,
-# then a FROM-scratch image holding the binary and the shared libraries it links.
+# Builds the image sessionplane:local from this checkout, with no registry: a release build (or
+# the debug one, see below), then a FROM-scratch image holding the binary and the shared
+# libraries it links.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --bin sessionplane
-binary=target/release/sessionplane
+# SESSIONPLANE_IMAGE_PROFILE=debug packs the debug build instead (deploy/test-compose.sh: the
+# test suite has already made it, and the compose test checks behaviour, not speed).
+profile=${SESSIONPLANE_IMAGE_PROFILE:-release}
+case $profile in
+    release) cargo build --release --bin sessionplane ;;
+    debug) cargo build --bin sessionplane ;;
+    *) echo "SESSIONPLANE_IMAGE_PROFILE must be release or debug, not $profile" >&2; exit 2 ;;
+esac
+binary=target/$profile/sessionplane
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 

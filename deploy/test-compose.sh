@@ -31,7 +31,8 @@ finish() {
 trap finish EXIT
 fail() { echo "FAILED: $*" >&2; "${compose[@]}" logs --tail 40 >&2 || true; exit 1; }
 
-deploy/build-image.sh
+# The debug build `cargo test` has already made: a release build would add ~11 minutes to CI.
+SESSIONPLANE_IMAGE_PROFILE=${SESSIONPLANE_IMAGE_PROFILE:-debug} deploy/build-image.sh
 # Built before the containers start, so that no build competes with them for the cores and the
 # disk during the faults.
 cargo test --test compose_chaos --no-run
