@@ -546,13 +546,11 @@ impl RaftLogStorage<TypeConfig> for GroupLog {
         })?;
         self.wait(wait).await?;
         let mut bounds = self.bounds();
-        let kept_all = match (bounds.last, last_kept) {
-            (Some(last), Some(kept)) => last.index <= kept.index,
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
-        if !kept_all {
-            bounds.last = last_kept.or_else(|| bounds.last_purged);
+        let cut = bounds
+            .last
+            .is_some_and(|last| last_kept.is_none_or(|kept| last.index > kept.index));
+        if cut {
+            bounds.last = last_kept.or(bounds.last_purged);
         }
         Ok(())
     }
