@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{count, Counter};
+use common::{count, Counter, SLOW};
 use sessionplane_cluster::{
     keep_membership, ClusterNode, ClusterOptions, Group, GroupId, Member, MemberList, PeerClient,
     RaftTuning,
@@ -192,6 +192,56 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
         ),
         "{refused:?}"
     );
+}
+
+// Every node's apply of a slow command blocks a runtime thread: enough threads stay free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_commands_share_entries_and_callers_that_give_up_free_their_slots() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = [GroupId::new("site:a").unwrap()];
+    let nodes = start_nodes(3, &ids, data.path()).await;
+    let leader = nodes
+        .iter()
+        .map(|n| n.groups[0].clone())
+        .find(|g| g.is_leader())
+        .expect("a leader");
+    let first_index = leader.metrics().last_log_index.unwrap_or(0);
+
+    let callers: Vec<_> = (0..200)
+        .map(|_| {
+            let group = leader.clone();
+            tokio::spawn(async move { group.propose(b"c".to_vec()).await })
+        })
+        .collect();
+    let mut counts = BTreeSet::new();
+    for caller in callers {
+        let reply = tokio::time::timeout(Duration::from_secs(20), caller)
+            .await
+            .expect("every command answered");
+        counts.insert(count(&reply.unwrap().unwrap()));
+    }
+    assert_eq!(counts, (1..=200).collect(), "each command applied once");
+    let entries = leader.metrics().last_log_index.unwrap_or(0) - first_index;
+    assert!(
+        entries < 200,
+        "200 concurrent commands took {entries} entries"
+    );
+
+    // Callers that stop waiting while their entry applies (slowly) must not keep its slot: with
+    // both slots kept, nothing would ever leave again. One write alone first, so that the next
+    // ones are lone commands, which leave at once.
+    leader.propose(b"x".to_vec()).await.unwrap();
+    for _ in 0..3 {
+        let group = leader.clone();
+        let caller = tokio::spawn(async move { group.propose(SLOW.to_vec()).await });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!caller.is_finished(), "the slow command is still applying");
+        caller.abort();
+    }
+    for _ in 0..10 {
+        let answered = tokio::time::timeout(Duration::from_secs(5), leader.propose(b"x".to_vec()));
+        answered.await.expect("a slot is free").unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,12 +3,18 @@
 
 use sessionplane_cluster::{SnapshotWriter, StateMachine};
 
+/// A command the counter takes 100 ms to apply, to keep a write in flight.
+pub const SLOW: &[u8] = b"slow";
+
 /// Counts the commands it applied; a query answers the count.
 #[derive(Default)]
 pub struct Counter(pub u64);
 
 impl StateMachine for Counter {
-    fn apply(&mut self, _at_ms: u64, _command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, _at_ms: u64, command: &[u8]) -> Vec<u8> {
+        if command == SLOW {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         self.0 += 1;
         self.0.to_be_bytes().to_vec()
     }
