@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 use sessionplane::config::Config;
 use sessionplane_cluster::{GroupId, PeerClient};
 
+/// The shipped configs listen on fixed ports, and two of them share some (the single-node default
+/// and the 3-node example's first node both take the mail ports 1143, 1465, 1587 and 1993): the
+/// tests that start them take turns.
+static FIXED_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn example(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("config")
@@ -75,6 +80,7 @@ fn the_two_site_example_configs_agree() {
 /// shows a session opened at east.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_two_site_example_serves_both_sites() {
+    let _ports = FIXED_PORTS.lock().await;
     let workdir = tempfile::tempdir().unwrap();
     let mut children: Vec<_> = TWO_SITES
         .iter()
@@ -152,6 +158,7 @@ async fn two_sites_answer() -> Result<Vec<String>, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_three_node_example_forms_a_site() {
+    let _ports = FIXED_PORTS.lock().await;
     let workdir = tempfile::tempdir().unwrap();
     let mut children: Vec<_> = (1..=3)
         .map(|k| {
@@ -160,7 +167,7 @@ async fn the_three_node_example_forms_a_site() {
                 .arg(example(&format!("site-3/n{k}.toml")))
                 .current_dir(workdir.path())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(workdir.path().join(format!("n{k}.log"))).unwrap())
                 .spawn()
                 .expect("spawn")
         })
@@ -194,7 +201,10 @@ async fn the_three_node_example_forms_a_site() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert!(formed, "the example site did not form");
+    let logs: Vec<String> = (1..=3)
+        .map(|k| std::fs::read_to_string(workdir.path().join(format!("n{k}.log"))).unwrap())
+        .collect();
+    assert!(formed, "the example site did not form; its logs: {logs:#?}");
     for k in 1..=3 {
         assert!(
             workdir.path().join(format!("data/c{k}/raft.redb")).exists(),
@@ -259,6 +269,7 @@ fn demo_prints_one_json_line_then_stops_cleanly_on_sigterm() {
 
 #[test]
 fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed() {
+    let _ports = FIXED_PORTS.blocking_lock();
     let workdir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
         .arg("serve")
