@@ -2,7 +2,9 @@
 //! cluster's log store) against a write + `fdatasync` into a preallocated file (an append-only
 //! write-ahead log such as etcd's). Files live under the build's target directory, on the disk
 //! the nodes would use, not in a tmpfs. Usage:
-//! `cargo bench -p sessionplane-cluster --bench log_flush [-- --rounds N]`
+//! `cargo bench --bench log_flush [-- --rounds N]`
+
+mod common;
 
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
@@ -15,13 +17,7 @@ const ENTRY_BYTES: usize = 400;
 const WAL_BYTES: u64 = 64 << 20;
 
 fn main() {
-    let raw: Vec<String> = std::env::args().collect();
-    let rounds: u64 = raw
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| raw.get(i + 1))
-        .map(|v| v.parse().expect("--rounds N"))
-        .unwrap_or(2_000);
+    let rounds = common::arg("--rounds", 2_000);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory on disk");
     let entry = vec![7u8; ENTRY_BYTES];
 
@@ -62,7 +58,7 @@ fn timed(rounds: u64, mut append: impl FnMut(u64)) -> Vec<Duration> {
 
 fn report(what: &str, mut times: Vec<Duration>) {
     times.sort();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    let at = |q: f64| common::percentile(&times, q).as_secs_f64() * 1e3;
     println!(
         "| {what} | {:.3} | {:.3} | {:.3} |",
         at(0.5),

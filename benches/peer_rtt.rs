@@ -2,7 +2,9 @@
 //! cluster's own peer stack (reqwest client, axum cluster listener, its secret check, MessagePack
 //! answer) against the same bytes echoed over a bare TCP connection with a length prefix (the
 //! floor any leaner transport would sit on). Server and client run on runtimes of their own, as
-//! two nodes would. Usage: `cargo bench -p sessionplane-cluster --bench peer_rtt [-- --rounds N]`
+//! two nodes would. Usage: `cargo bench --bench peer_rtt [-- --rounds N]`
+
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -14,13 +16,7 @@ const SECRET: &str = "peer-rtt-bench-secret";
 const BODY_BYTES: usize = 400;
 
 fn main() {
-    let raw: Vec<String> = std::env::args().collect();
-    let rounds: usize = raw
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| raw.get(i + 1))
-        .map(|v| v.parse().expect("--rounds N"))
-        .unwrap_or(5_000);
+    let rounds = common::arg("--rounds", 5_000) as usize;
     let data = tempfile::tempdir().expect("temp dir");
     let (cluster_addr, echo_addr) = start_servers(data.path().to_path_buf());
 
@@ -130,7 +126,7 @@ fn frame(body: &[u8]) -> Vec<u8> {
 
 fn report(what: &str, mut times: Vec<Duration>) {
     times.sort();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    let at = |q: f64| common::percentile(&times, q).as_secs_f64() * 1e6;
     println!(
         "| {what} | {:.0} | {:.0} | {:.0} |",
         at(0.5),
