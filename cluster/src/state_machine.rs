@@ -7,7 +7,7 @@
 use std::io::{self, Cursor};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use openraft_legacy::network_v1::SnapshotReceiverFactory;
@@ -167,19 +167,16 @@ impl StateMachineStore {
         initial: S,
         snapshots: SnapshotStore,
     ) -> io::Result<(Self, StateHandle<S>)> {
-        let mut applied = Applied {
-            last_applied: None,
-            membership: Default::default(),
-            state: initial,
+        let handle = StateHandle {
+            inner: Arc::new(RwLock::new(Applied {
+                last_applied: None,
+                membership: Default::default(),
+                state: initial,
+            })),
         };
         if let Some((meta, data)) = snapshots.load()? {
-            applied.state = applied.state.restore(&data).map_err(snapshot_error)?;
-            applied.last_applied = meta.last_log_id;
-            applied.membership = meta.last_membership;
+            handle.replace(&meta, &data, &|| Ok(()))?;
         }
-        let handle = StateHandle {
-            inner: Arc::new(RwLock::new(applied)),
-        };
         let store = Self {
             machine: Arc::new(handle.clone()),
             snapshots,
@@ -242,13 +239,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     where
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + Send,
     {
-        let (entries, responders): (Vec<_>, Vec<_>) = entries
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<io::Result<Vec<_>>>()?
-            .into_iter()
-            .unzip();
+        let (entries, responders): (Vec<_>, Vec<_>) =
+            entries.try_collect::<Vec<_>>().await?.into_iter().unzip();
         let replies = self.machine.apply(entries);
         for (responder, reply) in responders.into_iter().zip(replies) {
             if let Some(responder) = responder {
