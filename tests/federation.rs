@@ -6,14 +6,14 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use common::cli;
 use common::net::Cut;
 use common::ws::{self, Auth};
 use common::{add_user, assert_error, Answer, Api, TestSite, Tuning};
+use common::{cli, cli_command};
 use reqwest::Method;
 use serde_json::json;
 
@@ -805,14 +805,15 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
     central.restart(leader).await;
     central.wait_for_leader(WAIT).await;
     // The cli awaits the task from before east is back: it reports east pending, then done.
-    let mut awaiting = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
-        .args(["tasks", "await", &logout_task, "--timeout-secs", "60"])
-        .env("SESSIONPLANE_API", &c2)
-        .env("SESSIONPLANE_TOKEN", &admin_c)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the cli");
+    let mut awaiting = cli_command(
+        &["tasks", "await", &logout_task, "--timeout-secs", "60"],
+        &c2,
+        &admin_c,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("run the cli");
     let progress_lines = BufReader::new(awaiting.stderr.take().expect("cli stderr")).lines();
     let (seen, progress) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {

@@ -599,12 +599,17 @@ pub async fn add_user(
 
 /// Runs the command line against `api` with `token`.
 pub fn cli(args: &[&str], api: &str, token: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+    cli_command(args, api, token).output().expect("run the cli")
+}
+
+/// The cli with `args`, pointed at `api` with `token`, to start as the caller needs.
+pub fn cli_command(args: &[&str], api: &str, token: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sessionplane"));
+    command
         .args(args)
         .env("SESSIONPLANE_API", api)
-        .env("SESSIONPLANE_TOKEN", token)
-        .output()
-        .expect("run the cli")
+        .env("SESSIONPLANE_TOKEN", token);
+    command
 }
 
 pub fn assert_error(answer: &Answer, status: u16, kind: &str) {
