@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use common::{new_session, TestSite, Tuning, SECRET};
 use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
-use sessionplane_cluster::SECRET_HEADER;
+use sessionplane_cluster::{MAX_BODY_BYTES, SECRET_HEADER};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// What is sent, where, with which secret, and the status expected.
 struct Case {
@@ -38,6 +40,40 @@ async fn post(url: &str, secret: Option<&str>, body: Vec<u8>) -> u16 {
         .await
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
+}
+
+/// The status of a POST written by hand with the cluster secret and `headers`; the body is
+/// written by a task of its own, so an answer sent before the body is read is still seen.
+async fn raw_post(addr: &str, path: &str, headers: &str, body: Vec<u8>) -> u16 {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\n{SECRET_HEADER}: {SECRET}\r\n{headers}\r\n"
+    );
+    let writing = tokio::spawn(async move {
+        // The server may close before the body is through; only the answer matters.
+        if writer.write_all(head.as_bytes()).await.is_ok() {
+            let _ = writer.write_all(&body).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    writing.abort();
+    assert!(read.is_ok(), "no answer within 30 s");
+    let line = String::from_utf8_lossy(&answer);
+    line.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {line:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -120,13 +156,6 @@ async fn bad_requests_get_an_error_status_and_change_nothing() {
             Vec::new(),
             404,
         ),
-        case(
-            "oversized body",
-            &append,
-            Some(SECRET),
-            vec![0u8; 33 * 1024 * 1024],
-            413,
-        ),
     ];
     for c in cases {
         assert_eq!(
@@ -136,6 +165,31 @@ async fn bad_requests_get_an_error_status_and_change_nothing() {
             c.what
         );
     }
+
+    // Oversized bodies, over a raw socket that reads the answer while it writes: an HTTP client
+    // that fails on the reset which follows an early answer would make these flaky.
+    let addr = site.cluster_addr(0);
+    let over = MAX_BODY_BYTES + 1;
+    let declared = format!("content-length: {over}\r\n");
+    assert_eq!(
+        raw_post(&addr, "/raft/site:local/append", &declared, Vec::new()).await,
+        413,
+        "a declared length over the limit is refused before any of the body is sent"
+    );
+    let mut chunked = format!("{over:x}\r\n").into_bytes();
+    chunked.resize(chunked.len() + over, 0);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    assert_eq!(
+        raw_post(
+            &addr,
+            "/raft/site:local/append",
+            "transfer-encoding: chunked\r\n",
+            chunked
+        )
+        .await,
+        413,
+        "a body with no declared length that streams past the limit"
+    );
 
     // A command the state machine cannot decode is answered, not applied as anything.
     let answer = site

@@ -2,8 +2,10 @@
 //! `/node/hello` (this node's id and incarnation) and `/node/call/{name}` (a domain's handler).
 //!
 //! Peers only: every request must carry the cluster secret (compared in constant time), or it is
-//! answered 401 before its body is read. Bodies are MessagePack and bounded in size; a body that
-//! does not decode is answered 400 and never reaches Raft.
+//! answered 401 before its body is read. Bodies are MessagePack and bounded in size: a declared
+//! length over the bound is answered 413 before any of the body is read, and a body that streams
+//! past it is answered 413 when it does. A body that does not decode is answered 400 and never
+//! reaches Raft.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use subtle::ConstantTimeEq;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::group::GroupCore;
 use crate::liveness::NodeHello;
@@ -87,6 +90,7 @@ pub(crate) fn router(
         .route("/raft/{group}/status", post(status))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such cluster route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             listener.clone(),
             require_secret,
