@@ -1,4 +1,5 @@
-//! A self-signed pair for a node that was given no certificate, made once and kept.
+//! A self-signed pair for a node that was given no certificate, made once and kept until it
+//! nears its end; then the next start makes a new one.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -18,11 +19,15 @@ const KEY_FILE: &str = "key.pem";
 const DEFAULT_NAME: &str = "localhost";
 /// 825 days: the longest validity Apple platforms accept for a TLS server certificate.
 const VALIDITY_SECS: i64 = 825 * 24 * 60 * 60;
+/// A kept pair is made anew at start once it has less than this left: before the health check
+/// starts warning (14 days), so a node restarted now and then never serves an expired one.
+const RENEW_WITHIN_SECS: i64 = 30 * 24 * 60 * 60;
 /// Backdated an hour so peers whose clocks lag a little accept it at once.
 const BACKDATE_SECS: i64 = 60 * 60;
 
 /// Generates a self-signed pair into `dir/cert.pem` and `dir/key.pem` (key file mode 0600,
-/// written to a temp file then renamed) unless both already exist; returns their paths. `names`
+/// written to a temp file then renamed) unless both already exist and the certificate has more
+/// than 30 days left; returns their paths. `names`
 /// become the SANs (IP addresses as IP SANs, others as DNS names); the first is also the
 /// common name. No names means `localhost`.
 pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<CertificateFiles, TlsError> {
@@ -31,7 +36,15 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<CertificateFil
         key: dir.join(KEY_FILE),
     };
     if exists(&files.cert)? && exists(&files.key)? {
-        return Ok(files);
+        let left = secs_left(&files.cert)?;
+        if left >= RENEW_WITHIN_SECS {
+            return Ok(files);
+        }
+        tracing::warn!(
+            cert = %files.cert.display(),
+            days_left = left / (24 * 60 * 60),
+            "the generated certificate is near its end: generating a new pair"
+        );
     }
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
         path: dir.to_path_buf(),
@@ -42,6 +55,13 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<CertificateFil
     write_atomically(&files.key, key_pem.as_bytes(), 0o600)?;
     write_atomically(&files.cert, cert_pem.as_bytes(), 0o644)?;
     Ok(files)
+}
+
+/// Seconds until the certificate in `path` expires (negative once it has).
+fn secs_left(path: &Path) -> Result<i64, TlsError> {
+    let chain = super::load::read_chain(path)?;
+    let info = super::info::of_chain(path, &chain)?;
+    Ok(info.not_after_unix - ASN1Time::now().timestamp())
 }
 
 fn exists(path: &Path) -> Result<bool, TlsError> {

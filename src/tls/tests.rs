@@ -519,3 +519,38 @@ async fn self_signed_certificate_passes_client_verification() {
         assert_echoes(&mut stream, b"hello").await;
     }
 }
+
+/// A pair in the generated files' place, self-signed for `localhost`, expiring `days` from now.
+fn write_pair_expiring_in(dir: &Path, days: i64) -> CertInfo {
+    let mut params = leaf_params(&["localhost"]);
+    let end = ASN1Time::now().timestamp() + days * 24 * 60 * 60;
+    params.not_before = ASN1Time::from_timestamp(end - 400 * 24 * 60 * 60)
+        .unwrap()
+        .to_datetime();
+    params.not_after = ASN1Time::from_timestamp(end).unwrap().to_datetime();
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let files = write_files(dir, &cert.pem(), &key.serialize_pem());
+    ReloadableCert::load(files).unwrap().info()
+}
+
+#[test]
+fn ensure_self_signed_keeps_a_pair_with_time_left_and_replaces_one_near_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let localhost = names(&["localhost"]);
+
+    let kept = write_pair_expiring_in(dir.path(), 31);
+    let files = ensure_self_signed(dir.path(), &localhost).unwrap();
+    assert_eq!(ReloadableCert::load(files).unwrap().info(), kept);
+
+    for days in [29, -1] {
+        let old = write_pair_expiring_in(dir.path(), days);
+        let files = ensure_self_signed(dir.path(), &localhost).unwrap();
+        let new = ReloadableCert::load(files.clone()).unwrap().info();
+        assert_ne!(new.sha256, old.sha256, "{days} days left");
+        let years_left = (new.not_after_unix - ASN1Time::now().timestamp()) / (365 * 24 * 3600);
+        assert_eq!(years_left, 2, "{days} days left: a full validity");
+        #[cfg(unix)]
+        assert_eq!(mode(&files.key), 0o600);
+    }
+}
