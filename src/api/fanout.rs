@@ -200,28 +200,13 @@ pub async fn keep_trying(
     done: BTreeMap<String, String>,
     missed: BTreeMap<String, SiteFailure>,
 ) -> ApiError {
-    let task_id = Uuid::now_v7();
     let reached: Vec<String> = done.keys().cloned().collect();
     let mut sites = outcomes(&reached, &missed);
     for (site, summary) in &done {
         sites.insert(site.clone(), format!("done: {summary}"));
     }
-    let task = NewTask {
-        task_id,
-        kind,
-        request,
-        submitted_from: state.node_label.clone(),
-        on_behalf_of: caller.describe(),
-        scope_domain: match caller.scope() {
-            Some(AdminScope::Domain(domain)) => Some(domain.to_string()),
-            _ => None,
-        },
-        done,
-        pending: missed
-            .iter()
-            .map(|(s, f)| (s.clone(), f.to_string()))
-            .collect(),
-    };
+    let task = new_task(state, caller, kind, request, done, &missed);
+    let task_id = task.task_id;
     let submitted = state
         .gateway
         .site
