@@ -243,9 +243,7 @@ impl Span {
             self.peak.fetch_max(rss, Ordering::Relaxed);
         }
         let cpu_cores = match (self.ticks, ticks) {
-            (Some(before), Some(after)) => {
-                Some(after.saturating_sub(before) as f64 / TICKS / elapsed.as_secs_f64())
-            }
+            (Some(before), Some(after)) => cores(after.saturating_sub(before), elapsed),
             _ => None,
         };
         let peak = self.peak.load(Ordering::Relaxed);
@@ -255,6 +253,15 @@ impl Span {
             rss_mib: (peak > 0).then(|| peak as f64 / 1024.0),
         }
     }
+}
+
+/// Shortest span whose CPU is reported: /proc counts whole ticks, so over a shorter one a single
+/// tick more or less would move the figure by over 1 % of a core (a 10 ms span reads 0 or 1 core).
+const SHORTEST_CPU_SPAN: Duration = Duration::from_secs(1);
+
+/// The cores `ticks` kept busy over `elapsed`; `None` when the span is too short to tell.
+fn cores(ticks: u64, elapsed: Duration) -> Option<f64> {
+    (elapsed >= SHORTEST_CPU_SPAN).then(|| ticks as f64 / TICKS / elapsed.as_secs_f64())
 }
 
 /// utime + stime of every process, in ticks; `None` without processes or when one is gone.
@@ -296,6 +303,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cpu_is_told_only_over_a_span_long_enough_for_whole_ticks() {
+        assert_eq!(cores(150, Duration::from_secs(2)), Some(0.75));
+        assert_eq!(cores(100, SHORTEST_CPU_SPAN), Some(1.0));
+        assert_eq!(cores(1, Duration::from_millis(10)), None);
+        assert_eq!(cores(0, Duration::from_millis(999)), None);
+    }
+
+    #[test]
     fn percentiles_pick_the_rank() {
         let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         assert_eq!(percentile(&sorted, 0.5), 50.0);
@@ -326,7 +341,8 @@ mod tests {
         assert!(outcome.ops > 20, "{outcome:?}");
         assert!(outcome.errors > 5, "{outcome:?}");
         assert!(outcome.p50_ms >= 1.0, "{outcome:?}");
-        assert!(outcome.cpu_cores.is_some() && outcome.rss_mib.is_some());
+        assert!(outcome.rss_mib.is_some(), "{outcome:?}");
+        assert!(outcome.cpu_cores.is_none(), "200 ms is too short to tell");
         assert!(all_succeeded(&outcome).is_err());
     }
 }
