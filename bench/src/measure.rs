@@ -34,9 +34,6 @@ pub struct Measured {
     pids: Vec<u32>,
 }
 
-/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
-const TICKS: f64 = 100.0;
-
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -193,11 +190,11 @@ pub fn percentile(sorted: &[Duration], q: f64) -> f64 {
     sorted[at].as_secs_f64() * 1000.0
 }
 
-/// The servers' CPU ticks at the start, and a sampler of their resident memory.
+/// The servers' CPU time at the start, and a sampler of their resident memory.
 struct Span {
     started: Instant,
     pids: Vec<u32>,
-    ticks: Option<u64>,
+    cpu_ns: Option<u64>,
     peak: Arc<AtomicU64>,
     sampling: Arc<AtomicBool>,
     sampler: tokio::task::JoinHandle<()>,
@@ -227,7 +224,7 @@ impl Span {
         Self {
             started: Instant::now(),
             pids: pids.to_vec(),
-            ticks: cpu_ticks(pids),
+            cpu_ns: cpu_ns(pids),
             peak,
             sampling,
             sampler,
@@ -236,14 +233,16 @@ impl Span {
 
     async fn finish(self) -> Usage {
         let elapsed = self.started.elapsed();
-        let ticks = cpu_ticks(&self.pids);
+        let cpu_ns = cpu_ns(&self.pids);
         self.sampling.store(false, Ordering::Relaxed);
         let _ = self.sampler.await;
         if let Some(rss) = rss_kib(&self.pids) {
             self.peak.fetch_max(rss, Ordering::Relaxed);
         }
-        let cpu_cores = match (self.ticks, ticks) {
-            (Some(before), Some(after)) => cores(after.saturating_sub(before), elapsed),
+        let cpu_cores = match (self.cpu_ns, cpu_ns) {
+            (Some(before), Some(after)) => {
+                Some(after.saturating_sub(before) as f64 / 1e9 / elapsed.as_secs_f64())
+            }
             _ => None,
         };
         let peak = self.peak.load(Ordering::Relaxed);
@@ -255,29 +254,25 @@ impl Span {
     }
 }
 
-/// Shortest span whose CPU is reported: /proc counts whole ticks, so over a shorter one a single
-/// tick more or less would move the figure by over 1 % of a core (a 10 ms span reads 0 or 1 core).
-const SHORTEST_CPU_SPAN: Duration = Duration::from_secs(1);
-
-/// The cores `ticks` kept busy over `elapsed`; `None` when the span is too short to tell.
-fn cores(ticks: u64, elapsed: Duration) -> Option<f64> {
-    (elapsed >= SHORTEST_CPU_SPAN).then(|| ticks as f64 / TICKS / elapsed.as_secs_f64())
-}
-
-/// utime + stime of every process, in ticks; `None` without processes or when one is gone.
-fn cpu_ticks(pids: &[u32]) -> Option<u64> {
+/// On-CPU time of every thread of every process, user and system, in nanoseconds (the
+/// scheduler's own count, where /proc's utime and stime come in 10 ms ticks and would read a 10 ms
+/// row as 0 or 1 core). `None` without processes or when one is gone. A thread that ends within
+/// the span takes its time with it; servers keep theirs.
+fn cpu_ns(pids: &[u32]) -> Option<u64> {
     if pids.is_empty() {
         return None;
     }
     pids.iter().try_fold(0u64, |sum, pid| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces): state is field 3, utime 14.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some(sum + utime + stime)
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let ns: u64 = threads.flatten().filter_map(|t| thread_ns(&t.path())).sum();
+        Some(sum + ns)
     })
+}
+
+/// The first field of a thread's `schedstat`: time spent on a CPU, in nanoseconds.
+fn thread_ns(thread: &std::path::Path) -> Option<u64> {
+    let schedstat = std::fs::read_to_string(thread.join("schedstat")).ok()?;
+    schedstat.split_whitespace().next()?.parse().ok()
 }
 
 fn rss_kib(pids: &[u32]) -> Option<u64> {
@@ -303,11 +298,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_is_told_only_over_a_span_long_enough_for_whole_ticks() {
-        assert_eq!(cores(150, Duration::from_secs(2)), Some(0.75));
-        assert_eq!(cores(100, SHORTEST_CPU_SPAN), Some(1.0));
-        assert_eq!(cores(1, Duration::from_millis(10)), None);
-        assert_eq!(cores(0, Duration::from_millis(999)), None);
+    fn cpu_time_counts_other_threads_to_the_millisecond() {
+        let me = [std::process::id()];
+        let before = cpu_ns(&me).expect("this process");
+        let (spun, done) = std::sync::mpsc::channel();
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let spinner = std::thread::spawn(move || {
+            // 30 ms of its own CPU time, however busy the machine is.
+            let own = || thread_ns(std::path::Path::new("/proc/thread-self")).expect("schedstat");
+            let start = own();
+            while own() - start < 30_000_000 {
+                std::hint::spin_loop();
+            }
+            spun.send(()).expect("test waits");
+            let _ = finished.recv();
+        });
+        done.recv().expect("spinner spun");
+        let busy = Duration::from_nanos(cpu_ns(&me).expect("this process") - before);
+        finish.send(()).expect("spinner waits");
+        spinner.join().expect("spinner");
+        assert!(busy >= Duration::from_millis(30), "{busy:?}");
+        assert!(cpu_ns(&[]).is_none());
     }
 
     #[test]
@@ -323,8 +334,7 @@ mod tests {
     fn this_process_has_cpu_time_and_memory() {
         let me = std::process::id();
         assert!(rss_kib(&[me]).is_some_and(|kib| kib > 0));
-        assert!(cpu_ticks(&[me]).is_some());
-        assert!(cpu_ticks(&[]).is_none());
+        assert!(cpu_ns(&[me]).is_some());
     }
 
     #[tokio::test]
@@ -341,8 +351,7 @@ mod tests {
         assert!(outcome.ops > 20, "{outcome:?}");
         assert!(outcome.errors > 5, "{outcome:?}");
         assert!(outcome.p50_ms >= 1.0, "{outcome:?}");
-        assert!(outcome.rss_mib.is_some(), "{outcome:?}");
-        assert!(outcome.cpu_cores.is_none(), "200 ms is too short to tell");
+        assert!(outcome.cpu_cores.is_some() && outcome.rss_mib.is_some());
         assert!(all_succeeded(&outcome).is_err());
     }
 }
