@@ -157,6 +157,14 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// A markdown row `| what | p50 | p90 | p99 |` of `times` (sorted here), each in `scale` units per
+/// second (1e3: ms, 1e6: µs) with `decimals` digits.
+pub fn quantile_row(what: &str, times: &mut [Duration], scale: f64, decimals: usize) -> String {
+    times.sort();
+    let [p50, p90, p99] = [0.5, 0.9, 0.99].map(|q| percentile(times, q).as_secs_f64() * scale);
+    format!("| {what} | {p50:.decimals$} | {p90:.decimals$} | {p99:.decimals$} |")
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }

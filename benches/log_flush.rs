@@ -57,12 +57,5 @@ fn timed(rounds: u64, mut append: impl FnMut(u64)) -> Vec<Duration> {
 }
 
 fn report(what: &str, mut times: Vec<Duration>) {
-    times.sort();
-    let at = |q: f64| common::percentile(&times, q).as_secs_f64() * 1e3;
-    println!(
-        "| {what} | {:.3} | {:.3} | {:.3} |",
-        at(0.5),
-        at(0.9),
-        at(0.99)
-    );
+    println!("{}", common::quantile_row(what, &mut times, 1e3, 3));
 }

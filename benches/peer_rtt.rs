@@ -125,12 +125,5 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 fn report(what: &str, mut times: Vec<Duration>) {
-    times.sort();
-    let at = |q: f64| common::percentile(&times, q).as_secs_f64() * 1e6;
-    println!(
-        "| {what} | {:.0} | {:.0} | {:.0} |",
-        at(0.5),
-        at(0.9),
-        at(0.99)
-    );
+    println!("{}", common::quantile_row(what, &mut times, 1e6, 0));
 }

@@ -89,7 +89,8 @@ pub(crate) fn router(
         .route("/raft/{group}/query", post(query))
         .route("/raft/{group}/status", post(status))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such cluster route") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // One limit, tower-http's: it refuses a declared length unread and bounds a streamed body.
+        .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             listener.clone(),
