@@ -71,6 +71,10 @@ pub struct IamSettings {
     /// Failed logins of one login@domain, site-wide, that ban it for the rest of the window.
     pub max_login_failures: u32,
     pub login_failure_window_secs: u64,
+    /// Networks (CIDR) whose password checks are counted apart from everyone else's: a ban
+    /// that logins from elsewhere earned does not lock these sources out, and they have a
+    /// ban of their own. Empty: every source counts together.
+    pub trusted_networks: Vec<ipnet::IpNet>,
     pub argon2: Argon2Settings,
     /// Password hashes computed at once; 0: one per core.
     pub hash_threads: usize,
@@ -282,6 +286,7 @@ impl Default for IamSettings {
             service_key_file: None,
             service_key_algorithm: ServiceKeyAlgorithm::HS256,
             max_login_failures: 5,
+            trusted_networks: Vec::new(),
             login_failure_window_secs: 180,
             argon2: Argon2Settings::default(),
             hash_threads: 0,

@@ -155,6 +155,139 @@ async fn failed_logins_all_look_alike_and_ban_the_login_site_wide() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_guesses_on_every_node_get_no_more_password_checks_than_the_ban_allows() {
+    let site = TestSite::start(3, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let bases: Vec<String> = (0..3).map(|i| site.api_url(i)).collect();
+    let admin = api.admin_token(&bases[0]).await;
+    add_user(
+        &api,
+        &bases[0],
+        &admin,
+        "victim.org",
+        "bob",
+        "bob-password-1",
+    )
+    .await;
+
+    let guesses = (0..300).map(|k| api.login(&bases[k % 3], "victim.org", "bob", "nope"));
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked: Vec<&common::Answer> = answers.iter().filter(|a| a.status != 429).collect();
+    for answer in &checked {
+        assert_error(answer, 401, "Unauthorized");
+    }
+    assert_eq!(
+        checked.len(),
+        5,
+        "300 concurrent guesses got {} password checks",
+        checked.len()
+    );
+    for answer in answers.iter().filter(|a| a.status == 429) {
+        assert_error(answer, 429, "TooManyRequests");
+    }
+    for base in &bases {
+        let banned = api.login(base, "victim.org", "bob", "bob-password-1").await;
+        assert_error(&banned, 429, "TooManyRequests");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_password_check_counts_towards_one_ban() {
+    let site = TestSite::start(1, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "victim.org", "dave", "dave-password-1").await;
+    let stolen = api
+        .token(&base, "victim.org", "dave", "dave-password-1")
+        .await;
+    let ca = std::fs::read_to_string(&site.nodes[0].cert_file).expect("certificate");
+
+    let rest = api.login(&base, "victim.org", "dave", "nope").await;
+    assert_error(&rest, 401, "Unauthorized");
+    let mut imap = common::mail::tls(site.nodes[0].imaps, &ca).await;
+    imap.line().await;
+    imap.send("a1 LOGIN dave@victim.org nope").await;
+    let refused = imap.until("a1 ").await.join("\n");
+    assert!(refused.contains("a1 NO"), "{refused}");
+    let mut smtp = common::mail::tls(site.nodes[0].smtps, &ca).await;
+    smtp.line().await;
+    smtp.send("EHLO test.client").await;
+    smtp.until("250 ").await;
+    let plain = common::mail::plain_credentials("dave@victim.org", "nope");
+    smtp.send(&format!("AUTH PLAIN {plain}")).await;
+    let refused = smtp.line().await.unwrap_or_default();
+    assert!(refused.starts_with("535"), "{refused}");
+    let basic = base64_basic("dave@victim.org", "nope");
+    let jmap = api
+        .send(
+            api.http
+                .get(format!("{base}/jmap/eventsource?ping=0"))
+                .header("authorization", basic),
+        )
+        .await;
+    assert_error(&jmap, 401, "Unauthorized");
+
+    // A stolen token guesses the old password under the same ban: the fifth check is the last.
+    let wrong_old = json!({"oldPwd": "nope", "newPwd": "x-new-password-1", "newPwdConfirm": "x-new-password-1"});
+    let url = format!("{base}/users/dave@victim.org/password");
+    let fifth = api
+        .call(
+            Method::POST,
+            url.clone(),
+            Some(&stolen),
+            Some(wrong_old.clone()),
+        )
+        .await;
+    assert_error(&fifth, 403, "Forbidden");
+    let sixth = api
+        .call(Method::POST, url, Some(&stolen), Some(wrong_old))
+        .await;
+    assert_error(&sixth, 429, "TooManyRequests");
+    let banned = api
+        .login(&base, "victim.org", "dave", "dave-password-1")
+        .await;
+    assert_error(&banned, 429, "TooManyRequests");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_network_is_not_locked_out_by_a_ban_earned_elsewhere() {
+    let tuning = Tuning {
+        iam: vec![r#"trusted_networks = ["127.0.0.1/32"]"#.into()],
+        ..Tuning::default()
+    };
+    let site = TestSite::start(1, tuning).await;
+    site.wait_for_admin(0).await;
+    let inside = Api::default();
+    let base = site.api_url(0);
+    let outside = Api::from_source(format!("127.0.{}.200", site.octet).parse().unwrap());
+    for _ in 0..5 {
+        let guess = outside.login(&base, MASTER, "admin", "nope").await;
+        assert_error(&guess, 401, "Unauthorized");
+    }
+    let banned = outside.login(&base, MASTER, "admin", ADMIN_PASSWORD).await;
+    assert_error(&banned, 429, "TooManyRequests");
+    let admin = inside.login(&base, MASTER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(admin.status, 200, "{}", admin.text);
+
+    // The trusted sources have a ban of their own.
+    for _ in 0..5 {
+        let guess = inside.login(&base, MASTER, "admin", "nope").await;
+        assert_error(&guess, 401, "Unauthorized");
+    }
+    let banned = inside.login(&base, MASTER, "admin", ADMIN_PASSWORD).await;
+    assert_error(&banned, 429, "TooManyRequests");
+}
+
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_admin_endpoint_refuses_missing_bad_and_dead_credentials() {
     let (site, api, base) = one_node().await;
     let admin = api.admin_token(&base).await;

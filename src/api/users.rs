@@ -2,8 +2,9 @@
 //! Administrators of a user's domain act on it; a user may change its own password.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -152,6 +153,7 @@ async fn update(
     responses((status = 204, description = "Changed"), (status = 404, description = "No such user", body = ErrorSchema), AdminErrors))]
 async fn change_password(
     State(state): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
     Path(user): Path<String>,
     Json(body): Json<PasswordBody>,
@@ -169,7 +171,13 @@ async fn change_password(
     let user = state.iam.find_user(&address).await?;
     state
         .iam
-        .change_password(&caller, &user, body.old.as_deref(), &body.new)
+        .change_password(
+            &caller,
+            &user,
+            body.old.as_deref(),
+            &body.new,
+            Some(peer.ip()),
+        )
         .await?;
     tracing::info!(user = %address, by = %caller.describe(), "password changed");
     Ok(StatusCode::NO_CONTENT)

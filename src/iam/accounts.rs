@@ -126,16 +126,24 @@ impl Iam {
         user: &User,
         old: Option<&str>,
         new: &str,
+        source: Option<std::net::IpAddr>,
     ) -> Result<(), IamError> {
         let is_self = caller.user().is_some_and(|u| u.user_id == user.user_id);
         if !is_self {
             caller.require_admin_of(&user.domain)?;
         } else {
             let old = old.ok_or_else(|| IamError::Invalid("oldPwd is required".into()))?;
-            if !self.hasher.verify(old, Some(&user.password_hash)).await? {
-                return Err(IamError::Forbidden(
-                    "the old password does not match".into(),
-                ));
+            // Under the login ban like every password check: a stolen token guesses no faster.
+            let checked = self
+                .check_password(user.domain.as_str(), user.login.as_str(), old, source)
+                .await;
+            match checked {
+                Err(IamError::BadCredentials) => {
+                    return Err(IamError::Forbidden(
+                        "the old password does not match".into(),
+                    ))
+                }
+                checked => checked.map(|_| ())?,
             }
         }
         check_password(new)?;

@@ -28,7 +28,12 @@ use crate::telemetry::LoginOutcome;
 impl Iam {
     pub async fn login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, IamError> {
         let user = self
-            .check_password(attempt.domain, attempt.login, attempt.password)
+            .check_password(
+                attempt.domain,
+                attempt.login,
+                attempt.password,
+                attempt.client_addr,
+            )
             .await?;
         self.open_session(&user, attempt.client_addr, attempt.user_agent)
             .await
@@ -36,14 +41,15 @@ impl Iam {
 
     /// Checks a user's password under the site-wide ban: the user when it matches, the same
     /// refusal for every other case (unknown domain or user, disabled user, wrong password),
-    /// each of which counts as a failure.
+    /// each of which counts as a failure. Every password check there is comes through here.
     pub async fn check_password(
         &self,
         domain: &str,
         login: &str,
         password: &str,
+        source: Option<IpAddr>,
     ) -> Result<User, IamError> {
-        let checked = self.verify_password(domain, login, password).await;
+        let checked = self.verify_password(domain, login, password, source).await;
         match &checked {
             Ok(_) => self.telemetry.login(LoginOutcome::Ok),
             Err(IamError::Banned { .. }) => self.telemetry.login(LoginOutcome::Banned),
@@ -53,19 +59,22 @@ impl Iam {
         checked
     }
 
+    /// The check is reserved in the site log before the hash is computed, so concurrent
+    /// attempts, on any node, get no more checks between them than the ban allows.
     async fn verify_password(
         &self,
         domain: &str,
         login: &str,
         password: &str,
+        source: Option<IpAddr>,
     ) -> Result<User, IamError> {
         let (Ok(domain), Ok(login)) = (domain.parse::<DomainName>(), login.parse::<Login>()) else {
             // No such user can exist; spend the same time as for one that does not.
             self.hasher.verify(password, None).await?;
             return Err(IamError::BadCredentials);
         };
-        let key = format!("{login}@{domain}");
-        let failures = self.refuse_if_banned(&key).await?;
+        let key = self.failure_key(&domain, &login, source);
+        self.reserve_password_check(&key).await?;
         let user = self
             .directory
             .read_fresh_or_local(|d| d.user_by_login(&domain, &login).cloned())
@@ -77,36 +86,44 @@ impl Iam {
         let matches = self.hasher.verify(password, hash).await?;
         match user {
             Some(user) if matches => {
-                if failures > 0 {
-                    self.site
-                        .execute(&SiteCommand::ClearLoginFailures { key })
-                        .await?;
-                }
+                self.site
+                    .execute(&SiteCommand::ClearLoginFailures { key })
+                    .await?;
                 Ok(user)
             }
-            _ => {
-                let record = SiteCommand::RecordLoginFailure {
-                    key,
-                    window_ms: self.login_failure_window_ms,
-                };
-                self.site.execute(&record).await?;
-                Err(IamError::BadCredentials)
-            }
+            _ => Err(IamError::BadCredentials),
         }
     }
 
-    /// The failures that count now; a ban when they reach the limit.
-    async fn refuse_if_banned(&self, key: &str) -> Result<u32, IamError> {
-        let failures = self
-            .site
-            .read(|state, now| state.login_failures(key, now))
-            .await?;
-        if failures.count < self.max_login_failures {
-            return Ok(failures.count);
+    /// Where an attempt is counted: per `login@domain`, and apart for sources in the trusted
+    /// networks, so that a ban earned from elsewhere does not lock those out too.
+    fn failure_key(&self, domain: &DomainName, login: &Login, source: Option<IpAddr>) -> String {
+        let trusted = source.is_some_and(|ip| {
+            let ip = ip.to_canonical();
+            self.trusted_networks.iter().any(|net| net.contains(&ip))
+        });
+        match trusted {
+            // No domain holds a `/`, so no login@domain reads like this.
+            true => format!("{login}@{domain}/trusted"),
+            false => format!("{login}@{domain}"),
         }
-        let wait_ms = failures.first_expires_at_ms.saturating_sub(now_ms());
-        Err(IamError::Banned {
-            retry_after_secs: wait_ms.div_ceil(1000).max(1),
+    }
+
+    /// Takes one of the key's password checks, or answers the ban when none is left.
+    async fn reserve_password_check(&self, key: &str) -> Result<(), IamError> {
+        let reserved = self
+            .site
+            .reserve_login_attempt(
+                key.to_string(),
+                self.login_failure_window_ms,
+                self.max_login_failures,
+            )
+            .await?;
+        reserved.map(|_| ()).map_err(|counted| {
+            let wait_ms = counted.first_expires_at_ms.saturating_sub(now_ms());
+            IamError::Banned {
+                retry_after_secs: wait_ms.div_ceil(1000).max(1),
+            }
         })
     }
 

@@ -76,5 +76,7 @@ pub struct Iam {
     pub session_lifetime_ms: u64,
     pub max_login_failures: u32,
     pub login_failure_window_ms: u64,
+    /// Sources whose password checks are counted apart from everyone else's.
+    pub trusted_networks: Vec<ipnet::IpNet>,
     pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 }

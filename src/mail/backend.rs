@@ -34,13 +34,18 @@ fn auth_error(error: IamError) -> AuthError {
 }
 
 impl NodeMailBackend {
-    async fn check(&self, username: &str, password: &str) -> Result<MailUser, AuthError> {
+    async fn check(
+        &self,
+        username: &str,
+        password: &str,
+        remote: SocketAddr,
+    ) -> Result<MailUser, AuthError> {
         // Without a domain no user can match: the empty domain is refused like any unknown
         // one, after the same hashing work.
         let (login, domain) = username.rsplit_once('@').unwrap_or((username, ""));
         let user = self
             .iam
-            .check_password(domain, login, password)
+            .check_password(domain, login, password, Some(remote.ip()))
             .await
             .map_err(auth_error)?;
         Ok(MailUser {
@@ -92,9 +97,9 @@ impl MailBackend for NodeMailBackend {
         &'a self,
         username: &'a str,
         password: &'a str,
-        _remote: SocketAddr,
+        remote: SocketAddr,
     ) -> BoxFuture<'a, Result<MailUser, AuthError>> {
-        Box::pin(self.check(username, password))
+        Box::pin(self.check(username, password, remote))
     }
 
     fn open_channel(&self, channel: ChannelOpen) -> BoxFuture<'_, Result<ChannelHandle, String>> {

@@ -346,6 +346,7 @@ fn identity(
         session_lifetime_ms: config.sessions.lifetime_secs.saturating_mul(1000),
         max_login_failures: settings.max_login_failures,
         login_failure_window_ms: settings.login_failure_window_secs.saturating_mul(1000),
+        trusted_networks: settings.trusted_networks.clone(),
         telemetry,
     })
 }

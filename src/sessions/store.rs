@@ -4,7 +4,7 @@ use sessionplane_cluster::{now_ms, ClusterError, Group};
 use uuid::Uuid;
 
 use crate::model::{NewSession, Session};
-use crate::state::site::{SiteCommand, SiteReply, SiteState};
+use crate::state::site::{LoginFailures, SiteCommand, SiteReply, SiteState};
 use crate::state::{decode, encode};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,26 @@ impl SiteStore {
         self.group
             .state()
             .read(|state| state.get(&session_id, now_ms()).cloned())
+    }
+
+    /// Reserves one password check for `key` (`Ok`: the failures counted, this one included),
+    /// or answers the failures that already use up `limit` (`Err`).
+    pub async fn reserve_login_attempt(
+        &self,
+        key: String,
+        window_ms: u64,
+        limit: u32,
+    ) -> Result<Result<LoginFailures, LoginFailures>, StoreError> {
+        let command = SiteCommand::ReserveLoginAttempt {
+            key,
+            window_ms,
+            limit,
+        };
+        match self.execute(&command).await? {
+            SiteReply::LoginFailures(counted) => Ok(Ok(counted)),
+            SiteReply::LoginBanned(counted) => Ok(Err(counted)),
+            other => Err(StoreError::Protocol(format!("{other:?}"))),
+        }
     }
 
     pub async fn get(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {

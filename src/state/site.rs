@@ -57,7 +57,8 @@ pub enum SiteCommand {
     PurgeExpired {
         limit: u32,
     },
-    /// Counts a failed login for `key` (`login@domain`) for `window_ms`.
+    /// Counts a failed login for `key` (`login@domain`) for `window_ms`. Written by earlier
+    /// versions, which counted a failure after its password check; kept so their logs replay.
     RecordLoginFailure {
         key: String,
         window_ms: u64,
@@ -100,6 +101,14 @@ pub enum SiteCommand {
     /// Ends, at this site, the access the directory revoked (`seq` and before are done:
     /// applying one twice, or out of order, does nothing).
     ApplyAccessRevocation(AccessRevocation),
+    /// Reserves one password check for `key` before it is made: counted as a failure for
+    /// `window_ms` (a success clears it), refused once `limit` of them count. In log order, so
+    /// concurrent attempts on any node of the site get at most `limit` checks between them.
+    ReserveLoginAttempt {
+        key: String,
+        window_ms: u64,
+        limit: u32,
+    },
 }
 
 /// What a revocation's caller may do, checked when the revocation applies: in log order, so a
@@ -136,6 +145,8 @@ pub enum SiteReply {
     CallerSessionEnded,
     /// The session to end lies in this domain, outside the caller's.
     OutsideDomain(String),
+    /// No password check for this key now: as many as allowed already count.
+    LoginBanned(LoginFailures),
 }
 
 /// What this node does when an applied entry ends sessions or channels: close the sockets it
@@ -482,11 +493,18 @@ impl SiteState {
                 SiteReply::Deleted(self.end_sessions(expired, CloseReason::Expired))
             }
             SiteCommand::RecordLoginFailure { key, window_ms } => {
-                let key = self.intern(&key);
-                let until = at_ms.saturating_add(window_ms);
-                self.failures.entry(key.clone()).or_default().push(until);
-                self.failure_expiry.insert((until, key.clone()));
-                SiteReply::LoginFailures(self.login_failures(&key, at_ms))
+                self.record_login_failure(&key, at_ms, window_ms)
+            }
+            SiteCommand::ReserveLoginAttempt {
+                key,
+                window_ms,
+                limit,
+            } => {
+                let counted = self.login_failures(&key, at_ms);
+                if counted.count >= limit {
+                    return SiteReply::LoginBanned(counted);
+                }
+                self.record_login_failure(&key, at_ms, window_ms)
             }
             SiteCommand::ClearLoginFailures { key } => {
                 if let Some(times) = self.failures.remove(key.as_str()) {
@@ -701,6 +719,14 @@ impl SiteState {
             effects.sessions_ended(&removed, reason);
         }
         removed
+    }
+
+    fn record_login_failure(&mut self, key: &str, at_ms: u64, window_ms: u64) -> SiteReply {
+        let key = self.intern(key);
+        let until = at_ms.saturating_add(window_ms);
+        self.failures.entry(key.clone()).or_default().push(until);
+        self.failure_expiry.insert((until, key.clone()));
+        SiteReply::LoginFailures(self.login_failures(&key, at_ms))
     }
 
     fn forget_failures_until(&mut self, at_ms: u64, limit: usize) {
@@ -1169,6 +1195,46 @@ mod tests {
         assert_eq!(restored.domain_sessions("d", 0).len(), 100);
         assert!(restored.has_expired(20_000));
         assert!(state.restore(b"garbage").is_err());
+    }
+
+    #[test]
+    fn login_attempts_are_reserved_up_to_the_limit_in_log_order() {
+        let mut state = SiteState::default();
+        let reserve = |key: &str| SiteCommand::ReserveLoginAttempt {
+            key: key.into(),
+            window_ms: 1_000,
+            limit: 3,
+        };
+        for (at, count) in [(100, 1), (110, 2), (120, 3)] {
+            let reply = run(&mut state, at, reserve("a@d"));
+            assert!(matches!(reply, SiteReply::LoginFailures(f) if f.count == count));
+        }
+        let refused = run(&mut state, 130, reserve("a@d"));
+        let counted = LoginFailures {
+            count: 3,
+            first_expires_at_ms: 1_100,
+        };
+        assert_eq!(refused, SiteReply::LoginBanned(counted));
+        assert_eq!(
+            state.login_failures("a@d", 130),
+            counted,
+            "a refusal counts nothing"
+        );
+        assert!(matches!(
+            run(&mut state, 130, reserve("b@d")),
+            SiteReply::LoginFailures(_)
+        ));
+        assert!(
+            matches!(run(&mut state, 1_100, reserve("a@d")), SiteReply::LoginFailures(f) if f.count == 3)
+        );
+        run(
+            &mut state,
+            1_200,
+            SiteCommand::ClearLoginFailures { key: "a@d".into() },
+        );
+        assert!(
+            matches!(run(&mut state, 1_200, reserve("a@d")), SiteReply::LoginFailures(f) if f.count == 1)
+        );
     }
 
     #[test]

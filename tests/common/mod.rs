@@ -463,6 +463,17 @@ impl Answer {
 }
 
 impl Api {
+    /// A client whose connections come from `source` (any 127.0.0.0/8 address reaches the nodes).
+    pub fn from_source(source: std::net::IpAddr) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(CALL_TIMEOUT)
+                .local_address(source)
+                .build()
+                .expect("http client"),
+        }
+    }
+
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
