@@ -281,6 +281,65 @@ async fn a_trusted_network_is_not_locked_out_by_a_ban_earned_elsewhere() {
     assert_error(&banned, 429, "TooManyRequests");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_too_large_for_one_command_is_the_clients_error() {
+    let (_site, api, base) = one_node().await;
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "big.org", "ann", "ann-password-1").await;
+    let properties: serde_json::Map<String, Value> = (0..900)
+        .map(|k| (format!("p{k}"), Value::String("v".repeat(1_000))))
+        .collect();
+    let too_many_properties = [
+        (
+            Method::PUT,
+            "/users/bob@big.org",
+            json!({"password": "bob-password-1", "properties": properties}),
+        ),
+        (
+            Method::PATCH,
+            "/users/ann@big.org",
+            json!({"properties": properties}),
+        ),
+    ];
+    let users: Vec<String> = (0..30_000).map(|k| format!("user{k}@big.org")).collect();
+    let too_many_users = (Method::DELETE, "/servers/channels", json!(users));
+    for (method, path, body) in too_many_properties.into_iter().chain([too_many_users]) {
+        let answer = api
+            .call(
+                method.clone(),
+                format!("{base}{path}"),
+                Some(&admin),
+                Some(body),
+            )
+            .await;
+        assert_error(&answer, 413, "InvalidArgument");
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("262144"),
+            "{method} {path}: the limit is not named: {message}"
+        );
+    }
+    // Nothing was half-done, and the node still takes writes.
+    let bob = api
+        .call(
+            Method::GET,
+            format!("{base}/users/bob@big.org"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(&bob, 404, "notFound");
+    let small = api
+        .call(
+            Method::PATCH,
+            format!("{base}/users/ann@big.org"),
+            Some(&admin),
+            Some(json!({"properties": {"team": "red"}})),
+        )
+        .await;
+    assert_eq!(small.status, 200, "{}", small.text);
+}
+
 fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -686,6 +745,11 @@ async fn bad_input_gets_the_exact_status_and_type() {
         }
         assert_eq!(answer.kind(), kind, "{label}: {}", answer.text);
         assert_eq!(answer.body["statusCode"], status, "{label}");
+        assert!(
+            answer.body.get("cause").is_some(),
+            "{label}: no cause: {}",
+            answer.text
+        );
         assert!(!answer.text.contains("panicked"), "{label}");
     }
 

@@ -42,6 +42,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The body was read, but what it asks is over the size of one replicated command.
+    #[error("{0}")]
+    CommandTooLarge(String),
     /// A 400 whose `cause` details what failed where (a certificate reload, node by node).
     #[error("{message}")]
     InvalidArgumentWithCause { message: String, cause: String },
@@ -68,7 +71,7 @@ struct ErrorBody<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present (`null` when there is nothing more to say), as the contract shapes it.
     cause: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sites: Option<&'a BTreeMap<String, String>>,
@@ -91,7 +94,7 @@ impl ApiError {
             Self::Unavailable(_) | Self::SitesUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) | Self::CommandTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
@@ -102,6 +105,7 @@ impl ApiError {
             | Self::InvalidArgumentWithCause { .. }
             | Self::MethodNotAllowed(_)
             | Self::PayloadTooLarge(_)
+            | Self::CommandTooLarge(_)
             | Self::UnsupportedMediaType(_) => "InvalidArgument",
             Self::Unauthorized(_) => "Unauthorized",
             Self::Forbidden(_) => "Forbidden",
@@ -175,6 +179,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Cluster(e) => Self::Unavailable(format!("the cluster cannot answer: {e}")),
             StoreError::Invalid(reason) => Self::InvalidArgument(reason),
+            StoreError::TooLarge { .. } => Self::CommandTooLarge(error.to_string()),
             StoreError::DirectoryUnavailable(_) => Self::Unavailable(error.to_string()),
             StoreError::Protocol(reason) => Self::Server(reason),
         }

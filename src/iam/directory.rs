@@ -28,7 +28,7 @@ impl DirectoryStore {
             .group
             .propose(bytes)
             .await
-            .map_err(StoreError::DirectoryUnavailable)?;
+            .map_err(StoreError::of_directory)?;
         match decode(&reply) {
             Ok(DirectoryReply::Invalid(reason)) => Err(StoreError::Invalid(reason)),
             Ok(reply) => Ok(reply),

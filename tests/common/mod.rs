@@ -630,6 +630,12 @@ pub fn assert_error(answer: &Answer, status: u16, kind: &str) {
     assert!(answer.body["message"]
         .as_str()
         .is_some_and(|m| !m.is_empty()));
+    let cause = answer.body.get("cause");
+    assert!(
+        cause.is_some_and(|c| c.is_null() || c.is_string()),
+        "no cause (a string or null): {}",
+        answer.text
+    );
     assert_eq!(
         answer.headers["content-type"], "application/json; charset=utf-8",
         "{}",
