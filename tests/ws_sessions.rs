@@ -571,6 +571,13 @@ async fn bad_requests_get_the_exact_status_and_type() {
         (get("?sites=%5B%22west%22%5D"), 400, "InvalidArgument"),
         (get("?sites=%5B"), 400, "InvalidArgument"),
         (get("?sites=%5B%5D"), 400, "InvalidArgument"),
+        (get("?sites=null"), 400, "InvalidArgument"),
+        (post(logout(Value::Null)), 400, "InvalidArgument"),
+        (
+            (Method::GET, "/servers/channels?sites=null".into(), None),
+            400,
+            "InvalidArgument",
+        ),
         (get("?limit=0"), 400, "InvalidArgument"),
         (get("?limit=abc"), 400, "InvalidArgument"),
         (get("?limit=10001"), 400, "InvalidArgument"),

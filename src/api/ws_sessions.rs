@@ -484,7 +484,10 @@ struct LogoutBody {
     domain: String,
     user: String,
     /// `current` (default), `all`, or a list of site names.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::federation::selector::sites_as_sent"
+    )]
     #[schema(value_type = Option<Object>)]
     sites: Option<Value>,
 }

@@ -25,6 +25,14 @@ pub enum SelectorError {
     Forwarded { current: String },
 }
 
+/// A body's `sites` field as it was sent: absent is `None`, `null` is `Some(Value::Null)` (serde
+/// would make both `None`), so that `null` can be refused.
+pub fn sites_as_sent<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// Where a request runs: here, and at which other sites.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -103,10 +111,10 @@ impl Sites {
         }
     }
 
-    /// Parses the body form (absent or null: the current site).
+    /// Parses the body form (absent: the current site; `null` is no selection and refused).
     pub fn parse_value(&self, value: Option<&Value>) -> Result<SiteSelector, SelectorError> {
         match value {
-            None | Some(Value::Null) => Ok(SiteSelector::Current),
+            None => Ok(SiteSelector::Current),
             Some(Value::String(word)) if word == "current" => Ok(SiteSelector::Current),
             Some(Value::String(word)) if word == "all" => Ok(SiteSelector::All),
             Some(Value::Array(items)) => {
@@ -225,6 +233,7 @@ mod tests {
             "\"everywhere\"",
             "[\"west\"]",
             "[]",
+            "null",
         ] {
             let error = s.parse_query(Some(bad)).unwrap_err();
             assert!(
@@ -241,5 +250,7 @@ mod tests {
             Ok(SiteSelector::All)
         );
         assert!(s.parse_value(Some(&serde_json::json!(7))).is_err());
+        assert!(s.parse_value(Some(&Value::Null)).is_err());
+        assert_eq!(s.parse_value(None), Ok(SiteSelector::Current));
     }
 }
