@@ -67,7 +67,9 @@ async fn main() {
             "data_dir = \"{}\"\ncluster_secret = \"bench-cluster-secret\"\n\
              [listen]\napi = \"127.0.0.1:{api}\"\ncluster = \"127.0.0.1:{cluster}\"\n\
              imap = \"127.0.0.1:{imap}\"\nimaps = \"127.0.0.1:{}\"\nsmtp = \"127.0.0.1:{}\"\nsmtps = \"127.0.0.1:{}\"\n\
-             [mail]\nallow_plaintext_auth = true\nmax_connections = 20000\n\
+             [mail]\nallow_plaintext_auth = true\nmax_connections = 18000\n\
+             [limits]\nreserved_fds = 256\napi_max_connections = 1024\ncluster_max_connections = 256\n\
+             mail_max_connections_per_source = 18000\n\
              [iam]\ntoken_key = \"bench-token-key\"\nmax_login_failures = 1000000\n\
              [iam.argon2]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n",
             dir.path().join("data").display(),

@@ -57,7 +57,9 @@ async fn main() {
         &config,
         format!(
             "data_dir = \"{}\"\ncluster_secret = \"{SECRET}\"\n[listen]\napi = \"127.0.0.1:{api}\"\n\
-             cluster = \"127.0.0.1:{cluster}\"\n[iam]\ntoken_key = \"{TOKEN_KEY}\"\n",
+             cluster = \"127.0.0.1:{cluster}\"\n[iam]\ntoken_key = \"{TOKEN_KEY}\"\n\
+             [mail]\nenabled = false\n[limits]\nreserved_fds = 256\ncluster_max_connections = 128\n\
+             api_max_connections = 19500\napi_max_connections_per_source = 19500\n",
             dir.path().join("data").display()
         ),
     )

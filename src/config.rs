@@ -41,6 +41,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub mail: MailConfig,
     pub tls: TlsConfig,
+    /// Connection caps, timeouts and the open files kept in reserve.
+    pub limits: LimitsConfig,
     /// The first administrator's password, taken once on the deployment's first start (from
     /// `SESSIONPLANE_ADMIN_PASSWORD`; never from a file). Unset: one is generated and printed.
     #[serde(skip)]
@@ -99,8 +101,36 @@ pub struct MailConfig {
     pub max_literal_bytes: usize,
     /// A TLS handshake that does not finish in this time is dropped.
     pub handshake_timeout_secs: u64,
-    /// Connections at once per listener; more are refused.
+    /// Connections at once on the mail listeners together; more are refused.
     pub max_connections: usize,
+}
+
+/// What slow and abusive clients may hold: the listeners' connection caps (in all, and from one
+/// source address), the api and cluster listeners' HTTP timeouts and head limits, and the open
+/// files kept back from the listeners.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open files the listeners' caps leave for storage, peers and outgoing calls; the caps are
+    /// scaled down to fit in the open-file limit less this (at most half the limit).
+    pub reserved_fds: u64,
+    /// A request's head (from its first byte, or from the connection's start) must be in
+    /// within this time.
+    pub header_read_timeout_ms: u64,
+    /// The longest wait for the next piece of a request's body.
+    pub body_read_timeout_ms: u64,
+    /// A kept-alive connection with no new request for this long is closed.
+    pub keep_alive_timeout_ms: u64,
+    pub max_uri_bytes: usize,
+    /// The request line and every header, together.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub api_max_connections: usize,
+    pub api_max_connections_per_source: usize,
+    pub cluster_max_connections: usize,
+    pub cluster_max_connections_per_source: usize,
+    /// On the mail listeners together (their cap in all is `[mail] max_connections`).
+    pub mail_max_connections_per_source: usize,
 }
 
 /// Certificates: one pair for every TLS listener, and optionally a pair per listener
@@ -273,6 +303,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             mail: MailConfig::default(),
             tls: TlsConfig::default(),
+            limits: LimitsConfig::default(),
             initial_admin_password: None,
         }
     }
@@ -306,6 +337,25 @@ impl Default for MailConfig {
             max_literal_bytes: 64 * 1024,
             handshake_timeout_secs: 10,
             max_connections: 10_000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            reserved_fds: 512,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            keep_alive_timeout_ms: 75_000,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            api_max_connections: 16_384,
+            api_max_connections_per_source: 256,
+            cluster_max_connections: 1_024,
+            cluster_max_connections_per_source: 128,
+            mail_max_connections_per_source: 64,
         }
     }
 }
@@ -497,6 +547,7 @@ impl Config {
         if m.imap_idle_timeout_secs == 0 || m.smtp_idle_timeout_secs == 0 {
             return invalid("mail: idle timeouts must be positive".into());
         }
+        self.limits.validate()?;
         let g = &self.gateway;
         if g.ping_interval_ms == 0 || g.idle_timeout_ms <= g.ping_interval_ms {
             return invalid(
@@ -651,6 +702,49 @@ impl Config {
             snapshot_every: r.snapshot_every.max(1),
             logs_kept_after_snapshot: r.logs_kept_after_snapshot,
             operation_timeout: Duration::from_millis(r.operation_timeout_ms.max(1)),
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(format!("limits: {m}")));
+        if self.header_read_timeout_ms == 0
+            || self.body_read_timeout_ms == 0
+            || self.keep_alive_timeout_ms == 0
+        {
+            return invalid("the timeouts must be positive");
+        }
+        if [
+            self.api_max_connections,
+            self.api_max_connections_per_source,
+            self.cluster_max_connections,
+            self.cluster_max_connections_per_source,
+            self.mail_max_connections_per_source,
+        ]
+        .contains(&0)
+        {
+            return invalid("the connection caps must be positive");
+        }
+        if self.max_uri_bytes < 1024
+            || self.max_header_bytes < self.max_uri_bytes + 1024
+            || self.max_headers < 16
+        {
+            return invalid(
+                "need max_uri_bytes >= 1024, max_header_bytes >= max_uri_bytes + 1024, max_headers >= 16",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn http(&self) -> crate::net::http::HttpSettings {
+        crate::net::http::HttpSettings {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            keep_alive_timeout: Duration::from_millis(self.keep_alive_timeout_ms),
+            max_uri_bytes: self.max_uri_bytes,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
         }
     }
 }

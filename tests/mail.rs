@@ -300,6 +300,8 @@ async fn abusive_clients_are_answered_bounded_and_timed_out() {
             "smtp_idle_timeout_secs = 2".into(),
             "handshake_timeout_secs = 1".into(),
         ],
+        // The 1,000 idle connections below all come from the test's one address.
+        limits: vec!["mail_max_connections_per_source = 2000".into()],
         ..Default::default()
     };
     let site = TestSite::start(1, tuning).await;

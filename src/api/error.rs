@@ -211,9 +211,57 @@ impl From<IamError> for ApiError {
     }
 }
 
+/// The body of an error the HTTP server answers itself, before any route (a URI or headers
+/// too large, a request that is not HTTP): the contract's, with a null `cause`.
+pub fn framework_error_body(status: StatusCode, message: &str) -> Vec<u8> {
+    let kind = match status.as_u16() {
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "notFound",
+        408 | 409 => "WrongState",
+        429 => "TooManyRequests",
+        503 => "Unavailable",
+        500..=599 => "ServerError",
+        _ => "InvalidArgument",
+    };
+    let body = FrameworkError {
+        status_code: status.as_u16(),
+        kind,
+        message,
+        cause: None,
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The contract's four keys, `cause` null rather than absent.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FrameworkError<'a> {
+    status_code: u16,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+    cause: Option<&'a str>,
+}
+
+/// Whether a body failed because its next piece did not come in time.
+fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let text = rejection.body_text();
+        if body_timed_out(&rejection) {
+            return Self::Timeout(format!("the request's body stopped coming: {text}"));
+        }
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(text),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(text),

@@ -1,15 +1,17 @@
-//! A mail listener's accept loop: at most `max_connections` at once (the next is refused at
-//! once), the TLS handshake of an implicit-TLS port bounded in time, then one task per
-//! connection running the protocol.
+//! A mail listener's accept loop: at most its caps' connections at once (shared by the node's
+//! mail listeners), in all and from one source address (the next is closed at once), the TLS
+//! handshake of an implicit-TLS port bounded in time, then one task per connection running the
+//! protocol.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::{BoxFuture, MailBackend, MailStream, ProtocolSettings};
+use crate::net::limits::ConnectionLimiter;
 
 /// A protocol's entry point: serves one connection to its end.
 pub type Serve = fn(
@@ -27,12 +29,11 @@ pub struct MailListener {
     pub settings: Arc<ProtocolSettings>,
     pub backend: Arc<dyn MailBackend>,
     pub serve: Serve,
-    pub max_connections: usize,
+    pub limiter: ConnectionLimiter,
 }
 
 impl MailListener {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(self.max_connections));
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
@@ -46,9 +47,7 @@ impl MailListener {
                     continue;
                 }
             };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(listener = self.name, %remote, "connection refused: listener full");
-                drop(tcp);
+            let Some(slot) = self.limiter.try_acquire(remote.ip()) else {
                 continue;
             };
             let _ = tcp.set_nodelay(true);

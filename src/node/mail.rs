@@ -13,6 +13,7 @@ use super::StartError;
 use crate::config::Config;
 use crate::mail::listener::{MailListener, Serve};
 use crate::mail::{imap, smtp, MailBackend, ProtocolSettings};
+use crate::net::limits::{Caps, ConnectionLimiter};
 use crate::tls::listeners::{NodeCertificates, TlsListener};
 use crate::tls::{self, CertificateFiles, ReloadableCert};
 
@@ -72,12 +73,15 @@ pub fn wire(
     config: &Config,
     sockets: MailSockets,
     backend: Arc<dyn MailBackend>,
+    caps: Caps,
 ) -> Result<MailWiring, StartError> {
     let mut wiring = MailWiring {
         listeners: Vec::new(),
         certificates: NodeCertificates::default(),
         addrs: BTreeMap::new(),
     };
+    // The mail listeners share their caps: a node holds so many mail connections in all.
+    let limiter = ConnectionLimiter::new("mail", caps);
     for (name, socket) in sockets {
         let (serve, implicit, idle): (Serve, bool, u64) = match name {
             "imap" => (serve_imap, false, config.mail.imap_idle_timeout_secs),
@@ -104,7 +108,7 @@ pub fn wire(
             settings: settings(config, idle, &cert),
             backend: backend.clone(),
             serve,
-            max_connections: config.mail.max_connections,
+            limiter: limiter.clone(),
         });
     }
     Ok(wiring)

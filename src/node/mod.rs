@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use sessionplane_cluster::{
     keep_membership, watch_peers, ClusterNode, ClusterOptions, GroupId, Member, MemberList,
     SetupError,
@@ -32,13 +31,16 @@ use crate::iam::{self, DirectoryStore, Iam, PasswordHasher, TokenKeys};
 use crate::mail::backend::NodeMailBackend;
 use crate::mail::channels::LocalChannels;
 use crate::model::DomainName;
+use crate::net::fds;
+use crate::net::http::{HttpListener, NoHandshake};
+use crate::net::limits::{Caps, ConnectionLimiter};
 use crate::sessions::{reaper, SiteStore};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
 use crate::state::{decode, encode};
 use crate::tasks::runner::TaskRunner;
 use crate::telemetry::Telemetry;
-use crate::tls::api_listener::TlsApiListener;
+use crate::tls::api_listener::TlsHandshake;
 use crate::tls::listeners::{NodeCertificates, TlsListener};
 use crate::tls::ReloadableCert;
 use health::HealthChecks;
@@ -181,7 +183,8 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     });
     let federation = Arc::new(Federation::new(&config, telemetry.clone())?);
     let reach = Arc::new(SiteReachability::default());
-    let mut wired = mail::wire(&config, listeners.mail, mail.clone())?;
+    let caps = connection_caps(&config, !listeners.mail.is_empty());
+    let mut wired = mail::wire(&config, listeners.mail, mail.clone(), caps.mail)?;
     let api_cert = match config.listen.api_tls {
         true => Some(
             ReloadableCert::load(mail::files_for(&config, "api")?)
@@ -221,15 +224,41 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     };
     let api_router = crate::api::router(api_state);
     let api_task = match api_cert {
-        Some(cert) => tokio::spawn(serve_tls(
-            listeners.api,
-            crate::tls::acceptor(cert),
-            Duration::from_secs(config.mail.handshake_timeout_secs),
-            api_router,
-            stopped.clone(),
-        )),
-        None => tokio::spawn(serve(listeners.api, api_router, stopped.clone())),
+        Some(cert) => {
+            let handshake = TlsHandshake {
+                acceptor: crate::tls::acceptor(cert),
+                timeout: Duration::from_secs(config.mail.handshake_timeout_secs),
+            };
+            let api = http_listener(
+                "api",
+                listeners.api,
+                handshake,
+                api_router,
+                &config,
+                caps.api,
+            );
+            tokio::spawn(api.run(stopped.clone()))
+        }
+        None => {
+            let api = http_listener(
+                "api",
+                listeners.api,
+                NoHandshake,
+                api_router,
+                &config,
+                caps.api,
+            );
+            tokio::spawn(api.run(stopped.clone()))
+        }
     };
+    let cluster_listener = http_listener(
+        "cluster",
+        listeners.cluster,
+        NoHandshake,
+        cluster.router(),
+        &config,
+        caps.cluster,
+    );
     let peers = config
         .site_members()
         .into_iter()
@@ -240,7 +269,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     let is_directory_seed = directory_members.seed == config.node_id;
 
     let mut tasks = vec![
-        tokio::spawn(serve(listeners.cluster, cluster.router(), stopped.clone())),
+        tokio::spawn(cluster_listener.run(stopped.clone())),
         api_task,
         tokio::spawn(keep_membership(site_group, site_members(&config))),
         tokio::spawn(keep_membership(directory_group, directory_members)),
@@ -407,47 +436,66 @@ fn directory_members(config: &Config) -> MemberList {
     }
 }
 
-async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
-    let shutdown = async move {
-        let _ = stop.changed().await;
-    };
-    // Raft replies are small and latency-bound: never let Nagle hold them back.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "listener failed");
-    }
+/// The caps of the node's listeners, fitted in the open files the process may have.
+struct ListenerCaps {
+    api: Caps,
+    cluster: Caps,
+    mail: Caps,
 }
 
-/// The api over TLS: handshakes run apart, axum gets the finished ones.
-async fn serve_tls(
+fn connection_caps(config: &Config, with_mail: bool) -> ListenerCaps {
+    let l = &config.limits;
+    let limit = fds::raise_limit();
+    let mail = Caps {
+        max: config.mail.max_connections,
+        per_source: l.mail_max_connections_per_source,
+    };
+    let mut wanted = vec![
+        Caps {
+            max: l.api_max_connections,
+            per_source: l.api_max_connections_per_source,
+        },
+        Caps {
+            max: l.cluster_max_connections,
+            per_source: l.cluster_max_connections_per_source,
+        },
+    ];
+    if with_mail {
+        wanted.push(mail);
+    }
+    let fitted = fds::fit(limit, l.reserved_fds, &wanted);
+    let caps = ListenerCaps {
+        api: fitted[0],
+        cluster: fitted[1],
+        mail: fitted.get(2).copied().unwrap_or(mail),
+    };
+    tracing::info!(
+        open_file_limit = limit,
+        reserved = l.reserved_fds.min(limit / 2),
+        api = ?caps.api,
+        cluster = ?caps.cluster,
+        mail = ?caps.mail,
+        "connection caps"
+    );
+    caps
+}
+
+fn http_listener<H>(
+    name: &'static str,
     listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    handshake_timeout: Duration,
+    handshake: H,
     router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) {
-    let listener = match TlsApiListener::new(listener, acceptor, handshake_timeout) {
-        Ok(listener) => listener.tap_io(|_| {}),
-        Err(e) => {
-            tracing::error!(error = %e, "api TLS listener failed");
-            return;
-        }
-    };
-    let shutdown = async move {
-        let _ = stop.changed().await;
-    };
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "api TLS listener failed");
+    config: &Config,
+    caps: Caps,
+) -> HttpListener<H> {
+    HttpListener {
+        name,
+        listener,
+        handshake,
+        router,
+        settings: config.limits.http(),
+        limiter: ConnectionLimiter::new(name, caps),
+        error_body: crate::api::error::framework_error_body,
     }
 }
 

@@ -50,6 +50,7 @@ pub struct TestSite {
     pub octet: u8,
     dir: tempfile::TempDir,
     log_filter: String,
+    fd_limit: Option<u64>,
 }
 
 /// Extra TOML lines for `[raft]`, `[sessions]`, `[iam]` and `[gateway]`, and the nodes' log
@@ -64,6 +65,10 @@ pub struct Tuning {
     /// Extra `[listen]` lines.
     pub listen: Vec<String>,
     pub federation: Vec<String>,
+    /// Extra `[limits]` lines (the section is written only when there are some).
+    pub limits: Vec<String>,
+    /// The open-file limit (soft and hard) each node runs under; `None`: the test's own.
+    pub fd_limit: Option<u64>,
     /// Nodes beyond `n` in each site, configured (their own config lists every node) but
     /// neither started nor listed in the others' configs: for adding a node at runtime.
     pub spare_nodes: u64,
@@ -182,7 +187,7 @@ impl TestSite {
                     "node_id = {id}\nnode_name = \"{label}\"\nsite = \"{name}\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
                      [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\nimap = \"{imap}\"\nimaps = \"{imaps}\"\nsmtp = \"{smtp}\"\nsmtps = \"{smtps}\"\n{source}\n{listen}\n\n\
                      [tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n\n[mail]\n{mail}\n\n{members}{others}{voters}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
-                     [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n\n[federation]\n{federation}\n",
+                     [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n\n[federation]\n{federation}\n{limits}",
                     id = node.id,
                     label = node.name,
                     data = dir.path().join(&node.name).display(),
@@ -201,6 +206,10 @@ impl TestSite {
                     iam = tuning.iam.join("\n"),
                     gateway = tuning.gateway.join("\n"),
                     federation = tuning.federation.join("\n"),
+                    limits = match tuning.limits.is_empty() {
+                        true => String::new(),
+                        false => format!("\n[limits]\n{}\n", tuning.limits.join("\n")),
+                    },
                 );
                 std::fs::write(&node.config, text).expect("write config");
             }
@@ -219,6 +228,7 @@ impl TestSite {
                     .log_filter
                     .clone()
                     .unwrap_or_else(|| "info,openraft=warn".into()),
+                fd_limit: tuning.fd_limit,
             };
             for i in 0..n as usize {
                 site.spawn(i);
@@ -238,7 +248,19 @@ impl TestSite {
             .append(true)
             .open(&node.log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        let mut command = match self.fd_limit {
+            // The shell lowers its own limit, then becomes the node.
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_sessionplane"));
+                shell
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sessionplane")),
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(&node.config)
             .env("RUST_LOG", &self.log_filter)
