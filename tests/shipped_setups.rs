@@ -326,6 +326,50 @@ fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed()
     assert!(exit.success(), "serve did not stop cleanly: {exit:?}");
 }
 
+/// On a first start, `ready` comes once the administrator exists: a login right after it works
+/// (it used to come with the site's leader, before the administrator was written).
+#[test]
+fn the_administrator_logs_in_as_soon_as_serve_says_ready() {
+    let workdir = tempfile::tempdir().unwrap();
+    let config = workdir.path().join("node.toml");
+    let listen = ["api", "cluster", "imap", "imaps", "smtp", "smtps"]
+        .map(|name| format!("{name} = \"127.0.0.1:0\""))
+        .join("\n");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"data\"\n\n[listen]\n{listen}\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .current_dir(workdir.path())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("SESSIONPLANE_ADMIN_PASSWORD", "ready-admin-password-1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let ready = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.contains(" ready"))
+        .expect("serve says ready");
+    let api = ready
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("api="))
+        .expect("the ready line names the api address");
+    assert_eq!(
+        login_status(&format!("http://{api}"), "ready-admin-password-1"),
+        200,
+        "a login right after ready: {ready}"
+    );
+    let exit = stop_with_sigterm(&mut child);
+    assert!(exit.success(), "serve did not stop cleanly: {exit:?}");
+}
+
 #[test]
 fn demo_starts_several_sites() {
     let data = tempfile::tempdir().unwrap();

@@ -30,13 +30,13 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             }
         });
     }
-    let ready = node.wait_for_leader(Duration::from_secs(30));
+    let ready = node.wait_until_ready(Duration::from_secs(30));
     tokio::select! {
-        elected = ready => {
-            if elected {
+        ready = ready => {
+            if ready {
                 tracing::info!(api = %node.api_addr, "ready");
             } else {
-                tracing::warn!("no site leader after 30 s; still trying (are the other site nodes up?)");
+                tracing::warn!("no site leader or no directory after 30 s; still trying (are the other nodes up?)");
             }
         }
         _ = stop.recv() => {

@@ -508,6 +508,24 @@ impl RunningNode {
             .await
     }
 
+    /// Waits until the node serves what it promises: its site has a leader, and its copy of
+    /// the directory holds the master domain (so the first administrator exists and can log
+    /// in). The deadline covers both.
+    pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if !self.wait_for_leader(timeout).await {
+            return false;
+        }
+        let master = &self.iam.master_domain;
+        while !self.directory.read_local(|d| d.domain(master).is_some()) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Resolves when one of the node's groups has stopped for good (its storage failed, say):
     /// the node cannot serve that group again without a restart.
     pub async fn failed(&self) -> String {
