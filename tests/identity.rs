@@ -512,6 +512,84 @@ async fn domain_administrators_act_on_their_domain_only() {
         )
         .await;
     assert_eq!(andy.status, 200);
+
+    // A group's members: another domain's user and no user at all are answered alike.
+    let group = format!("{base}/groups/team@a.org");
+    let created = api
+        .call(
+            Method::PUT,
+            group.clone(),
+            Some(&anna),
+            Some(json!({"members": ["andy@a.org"]})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        created.body["name"], "team",
+        "PUT answers the group: {}",
+        created.text
+    );
+    assert_eq!(created.body["members"][0]["username"], "andy@a.org");
+    let amy = api
+        .call(
+            Method::PUT,
+            format!("{base}/users/amy@a.org"),
+            Some(&anna),
+            Some(json!({"password": "amy-password-1", "properties": {"team": "red"}})),
+        )
+        .await;
+    assert_eq!(amy.status, 201, "{}", amy.text);
+    assert_eq!(
+        amy.body["username"], "amy@a.org",
+        "PUT answers the user: {}",
+        amy.text
+    );
+    assert_eq!(amy.body["properties"]["team"], "red");
+    assert!(
+        amy.body["user_id"].is_string() && !amy.text.contains("argon2"),
+        "{}",
+        amy.text
+    );
+    let bert_id = api
+        .call(
+            Method::GET,
+            format!("{base}/users/bert@b.org"),
+            Some(&admin),
+            None,
+        )
+        .await
+        .body["user_id"]
+        .as_str()
+        .expect("bert's id")
+        .to_string();
+    let answer_to = |member: String| {
+        let (api, group, anna) = (&api, group.clone(), anna.clone());
+        async move {
+            let answer = api
+                .call(
+                    Method::PATCH,
+                    group,
+                    Some(&anna),
+                    Some(json!({"add": [member.clone()]})),
+                )
+                .await;
+            (answer.status, answer.text.replace(&member, "<member>"))
+        }
+    };
+    let existing = answer_to("bert@b.org".into()).await;
+    let missing = answer_to("nobody@b.org".into()).await;
+    assert_eq!(existing.0, 404, "{}", existing.1);
+    assert_eq!(
+        existing, missing,
+        "another domain's user is told apart from no user"
+    );
+    let by_id = answer_to(bert_id).await;
+    let no_id = answer_to(uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(
+        by_id, no_id,
+        "another domain's user id is told apart from no user"
+    );
+    assert_eq!(by_id, existing);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -87,8 +87,14 @@ struct ListParams {
     domain: Option<String>,
 }
 
-/// Turns `login@domain` or user ids into user ids; an unknown one is a 404.
-async fn member_ids(state: &ApiState, names: &[String]) -> Result<BTreeSet<Uuid>, ApiError> {
+/// Turns `login@domain` or user ids into the ids of users of the group's `domain`. A user that
+/// does not exist and a user of another domain get the same 404, so that a domain's
+/// administrator learns nothing of the other domains' users.
+async fn member_ids(
+    state: &ApiState,
+    domain: &DomainName,
+    names: &[String],
+) -> Result<BTreeSet<Uuid>, ApiError> {
     let mut wanted = Vec::with_capacity(names.len());
     for name in names {
         wanted.push(match Uuid::parse_str(name) {
@@ -102,39 +108,50 @@ async fn member_ids(state: &ApiState, names: &[String]) -> Result<BTreeSet<Uuid>
         .read(|d| {
             wanted
                 .iter()
-                .map(|w| match w {
-                    Ok(id) => d.user(id).map(|u| u.user_id).ok_or(id.to_string()),
-                    Err(address) => d
-                        .user_by_login(&address.domain, &address.login)
+                .map(|w| {
+                    let (found, named) = match w {
+                        Ok(id) => (d.user(id), id.to_string()),
+                        Err(address) => (
+                            d.user_by_login(&address.domain, &address.login),
+                            address.to_string(),
+                        ),
+                    };
+                    found
+                        .filter(|u| u.domain == *domain)
                         .map(|u| u.user_id)
-                        .ok_or(address.to_string()),
+                        .ok_or(named)
                 })
                 .collect::<Result<BTreeSet<Uuid>, String>>()
         })
         .await?;
-    resolved.map_err(|unknown| ApiError::NotFound(format!("no user {unknown}")))
+    resolved.map_err(|unknown| ApiError::NotFound(format!("no user {unknown} in domain {domain}")))
 }
 
 #[utoipa::path(put, path = "/groups/{group}", tag = "identity", params(("group" = String, Path, description = "name@domain")), request_body = CreateBody,
-    responses((status = 201, description = "Created"), (status = 404, description = "No such domain or member", body = ErrorSchema),
+    responses((status = 201, description = "Created", body = GroupView), (status = 404, description = "No such domain or member", body = ErrorSchema),
         (status = 409, description = "The group exists", body = ErrorSchema), AdminErrors))]
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
     Path(group): Path<String>,
     Json(body): Json<CreateBody>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, axum::Json<GroupView>), ApiError> {
     let address: GroupAddress = group.parse()?;
     caller.require_admin_of(&address.domain)?;
     let command = DirectoryCommand::CreateGroup {
         domain: address.domain.clone(),
         name: address.name.clone(),
-        members: member_ids(&state, &body.members).await?,
+        members: member_ids(&state, &address.domain, &body.members).await?,
         properties: body.properties,
     };
-    directory_outcome(state.iam.directory.execute(&command).await?)?;
+    let DirectoryReply::Group(created) =
+        directory_outcome(state.iam.directory.execute(&command).await?)?
+    else {
+        return Err(ApiError::Server("unexpected directory reply".into()));
+    };
     tracing::info!(group = %address, by = %caller.describe(), "group created");
-    Ok(StatusCode::CREATED)
+    let shown = state.iam.directory.read_local(|d| view(&created, d));
+    Ok((StatusCode::CREATED, axum::Json(shown)))
 }
 
 #[utoipa::path(get, path = "/groups/{group}", tag = "identity", params(("group" = String, Path, description = "name@domain")),
@@ -169,8 +186,8 @@ async fn update(
     let command = DirectoryCommand::UpdateGroup {
         domain: address.domain.clone(),
         name: address.name.clone(),
-        add: member_ids(&state, &body.add).await?,
-        remove: member_ids(&state, &body.remove).await?,
+        add: member_ids(&state, &address.domain, &body.add).await?,
+        remove: member_ids(&state, &address.domain, &body.remove).await?,
         properties: body.properties,
     };
     let DirectoryReply::Group(updated) =

@@ -97,14 +97,14 @@ fn address(raw: &str) -> Result<UserAddress, ApiError> {
 
 /// Creates a user with a password (argon2id; never returned).
 #[utoipa::path(put, path = "/users/{user}", tag = "identity", params(("user" = String, Path, description = "login@domain")), request_body = CreateBody,
-    responses((status = 201, description = "Created"), (status = 404, description = "No such domain", body = ErrorSchema),
+    responses((status = 201, description = "Created", body = UserView), (status = 404, description = "No such domain", body = ErrorSchema),
         (status = 409, description = "The user exists", body = ErrorSchema), AdminErrors))]
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
     Path(user): Path<String>,
     Json(body): Json<CreateBody>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, axum::Json<UserView>), ApiError> {
     let address = address(&user)?;
     caller.require_admin_of(&address.domain)?;
     let user = state
@@ -112,7 +112,7 @@ async fn create(
         .create_user(&address, &body.password, body.properties)
         .await?;
     tracing::info!(user = %address, id = %user.user_id, by = %caller.describe(), "user created");
-    Ok(StatusCode::CREATED)
+    Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))))
 }
 
 #[utoipa::path(get, path = "/users/{user}", tag = "identity", params(("user" = String, Path, description = "login@domain")),
