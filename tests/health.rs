@@ -211,6 +211,60 @@ async fn cluster_status_shows_each_group_and_its_replication() {
     assert_eq!(parsed["groups"].as_array().map(Vec::len), Some(2));
 }
 
+/// A member that is down is shown as not answering, with its last contact, from the leader
+/// and from a follower alike (it used to look like a healthy voter with lag 0).
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_status_shows_a_member_that_is_down() {
+    let mut site = TestSite::start(3, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let leader = site.wait_for_leader(Duration::from_secs(10)).await;
+    let (down, follower) = ((leader + 1) % 3, (leader + 2) % 3);
+    let api = Api::default();
+    let tokens: Vec<(String, String)> = {
+        let mut tokens = Vec::new();
+        for i in [leader, follower] {
+            let base = site.api_url(i);
+            let token = api.admin_token(&base).await;
+            tokens.push((base, token));
+        }
+        tokens
+    };
+    site.kill(down);
+    let down_id = site.nodes[down].id;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for (base, token) in &tokens {
+        let status = api
+            .call(
+                Method::GET,
+                format!("{base}/cluster/status"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status.status, 200, "{}", status.text);
+        let members = status.body["groups"][0]["members"]
+            .as_array()
+            .expect("members");
+        for member in members {
+            let is_down = member["id"] == down_id;
+            assert_eq!(member["answers"], !is_down, "{base}: {member}");
+            let contact = member["lastContactMs"].as_u64();
+            match is_down {
+                true => assert!(contact.is_some_and(|ms| ms >= 3_000), "{base}: {member}"),
+                false => assert!(contact.is_some_and(|ms| ms < 3_000), "{base}: {member}"),
+            }
+        }
+    }
+    let (base, token) = &tokens[0];
+    let shown = common::cli(&["cluster", "status"], base, token);
+    let table = String::from_utf8_lossy(&shown.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains("site:local") && l.contains(&site.nodes[down].cluster.to_string()))
+        .unwrap_or_else(|| panic!("no row for the node that is down:\n{table}"));
+    assert!(row.contains("NO"), "{table}");
+}
+
 /// A fourth node, configured to join but listed in no one's config, is added at runtime,
 /// votes, then is removed; the refusals say why.
 #[tokio::test(flavor = "multi_thread")]

@@ -55,6 +55,10 @@ pub struct GroupStatus {
     pub members: BTreeMap<NodeId, String>,
     /// Leader only: each follower's last replicated index.
     pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
+    /// Leader only: milliseconds since each follower last acknowledged the leader (`None`:
+    /// never since this node leads).
+    #[serde(default)]
+    pub last_contact_ms: Option<BTreeMap<NodeId, Option<u64>>>,
 }
 
 /// The part of a group that does not depend on its state machine's type.
@@ -419,6 +423,17 @@ impl GroupCore {
             replication: m.replication.as_ref().map(|r| {
                 r.iter()
                     .map(|(id, log)| (*id, log.map(|l| l.index)))
+                    .collect()
+            }),
+            last_contact_ms: m.heartbeat.as_ref().map(|acked| {
+                acked
+                    .iter()
+                    .map(|(id, at)| {
+                        (
+                            *id,
+                            at.map(|at| openraft::Instant::elapsed(&*at).as_millis() as u64),
+                        )
+                    })
                     .collect()
             }),
         }

@@ -6,7 +6,7 @@
 //! uses this to tell whether what a node registered (a connection) can still be held by it: the
 //! node must be up and in the same incarnation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,8 @@ pub struct Liveness {
     me: NodeHello,
     since: Instant,
     seen: Arc<RwLock<HashMap<NodeId, Seen>>>,
+    /// The peers [`watch_peers`] asks.
+    watched: Arc<RwLock<HashSet<NodeId>>>,
 }
 
 impl Liveness {
@@ -60,6 +62,7 @@ impl Liveness {
             me,
             since: Instant::now(),
             seen: Default::default(),
+            watched: Default::default(),
         }
     }
 
@@ -93,6 +96,25 @@ impl Liveness {
         }
     }
 
+    /// How long ago `node` last answered; `None` if it never did.
+    pub fn last_heard(&self, node: NodeId) -> Option<Duration> {
+        self.seen
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .map(|seen| seen.at.elapsed())
+    }
+
+    /// Whether `node` is one of the peers this node probes (or this node itself).
+    pub fn watches(&self, node: NodeId) -> bool {
+        node == self.me.node_id
+            || self
+                .watched
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&node)
+    }
+
     /// Whether `node` is up in exactly `incarnation`.
     pub fn is_up_as(&self, node: NodeId, incarnation: u64) -> bool {
         self.state(node) == PeerState::Up { incarnation }
@@ -116,6 +138,11 @@ pub async fn watch_peers(liveness: Liveness, client: PeerClient, peers: Vec<(Nod
         .into_iter()
         .filter(|(id, _)| *id != liveness.me.node_id)
         .collect();
+    liveness
+        .watched
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(peers.iter().map(|(id, _)| *id));
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

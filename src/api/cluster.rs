@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use serde::Serialize;
-use sessionplane_cluster::GroupStatus;
+use sessionplane_cluster::{GroupStatus, Liveness, UP_WITHIN};
 
 use super::extract::{Json, Path};
 use super::openapi::AdminErrors;
@@ -69,10 +69,44 @@ struct MemberView {
     /// Leader only: whether the member takes entries at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     replicating: Option<bool>,
+    /// Milliseconds since this node last heard from the member (as the group's leader, or by
+    /// the site's liveness probe); `null` when it has no word of it (never heard, or a member at
+    /// another site seen from a node that does not lead the group).
+    last_contact_ms: Option<u64>,
+    /// Whether the member answered within the last 3 s; `null` when this node cannot tell.
+    answers: Option<bool>,
+}
+
+/// Milliseconds since `id` was last heard from, as far as this node knows.
+fn last_contact(status: &GroupStatus, liveness: &Liveness, id: u64) -> Option<u64> {
+    if id == status.node_id {
+        return Some(0);
+    }
+    let as_leader = status
+        .last_contact_ms
+        .as_ref()
+        .and_then(|acked| acked.get(&id).copied().flatten());
+    let probed = liveness.last_heard(id).map(|ago| ago.as_millis() as u64);
+    match (as_leader, probed) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether a member counts as answering, from its last contact; `None` when nothing is known
+/// of it (a member at another site, seen from a node that does not lead the group).
+fn answers(
+    status: &GroupStatus,
+    liveness: &Liveness,
+    id: u64,
+    contact: Option<u64>,
+) -> Option<bool> {
+    let known = status.last_contact_ms.is_some() || liveness.watches(id) || id == status.node_id;
+    known.then(|| contact.is_some_and(|ms| ms <= UP_WITHIN.as_millis() as u64))
 }
 
 impl GroupView {
-    fn of(status: GroupStatus) -> Self {
+    fn of(status: GroupStatus, liveness: &Liveness) -> Self {
         let last = status.last_log_index.unwrap_or(0);
         let members = status
             .members
@@ -82,6 +116,7 @@ impl GroupView {
                     .replication
                     .as_ref()
                     .map(|r| r.get(id).copied().flatten());
+                let contact = last_contact(&status, liveness, *id);
                 MemberView {
                     id: *id,
                     address: address.clone(),
@@ -89,6 +124,8 @@ impl GroupView {
                     matched_index: matched.flatten(),
                     lag: matched.flatten().map(|m| last.saturating_sub(m)),
                     replicating: matched.map(|m| m.is_some()),
+                    last_contact_ms: contact,
+                    answers: answers(&status, liveness, *id, contact),
                 }
             })
             .collect();
@@ -121,7 +158,10 @@ async fn status(
     Ok(axum::Json(ClusterStatus {
         node: state.node_label.clone(),
         site: state.federation.sites.current.clone(),
-        groups: vec![GroupView::of(site), GroupView::of(directory)],
+        groups: vec![
+            GroupView::of(site, &state.gateway.liveness),
+            GroupView::of(directory, &state.gateway.liveness),
+        ],
     }))
 }
 

@@ -34,6 +34,14 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// A last contact for people: `0.2 s ago`, `-` when never.
+fn contact(ms: &Value) -> String {
+    match ms.as_u64() {
+        Some(ms) => format!("{:.1} s ago", ms as f64 / 1000.0),
+        None => "-".into(),
+    }
+}
+
 pub async fn cluster(api: &ApiArgs, command: ClusterCommand) -> anyhow::Result<()> {
     let client = ApiClient::new(api)?;
     match command {
@@ -61,6 +69,12 @@ pub async fn cluster(api: &ApiArgs, command: ClusterCommand) -> anyhow::Result<(
                         text(&group["term"]),
                         text(&member["matchedIndex"]),
                         text(&member["lag"]),
+                        match member["answers"].as_bool() {
+                            Some(true) => "yes".into(),
+                            Some(false) => "NO".into(),
+                            None => "?".into(),
+                        },
+                        contact(&member["lastContactMs"]),
                     ]);
                 }
             }
@@ -74,6 +88,8 @@ pub async fn cluster(api: &ApiArgs, command: ClusterCommand) -> anyhow::Result<(
                 "TERM",
                 "MATCHED",
                 "LAG",
+                "ANSWERS",
+                "LAST CONTACT",
             ];
             print(api.json, &status, &header, rows);
         }

@@ -256,6 +256,7 @@ mod tests {
             voters: vec![1, 2, 3],
             members: Default::default(),
             replication: replication.map(|r| r.into_iter().collect()),
+            last_contact_ms: None,
         }
     }
 
