@@ -28,6 +28,11 @@ use crate::types::{GroupId, Member, NodeId, SnapshotData, TypeConfig};
 pub const SECRET_HEADER: &str = "x-sessionplane-cluster-secret";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Calls in flight to one peer at once; more wait for one to finish. Each call in flight holds a
+/// connection, and a peer's cluster listener caps the connections one address may hold: under a
+/// burst (hundreds of commands forwarded to the leader at once) the calls queue here instead of
+/// opening sockets the peer would refuse.
+pub const MAX_CALLS_PER_PEER: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -76,6 +81,8 @@ pub struct PeerClient {
     http: reqwest::Client,
     secret: Arc<str>,
     routes: Arc<PeerRoutes>,
+    /// Per peer address: the calls that may be in flight.
+    slots: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>>,
 }
 
 impl PeerClient {
@@ -94,6 +101,7 @@ impl PeerClient {
             http,
             secret: secret.into(),
             routes: Arc::new(routes),
+            slots: Default::default(),
         })
     }
 
@@ -214,6 +222,13 @@ impl PeerClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, PeerError> {
+        let slots = self.slots_of(addr);
+        let _slot = tokio::time::timeout(timeout, slots.acquire_owned())
+            .await
+            .map_err(|_| PeerError::Timeout {
+                addr: addr.into(),
+                timeout,
+            })?;
         let response = self
             .http
             .post(format!("http://{addr}{path}"))
@@ -238,6 +253,16 @@ impl PeerClient {
             });
         }
         Ok(bytes.to_vec())
+    }
+}
+
+impl PeerClient {
+    fn slots_of(&self, addr: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(addr.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_PER_PEER)))
+            .clone()
     }
 }
 
