@@ -117,6 +117,7 @@ async fn require_secret(
 }
 
 /// A failed cluster request, answered as plain text with its status.
+#[derive(Debug)]
 struct Rejection(StatusCode, String);
 
 impl IntoResponse for Rejection {
@@ -218,4 +219,178 @@ async fn node_call(State(l): State<Listener>, Path(name): Path<String>, bytes: B
     })?;
     let answer: Result<ByteBuf, String> = handler(bytes.to_vec()).await.map(ByteBuf::from);
     reply(&answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::impls::leader_id_adv::LeaderId;
+    use openraft::EntryPayload;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::types::{Entry, LogId, Proposal, Vote};
+
+    fn log_id() -> impl Strategy<Value = LogId> {
+        (any::<u64>(), any::<u64>(), any::<u64>())
+            .prop_map(|(term, node_id, index)| LogId::new(LeaderId { term, node_id }, index))
+    }
+
+    fn vote() -> impl Strategy<Value = Vote> {
+        (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(term, node, committed)| {
+            match committed {
+                true => Vote::new_committed(term, node),
+                false => Vote::new(term, node),
+            }
+        })
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let payload = prop_oneof![
+            Just(EntryPayload::Blank),
+            (any::<u64>(), vec(vec(any::<u8>(), 0..48), 0..5)).prop_map(|(at_ms, commands)| {
+                EntryPayload::Normal(Proposal {
+                    at_ms,
+                    commands: commands.into_iter().map(ByteBuf::from).collect(),
+                })
+            }),
+        ];
+        (log_id(), payload).prop_map(|(log_id, payload)| Entry { log_id, payload })
+    }
+
+    fn append() -> impl Strategy<Value = AppendEntriesRequest<TypeConfig>> {
+        let parts = (
+            vote(),
+            proptest::option::of(log_id()),
+            vec(entry(), 0..5),
+            proptest::option::of(log_id()),
+        );
+        parts.prop_map(
+            |(vote, prev_log_id, entries, leader_commit)| AppendEntriesRequest {
+                vote,
+                prev_log_id,
+                entries,
+                leader_commit,
+            },
+        )
+    }
+
+    /// What every route decodes a body into, refused with 400 if it does not.
+    fn decodes_everywhere(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let statuses = [
+            body::<AppendEntriesRequest<TypeConfig>>(bytes).err(),
+            body::<VoteRequest<TypeConfig>>(bytes).err(),
+            body::<InstallSnapshotRequest<TypeConfig>>(bytes).err(),
+            body::<ForwardedCommand>(bytes).err(),
+            body::<()>(bytes).err(),
+        ];
+        for rejection in statuses.into_iter().flatten() {
+            prop_assert_eq!(rejection.0, StatusCode::BAD_REQUEST);
+        }
+        Ok(())
+    }
+
+    /// A MessagePack container or byte string header declaring `n` items or bytes.
+    fn huge_header(kind: u8, n: u32) -> Vec<u8> {
+        let marker = [0xdd, 0xdf, 0xc6, 0xdb][usize::from(kind % 4)];
+        let mut header = vec![marker];
+        header.extend_from_slice(&n.to_be_bytes());
+        header
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bodies_decode_or_are_refused(bytes in vec(any::<u8>(), 0..2048)) {
+            decodes_everywhere(&bytes)?;
+        }
+
+        /// An append request reads back as it was sent.
+        #[test]
+        fn append_requests_round_trip(request in append()) {
+            let bytes = encode(&request).unwrap();
+            let decoded: AppendEntriesRequest<TypeConfig> = body(&bytes).unwrap();
+            prop_assert_eq!(encode(&decoded).unwrap(), bytes);
+        }
+
+        #[test]
+        fn votes_and_forwarded_commands_round_trip(
+            vote in vote(),
+            last_log_id in proptest::option::of(log_id()),
+            leadership_transfer in any::<bool>(),
+            payload in vec(any::<u8>(), 0..256),
+            forwarded in any::<bool>(),
+        ) {
+            let request = VoteRequest::<TypeConfig> { vote, last_log_id, leadership_transfer };
+            let decoded: VoteRequest<TypeConfig> = body(&encode(&request).unwrap()).unwrap();
+            prop_assert_eq!(decoded, request);
+            let command = ForwardedCommand { payload: payload.clone(), forwarded };
+            let decoded: ForwardedCommand = body(&encode(&command).unwrap()).unwrap();
+            prop_assert_eq!((decoded.payload, decoded.forwarded), (payload, forwarded));
+        }
+
+        /// A valid body cut short, with a byte changed or one inserted, is refused or decodes to
+        /// something that encodes and decodes again the same: never a panic.
+        #[test]
+        fn mutated_append_requests_are_refused_or_stable(
+            request in append(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            how in 0u8..3,
+        ) {
+            let mut bytes = encode(&request).unwrap();
+            let i = at.index(bytes.len());
+            match how {
+                0 => bytes.truncate(i),
+                1 => bytes[i] = byte,
+                _ => bytes.insert(i, byte),
+            }
+            decodes_everywhere(&bytes)?;
+            if let Ok(decoded) = body::<AppendEntriesRequest<TypeConfig>>(&bytes) {
+                let again = encode(&decoded).unwrap();
+                let twice: AppendEntriesRequest<TypeConfig> = body(&again).unwrap();
+                prop_assert_eq!(encode(&twice).unwrap(), again);
+            }
+        }
+
+        /// A container or byte string that declares far more than the body holds is refused,
+        /// without reserving what it declares: an append request whose entries declare `n`,
+        /// a forwarded command whose payload does.
+        #[test]
+        fn declared_lengths_past_the_body_are_refused(
+            vote in vote(),
+            prev_log_id in proptest::option::of(log_id()),
+            kind in any::<u8>(),
+            n in 1024u32..,
+        ) {
+            // A struct is a MessagePack array of its fields; the entries are the third.
+            let append_with = |entries: &[u8]| {
+                let mut bytes = vec![0x94];
+                bytes.extend(encode(&vote).unwrap());
+                bytes.extend(encode(&prev_log_id).unwrap());
+                bytes.extend_from_slice(entries);
+                bytes.extend(encode(&None::<LogId>).unwrap());
+                bytes
+            };
+            let empty: AppendEntriesRequest<TypeConfig> = body(&append_with(&[0x90])).unwrap();
+            prop_assert_eq!((empty.vote, empty.prev_log_id), (vote, prev_log_id));
+            let forged = append_with(&huge_header(kind, n));
+            prop_assert!(body::<AppendEntriesRequest<TypeConfig>>(&forged).is_err());
+            decodes_everywhere(&forged)?;
+            let mut command = vec![0x92, 0xc6];
+            command.extend_from_slice(&n.to_be_bytes());
+            command.extend_from_slice(&[0; 16]);
+            prop_assert!(body::<ForwardedCommand>(&command).is_err());
+        }
+
+        /// The `{group}` of a route: any name is checked, none panics.
+        #[test]
+        fn group_names_are_checked(name in any::<String>()) {
+            if let Ok(id) = GroupId::new(name.clone()) {
+                prop_assert!(!name.is_empty() && name.len() <= 64);
+                prop_assert_eq!(id.as_str(), name.as_str());
+            }
+        }
+    }
 }
