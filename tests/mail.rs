@@ -532,3 +532,89 @@ async fn lettre_authenticates_over_starttls_and_implicit_tls() {
         "{refused}"
     );
 }
+
+/// PLAIN with an authorization identity other than the authentication identity (acting as
+/// another user) is refused on IMAP and SMTP alike, with the same answer whether the password
+/// was right or not; an authorization identity equal to the user's own is taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_refuses_to_act_as_another_user() {
+    use base64::Engine;
+    let plain = |authzid: &str, authcid: &str, password: &str| {
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{authzid}\0{authcid}\0{password}"))
+    };
+    let tuning = Tuning {
+        mail: vec!["allow_plaintext_auth = true".into()],
+        ..Default::default()
+    };
+    let site = TestSite::start(1, tuning).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    add_user(
+        &api,
+        &base,
+        &admin,
+        "example.com",
+        "alice",
+        "alice-password",
+    )
+    .await;
+    add_user(&api, &base, &admin, "example.com", "bob", "bob-password").await;
+    let (alice, bob) = ("alice@example.com", "bob@example.com");
+
+    let mut imap = mail::plain(site.nodes[0].imap).await;
+    imap.line().await;
+    let mut refusals = Vec::new();
+    for (tag, password) in [("a1", "alice-password"), ("a2", "wrong-password")] {
+        imap.send(&format!(
+            "{tag} AUTHENTICATE PLAIN {}",
+            plain(bob, alice, password)
+        ))
+        .await;
+        let answer = imap.line().await.unwrap();
+        refusals.push(answer.replacen(tag, "", 1));
+        assert!(
+            answer.starts_with(&format!("{tag} NO [AUTHORIZATIONFAILED]")),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        refusals[0], refusals[1],
+        "the refusal says nothing of the password"
+    );
+    imap.send(&format!(
+        "a3 AUTHENTICATE PLAIN {}",
+        plain(alice, alice, "alice-password")
+    ))
+    .await;
+    let answer = imap.line().await.unwrap();
+    assert!(answer.starts_with("a3 OK"), "{answer}");
+
+    let mut smtp = mail::plain(site.nodes[0].smtp).await;
+    smtp.line().await;
+    smtp.send("EHLO test.client").await;
+    smtp.until("250 ").await;
+    let mut refusals = Vec::new();
+    for password in ["alice-password", "wrong-password"] {
+        smtp.send(&format!("AUTH PLAIN {}", plain(bob, alice, password)))
+            .await;
+        let answer = smtp.line().await.unwrap();
+        assert!(answer.starts_with("535 5.7.8"), "{answer}");
+        refusals.push(answer);
+    }
+    assert_eq!(
+        refusals[0], refusals[1],
+        "the refusal says nothing of the password"
+    );
+    smtp.send(&format!(
+        "AUTH PLAIN {}",
+        plain(alice, alice, "alice-password")
+    ))
+    .await;
+    assert_eq!(
+        smtp.line().await.unwrap(),
+        "235 2.7.0 Authentication successful"
+    );
+}

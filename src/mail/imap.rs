@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::lines::{read_line, Read};
+use super::sasl::{self, SaslError};
 use super::{AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream};
 use super::{Endpoint, Protocol, ProtocolSettings};
 
@@ -240,6 +240,10 @@ impl Session {
         };
         let tag = line.split(' ').next().unwrap_or("*").to_string();
         let mut tokens = Vec::new();
+        // A command holds at most a line's and a literal's worth, however many literals it
+        // announces: each is bounded, their number is not.
+        let budget = (self.settings.max_line_bytes + self.settings.max_literal_bytes) as u64;
+        let mut used = line.len() as u64;
         loop {
             let (mut more, literal) = match tokenize(&line) {
                 Ok(parsed) => parsed,
@@ -249,7 +253,8 @@ impl Session {
             let Some(literal) = literal else {
                 return Ok(Some(Ok(tokens)));
             };
-            if literal.size > self.settings.max_literal_bytes as u64 {
+            used = used.saturating_add(literal.size);
+            if literal.size > self.settings.max_literal_bytes as u64 || used > budget {
                 if literal.non_sync {
                     send(reader, "* BYE Literal too large").await?;
                     return Ok(None);
@@ -271,6 +276,7 @@ impl Session {
                 Some(rest) => rest,
                 None => return Ok(None),
             };
+            used = used.saturating_add(line.len() as u64);
         }
     }
 
@@ -471,20 +477,19 @@ impl Session {
                 }
             }
         };
-        if response.trim() == "*" {
-            return Ok(format!("{tag} BAD Authentication canceled"));
-        }
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(response.trim()) else {
-            return Ok(format!("{tag} BAD Cannot decode the response"));
+        let (user, password) = match sasl::plain_credentials(&response) {
+            Ok(credentials) => credentials,
+            Err(SaslError::Canceled) => return Ok(format!("{tag} BAD Authentication canceled")),
+            Err(SaslError::NotBase64) => {
+                return Ok(format!("{tag} BAD Cannot decode the response"))
+            }
+            Err(SaslError::Malformed) => return Ok(format!("{tag} BAD Malformed PLAIN response")),
+            Err(SaslError::ForeignAuthorization) => {
+                return Ok(format!(
+                    "{tag} NO [AUTHORIZATIONFAILED] Acting as another user is not allowed"
+                ))
+            }
         };
-        let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).collect();
-        let [_, user, password] = parts.as_slice() else {
-            return Ok(format!("{tag} BAD Malformed PLAIN response"));
-        };
-        let (user, password) = (
-            String::from_utf8_lossy(user).into_owned(),
-            String::from_utf8_lossy(password).into_owned(),
-        );
         Ok(self.login(reader, tag, user, password).await)
     }
 
@@ -540,7 +545,212 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::mail::testing::{self, block_on, converse, lines, Conversation, PASSWORD, USER};
+    use crate::mail::BoxFuture;
+
+    fn serve_imap(
+        stream: MailStream,
+        remote: SocketAddr,
+        settings: Arc<ProtocolSettings>,
+        backend: Arc<dyn MailBackend>,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(serve(stream, remote, settings, backend))
+    }
+
+    const WITHIN: Duration = Duration::from_secs(10);
+
+    fn talk(input: &[u8]) -> Conversation {
+        let settings = testing::settings(Duration::from_secs(5));
+        block_on(converse(serve_imap, settings, input, false, WITHIN))
+    }
+
+    fn token() -> impl Strategy<Value = Token> {
+        prop_oneof![
+            "[A-Za-z0-9.!#&'*+,/:;<=>?@^_|~%$\\[\\]-]{1,12}".prop_map(Token::Atom),
+            "[^\r\n]{0,12}".prop_map(Token::Text),
+            Just(Token::Open),
+            Just(Token::Close),
+        ]
+    }
+
+    /// Writes tokens as a client would, `gaps[i]` spaces before the i-th.
+    fn print(tokens: &[Token], gaps: &[usize], literal: Option<(u32, bool)>) -> String {
+        let mut line = String::new();
+        for (token, gap) in tokens.iter().zip(gaps) {
+            line.push_str(&" ".repeat(*gap));
+            match token {
+                Token::Atom(atom) => line.push_str(atom),
+                Token::Text(text) => {
+                    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+                    line.push_str(&format!("\"{escaped}\""));
+                }
+                Token::Open => line.push('('),
+                Token::Close => line.push(')'),
+            }
+        }
+        if let Some((size, non_sync)) = literal {
+            line.push_str(&format!(" {{{size}{}}}", if non_sync { "+" } else { "" }));
+        }
+        line
+    }
+
+    /// Bytes a client might send: noise, and pieces of IMAP.
+    fn client_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let words = [
+            "a1 ",
+            "LOGIN ",
+            "AUTHENTICATE PLAIN",
+            "AUTHENTICATE PLAIN =",
+            "SELECT INBOX",
+            "EXAMINE inbox",
+            "LIST \"\" *",
+            "IDLE",
+            "DONE",
+            "ID (\"name\" \"x\")",
+            "CAPABILITY",
+            "NOOP",
+            "CLOSE",
+            "STARTTLS",
+            "LOGOUT",
+            "\"",
+            "\\",
+            "(",
+            ")",
+            "{5}",
+            "{3+}",
+            "{0}",
+            "{999999999999}",
+            "{18446744073709551616}",
+            "*",
+            " ",
+            "\r\n",
+            "\n",
+        ];
+        let piece = prop_oneof![
+            vec(any::<u8>(), 0..32),
+            proptest::sample::select(words.to_vec()).prop_map(|w| w.as_bytes().to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(format!("a2 LOGIN {USER} {PASSWORD}").into_bytes()),
+            vec(Just(b'x'), 200..400),
+        ];
+        vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    /// A command after its tag: (verb, arguments).
+    fn command() -> impl Strategy<Value = (&'static str, String)> {
+        proptest::sample::select(vec![
+            ("CAPABILITY", String::new()),
+            ("NOOP", String::new()),
+            ("LOGIN", format!("{USER} {PASSWORD}")),
+            ("LOGIN", format!("\"{USER}\" \"wrong\"")),
+            ("SELECT", "INBOX".to_string()),
+            ("EXAMINE", "inbox".to_string()),
+            ("SELECT", "Archive".to_string()),
+            ("LIST", "\"\" *".to_string()),
+            ("ID", "(\"name\" \"client\")".to_string()),
+            ("CLOSE", String::new()),
+            ("UNSELECT", String::new()),
+            ("FETCH", "1:* ALL".to_string()),
+            ("BOGUS", String::new()),
+        ])
+    }
+
+    fn recase(verb: &str, flips: &[bool]) -> String {
+        verb.chars()
+            .zip(flips.iter().chain(std::iter::repeat(&false)))
+            .map(|(c, flip)| match flip {
+                true => c.to_ascii_lowercase(),
+                false => c,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any line tokenizes or is refused, into no more than it holds.
+        #[test]
+        fn tokenize_takes_any_line(line in any::<String>()) {
+            if let Ok((tokens, _)) = tokenize(&line) {
+                prop_assert!(tokens.len() <= line.len());
+                let text: usize = tokens.iter().filter_map(Token::text).map(str::len).sum();
+                prop_assert!(text <= line.len());
+            }
+        }
+
+        /// What a client prints (atoms, quoted strings with escapes, lists, any spacing, a
+        /// literal at the end) tokenizes back to what it meant.
+        #[test]
+        fn tokenize_reads_back_what_a_client_prints(
+            tokens in vec(token(), 0..12),
+            gaps in vec(1usize..4, 12),
+            literal in proptest::option::of((any::<u32>(), any::<bool>())),
+        ) {
+            let line = print(&tokens, &gaps, literal);
+            let (parsed, announced) = tokenize(&line).unwrap();
+            prop_assert_eq!(parsed, tokens);
+            prop_assert_eq!(
+                announced.map(|l| (l.size, l.non_sync)),
+                literal.map(|(size, non_sync)| (u64::from(size), non_sync))
+            );
+        }
+
+        /// Whatever a client sends, the server answers in bounded lines, a bounded amount per
+        /// line it was sent, and ends once the client has gone.
+        #[test]
+        fn arbitrary_bytes_get_bounded_answers_and_an_end(input in client_bytes()) {
+            let conversation = talk(&input);
+            prop_assert!(conversation.ended, "the server did not end");
+            let said = lines(&conversation.said);
+            for line in &said {
+                prop_assert!(line.len() <= 256 + 200, "{}", line);
+            }
+            let sent = input.iter().filter(|b| **b == b'\n').count();
+            prop_assert!(said.len() <= 8 * (sent + 1), "{} lines for {}", said.len(), sent);
+        }
+
+        /// A script answers the same whatever the case of its verbs and the spaces between
+        /// tag, verb and arguments.
+        #[test]
+        fn verb_case_and_spacing_do_not_change_the_answers(
+            script in vec((command(), vec(any::<bool>(), 10), 1usize..4, 1usize..4), 0..12),
+        ) {
+            let mut canonical = String::new();
+            let mut mutated = String::new();
+            for (i, ((verb, arguments), flips, before, after)) in script.iter().enumerate() {
+                canonical.push_str(&format!("t{i} {verb} {arguments}\r\n"));
+                let (before, after) = (" ".repeat(*before), " ".repeat(*after));
+                mutated.push_str(&format!("t{i}{before}{}{after}{arguments}\r\n", recase(verb, flips)));
+            }
+            canonical.push_str("z LOGOUT\r\n");
+            mutated.push_str("z logout\r\n");
+            let expected = lines(&talk(canonical.as_bytes()).said);
+            prop_assert_eq!(expected.last().map(String::as_str), Some("z OK LOGOUT completed"));
+            prop_assert_eq!(lines(&talk(mutated.as_bytes()).said), expected);
+        }
+    }
+
+    /// One command cannot hold more than a line and a literal's worth, however many literals
+    /// it announces.
+    #[test]
+    fn a_command_cannot_pile_up_literals() {
+        let mut input = b"a1 LOGIN".to_vec();
+        for _ in 0..8 {
+            input.extend(b" {60+}\r\n");
+            input.extend(vec![b'x'; 60]);
+        }
+        input.extend(b"\r\nb1 NOOP\r\n");
+        let said = lines(&talk(&input).said);
+        assert!(
+            said.contains(&"* BYE Literal too large".to_string()),
+            "{said:?}"
+        );
+        assert!(!said.iter().any(|l| l.starts_with("b1 ")), "{said:?}");
+    }
 
     #[test]
     fn tokens_quotes_lists_and_literals() {

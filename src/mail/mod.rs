@@ -9,8 +9,11 @@ pub mod channels;
 pub mod imap;
 pub mod lines;
 pub mod listener;
+pub mod sasl;
 pub mod smtp;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine;
 use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::lines::{read_line, Read};
+use super::sasl::{self, SaslError};
 use super::{AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream, MailUser};
 use super::{Endpoint, Protocol, ProtocolSettings};
 
@@ -47,26 +47,27 @@ pub async fn serve(
         return;
     }
     loop {
-        match session.next_line(&mut reader).await {
-            Ok(Read::Line(line)) => match session.handle(&mut reader, &line).await {
-                Ok(Next::Continue) => {}
-                Ok(Next::StartTls) => match session.start_tls(reader).await {
-                    Some(upgraded) => reader = upgraded,
-                    None => return,
-                },
-                Ok(Next::Close) | Err(_) => return,
+        let max = session.settings.max_line_bytes;
+        let line = match session.next_line(&mut reader, max).await {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(_) => return,
+        };
+        match session.handle(&mut reader, &line).await {
+            Ok(Next::Continue) => {}
+            Ok(Next::StartTls) => match session.start_tls(reader).await {
+                Some(upgraded) => reader = upgraded,
+                None => return,
             },
-            Ok(Read::TooLong) => {
-                let _ = reply(&mut reader, "500 5.5.6 Line too long").await;
-                return;
-            }
-            Ok(Read::Idle) => {
-                let host = &session.settings.hostname;
-                let _ = reply(&mut reader, &format!("421 4.4.2 {host} Timeout, closing")).await;
-                return;
-            }
-            Ok(Read::Closed) | Err(_) => return,
+            Ok(Next::Close) | Err(_) => return,
         }
+    }
+}
+
+/// A command line's verb, in upper case, and its argument, trimmed.
+fn parse(line: &str) -> (String, &str) {
+    match line.split_once(' ') {
+        Some((verb, rest)) => (verb.to_ascii_uppercase(), rest.trim()),
+        None => (line.trim().to_ascii_uppercase(), ""),
     }
 }
 
@@ -78,10 +79,13 @@ async fn reply(reader: &mut BufReader<MailStream>, line: &str) -> std::io::Resul
 }
 
 impl Session {
-    /// The next client line, or why there is none: idle, or disconnected by an administrator
-    /// (answered here with 421 and reported as closed).
-    async fn next_line(&mut self, reader: &mut BufReader<MailStream>) -> std::io::Result<Read> {
-        let max = self.settings.max_line_bytes;
+    /// The next client line of at most `max` bytes, or `None` when the session ends: the client
+    /// left, or was told why it ends (a line too long, idle, disconnected by an administrator).
+    async fn next_line(
+        &mut self,
+        reader: &mut BufReader<MailStream>,
+        max: usize,
+    ) -> std::io::Result<Option<String>> {
         let idle = self.settings.idle_timeout;
         let read = tokio::time::timeout(idle, read_line(reader, max));
         let disconnected = async {
@@ -90,14 +94,20 @@ impl Session {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            read = read => read.unwrap_or(Ok(Read::Idle)),
-            _ = disconnected => {
-                let host = &self.settings.hostname;
-                reply(reader, &format!("421 4.7.0 {host} Disconnected by an administrator")).await?;
-                Ok(Read::Closed)
-            }
-        }
+        let read = tokio::select! {
+            read = read => Some(read.unwrap_or(Ok(Read::Idle))?),
+            _ = disconnected => None,
+        };
+        let host = &self.settings.hostname;
+        let farewell = match read {
+            Some(Read::Line(line)) => return Ok(Some(line)),
+            Some(Read::Closed) => return Ok(None),
+            Some(Read::TooLong) => "500 5.5.6 Line too long".to_string(),
+            Some(Read::Idle) => format!("421 4.4.2 {host} Timeout, closing"),
+            None => format!("421 4.7.0 {host} Disconnected by an administrator"),
+        };
+        reply(reader, &farewell).await?;
+        Ok(None)
     }
 
     fn encrypted(reader: &BufReader<MailStream>) -> bool {
@@ -109,10 +119,7 @@ impl Session {
         reader: &mut BufReader<MailStream>,
         line: &str,
     ) -> std::io::Result<Next> {
-        let (verb, argument) = match line.split_once(' ') {
-            Some((verb, rest)) => (verb.to_ascii_uppercase(), rest.trim()),
-            None => (line.trim().to_ascii_uppercase(), ""),
-        };
+        let (verb, argument) = parse(line);
         let answer = match verb.as_str() {
             "EHLO" | "HELO" if argument.is_empty() => "501 5.5.4 Give your host name".to_string(),
             "EHLO" => {
@@ -130,7 +137,10 @@ impl Session {
                 }
                 Err(refusal) => refusal.to_string(),
             },
-            "AUTH" => self.auth(reader, argument).await?,
+            "AUTH" => match self.auth(reader, argument).await? {
+                Some(answer) => answer,
+                None => return Ok(Next::Close),
+            },
             "MAIL" if self.user.is_none() => "530 5.7.0 Authentication required".into(),
             "MAIL" => "554 5.3.2 No delivery on this node".into(),
             "RCPT" | "DATA" | "BDAT" => "503 5.5.1 Bad sequence of commands".into(),
@@ -199,16 +209,17 @@ impl Session {
         Some(BufReader::new(upgraded))
     }
 
+    /// Runs an AUTH exchange: the answer to give, or `None` when the session ended during it.
     async fn auth(
         &mut self,
         reader: &mut BufReader<MailStream>,
         argument: &str,
-    ) -> std::io::Result<String> {
+    ) -> std::io::Result<Option<String>> {
         if self.helo.is_none() || self.user.is_some() {
-            return Ok("503 5.5.1 Bad sequence of commands".into());
+            return Ok(Some("503 5.5.1 Bad sequence of commands".into()));
         }
         if !self.auth_allowed(reader) {
-            return Ok("530 5.7.0 Must issue a STARTTLS command first".into());
+            return Ok(Some("530 5.7.0 Must issue a STARTTLS command first".into()));
         }
         let (mechanism, initial) = match argument.split_once(' ') {
             Some((m, rest)) => (m.to_ascii_uppercase(), Some(rest.trim().to_string())),
@@ -217,13 +228,15 @@ impl Session {
         let credentials = match mechanism.as_str() {
             "PLAIN" => self.plain(reader, initial).await?,
             "LOGIN" => self.login(reader, initial).await?,
-            _ => return Ok("504 5.5.4 Unrecognized authentication type".into()),
+            _ => return Ok(Some("504 5.5.4 Unrecognized authentication type".into())),
         };
-        let (username, password) = match credentials {
-            Ok(pair) => pair,
-            Err(refusal) => return Ok(refusal),
-        };
-        Ok(self.authenticate(reader, &username, &password).await)
+        Ok(Some(match credentials {
+            Exchange::Credentials(username, password) => {
+                self.authenticate(reader, &username, &password).await
+            }
+            Exchange::Refused(error) => refusal(&error).into(),
+            Exchange::Ended => return Ok(None),
+        }))
     }
 
     async fn authenticate(
@@ -269,64 +282,264 @@ impl Session {
         }
     }
 
-    /// A SASL response: the initial one, or the next line after a `334` challenge.
+    /// A SASL response: the initial one, or the next line after a `334` challenge (bounded by
+    /// `max_literal_bytes`, and by the idle timeout like any line). `None`: the session ended.
     async fn response(
         &mut self,
         reader: &mut BufReader<MailStream>,
         initial: Option<String>,
         challenge: &str,
-    ) -> std::io::Result<Result<Vec<u8>, String>> {
-        let raw = match initial {
-            Some(raw) => raw,
-            None => {
-                reply(reader, &format!("334 {challenge}")).await?;
-                match read_line(reader, self.settings.max_literal_bytes).await? {
-                    Read::Line(line) => line,
-                    Read::TooLong => return Ok(Err("501 5.5.2 Response too long".into())),
-                    Read::Closed | Read::Idle => return Ok(Err("501 5.5.2 No response".into())),
-                }
-            }
-        };
-        if raw.trim() == "*" {
-            return Ok(Err("501 5.0.0 Authentication canceled".into()));
+    ) -> std::io::Result<Option<String>> {
+        if initial.is_some() {
+            return Ok(initial);
         }
-        Ok(base64::engine::general_purpose::STANDARD
-            .decode(raw.trim())
-            .map_err(|_| "501 5.5.2 Cannot decode the response".to_string()))
+        reply(reader, &format!("334 {challenge}")).await?;
+        self.next_line(reader, self.settings.max_literal_bytes)
+            .await
     }
 
     async fn plain(
         &mut self,
         reader: &mut BufReader<MailStream>,
         initial: Option<String>,
-    ) -> std::io::Result<Result<(String, String), String>> {
-        let decoded = match self.response(reader, initial, "").await? {
-            Ok(decoded) => decoded,
-            Err(refusal) => return Ok(Err(refusal)),
+    ) -> std::io::Result<Exchange> {
+        let Some(raw) = self.response(reader, initial, "").await? else {
+            return Ok(Exchange::Ended);
         };
-        let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).collect();
-        Ok(match parts.as_slice() {
-            [_, user, password] => Ok((
-                String::from_utf8_lossy(user).into_owned(),
-                String::from_utf8_lossy(password).into_owned(),
-            )),
-            _ => Err("501 5.5.2 Malformed PLAIN response".into()),
-        })
+        Ok(sasl::plain_credentials(&raw).into())
     }
 
     async fn login(
         &mut self,
         reader: &mut BufReader<MailStream>,
         initial: Option<String>,
-    ) -> std::io::Result<Result<(String, String), String>> {
-        let user = match self.response(reader, initial, "VXNlcm5hbWU6").await? {
-            Ok(user) => String::from_utf8_lossy(&user).into_owned(),
-            Err(refusal) => return Ok(Err(refusal)),
+    ) -> std::io::Result<Exchange> {
+        let Some(raw) = self.response(reader, initial, "VXNlcm5hbWU6").await? else {
+            return Ok(Exchange::Ended);
         };
-        let password = match self.response(reader, None, "UGFzc3dvcmQ6").await? {
-            Ok(password) => String::from_utf8_lossy(&password).into_owned(),
-            Err(refusal) => return Ok(Err(refusal)),
+        let user = match sasl::decode_text(&raw) {
+            Ok(user) => user,
+            Err(error) => return Ok(Exchange::Refused(error)),
         };
-        Ok(Ok((user, password)))
+        let Some(raw) = self.response(reader, None, "UGFzc3dvcmQ6").await? else {
+            return Ok(Exchange::Ended);
+        };
+        Ok(sasl::decode_text(&raw)
+            .map(|password| (user, password))
+            .into())
+    }
+}
+
+/// How an AUTH exchange ended.
+enum Exchange {
+    Credentials(String, String),
+    Refused(SaslError),
+    /// The session ended during it.
+    Ended,
+}
+
+impl From<Result<(String, String), SaslError>> for Exchange {
+    fn from(result: Result<(String, String), SaslError>) -> Self {
+        match result {
+            Ok((user, password)) => Self::Credentials(user, password),
+            Err(error) => Self::Refused(error),
+        }
+    }
+}
+
+fn refusal(error: &SaslError) -> &'static str {
+    match error {
+        SaslError::Canceled => "501 5.0.0 Authentication canceled",
+        SaslError::NotBase64 => "501 5.5.2 Cannot decode the response",
+        SaslError::Malformed => "501 5.5.2 Malformed response",
+        SaslError::ForeignAuthorization => "535 5.7.8 Acting as another user is not allowed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use base64::Engine;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::mail::testing::{self, block_on, converse, lines, Conversation, PASSWORD, USER};
+    use crate::mail::BoxFuture;
+
+    fn serve_smtp(
+        stream: MailStream,
+        remote: SocketAddr,
+        settings: Arc<ProtocolSettings>,
+        backend: Arc<dyn MailBackend>,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(serve(stream, remote, settings, backend))
+    }
+
+    const WITHIN: Duration = Duration::from_secs(10);
+
+    fn talk(input: &[u8]) -> Conversation {
+        let settings = testing::settings(Duration::from_secs(5));
+        block_on(converse(serve_smtp, settings, input, false, WITHIN))
+    }
+
+    fn b64(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    /// Bytes a client might send: noise, and pieces of SMTP.
+    fn client_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let words = [
+            "EHLO x",
+            "HELO x",
+            "AUTH PLAIN",
+            "AUTH LOGIN",
+            "AUTH PLAIN AGFAYg==",
+            "AUTH CRAM-MD5",
+            "MAIL FROM:<a@b>",
+            "RCPT TO:<b@c>",
+            "DATA",
+            "NOOP",
+            "RSET",
+            "VRFY bob",
+            "STARTTLS",
+            "QUIT",
+            "*",
+            "=",
+            " ",
+            "\r\n",
+            "\n",
+        ];
+        let piece = prop_oneof![
+            vec(any::<u8>(), 0..32),
+            proptest::sample::select(words.to_vec()).prop_map(|w| w.as_bytes().to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(format!("AUTH PLAIN {}", b64(&format!("\0{USER}\0{PASSWORD}"))).into_bytes()),
+            vec(Just(b'x'), 200..400),
+        ];
+        vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    /// A command, its verb apart: (verb, argument).
+    fn command() -> impl Strategy<Value = (&'static str, String)> {
+        let credentials = b64(&format!("\0{USER}\0{PASSWORD}"));
+        proptest::sample::select(vec![
+            ("EHLO", "client.example".to_string()),
+            ("HELO", "client.example".to_string()),
+            ("NOOP", String::new()),
+            ("RSET", String::new()),
+            ("VRFY", "bob".to_string()),
+            ("MAIL", "FROM:<a@example.com>".to_string()),
+            ("RCPT", "TO:<b@example.com>".to_string()),
+            ("AUTH", format!("PLAIN {credentials}")),
+            ("AUTH", "PLAIN bm90IHBsYWlu".to_string()),
+            ("AUTH", "PLAIN !!".to_string()),
+            ("AUTH", "KERBEROS_V4".to_string()),
+            ("HELP", String::new()),
+        ])
+    }
+
+    /// A verb with its letters' case flipped where `flips` says.
+    fn recase(verb: &str, flips: &[bool]) -> String {
+        verb.chars()
+            .zip(flips.iter().chain(std::iter::repeat(&false)))
+            .map(|(c, flip)| match flip {
+                true => c.to_ascii_lowercase(),
+                false => c,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn parse_takes_any_line(line in any::<String>()) {
+            let (verb, argument) = parse(&line);
+            prop_assert!(verb.len() <= line.len());
+            prop_assert!(argument.len() <= line.len());
+            prop_assert_eq!(argument, argument.trim());
+            prop_assert_eq!(verb.clone(), verb.to_ascii_uppercase());
+        }
+
+        /// Verbs are case-insensitive, and spaces around the argument do not count.
+        #[test]
+        fn parse_ignores_verb_case_and_spacing(
+            (verb, argument) in command(),
+            flips in vec(any::<bool>(), 8),
+            gap in 1usize..4,
+            trailing in 0usize..3,
+        ) {
+            let canonical = format!("{verb} {argument}");
+            let mutated = format!("{}{}{argument}{}", recase(verb, &flips), " ".repeat(gap), " ".repeat(trailing));
+            let (canonical_verb, canonical_argument) = parse(&canonical);
+            let (mutated_verb, mutated_argument) = parse(&mutated);
+            prop_assert_eq!(canonical_verb, mutated_verb);
+            prop_assert_eq!(canonical_argument, mutated_argument);
+        }
+
+        /// Whatever a client sends, the server answers in bounded lines, a bounded amount per
+        /// line it was sent, and ends once the client has gone.
+        #[test]
+        fn arbitrary_bytes_get_bounded_answers_and_an_end(input in client_bytes()) {
+            let conversation = talk(&input);
+            prop_assert!(conversation.ended, "the server did not end");
+            let said = lines(&conversation.said);
+            for line in &said {
+                prop_assert!(line.len() <= 256, "{}", line);
+            }
+            let sent = input.iter().filter(|b| **b == b'\n').count();
+            prop_assert!(said.len() <= 8 * (sent + 1), "{} lines for {}", said.len(), sent);
+        }
+
+        /// A script answers the same whatever the case of its verbs and the spaces before
+        /// their arguments.
+        #[test]
+        fn verb_case_and_spacing_do_not_change_the_answers(
+            script in vec((command(), vec(any::<bool>(), 8), 1usize..4), 0..12),
+        ) {
+            let mut canonical = String::new();
+            let mut mutated = String::new();
+            for ((verb, argument), flips, gap) in &script {
+                canonical.push_str(&format!("{verb} {argument}\r\n"));
+                mutated.push_str(&format!("{}{}{argument}\r\n", recase(verb, flips), " ".repeat(*gap)));
+            }
+            canonical.push_str("QUIT\r\n");
+            mutated.push_str("quit\r\n");
+            let expected = lines(&talk(canonical.as_bytes()).said);
+            prop_assert_eq!(expected.last().map(String::as_str), Some("221 2.0.0 Bye"));
+            prop_assert_eq!(lines(&talk(mutated.as_bytes()).said), expected);
+        }
+    }
+
+    #[test]
+    fn a_client_silent_in_the_middle_of_auth_is_timed_out() {
+        let settings = testing::settings(Duration::from_millis(300));
+        let conversation = block_on(converse(
+            serve_smtp,
+            settings,
+            b"EHLO x\r\nAUTH PLAIN\r\n",
+            true,
+            WITHIN,
+        ));
+        assert!(conversation.ended, "the server waited on a silent client");
+        let said = lines(&conversation.said);
+        assert!(said.last().unwrap().starts_with("421 4.4.2"), "{said:?}");
+    }
+
+    /// A refused line is never read on: neither its rest nor what follows it is taken as a
+    /// command. (Short enough that the server has read it all when it closes, so that the
+    /// client is sent no reset.)
+    #[test]
+    fn an_auth_response_too_long_ends_the_session() {
+        let mut input = b"EHLO x\r\nAUTH PLAIN\r\n".to_vec();
+        input.extend(vec![b'A'; 200]);
+        input.extend(b"\r\nNOOP\r\n");
+        let conversation = talk(&input);
+        let said = lines(&conversation.said);
+        let after = said.iter().position(|l| l == "334 ").unwrap();
+        assert_eq!(said[after + 1..], ["500 5.5.6 Line too long".to_string()]);
+        assert!(conversation.ended);
     }
 }
