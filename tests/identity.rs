@@ -1030,6 +1030,60 @@ async fn cookie_logins_and_service_tokens() {
     }
 }
 
+/// A service token is honoured from its `nbf` on, and one refused for a claim says which claim,
+/// with nothing of the key or the token in the answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_tokens_wait_for_nbf_and_refusals_name_the_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let service_key = dir.path().join("service.key");
+    std::fs::write(&service_key, "service-secret-for-claims").unwrap();
+    let tuning = Tuning {
+        iam: vec![format!("service_key_file = \"{}\"", service_key.display())],
+        ..Default::default()
+    };
+    let site = TestSite::start(1, tuning).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let url = format!("{}/domains", site.api_url(0));
+    let now = now_secs();
+
+    let due = sign_with(
+        "service-secret-for-claims",
+        json!({"sub": "bot", "admin": true, "exp": now + 300, "nbf": now - 5}),
+    );
+    let answer = api.call(Method::GET, url.clone(), Some(&due), None).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+
+    for (claims, named) in [
+        (
+            json!({"sub": "bot", "admin": true, "exp": now + 300, "nbf": now + 3600}),
+            "nbf",
+        ),
+        (json!({"sub": "bot", "admin": true}), "exp"),
+        (json!({"admin": true, "exp": now + 300}), "sub"),
+        (json!({"sub": "", "admin": true, "exp": now + 300}), "sub"),
+        (
+            json!({"sub": "bot", "admin": "yes", "exp": now + 300}),
+            "admin",
+        ),
+    ] {
+        let token = sign_with("service-secret-for-claims", claims.clone());
+        let answer = api.call(Method::GET, url.clone(), Some(&token), None).await;
+        assert_error(&answer, 401, "Unauthorized");
+        let said = format!("{} {}", answer.body["message"], answer.body["cause"]);
+        assert!(said.contains(&format!("`{named}`")), "{claims}: {said}");
+        assert!(
+            !said.contains("algorithm") && !said.contains("signature"),
+            "{claims}: {said}"
+        );
+        assert!(
+            !answer.text.contains("service-secret") && !answer.text.contains(&token),
+            "{}",
+            answer.text
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn passwords_hashes_keys_and_tokens_never_reach_the_logs() {
     let tuning = Tuning {

@@ -49,6 +49,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
         admin: true,
         exp: now.saturating_add(args.ttl_secs),
         iat: Some(now),
+        nbf: None,
     };
     let algorithm = match args.algorithm {
         Algorithm::Hs256 => ServiceKeyAlgorithm::HS256,

@@ -31,6 +31,9 @@ pub struct ServiceClaims {
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Not before: the token is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// The audience of the tokens one site's node presents to another's.
@@ -120,54 +123,157 @@ impl TokenKeys {
             .map_err(|e| TokenError::Sign(e.to_string()))
     }
 
-    fn verify_federation(&self, token: &str) -> Option<Result<Verified, TokenError>> {
-        let (_, key) = self.federation.as_ref()?;
-        let mut validation = strict(Algorithm::HS256);
-        validation.set_audience(&[FEDERATION_AUDIENCE]);
-        match jsonwebtoken::decode::<FederationClaims>(token, key, &validation) {
-            Ok(data) => Some(Ok(Verified::Federated(data.claims))),
-            Err(e) if is_expiry(&e) => Some(Err(TokenError::Expired)),
-            Err(_) => None,
-        }
-    }
-
     pub fn sign_session(&self, claims: &SessionClaims) -> Result<String, TokenError> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.session_sign)
             .map_err(|e| TokenError::Sign(e.to_string()))
     }
 
-    /// Checks the signature and expiry: a session token first, then a service token.
+    /// Checks a token with every key of its algorithm (a session token's, a federation
+    /// token's, the service key): the first whose claims pass wins. Otherwise the refusal is
+    /// that of the first key that did sign it, which names the claim at fault; a token no key
+    /// signed has a bad signature, or an algorithm nothing here verifies.
     pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
-        let session = jsonwebtoken::decode::<SessionClaims>(
-            token,
-            &self.session_verify,
-            &strict(Algorithm::HS256),
-        );
-        let session_error = match session {
-            Ok(data) => return Ok(Verified::Session(data.claims)),
-            Err(e) => e,
-        };
-        if let Some(verified) = self.verify_federation(token) {
-            return verified;
-        }
-        if let Some((key, algorithm)) = &self.service {
-            match jsonwebtoken::decode::<ServiceClaims>(token, key, &strict(*algorithm)) {
-                Ok(data) if data.claims.admin && !data.claims.sub.trim().is_empty() => {
-                    return Ok(Verified::Service(data.claims));
+        let algorithm = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Invalid("malformed".into()))?
+            .alg;
+        let mut refusal = None;
+        let mut tried = false;
+        for verdict in self.verdicts(token, algorithm) {
+            tried = true;
+            match verdict {
+                Verdict::Accepted(verified) => return Ok(verified),
+                Verdict::Refused(error) => {
+                    refusal.get_or_insert(error);
                 }
-                Ok(_) => {
-                    return Err(TokenError::Invalid(
-                        "a service token needs a subject and admin: true".into(),
-                    ))
-                }
-                Err(e) if is_expiry(&e) => return Err(TokenError::Expired),
-                Err(_) => {}
+                Verdict::NotSigned => {}
             }
         }
-        Err(match is_expiry(&session_error) {
-            true => TokenError::Expired,
-            false => TokenError::Invalid(reason(&session_error)),
-        })
+        Err(refusal.unwrap_or_else(|| match tried {
+            true => TokenError::Invalid("bad signature".into()),
+            false => TokenError::Invalid(format!("unexpected algorithm {algorithm:?}")),
+        }))
+    }
+
+    /// What each key of `algorithm` makes of the token, in order, each checked only when the
+    /// ones before did not accept it.
+    fn verdicts<'a>(
+        &'a self,
+        token: &'a str,
+        algorithm: Algorithm,
+    ) -> impl Iterator<Item = Verdict> + 'a {
+        let hs256 = algorithm == Algorithm::HS256;
+        let session = hs256
+            .then_some(&self.session_verify)
+            .into_iter()
+            .map(move |key| check::<SessionClaims>(token, key, strict(Algorithm::HS256)));
+        let federation = self
+            .federation
+            .iter()
+            .filter(move |_| hs256)
+            .map(move |(_, key)| {
+                let mut validation = strict(Algorithm::HS256);
+                validation.set_audience(&[FEDERATION_AUDIENCE]);
+                check::<FederationClaims>(token, key, validation)
+            });
+        let service = self
+            .service
+            .iter()
+            .filter(move |(_, a)| *a == algorithm)
+            .map(move |(key, a)| {
+                check::<ServiceClaims>(token, key, strict(*a)).and_then(service_claims)
+            });
+        session.chain(federation).chain(service)
+    }
+}
+
+/// What one key makes of a token.
+enum Verdict {
+    Accepted(Verified),
+    /// This key signed it, but a claim is wrong (or it has expired).
+    Refused(TokenError),
+    /// This key did not sign it.
+    NotSigned,
+}
+
+impl Verdict {
+    fn and_then(self, f: impl FnOnce(Verified) -> Result<Verified, TokenError>) -> Self {
+        match self {
+            Self::Accepted(verified) => match f(verified) {
+                Ok(verified) => Self::Accepted(verified),
+                Err(error) => Self::Refused(error),
+            },
+            other => other,
+        }
+    }
+}
+
+/// The claims a service token must carry beyond their types: a subject, and `admin: true`.
+fn service_claims(verified: Verified) -> Result<Verified, TokenError> {
+    match &verified {
+        Verified::Service(claims) if claims.sub.trim().is_empty() => Err(TokenError::Invalid(
+            "the `sub` claim is empty: a service token names its holder".into(),
+        )),
+        Verified::Service(claims) if !claims.admin => Err(TokenError::Invalid(
+            "the `admin` claim must be true for a service token".into(),
+        )),
+        _ => Ok(verified),
+    }
+}
+
+/// Verifies `token` with `key`, then reads its claims as `T`, naming the claim that does not
+/// fit (serde alone says only what type it wanted).
+fn check<T: serde::de::DeserializeOwned + IntoVerified>(
+    token: &str,
+    key: &DecodingKey,
+    validation: Validation,
+) -> Verdict {
+    use jsonwebtoken::errors::ErrorKind as K;
+    let claims = match jsonwebtoken::decode::<serde_json::Value>(token, key, &validation) {
+        Ok(data) => data.claims,
+        Err(e) => {
+            return match e.kind() {
+                K::InvalidSignature | K::InvalidAlgorithm => Verdict::NotSigned,
+                K::ExpiredSignature => Verdict::Refused(TokenError::Expired),
+                _ => Verdict::Refused(TokenError::Invalid(reason(&e))),
+            }
+        }
+    };
+    match serde_path_to_error::deserialize::<_, T>(claims) {
+        Ok(claims) => Verdict::Accepted(claims.into_verified()),
+        Err(e) => Verdict::Refused(TokenError::Invalid(misfit(&e))),
+    }
+}
+
+/// How claims that do not fit their type are told: the claim's name, never its value.
+fn misfit(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = error.path().to_string();
+    match path.as_str() {
+        // At the top, serde says which field is missing ("missing field `exp`").
+        "." => format!("the claims are incomplete: {}", error.inner()),
+        claim => format!("the `{claim}` claim is of the wrong type"),
+    }
+}
+
+/// Each kind of claims as what it verifies.
+trait IntoVerified {
+    fn into_verified(self) -> Verified;
+}
+
+impl IntoVerified for SessionClaims {
+    fn into_verified(self) -> Verified {
+        Verified::Session(self)
+    }
+}
+
+impl IntoVerified for ServiceClaims {
+    fn into_verified(self) -> Verified {
+        Verified::Service(self)
+    }
+}
+
+impl IntoVerified for FederationClaims {
+    fn into_verified(self) -> Verified {
+        Verified::Federated(self)
     }
 }
 
@@ -238,19 +344,14 @@ fn service_decoding_key(
     })
 }
 
-/// One algorithm, `exp` and `sub` required, no leeway: the token's own expiry is exact.
+/// One algorithm, `exp` and `sub` required, `nbf` honoured, no leeway: the token's own times
+/// are exact.
 fn strict(algorithm: Algorithm) -> Validation {
     let mut validation = Validation::new(algorithm);
     validation.leeway = 0;
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "sub"]);
     validation
-}
-
-fn is_expiry(error: &jsonwebtoken::errors::Error) -> bool {
-    matches!(
-        error.kind(),
-        jsonwebtoken::errors::ErrorKind::ExpiredSignature
-    )
 }
 
 fn reason(error: &jsonwebtoken::errors::Error) -> String {
@@ -259,7 +360,13 @@ fn reason(error: &jsonwebtoken::errors::Error) -> String {
         K::InvalidSignature => "bad signature".into(),
         K::InvalidAlgorithm => "unexpected algorithm".into(),
         K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => "malformed".into(),
-        K::MissingRequiredClaim(claim) => format!("no `{claim}` claim"),
+        K::MissingRequiredClaim(claim) => {
+            format!("the `{claim}` claim is missing or of the wrong type")
+        }
+        K::ImmatureSignature => {
+            "the token is not valid yet (its `nbf` claim is in the future)".into()
+        }
+        K::InvalidAudience => "the `aud` claim is not this deployment's".into(),
         _ => "refused".into(),
     }
 }
@@ -327,6 +434,7 @@ mod tests {
                 admin,
                 exp: now() + 60,
                 iat: None,
+                nbf: None,
             };
             sign_service(&claims, "service", ServiceKeyAlgorithm::HS256).unwrap()
         };
@@ -343,5 +451,239 @@ mod tests {
     fn a_bad_public_key_is_refused_at_load() {
         let result = TokenKeys::new("s", Some(("not a pem", ServiceKeyAlgorithm::RS256)));
         assert!(matches!(result, Err(TokenError::Key(_))));
+    }
+
+    /// An Ed25519 key pair as PEM: (private, public).
+    fn ed25519() -> (String, String) {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        (pair.serialize_pem(), pair.public_key_pem())
+    }
+
+    /// Signs any claims, well-formed or not, as the holder of the service key would.
+    fn sign_claims(
+        claims: &serde_json::Value,
+        key: &str,
+        algorithm: ServiceKeyAlgorithm,
+    ) -> String {
+        let (key, algorithm) = match algorithm {
+            ServiceKeyAlgorithm::HS256 => {
+                (EncodingKey::from_secret(key.as_bytes()), Algorithm::HS256)
+            }
+            ServiceKeyAlgorithm::EdDSA => (
+                EncodingKey::from_ed_pem(key.as_bytes()).unwrap(),
+                Algorithm::EdDSA,
+            ),
+            ServiceKeyAlgorithm::RS256 => unreachable!("not used here"),
+        };
+        jsonwebtoken::encode(&Header::new(algorithm), claims, &key).unwrap()
+    }
+
+    #[test]
+    fn a_service_token_not_valid_yet_is_refused() {
+        let keys =
+            TokenKeys::new("session", Some(("service", ServiceKeyAlgorithm::HS256))).unwrap();
+        let later = now() + 3600;
+        let early = serde_json::json!({"sub": "bot", "admin": true, "exp": later, "nbf": later});
+        let refused = keys.verify(&sign_claims(&early, "service", ServiceKeyAlgorithm::HS256));
+        assert!(
+            matches!(&refused, Err(TokenError::Invalid(why)) if why.contains("`nbf`")),
+            "{refused:?}"
+        );
+        let due = serde_json::json!({"sub": "bot", "admin": true, "exp": later, "nbf": now() - 1});
+        let accepted = keys.verify(&sign_claims(&due, "service", ServiceKeyAlgorithm::HS256));
+        assert!(matches!(accepted, Ok(Verified::Service(_))), "{accepted:?}");
+    }
+
+    /// A token its key did sign, refused for a claim, is answered with that claim's name, not
+    /// the algorithm or the signature, whatever the service key's algorithm.
+    #[test]
+    fn a_service_token_refused_for_a_claim_names_the_claim() {
+        use serde_json::json;
+        let (private, public) = ed25519();
+        let later = now() + 3600;
+        let cases = [
+            (json!({"sub": "bot", "admin": true}), "exp"),
+            (
+                json!({"sub": "bot", "admin": true, "exp": "tomorrow"}),
+                "exp",
+            ),
+            (json!({"admin": true, "exp": later}), "sub"),
+            (json!({"sub": "", "admin": true, "exp": later}), "sub"),
+            (json!({"sub": 7, "admin": true, "exp": later}), "sub"),
+            (json!({"sub": "bot", "admin": "yes", "exp": later}), "admin"),
+            (json!({"sub": "bot", "admin": false, "exp": later}), "admin"),
+            (
+                json!({"sub": "bot", "admin": true, "exp": later, "nbf": "soon"}),
+                "nbf",
+            ),
+        ];
+        for (signing, verifying, algorithm) in [
+            (
+                "hs-secret-for-tests",
+                "hs-secret-for-tests",
+                ServiceKeyAlgorithm::HS256,
+            ),
+            (
+                private.as_str(),
+                public.as_str(),
+                ServiceKeyAlgorithm::EdDSA,
+            ),
+        ] {
+            let keys = TokenKeys::new("session", Some((verifying, algorithm))).unwrap();
+            for (claims, named) in &cases {
+                let refused = keys.verify(&sign_claims(claims, signing, algorithm));
+                let Err(TokenError::Invalid(why)) = &refused else {
+                    panic!("{claims} with {algorithm:?}: {refused:?}");
+                };
+                assert!(
+                    why.contains(&format!("`{named}`")),
+                    "{claims} with {algorithm:?}: {why}"
+                );
+                assert!(
+                    !why.contains("algorithm") && !why.contains("signature"),
+                    "{claims} with {algorithm:?}: {why}"
+                );
+                assert!(
+                    !why.contains("hs-secret") && !why.contains("PRIVATE"),
+                    "{why}"
+                );
+            }
+        }
+    }
+
+    mod properties {
+        use base64::Engine;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn keys() -> TokenKeys {
+            TokenKeys::new(
+                "session-key",
+                Some(("service-key", ServiceKeyAlgorithm::HS256)),
+            )
+            .unwrap()
+            .with_federation_key(b"federation-key")
+        }
+
+        fn b64url(bytes: &[u8]) -> String {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        }
+
+        fn session_claims() -> impl Strategy<Value = SessionClaims> {
+            (
+                any::<u128>(),
+                any::<u128>(),
+                any::<String>(),
+                "[a-z0-9_-]{1,48}",
+                any::<u64>(),
+                60u64..1_000_000,
+            )
+                .prop_map(|(sub, sid, dom, site, iat, ahead)| SessionClaims {
+                    sub: Uuid::from_u128(sub),
+                    sid: Uuid::from_u128(sid),
+                    dom,
+                    site,
+                    iat,
+                    exp: now() + ahead,
+                })
+        }
+
+        /// Three dot-separated parts of anything, or a header naming any algorithm.
+        fn jwt_shaped() -> impl Strategy<Value = String> {
+            let algorithms = vec!["HS256", "HS512", "RS256", "EdDSA", "none", "", "hs256"];
+            prop_oneof![
+                (
+                    vec(any::<u8>(), 0..64),
+                    vec(any::<u8>(), 0..128),
+                    vec(any::<u8>(), 0..64)
+                )
+                    .prop_map(|(h, p, s)| format!(
+                        "{}.{}.{}",
+                        b64url(&h),
+                        b64url(&p),
+                        b64url(&s)
+                    )),
+                (
+                    proptest::sample::select(algorithms),
+                    vec(any::<u8>(), 0..128),
+                    vec(any::<u8>(), 0..64)
+                )
+                    .prop_map(|(alg, p, s)| {
+                        let header = format!("{{\"alg\":\"{alg}\",\"typ\":\"JWT\"}}");
+                        format!(
+                            "{}.{}.{}",
+                            b64url(header.as_bytes()),
+                            b64url(&p),
+                            b64url(&s)
+                        )
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any text, JWT-shaped or not, is refused without a panic, in a bounded answer
+            /// that quotes none of it.
+            #[test]
+            fn arbitrary_tokens_are_refused(raw in prop_oneof![any::<String>(), jwt_shaped()]) {
+                let refused = keys().verify(&raw);
+                prop_assert!(refused.is_err(), "{:?}", refused);
+                let said = refused.unwrap_err().to_string();
+                prop_assert!(said.len() <= 160, "{}", said);
+                if let Some(site) = unverified_site(&raw) {
+                    prop_assert!(!site.is_empty() && site.len() <= 48);
+                }
+            }
+
+            /// A session token verifies to the claims it was signed with, and names its site
+            /// unverified.
+            #[test]
+            fn session_tokens_round_trip(claims in session_claims()) {
+                let keys = keys();
+                let token = keys.sign_session(&claims).unwrap();
+                prop_assert_eq!(unverified_site(&token), Some(claims.site.clone()));
+                prop_assert_eq!(keys.verify(&token).unwrap(), Verified::Session(claims));
+            }
+
+            #[test]
+            fn service_tokens_round_trip(
+                sub in "[^\\s]{1,32}",
+                ahead in 60u64..1_000_000,
+                iat in proptest::option::of(any::<u64>()),
+                nbf_ago in proptest::option::of(0u64..1_000_000),
+            ) {
+                let claims = ServiceClaims {
+                    sub,
+                    admin: true,
+                    exp: now() + ahead,
+                    iat,
+                    nbf: nbf_ago.map(|ago| now().saturating_sub(ago)),
+                };
+                let token = sign_service(&claims, "service-key", ServiceKeyAlgorithm::HS256).unwrap();
+                prop_assert_eq!(keys().verify(&token).unwrap(), Verified::Service(claims));
+            }
+
+            /// A signed token with one character changed is refused, or (where base64 leaves a
+            /// bit unused) reads as the very same token.
+            #[test]
+            fn a_changed_character_is_refused(
+                claims in session_claims(),
+                at in any::<prop::sample::Index>(),
+                c in proptest::char::range('+', 'z'),
+            ) {
+                let keys = keys();
+                let token = keys.sign_session(&claims).unwrap();
+                let mut chars: Vec<char> = token.chars().collect();
+                let i = at.index(chars.len());
+                chars[i] = c;
+                let changed: String = chars.into_iter().collect();
+                if let Ok(verified) = keys.verify(&changed) {
+                    prop_assert_eq!(verified, Verified::Session(claims));
+                }
+            }
+        }
     }
 }
