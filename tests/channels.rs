@@ -483,3 +483,43 @@ async fn channels_and_certs_through_the_cli() {
     assert!(!nowhere.status.success());
     assert!(String::from_utf8_lossy(&nowhere.stderr).contains("400 notFound"));
 }
+
+/// A message over `max_message_bytes` ends the socket with a close frame 1009 (Message Too
+/// Big), on the gateway and on the JMAP websocket alike, rather than a dropped connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_over_the_limit_is_answered_with_close_1009() {
+    let tuning = Tuning {
+        gateway: vec!["max_message_bytes = 1024".into()],
+        ..Default::default()
+    };
+    let site = TestSite::start(1, tuning).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    add_user(
+        &api,
+        &base,
+        &admin,
+        "example.com",
+        "alice",
+        "alice-password",
+    )
+    .await;
+    let token = api
+        .token(&base, "example.com", "alice", "alice-password")
+        .await;
+    let too_big = Message::Text("x".repeat(2000).into());
+
+    let mut gateway = common::ws::open(&base, &token, common::ws::Auth::Bearer).await;
+    common::ws::ping(&mut gateway).await;
+    gateway.send(too_big.clone()).await.expect("send");
+    assert_eq!(close_code(&mut gateway).await, Some(1009));
+
+    let mut jmap = jmap_ws(&base, &basic("alice@example.com", "alice-password"), true)
+        .await
+        .unwrap();
+    echo(&mut jmap).await;
+    jmap.send(too_big).await.expect("send");
+    assert_eq!(close_code(&mut jmap).await, Some(1009));
+}

@@ -25,7 +25,15 @@ pub async fn serve_websocket(mut socket: WebSocket, mut channel: ChannelHandle, 
                 return;
             }
             incoming = tokio::time::timeout(idle, socket.recv()) => {
-                let Ok(Some(Ok(message))) = incoming else { return };
+                let message = match incoming {
+                    Ok(Some(Ok(message))) => message,
+                    Ok(Some(Err(e))) if super::too_big(&e) => {
+                        let frame = CloseFrame { code: super::MESSAGE_TOO_BIG, reason: "message too big".into() };
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+                        return;
+                    }
+                    _ => return,
+                };
                 let reply = match message {
                     Message::Text(text) => answer(&text),
                     Message::Binary(_) => Some(request_error("notJSON", "binary messages are not JMAP")),

@@ -21,6 +21,20 @@ use crate::model::{CloseReason, Connection, NewConnection, Pid, Session};
 use crate::sessions::{SiteStore, StoreError};
 use crate::state::site::{SiteCommand, SiteReply};
 
+/// Close code for a message over `max_message_bytes` (RFC 6455 §7.4.1, Message Too Big).
+pub const MESSAGE_TOO_BIG: u16 = 1009;
+
+/// Whether a websocket read failed on a message (or a frame) over the size limit: the socket
+/// is then closed with [`MESSAGE_TOO_BIG`] rather than dropped.
+pub fn too_big(error: &axum::Error) -> bool {
+    use std::error::Error;
+    use tungstenite::error::{CapacityError, Error as WsError};
+    matches!(
+        error.source().and_then(|e| e.downcast_ref::<WsError>()),
+        Some(WsError::Capacity(CapacityError::MessageTooLong { .. }))
+    )
+}
+
 /// How the gateway treats its sockets.
 #[derive(Clone, Debug)]
 pub struct GatewaySettings {

@@ -4,7 +4,7 @@
 //! protocol level and drops a socket that has been silent past the idle timeout or that does not
 //! take a message within the send timeout, so a dead or stalled client never makes the server
 //! buffer for it. When the session ends, the client is told why and the socket closes with the
-//! reason's code.
+//! reason's code; a message over the size limit closes it with 1009.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{GatewaySettings, Registration};
+use super::{too_big, GatewaySettings, Registration, MESSAGE_TOO_BIG};
 use crate::model::CloseReason;
 
 /// Close code for a socket the server drops for its own reasons (idle, shutting down).
@@ -49,7 +49,14 @@ pub async fn serve(
                 return;
             }
             incoming = socket.recv() => {
-                let Some(Ok(message)) = incoming else { return };
+                let message = match incoming {
+                    Some(Ok(message)) => message,
+                    Some(Err(e)) if too_big(&e) => {
+                        close(&mut socket, MESSAGE_TOO_BIG, "message too big", timeout).await;
+                        return;
+                    }
+                    _ => return,
+                };
                 last_heard = Instant::now();
                 if let Outcome::Stop = answer(&mut socket, message, timeout).await {
                     return;
