@@ -673,3 +673,43 @@ async fn kill_here(
         .end_session(session_id, CloseReason::Revoked, authority)
         .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn cursor() -> impl Strategy<Value = Option<Cursor>> {
+        proptest::option::of((any::<u128>(), any::<bool>()).prop_map(|(id, websocket)| {
+            let kind = if websocket { 'w' } else { 'h' };
+            let written = format!("{}{kind}", Uuid::from_u128(id).simple());
+            written.parse::<Cursor>().unwrap()
+        }))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A token this API writes (a site name as the configuration allows, and a cursor or
+        /// none) reads back as written.
+        #[test]
+        fn page_tokens_round_trip(site in "[a-z0-9_-]{1,48}", after in cursor()) {
+            let token = PageToken { site, after };
+            prop_assert_eq!(token.to_string().parse::<PageToken>().ok(), Some(token));
+        }
+
+        /// Any other text is a token or a 400 that quotes it, never a panic.
+        #[test]
+        fn any_page_token_is_read_or_refused(raw in any::<String>()) {
+            match raw.parse::<PageToken>() {
+                Ok(token) => {
+                    let prefix = token.site + "~";
+                    prop_assert!(raw.starts_with(&prefix));
+                }
+                Err(ApiError::InvalidArgument(why)) => prop_assert!(why.contains("page_token")),
+                Err(other) => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+}

@@ -253,4 +253,134 @@ mod tests {
         assert!(s.parse_value(Some(&Value::Null)).is_err());
         assert_eq!(s.parse_value(None), Ok(SiteSelector::Current));
     }
+
+    mod properties {
+        use proptest::collection::{btree_set, vec};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const KNOWN: [&str; 4] = ["central", "east", "west", "north-2"];
+
+        fn four() -> Sites {
+            Sites {
+                current: "central".into(),
+                known: KNOWN.iter().map(|s| s.to_string()).collect(),
+            }
+        }
+
+        fn known_names() -> impl Strategy<Value = BTreeSet<String>> {
+            btree_set(proptest::sample::select(KNOWN.to_vec()), 1..=4)
+                .prop_map(|names| names.into_iter().map(str::to_owned).collect())
+        }
+
+        /// A list as a client might write it: any order, names repeated, any spacing.
+        fn written(names: &BTreeSet<String>, order: &[usize], gaps: &[String]) -> String {
+            let names: Vec<&String> = names.iter().collect();
+            let items: Vec<String> = order
+                .iter()
+                .map(|i| serde_json::to_string(names[i % names.len()]).unwrap())
+                .chain(names.iter().map(|n| serde_json::to_string(n).unwrap()))
+                .collect();
+            let mut text = format!("{}[", gaps[0]);
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&gaps[(i + 1) % gaps.len()]);
+                text.push_str(item);
+            }
+            text.push_str(&format!("{}]{}", gaps[1], gaps[2]));
+            text
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any query string is a selector or a refusal that names the known sites, and a
+            /// refusal says no more than what it was given and the known sites.
+            #[test]
+            fn any_query_is_a_selector_or_a_named_refusal(raw in any::<String>()) {
+                let sites = four();
+                match sites.parse_query(Some(&raw)) {
+                    Ok(selector) => {
+                        prop_assert!(sites.resolve(&selector).iter().all(|s| sites.known.contains(s)));
+                    }
+                    Err(error) => {
+                        let said = error.to_string();
+                        prop_assert!(said.contains("central, east, north-2, west"), "{}", said);
+                        prop_assert!(said.len() <= 4 * raw.len() + 256, "{}", said);
+                    }
+                }
+            }
+
+            /// A list of known sites reads back as the set it names, however it is written.
+            #[test]
+            fn lists_read_back_as_the_sites_they_name(
+                names in known_names(),
+                order in vec(0usize..4, 0..6),
+                gaps in vec(proptest::sample::select(vec!["", " ", "\t", "\n ", "  "]), 3..6),
+            ) {
+                let sites = four();
+                let gaps: Vec<String> = gaps.into_iter().map(str::to_owned).collect();
+                let raw = written(&names, &order, &gaps);
+                prop_assert_eq!(sites.parse_query(Some(&raw)), Ok(SiteSelector::Named(names.clone())));
+                let value: serde_json::Value = serde_json::from_str(&raw).unwrap();
+                prop_assert_eq!(sites.parse_value(Some(&value)), Ok(SiteSelector::Named(names)));
+            }
+
+            /// The words, bare or as JSON strings, with spaces around.
+            #[test]
+            fn the_words_read_the_same_however_written(
+                all in any::<bool>(),
+                quoted in any::<bool>(),
+                before in "[ \t]{0,3}",
+                after in "[ \t]{0,3}",
+            ) {
+                let (word, expected) = match all {
+                    true => ("all", SiteSelector::All),
+                    false => ("current", SiteSelector::Current),
+                };
+                let raw = match quoted {
+                    true => format!("{before}\"{word}\"{after}"),
+                    false => format!("{before}{word}{after}"),
+                };
+                prop_assert_eq!(four().parse_query(Some(&raw)), Ok(expected));
+            }
+
+            /// A name no site has is refused and named, among known ones or alone.
+            #[test]
+            fn unknown_names_are_refused_by_name(
+                names in known_names(),
+                stranger in "[a-z0-9_-]{1,12}".prop_filter("not a site", |s| !KNOWN.contains(&s.as_str())),
+            ) {
+                let mut list: Vec<&str> = names.iter().map(String::as_str).collect();
+                list.push(&stranger);
+                let raw = serde_json::to_string(&list).unwrap();
+                let refused = four().parse_query(Some(&raw));
+                prop_assert!(
+                    matches!(&refused, Err(SelectorError::Unknown { name, .. }) if *name == stranger),
+                    "{:?}", refused
+                );
+            }
+
+            /// A list holding anything but strings, or any other JSON, is malformed.
+            #[test]
+            fn other_json_is_malformed(
+                value in prop_oneof![
+                    any::<i64>().prop_map(serde_json::Value::from),
+                    any::<bool>().prop_map(serde_json::Value::from),
+                    "[a-z]{0,8}".prop_filter("not a word", |s| s != "all" && s != "current")
+                        .prop_map(serde_json::Value::from),
+                    Just(serde_json::json!({"sites": "all"})),
+                    Just(serde_json::json!([["east"]])),
+                    Just(serde_json::json!(["east", 1])),
+                    Just(serde_json::json!([null])),
+                ],
+            ) {
+                let refused = four().parse_value(Some(&value));
+                prop_assert!(matches!(refused, Err(SelectorError::Malformed { .. })), "{:?}", refused);
+            }
+        }
+    }
 }

@@ -224,3 +224,60 @@ impl<'a, Alive: Fn(&Connection) -> bool> Listing<'a, Alive> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn cursor() -> impl Strategy<Value = Cursor> {
+        (any::<u128>(), any::<bool>()).prop_map(|(id, websocket)| Cursor {
+            session_id: Uuid::from_u128(id),
+            kind: match websocket {
+                true => ItemKind::Websocket,
+                false => ItemKind::Http,
+            },
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn cursors_round_trip(cursor in cursor()) {
+            prop_assert_eq!(cursor.to_string().parse::<Cursor>(), Ok(cursor));
+        }
+
+        /// Any token is a cursor or refused; a cursor is read only from what this API writes
+        /// (up to the case of its hex digits).
+        #[test]
+        fn any_token_is_a_cursor_or_refused(raw in any::<String>()) {
+            if let Ok(cursor) = raw.parse::<Cursor>() {
+                prop_assert!(cursor.to_string().eq_ignore_ascii_case(&raw));
+            }
+        }
+
+        /// A written cursor with one character changed, cut or lengthened is refused or reads
+        /// as another cursor, never a panic.
+        #[test]
+        fn damaged_cursors_are_refused_or_read_whole(
+            cursor in cursor(),
+            at in any::<prop::sample::Index>(),
+            c in any::<char>(),
+            how in 0u8..3,
+        ) {
+            let mut chars: Vec<char> = cursor.to_string().chars().collect();
+            let i = at.index(chars.len());
+            match how {
+                0 => chars[i] = c,
+                1 => chars.truncate(i),
+                _ => chars.insert(i, c),
+            }
+            let damaged: String = chars.into_iter().collect();
+            if let Ok(read) = damaged.parse::<Cursor>() {
+                prop_assert!(read.to_string().eq_ignore_ascii_case(&damaged));
+            }
+        }
+    }
+}
