@@ -1186,3 +1186,134 @@ fn sign_with(key: &str, claims: Value) -> String {
     )
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invisible_characters_are_refused_and_every_spelling_of_a_name_is_the_same_name() {
+    let (_site, api, base) = one_node().await;
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "plain.org", "bob", "bob-password").await;
+    let put = |path: String, body: Option<Value>| {
+        api.call(Method::PUT, format!("{base}{path}"), Some(&admin), body)
+    };
+    let password = || Some(json!({"password": "a-password"}));
+
+    // Refused, naming what was refused: a zero-width space, a right-to-left override, a line
+    // separator, a byte order mark.
+    let refused = [
+        (
+            "/domains/ali%E2%80%8Bce.org".to_string(),
+            None,
+            "format character (Cf)",
+        ),
+        (
+            "/domains/xn--bcher-kva%E2%80%AE.org".to_string(),
+            None,
+            "bidirectional control",
+        ),
+        (
+            "/users/ali%E2%80%8Bce@plain.org".to_string(),
+            password(),
+            "format character (Cf)",
+        ),
+        (
+            "/users/alice%E2%80%AEtxt@plain.org".to_string(),
+            password(),
+            "bidirectional control",
+        ),
+        (
+            "/users/ali%E2%80%A8ce@plain.org".to_string(),
+            password(),
+            "line separator (Zl)",
+        ),
+        (
+            "/groups/%EF%BB%BFadmins@plain.org".to_string(),
+            Some(json!({"members": []})),
+            "format character (Cf)",
+        ),
+    ];
+    for (path, body, class) in refused {
+        let answer = put(path.clone(), body).await;
+        assert_error(&answer, 400, "InvalidArgument");
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(class), "{path}: {message}");
+        assert!(!answer.text.contains('\u{202E}'), "{path}: {}", answer.text);
+    }
+    let users = api
+        .call(
+            Method::GET,
+            format!("{base}/users?domain=plain.org"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        users.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        users.text
+    );
+
+    // One domain, three spellings: Unicode, A-label, decomposed (NFD).
+    assert_eq!(
+        put("/domains/B%C3%BCcher.example".into(), None)
+            .await
+            .status,
+        204
+    );
+    for other in [
+        "/domains/xn--bcher-kva.example",
+        "/domains/bu%CC%88cher.EXAMPLE",
+    ] {
+        let again = put(other.into(), None).await;
+        assert_error(&again, 409, "WrongState");
+    }
+    let domains = api
+        .call(Method::GET, format!("{base}/domains"), Some(&admin), None)
+        .await;
+    let names: Vec<&str> = domains
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|d| d.contains("cher"))
+        .collect();
+    assert_eq!(names, ["b\u{fc}cher.example"], "{}", domains.text);
+
+    // One login, two spellings: decomposed (NFD) and composed (NFC).
+    let created = put(
+        "/users/e%CC%81lodie@xn--bcher-kva.example".into(),
+        password(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let shown = api
+        .call(
+            Method::GET,
+            format!("{base}/users/e%CC%81lodie@XN--BCHER-KVA.example"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert_eq!(shown.body["username"], "\u{e9}lodie@b\u{fc}cher.example");
+    let again = put("/users/%C3%A9lodie@b%C3%BCcher.example".into(), password()).await;
+    assert_error(&again, 409, "WrongState");
+    for (domain, login) in [
+        ("xn--bcher-kva.example", "\u{e9}lodie"),
+        ("BU\u{308}CHER.example", "e\u{301}lodie"),
+    ] {
+        let answer = api.login(&base, domain, login, "a-password").await;
+        assert_eq!(answer.status, 200, "{domain} {login}: {}", answer.text);
+        assert_eq!(answer.body["login"], "\u{e9}lodie");
+        assert_eq!(answer.body["domain"], "b\u{fc}cher.example");
+    }
+
+    // At login a refused name is only a failed login, like a wrong password.
+    let invisible = api
+        .login(&base, "plain.org", "b\u{200B}ob", "bob-password")
+        .await;
+    let wrong = api.login(&base, "plain.org", "bob", "not-it").await;
+    assert_error(&invisible, 401, "Unauthorized");
+    assert_eq!(invisible.body, wrong.body);
+}

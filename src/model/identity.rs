@@ -13,6 +13,10 @@ use uuid::Uuid;
 /// The longest domain, login or group name, in characters.
 pub const MAX_NAME_CHARS: usize = 255;
 
+/// The longest spelling read before it is normalised: room for a 255-character name written
+/// decomposed (NFD) or as A-labels, and a bound on the work a hostile name can cause.
+const MAX_INPUT_CHARS: usize = 4 * MAX_NAME_CHARS;
+
 /// The group whose members administer their domain (the master domain's: everything).
 pub const ADMINS_GROUP: &str = "admins";
 
@@ -26,46 +30,114 @@ pub enum NameError {
     Forbidden {
         what: &'static str,
         name: String,
-        found: &'static str,
+        found: String,
     },
+    #[error("domain {0:?} is not a valid internationalised domain name (UTS #46)")]
+    NotIdna(String),
     #[error("{0:?} is not of the form login@domain")]
     NotAnAddress(String),
 }
 
-fn check(
+/// The start of a refused name, for a message (`{:?}` escapes what it holds that is invisible).
+fn shown(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+/// Why `c` may not be part of any name: the characters that do not show, or that change how
+/// the text around them shows (reversed, split into lines), so that two names could look alike.
+fn invisible(c: char) -> Option<&'static str> {
+    use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
+    match category {
+        GeneralCategory::Control => return Some("a control character (Cc)"),
+        GeneralCategory::LineSeparator => return Some("a line separator (Zl)"),
+        GeneralCategory::ParagraphSeparator => return Some("a paragraph separator (Zp)"),
+        _ if c.is_whitespace() => return Some("whitespace"),
+        _ => {}
+    }
+    if CodePointSetData::new::<BidiControl>().contains(c) {
+        return Some("a bidirectional control");
+    }
+    if category == GeneralCategory::Format {
+        return Some("a format character (Cf)");
+    }
+    if CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c) {
+        return Some("an invisible (default-ignorable) character");
+    }
+    // An unassigned code point may be assigned as any of the above by a later Unicode.
+    (category == GeneralCategory::Unassigned).then_some("an unassigned code point (Cn)")
+}
+
+fn check_chars(
     what: &'static str,
     name: &str,
     forbidden: &[(char, &'static str)],
 ) -> Result<(), NameError> {
-    if name.is_empty() {
-        return Err(NameError::Empty { what });
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(NameError::TooLong { what });
-    }
-    let refuse = |found| {
-        Err(NameError::Forbidden {
-            what,
-            name: name.chars().take(64).collect(),
-            found,
-        })
-    };
     for c in name.chars() {
-        if c.is_whitespace() {
-            return refuse("whitespace");
-        }
-        if c.is_control() {
-            return refuse("a control character");
-        }
-        if let Some((_, label)) = forbidden.iter().find(|(f, _)| *f == c) {
-            return refuse(label);
-        }
+        let found = match forbidden.iter().find(|(f, _)| *f == c) {
+            Some((_, label)) => label.to_string(),
+            None => match invisible(c) {
+                Some(class) => format!("U+{:04X} ({class})", u32::from(c)),
+                None => continue,
+            },
+        };
+        return Err(NameError::Forbidden {
+            what,
+            name: shown(name),
+            found,
+        });
     }
     Ok(())
 }
 
-/// A domain name: non-empty, at most 255 characters, no `@`, no `/`, no whitespace. Stored in
-/// lower case, as domains compare without case.
+fn check_length(what: &'static str, name: &str, max: usize) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty { what });
+    }
+    if name.chars().count() > max {
+        return Err(NameError::TooLong { what });
+    }
+    Ok(())
+}
+
+/// A login or a group name as given, checked and composed (NFC), so that one name has one
+/// spelling however the client's keyboard composed it.
+fn nfc_name(
+    what: &'static str,
+    raw: &str,
+    forbidden: &[(char, &'static str)],
+) -> Result<String, NameError> {
+    check_length(what, raw, MAX_INPUT_CHARS)?;
+    check_chars(what, raw, forbidden)?;
+    let composed = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(raw);
+    check_length(what, &composed, MAX_NAME_CHARS)?;
+    check_chars(what, &composed, forbidden)?;
+    Ok(composed.into_owned())
+}
+
+/// A domain as given, checked and mapped by UTS #46 to its Unicode form: lower case, NFC,
+/// A-labels (`xn--…`) decoded, so that every spelling of one domain is the same domain.
+fn idna_domain(raw: &str) -> Result<String, NameError> {
+    const WHAT: &str = "domain";
+    const FORBIDDEN: &[(char, &str)] = &[('@', "'@'"), ('/', "'/'")];
+    check_length(WHAT, raw, MAX_INPUT_CHARS)?;
+    check_chars(WHAT, raw, FORBIDDEN)?;
+    let (mapped, valid) = idna::uts46::Uts46::new().to_unicode(
+        raw.as_bytes(),
+        idna::uts46::AsciiDenyList::EMPTY,
+        idna::uts46::Hyphens::Allow,
+    );
+    valid.map_err(|_| NameError::NotIdna(shown(raw)))?;
+    // Mapping may bring what the spelling did not show: a fullwidth solidus becomes '/'.
+    check_length(WHAT, &mapped, MAX_NAME_CHARS)?;
+    check_chars(WHAT, &mapped, FORBIDDEN)?;
+    Ok(mapped.into_owned())
+}
+
+/// A domain name: non-empty, at most 255 characters, no `@`, no `/`, nothing invisible. Stored
+/// in the Unicode form UTS #46 maps it to (lower case, NFC, A-labels decoded): `Bücher.example`
+/// and `xn--bcher-kva.example` are one domain, `bücher.example`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DomainName(String);
@@ -79,13 +151,12 @@ impl DomainName {
 impl FromStr for DomainName {
     type Err = NameError;
     fn from_str(name: &str) -> Result<Self, NameError> {
-        check("domain", name, &[('@', "'@'"), ('/', "'/'")])?;
-        Ok(Self(name.to_lowercase()))
+        idna_domain(name).map(Self)
     }
 }
 
-/// A login, unique in its domain: non-empty, at most 255 characters, no `/`, no whitespace.
-/// Case is kept: `Alice` and `alice` are two logins.
+/// A login, unique in its domain: non-empty, at most 255 characters, no `/`, nothing invisible,
+/// stored in NFC. Case is kept: `Alice` and `alice` are two logins.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Login(String);
@@ -99,8 +170,7 @@ impl Login {
 impl FromStr for Login {
     type Err = NameError;
     fn from_str(name: &str) -> Result<Self, NameError> {
-        check("login", name, &[('/', "'/'")])?;
-        Ok(Self(name.to_string()))
+        nfc_name("login", name, &[('/', "'/'")]).map(Self)
     }
 }
 
@@ -118,8 +188,7 @@ impl GroupName {
 impl FromStr for GroupName {
     type Err = NameError;
     fn from_str(name: &str) -> Result<Self, NameError> {
-        check("group name", name, &[('/', "'/'")])?;
-        Ok(Self(name.to_string()))
+        nfc_name("group name", name, &[('/', "'/'")]).map(Self)
     }
 }
 
@@ -157,7 +226,7 @@ impl FromStr for UserAddress {
     fn from_str(address: &str) -> Result<Self, NameError> {
         let (login, domain) = address
             .rsplit_once('@')
-            .ok_or_else(|| NameError::NotAnAddress(address.chars().take(64).collect()))?;
+            .ok_or_else(|| NameError::NotAnAddress(shown(address)))?;
         Ok(Self {
             login: login.parse()?,
             domain: domain.parse()?,
@@ -183,7 +252,7 @@ impl FromStr for GroupAddress {
     fn from_str(address: &str) -> Result<Self, NameError> {
         let (name, domain) = address
             .rsplit_once('@')
-            .ok_or_else(|| NameError::NotAnAddress(address.chars().take(64).collect()))?;
+            .ok_or_else(|| NameError::NotAnAddress(shown(address)))?;
         Ok(Self {
             name: name.parse()?,
             domain: domain.parse()?,
@@ -277,6 +346,86 @@ mod tests {
             assert!(bad.parse::<Login>().is_err(), "{bad:?} accepted");
         }
         assert!("l".repeat(256).parse::<Login>().is_err());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_and_named() {
+        let cases = [
+            ("ali\u{200B}ce", "format character (Cf)"),
+            ("alice\u{202E}", "bidirectional control"),
+            ("ali\u{2066}ce", "bidirectional control"),
+            ("\u{FEFF}alice", "format character (Cf)"),
+            ("ali\u{00AD}ce", "format character (Cf)"),
+            ("ali\u{2028}ce", "line separator (Zl)"),
+            ("ali\u{2029}ce", "paragraph separator (Zp)"),
+            ("ali\u{0085}ce", "control character (Cc)"),
+            ("ali\u{3164}ce", "invisible (default-ignorable)"),
+            ("ali\u{FE0F}ce", "invisible (default-ignorable)"),
+            ("ali\u{E0041}ce", "format character (Cf)"),
+            ("ali\u{0378}ce", "unassigned code point (Cn)"),
+        ];
+        for (name, class) in cases {
+            let login = name.parse::<Login>().unwrap_err().to_string();
+            assert!(login.contains(class), "{name:?}: {login}");
+            let group = name.parse::<GroupName>().unwrap_err().to_string();
+            assert!(group.contains(class), "{name:?}: {group}");
+            let domain = format!("{name}.example").parse::<DomainName>();
+            let domain = domain.unwrap_err().to_string();
+            assert!(domain.contains(class), "{name:?}: {domain}");
+        }
+        let reversed = "alice\u{202E}txt.exe".parse::<Login>().unwrap_err();
+        let message = reversed.to_string();
+        assert!(message.contains("U+202E"), "{message}");
+        assert!(
+            !message.contains('\u{202E}'),
+            "the message holds the override: {message}"
+        );
+    }
+
+    #[test]
+    fn logins_and_group_names_are_nfc() {
+        let composed = "\u{00E9}lodie".parse::<Login>().unwrap();
+        let decomposed = "e\u{0301}lodie".parse::<Login>().unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(decomposed.as_str(), "\u{00E9}lodie");
+        let group = "e\u{0301}quipe".parse::<GroupName>().unwrap();
+        assert_eq!(group.as_str(), "\u{00E9}quipe");
+        assert_eq!("Alice".parse::<Login>().unwrap().as_str(), "Alice");
+    }
+
+    #[test]
+    fn domains_are_idna_and_every_spelling_is_the_same_domain() {
+        let spellings = [
+            "B\u{00FC}cher.example",
+            "bu\u{0308}cher.example",
+            "xn--bcher-kva.example",
+            "XN--BCHER-KVA.Example",
+            "B\u{00DC}CHER.EXAMPLE",
+        ];
+        for spelling in spellings {
+            let domain = spelling.parse::<DomainName>().unwrap();
+            assert_eq!(domain.as_str(), "b\u{00FC}cher.example", "{spelling:?}");
+        }
+        assert_eq!(
+            "\u{FF21}cme.example"
+                .parse::<DomainName>()
+                .unwrap()
+                .as_str(),
+            "acme.example"
+        );
+        for bad in ["xn--zz-.example", "xn--a.example", "xn--ab-c-.example"] {
+            let refused = bad.parse::<DomainName>();
+            assert!(
+                matches!(refused, Err(NameError::NotIdna(_))),
+                "{bad:?}: {refused:?}"
+            );
+        }
+        assert!(matches!(
+            "a\u{FF0F}b.example".parse::<DomainName>(),
+            Err(NameError::Forbidden { .. })
+        ));
+        assert!("master.domain".parse::<DomainName>().is_ok());
+        assert!("under_score.example".parse::<DomainName>().is_ok());
     }
 
     #[test]
