@@ -7,8 +7,11 @@ use sessionplane::cli::{self, Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     cli::init_logging(cli.log_format);
+    if let Some(api) = cli.command.api_mut() {
+        api.json = cli.json;
+    }
     let result = match cli.command {
         Command::Serve { config } => cli::serve::run(config.as_deref()).await,
         Command::Demo(args) => cli::demo::run(args).await,
@@ -26,7 +29,7 @@ async fn main() -> std::process::ExitCode {
             clap_complete::generate(shell, &mut command, "sessionplane", &mut std::io::stdout());
             Ok(())
         }
-        Command::Token { command } => cli::token::run(command),
+        Command::Token { command } => cli::token::run(command, cli.json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

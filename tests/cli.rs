@@ -440,3 +440,130 @@ async fn groups_users_health_tasks_and_completions_through_the_cli() {
         "bash completions"
     );
 }
+
+/// Standard output as JSON, failing with what the command printed when it is not.
+fn json_of(output: &Output) -> serde_json::Value {
+    let stdout = ok(output);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_is_a_global_flag_that_every_command_honours() {
+    let site = TestSite::start(1, Tuning::default()).await;
+    site.wait_for_admin(0).await;
+    let base = site.api_url(0);
+    let admin = Api::default().admin_token(&base).await;
+    let env = [
+        ("SESSIONPLANE_API", base.as_str()),
+        ("SESSIONPLANE_TOKEN", admin.as_str()),
+    ];
+    let run = |args: &[&str]| json_of(&sessionplane(args, &env, None));
+
+    // Before the command, after it, or after its arguments: the same flag.
+    assert!(run(&["--json", "sessions", "list"]).is_array());
+    assert!(run(&["sessions", "--json", "list", "--sites", "all"]).is_array());
+    assert_eq!(
+        run(&["--json", "domains", "add", "j.org"])["created"],
+        "j.org"
+    );
+
+    let added = run(&["users", "add", "gus@j.org", "--json"]);
+    assert_eq!(added["created"], "gus@j.org");
+    let password = added["password"].as_str().expect("the generated password");
+    assert_eq!(
+        Api::default()
+            .login(&base, "j.org", "gus", password)
+            .await
+            .status,
+        200
+    );
+    let changed = run(&["--json", "users", "passwd", "gus@j.org"]);
+    let password = changed["password"].as_str().expect("the new password");
+    let session = Api::default().login(&base, "j.org", "gus", password).await;
+    assert_eq!(session.status, 200, "{}", session.text);
+    let given = json_of(&sessionplane(
+        &["--json", "users", "add", "ivy@j.org", "--password-stdin"],
+        &env,
+        Some("ivy-password-1\n"),
+    ));
+    assert_eq!(given, serde_json::json!({"created": "ivy@j.org"}));
+
+    assert_eq!(
+        run(&["--json", "users", "disable", "ivy@j.org"])["disabled"],
+        "ivy@j.org"
+    );
+    assert_eq!(
+        run(&["--json", "users", "enable", "ivy@j.org"])["enabled"],
+        "ivy@j.org"
+    );
+    assert!(run(&["--json", "users", "list"]).is_array());
+    assert!(run(&["--json", "domains", "list"]).is_array());
+    let group = [
+        "--json",
+        "groups",
+        "add",
+        "admins@j.org",
+        "--member",
+        "ivy@j.org",
+    ];
+    assert_eq!(run(&group)["created"], "admins@j.org");
+    let members = run(&[
+        "--json",
+        "groups",
+        "members",
+        "admins@j.org",
+        "--add",
+        "gus@j.org",
+    ]);
+    assert_eq!(members["updated"], "admins@j.org");
+    assert!(run(&["--json", "groups", "list"]).is_array());
+    assert_eq!(
+        run(&["--json", "groups", "rm", "admins@j.org"])["deleted"],
+        "admins@j.org"
+    );
+
+    let id = session.body["session_id"].as_str().unwrap();
+    assert_eq!(run(&["--json", "sessions", "kill", id])["killed"], id);
+    assert_eq!(
+        run(&["--json", "sessions", "logout", "gus@j.org"])["closed"],
+        0
+    );
+    assert!(run(&["--json", "channels", "list"]).is_array());
+    let one = run(&["--json", "channels", "disconnect", "gus@j.org"]);
+    assert_eq!(one["disconnected"], serde_json::json!(["gus@j.org"]));
+    assert_eq!(
+        run(&["--json", "channels", "disconnect", "--all"])["disconnected"],
+        "all"
+    );
+    assert!(run(&["--json", "certs", "show"]).is_array());
+    assert_eq!(run(&["--json", "certs", "reload"])["reloaded"], true);
+    assert!(run(&["--json", "cluster", "status"])["groups"].is_array());
+    assert!(run(&["--json", "tasks", "list"]).is_array());
+    assert_eq!(run(&["--json", "health"])["status"], "healthy");
+    let deleted = run(&["--json", "users", "rm", "gus@j.org", "ivy@j.org"]);
+    assert_eq!(
+        deleted["deleted"],
+        serde_json::json!(["gus@j.org", "ivy@j.org"])
+    );
+    assert_eq!(
+        run(&["--json", "domains", "rm", "j.org"])["deleted"],
+        "j.org"
+    );
+
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("service.key");
+    std::fs::write(&key, "json-service-secret").unwrap();
+    let issued = run(&[
+        "--json",
+        "token",
+        "issue",
+        "--sub",
+        "ci",
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        issued["token"].as_str().map(|t| t.split('.').count()),
+        Some(3)
+    );
+}

@@ -3,9 +3,10 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::client::{print, query, segment, ApiArgs, ApiClient};
+use super::done;
 
 #[derive(Subcommand, Debug)]
 pub enum ChannelsCommand {
@@ -110,23 +111,28 @@ pub async fn channels(api: &ApiArgs, command: ChannelsCommand) -> anyhow::Result
         }
         ChannelsCommand::Disconnect { users, all, sites } => {
             let sites = query(&[("sites", Some(&sites))]);
+            let disconnected = |sentence: &str, who: Value| {
+                done(api.json, sentence, json!({ "disconnected": who }))
+            };
             match (all, users.as_slice()) {
                 (true, _) => {
                     let path = format!("/servers/channels{sites}");
                     client.call(Method::DELETE, &path, None).await?;
-                    println!("disconnected every channel");
+                    disconnected("disconnected every channel", json!("all"));
                 }
                 (false, []) => anyhow::bail!("name users (login@domain), or give --all"),
                 (false, [one]) => {
                     let path = format!("/servers/channels/{}{sites}", segment(one));
                     client.call(Method::DELETE, &path, None).await?;
-                    println!("disconnected {one}");
+                    disconnected(&format!("disconnected {one}"), json!([one]));
                 }
                 (false, many) => {
                     let body = serde_json::to_value(many)?;
                     let path = format!("/servers/channels{sites}");
-                    client.call(Method::DELETE, &path, Some(body)).await?;
-                    println!("disconnected {}", many.join(", "));
+                    client
+                        .call(Method::DELETE, &path, Some(body.clone()))
+                        .await?;
+                    disconnected(&format!("disconnected {}", many.join(", ")), body);
                 }
             }
         }
@@ -138,15 +144,19 @@ pub async fn certs(api: &ApiArgs, command: CertsCommand) -> anyhow::Result<()> {
     let client = ApiClient::new(api)?;
     match command {
         CertsCommand::Reload { port, sites } => {
-            let port = port.map(|p| p.to_string());
+            let port_text = port.map(|p| p.to_string());
             let path = "/servers".to_string()
                 + &query(&[
                     ("reload-certificate", Some("")),
-                    ("port", port.as_deref()),
+                    ("port", port_text.as_deref()),
                     ("sites", Some(&sites)),
                 ]);
             client.call(Method::POST, &path, None).await?;
-            println!("certificates reloaded on every node");
+            done(
+                api.json,
+                "certificates reloaded on every node",
+                json!({"reloaded": true, "port": port, "sites": sites}),
+            );
         }
         CertsCommand::Show {
             sites,

@@ -24,8 +24,8 @@ pub struct ApiArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    /// The global `--json`, set by the command line's entry point.
+    #[arg(skip)]
     pub json: bool,
 }
 

@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::client::{print, ApiArgs, ApiClient};
+use super::done;
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
@@ -102,13 +103,15 @@ pub async fn cluster(api: &ApiArgs, command: ClusterCommand) -> anyhow::Result<(
             client
                 .call(Method::POST, "/cluster/nodes", Some(body))
                 .await?;
-            println!("added node {id}");
+            let added = serde_json::json!({"added": id, "voter": !learner});
+            done(api.json, &format!("added node {id}"), added);
         }
         ClusterCommand::RemoveNode { id } => {
             client
                 .call(Method::DELETE, &format!("/cluster/nodes/{id}"), None)
                 .await?;
-            println!("removed node {id}");
+            let removed = serde_json::json!({ "removed": id });
+            done(api.json, &format!("removed node {id}"), removed);
         }
     }
     Ok(())

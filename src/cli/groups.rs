@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::client::{print, query, segment, ApiArgs, ApiClient};
+use super::done;
 
 #[derive(Subcommand, Debug)]
 pub enum GroupsCommand {
@@ -47,7 +48,8 @@ pub async fn groups(api: &ApiArgs, command: GroupsCommand) -> anyhow::Result<()>
             client
                 .call(Method::PUT, &path, Some(json!({"members": members})))
                 .await?;
-            println!("created {group}");
+            let created = json!({"created": group, "members": members});
+            done(api.json, &format!("created {group}"), created);
         }
         GroupsCommand::Members { group, add, remove } => {
             anyhow::ensure!(
@@ -57,12 +59,17 @@ pub async fn groups(api: &ApiArgs, command: GroupsCommand) -> anyhow::Result<()>
             let path = format!("/groups/{}", segment(&group));
             let body = json!({"add": add, "remove": remove});
             client.call(Method::PATCH, &path, Some(body)).await?;
-            println!("updated {group}");
+            let updated = json!({"updated": group, "added": add, "removed": remove});
+            done(api.json, &format!("updated {group}"), updated);
         }
         GroupsCommand::Rm { group } => {
             let path = format!("/groups/{}", segment(&group));
             client.call(Method::DELETE, &path, None).await?;
-            println!("deleted {group}");
+            done(
+                api.json,
+                &format!("deleted {group}"),
+                json!({ "deleted": group }),
+            );
         }
         GroupsCommand::List { domain } => {
             let path = "/groups".to_string() + &query(&[("domain", domain.as_deref())]);

@@ -28,6 +28,9 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "SESSIONPLANE_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Print JSON instead of tables and sentences, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -119,6 +122,27 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The REST API arguments of a command that speaks to a node.
+    pub fn api_mut(&mut self) -> Option<&mut client::ApiArgs> {
+        match self {
+            Command::Users { api, .. }
+            | Command::Domains { api, .. }
+            | Command::Sessions { api, .. }
+            | Command::Channels { api, .. }
+            | Command::Certs { api, .. }
+            | Command::Cluster { api, .. }
+            | Command::Groups { api, .. }
+            | Command::Tasks { api, .. }
+            | Command::Health { api } => Some(api),
+            Command::Serve { .. }
+            | Command::Demo(_)
+            | Command::Completions { .. }
+            | Command::Token { .. } => None,
+        }
+    }
+}
+
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
@@ -146,6 +170,14 @@ impl std::io::Write for Stderr {
     fn flush(&mut self) -> std::io::Result<()> {
         let _ = std::io::stderr().flush();
         Ok(())
+    }
+}
+
+/// What a command did: a sentence for people, or the same as JSON for scripts.
+pub fn done(json: bool, sentence: &str, value: serde_json::Value) {
+    match json {
+        true => println!("{value}"),
+        false => println!("{sentence}"),
     }
 }
 

@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::client::{print, query, segment, ApiArgs, ApiClient};
+use super::done;
 
 #[derive(Subcommand, Debug)]
 pub enum SessionsCommand {
@@ -108,7 +109,8 @@ pub async fn sessions(api: &ApiArgs, command: SessionsCommand) -> anyhow::Result
                 query(&[("sites", Some(&sites))])
             );
             client.call(Method::DELETE, &path, None).await?;
-            println!("killed {session_id}");
+            let sentence = format!("killed {session_id}");
+            done(api.json, &sentence, json!({ "killed": session_id }));
         }
     }
     Ok(())

@@ -132,7 +132,8 @@ pub async fn tasks(api: &ApiArgs, command: TasksCommand) -> anyhow::Result<()> {
         TasksCommand::Cancel { task_id } => {
             let path = format!("/tasks/{}", segment(&task_id));
             client.call(Method::DELETE, &path, None).await?;
-            println!("cancel asked for {task_id}");
+            let asked = serde_json::json!({ "cancel_asked": task_id });
+            super::done(api.json, &format!("cancel asked for {task_id}"), asked);
         }
     }
     Ok(())

@@ -35,7 +35,7 @@ pub enum Algorithm {
     Eddsa,
 }
 
-pub fn run(command: TokenCommand) -> anyhow::Result<()> {
+pub fn run(command: TokenCommand, json: bool) -> anyhow::Result<()> {
     let TokenCommand::Issue(args) = command;
     anyhow::ensure!(
         !args.sub.trim().is_empty(),
@@ -56,6 +56,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
         Algorithm::Rs256 => ServiceKeyAlgorithm::RS256,
         Algorithm::Eddsa => ServiceKeyAlgorithm::EdDSA,
     };
-    println!("{}", sign_service(&claims, &key, algorithm)?);
+    let token = sign_service(&claims, &key, algorithm)?;
+    super::done(json, &token, serde_json::json!({ "token": token }));
     Ok(())
 }

@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::client::{password, print, segment, ApiArgs, ApiClient};
+use super::done;
 
 #[derive(Subcommand, Debug)]
 pub enum UsersCommand {
@@ -76,8 +77,16 @@ pub async fn users(api: &ApiArgs, command: UsersCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             match generated {
-                true => println!("created {user}; password: {password}"),
-                false => println!("created {user}"),
+                true => done(
+                    api.json,
+                    &format!("created {user}; password: {password}"),
+                    json!({"created": user, "password": password}),
+                ),
+                false => done(
+                    api.json,
+                    &format!("created {user}"),
+                    json!({"created": user}),
+                ),
             }
         }
         UsersCommand::Passwd {
@@ -89,18 +98,27 @@ pub async fn users(api: &ApiArgs, command: UsersCommand) -> anyhow::Result<()> {
             let path = format!("/users/{}/password", segment(&user));
             client.call(Method::POST, &path, Some(body)).await?;
             match generated {
-                true => println!("new password for {user}: {password}"),
-                false => println!("password of {user} changed"),
+                true => done(
+                    api.json,
+                    &format!("new password for {user}: {password}"),
+                    json!({"changed": user, "password": password}),
+                ),
+                false => done(
+                    api.json,
+                    &format!("password of {user} changed"),
+                    json!({"changed": user}),
+                ),
             }
         }
         UsersCommand::Rm { users } => {
             client
                 .call(Method::DELETE, "/users", Some(json!(users)))
                 .await?;
-            println!("deleted {}", users.join(", "));
+            let sentence = format!("deleted {}", users.join(", "));
+            done(api.json, &sentence, json!({ "deleted": users }));
         }
-        UsersCommand::Disable { user } => set_disabled(&client, &user, true).await?,
-        UsersCommand::Enable { user } => set_disabled(&client, &user, false).await?,
+        UsersCommand::Disable { user } => set_disabled(&client, api, &user, true).await?,
+        UsersCommand::Enable { user } => set_disabled(&client, api, &user, false).await?,
         UsersCommand::List { domain } => {
             let path = match &domain {
                 Some(domain) => format!("/users?domain={}", segment(domain)),
@@ -133,14 +151,17 @@ pub async fn users(api: &ApiArgs, command: UsersCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn set_disabled(client: &ApiClient, user: &str, disabled: bool) -> anyhow::Result<()> {
+async fn set_disabled(
+    client: &ApiClient,
+    api: &ApiArgs,
+    user: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
     let path = format!("/users/{}", segment(user));
     let body = json!({ "disabled": disabled });
     client.call(Method::PATCH, &path, Some(body)).await?;
-    match disabled {
-        true => println!("disabled {user}"),
-        false => println!("enabled {user}"),
-    }
+    let verb = if disabled { "disabled" } else { "enabled" };
+    done(api.json, &format!("{verb} {user}"), json!({ verb: user }));
     Ok(())
 }
 
@@ -150,12 +171,20 @@ pub async fn domains(api: &ApiArgs, command: DomainsCommand) -> anyhow::Result<(
         DomainsCommand::Add { domain } => {
             let path = format!("/domains/{}", segment(&domain));
             client.call(Method::PUT, &path, None).await?;
-            println!("created {domain}");
+            done(
+                api.json,
+                &format!("created {domain}"),
+                json!({ "created": domain }),
+            );
         }
         DomainsCommand::Rm { domain } => {
             let path = format!("/domains/{}", segment(&domain));
             client.call(Method::DELETE, &path, None).await?;
-            println!("deleted {domain}");
+            done(
+                api.json,
+                &format!("deleted {domain}"),
+                json!({ "deleted": domain }),
+            );
         }
         DomainsCommand::List => {
             let listed = client.call(Method::GET, "/domains", None).await?;
