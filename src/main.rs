@@ -34,7 +34,7 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            sessionplane::say!("sessionplane: {e:#}");
+            sessionplane::say!("sessionplane: {}", cli::error_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -567,3 +567,48 @@ async fn json_is_a_global_flag_that_every_command_honours() {
         Some(3)
     );
 }
+
+/// A free port on 127.0.0.1 (free once returned: the node binds it next).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// A lone node's config: every listener on a free port, no certificate and no secrets given
+/// (so the node generates them into its data dir), a snapshot after every entry.
+fn lone_node_config(dir: &Path, api: u16) -> std::path::PathBuf {
+    let listen: Vec<String> = ["imap", "imaps", "smtp", "smtps", "cluster"]
+        .iter()
+        .map(|name| format!("{name} = \"127.0.0.1:{}\"", free_port()))
+        .collect();
+    let text = format!(
+        "data_dir = \"{}\"\n\n[listen]\napi = \"127.0.0.1:{api}\"\n{}\n\n[raft]\nsnapshot_every = 1\n",
+        dir.join("data").display(),
+        listen.join("\n"),
+    );
+    let config = dir.join("node.toml");
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+#[test]
+fn a_bind_error_is_said_once_and_fails_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lone_node_config(dir.path(), port);
+    let output = sessionplane(&["serve", "--config", config.to_str().unwrap()], &[], None);
+    let stderr = failed(&output);
+    assert_eq!(
+        stderr.matches("cannot listen on").count(),
+        1,
+        "said more than once:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("in use").count(),
+        1,
+        "the cause repeated:\n{stderr}"
+    );
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert_eq!(output.status.code(), Some(1));
+}

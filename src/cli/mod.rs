@@ -173,6 +173,19 @@ impl std::io::Write for Stderr {
     }
 }
 
+/// An error and its causes on one line, each said once: an error whose message already quotes
+/// its source (`cannot listen on 127.0.0.1:8080: Address in use`) does not repeat it.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
+}
+
 /// What a command did: a sentence for people, or the same as JSON for scripts.
 pub fn done(json: bool, sentence: &str, value: serde_json::Value) {
     match json {
@@ -211,5 +224,27 @@ impl StopSignals {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let quoted = anyhow::Error::new(crate::node::StartError::Bind {
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            source: io,
+        });
+        let line = error_line(&quoted);
+        assert_eq!(
+            line.matches(&std::io::ErrorKind::AddrInUse.to_string())
+                .count(),
+            1
+        );
+        let wrapped = anyhow::anyhow!("root cause").context("what was being done");
+        assert_eq!(error_line(&wrapped), "what was being done: root cause");
     }
 }
