@@ -612,3 +612,116 @@ fn a_bind_error_is_said_once_and_fails_the_start() {
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert_eq!(output.status.code(), Some(1));
 }
+
+/// Runs `serve` until it logs that it is ready (and until `until` holds), then stops it;
+/// its stderr.
+fn serve_until(config: &Path, until: impl Fn() -> bool) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env("SESSIONPLANE_ADMIN_PASSWORD", "data-dir-admin-pw")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut seen = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.expect("stderr line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(" ready") {
+            break;
+        }
+    }
+    assert!(seen.contains(" ready"), "the node did not start:\n{seen}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !until() {
+        assert!(std::time::Instant::now() < deadline, "never came:\n{seen}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+/// Every directory under `root` (itself included) and every file, with its mode.
+fn modes(root: &Path) -> Vec<(std::path::PathBuf, bool, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&dir).unwrap();
+        found.push((dir.clone(), true, meta.permissions().mode() & 0o777));
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            match meta.is_dir() {
+                true => pending.push(path),
+                false => found.push((path, false, meta.permissions().mode() & 0o777)),
+            }
+        }
+    }
+    found
+}
+
+fn assert_private(root: &Path) {
+    let all = modes(root);
+    for (path, dir, mode) in &all {
+        let wanted = if *dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, wanted, "{} is {mode:o}", path.display());
+    }
+    let names: Vec<String> = all
+        .iter()
+        .filter_map(|(p, _, _)| p.strip_prefix(root).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    for expected in [
+        "raft.redb",
+        "cluster_secret",
+        "token_key",
+        "tls/key.pem",
+        "tls/cert.pem",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "no {expected} in {names:?}"
+        );
+    }
+    assert!(
+        names.iter().any(|n| n.ends_with("current.snap")),
+        "no snapshot in {names:?}"
+    );
+}
+
+fn has_snapshot(data: &Path) -> bool {
+    modes(data)
+        .iter()
+        .any(|(p, _, _)| p.ends_with("current.snap"))
+}
+
+#[test]
+fn the_data_dir_is_the_nodes_alone_and_a_looser_one_is_tightened_on_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = lone_node_config(dir.path(), free_port());
+    serve_until(&config, || has_snapshot(&data));
+    assert_private(&data);
+
+    let loosen = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    loosen(&data, 0o755);
+    loosen(&data.join("tls"), 0o755);
+    loosen(&data.join("raft.redb"), 0o644);
+    loosen(&data.join("tls/cert.pem"), 0o644);
+    loosen(&data.join("token_key"), 0o666);
+    let stderr = serve_until(&config, || true);
+    assert_private(&data);
+    assert!(
+        stderr.contains("readable by others") && stderr.contains("5 entries"),
+        "the tightening is not logged:\n{stderr}"
+    );
+}

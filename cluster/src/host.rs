@@ -9,6 +9,7 @@ use crate::liveness::{Liveness, NodeHello};
 use crate::log_store::LogDb;
 use crate::network::{GroupNetwork, PeerClient, PeerRoutes};
 use crate::node_calls::NodeCalls;
+use crate::private_fs;
 use crate::server::{self, Registry};
 use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::{StateMachine, StateMachineStore};
@@ -65,6 +66,11 @@ pub enum SetupError {
         path: PathBuf,
         source: redb::DatabaseError,
     },
+    #[error("cannot keep the data directory {path} private: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the snapshot directory {path}: {source}")]
     Snapshots {
         path: PathBuf,
@@ -91,12 +97,18 @@ pub struct ClusterNode {
     calls: NodeCalls,
 }
 
+/// Creates the data directory 0700, or tightens one found readable by others, before the log
+/// database is opened (so no secret is written into a loose one).
+fn open_data_dir(dir: &std::path::Path) -> Result<(), SetupError> {
+    private_fs::keep_private(dir).map_err(|source| SetupError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
 impl ClusterNode {
     pub fn open(options: ClusterOptions) -> Result<Self, SetupError> {
-        std::fs::create_dir_all(&options.data_dir).map_err(|source| SetupError::Snapshots {
-            path: options.data_dir.clone(),
-            source,
-        })?;
+        open_data_dir(&options.data_dir)?;
         let path = options.data_dir.join("raft.redb");
         let db = LogDb::open(&path).map_err(|source| SetupError::LogDb { path, source })?;
         let peers = PeerClient::new(

@@ -20,6 +20,7 @@ mod log_store;
 mod membership;
 mod network;
 mod node_calls;
+pub mod private_fs;
 mod server;
 mod snapshot_store;
 mod state_machine;

@@ -49,6 +49,15 @@ pub struct LogDb {
 
 impl LogDb {
     pub fn open(path: &Path) -> Result<Self, redb::DatabaseError> {
+        // redb creates its file with the process's umask; create it first, 0600 (it holds
+        // password hashes), and let redb initialise the empty file.
+        crate::private_fs::file_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
         let db = Arc::new(redb::Database::create(path)?);
         let (writer, queue) = mpsc::channel();
         let writer_db = db.clone();

@@ -22,7 +22,7 @@ pub struct SnapshotStore {
 
 impl SnapshotStore {
     pub fn open(dir: PathBuf) -> io::Result<Self> {
-        fs::create_dir_all(&dir)?;
+        crate::private_fs::create_dir(&dir)?;
         let _ = fs::remove_file(dir.join(PARTIAL));
         Ok(Self { dir })
     }
@@ -31,7 +31,11 @@ impl SnapshotStore {
         let meta = encode(meta).map_err(io::Error::other)?;
         let meta_len = u32::try_from(meta.len()).map_err(io::Error::other)?;
         let partial = self.dir.join(PARTIAL);
-        let mut file = File::create(&partial)?;
+        let mut file = crate::private_fs::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)?;
         file.write_all(&meta_len.to_be_bytes())?;
         file.write_all(&meta)?;
         file.write_all(data)?;

@@ -53,6 +53,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("sessionplane-demo-{}", std::process::id())),
     };
     let mut stop = super::StopSignals::install()?;
+    // It holds the administrator's password and the secrets every node shares.
+    sessionplane_cluster::private_fs::keep_private(&data_dir)?;
     let admin_password = admin_password(&data_dir)?;
     let mut configs = configs(&args, &data_dir)?;
     for config in &mut configs {

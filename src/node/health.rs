@@ -106,7 +106,11 @@ impl HealthChecks {
     fn storage(&self) -> Check {
         let dir = self.data_dir.clone();
         let probe = dir.join(".healthcheck");
-        let written = std::fs::File::create(&probe)
+        let written = sessionplane_cluster::private_fs::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&probe)
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"ok").and_then(|_| f.sync_all()));
         if let Err(e) = written {
             return Check::new(

@@ -6,6 +6,8 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use sessionplane_cluster::private_fs;
+
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,16 +95,16 @@ pub fn read(what: &'static str, path: &Path) -> Result<String, SecretError> {
     Ok(secret)
 }
 
-/// Writes a file readable by its owner only.
+/// Writes a file readable by its owner only, in a directory only its owner may enter.
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+        private_fs::create_dir(dir)?;
     }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = private_fs::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()
 }

@@ -25,8 +25,8 @@ const RENEW_WITHIN_SECS: i64 = 30 * 24 * 60 * 60;
 /// Backdated an hour so peers whose clocks lag a little accept it at once.
 const BACKDATE_SECS: i64 = 60 * 60;
 
-/// Generates a self-signed pair into `dir/cert.pem` and `dir/key.pem` (key file mode 0600,
-/// written to a temp file then renamed) unless both already exist and the certificate has more
+/// Generates a self-signed pair into `dir/cert.pem` and `dir/key.pem` (mode 0600 in a 0700
+/// directory, each written to a temp file then renamed) unless both already exist and the certificate has more
 /// than 30 days left; returns their paths. `names`
 /// become the SANs (IP addresses as IP SANs, others as DNS names); the first is also the
 /// common name. No names means `localhost`.
@@ -46,14 +46,15 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<CertificateFil
             "the generated certificate is near its end: generating a new pair"
         );
     }
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+    sessionplane_cluster::private_fs::create_dir(dir).map_err(|source| TlsError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
     let (cert_pem, key_pem) = generate(names)?;
     // Key first: with only one of the two files present, the next call makes a new pair.
     write_atomically(&files.key, key_pem.as_bytes(), 0o600)?;
-    write_atomically(&files.cert, cert_pem.as_bytes(), 0o644)?;
+    // The certificate is no secret, but it lives in the data directory, which is the node's.
+    write_atomically(&files.cert, cert_pem.as_bytes(), 0o600)?;
     Ok(files)
 }
 
