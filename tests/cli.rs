@@ -1,5 +1,6 @@
 //! The command line against a real node: service tokens issued with `token issue` (HS256 and
-//! EdDSA keys made by openssl), then `domains` and `users` through the REST API.
+//! EdDSA keys made by openssl), then `domains` and `users` through the REST API, `--json` on
+//! every command; `serve` (its data dir's modes, a bind error) and the demo's text.
 
 mod common;
 
@@ -724,4 +725,58 @@ fn the_data_dir_is_the_nodes_alone_and_a_looser_one_is_tightened_on_start() {
         stderr.contains("readable by others") && stderr.contains("5 entries"),
         "the tightening is not logged:\n{stderr}"
     );
+}
+
+#[test]
+fn the_demo_tells_people_every_listener_and_where_the_admin_password_is() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    // Below the ephemeral ports, apart from the other demo tests' bases.
+    let port_base = 10_005 + (std::process::id() % 400) as u16 * 10;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .args([
+            "demo",
+            "--nodes",
+            "1",
+            "--port-base",
+            &port_base.to_string(),
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env_remove("SESSIONPLANE_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("the JSON line");
+    let described: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let mut said = String::new();
+    for text in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let text = text.expect("stderr line");
+        said.push_str(&text);
+        said.push('\n');
+        if text.contains("Ctrl-C") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let node = &described["nodes"][0];
+    for listener in ["api", "cluster", "imap", "imaps", "smtp", "smtps"] {
+        let address = node[listener].as_str().expect("a listener");
+        assert!(
+            said.contains(&format!("{listener} {address}")),
+            "no {listener}:\n{said}"
+        );
+    }
+    let file = data.path().join("admin_password");
+    assert!(
+        said.contains("admin@master.domain") && said.contains(&file.display().to_string()),
+        "where the password is:\n{said}"
+    );
+    let password = described["admin_password"].as_str().expect("password");
+    assert!(!said.contains(password), "the password on stderr:\n{said}");
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::config::{Config, DirectorySettings, IamSettings, Listen, RemoteSite, Secret, SiteNode};
+use crate::iam::bootstrap;
 use crate::node::{self, secrets, Listeners, RunningNode};
 
 #[derive(Args, Debug)]
@@ -58,7 +59,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let admin_password = admin_password(&data_dir)?;
     let mut configs = configs(&args, &data_dir)?;
     for config in &mut configs {
-        config.initial_admin_password = Some(Secret(admin_password.clone()));
+        config.initial_admin_password = Some(Secret(admin_password.password.clone()));
     }
     let mut nodes = Vec::new();
     for config in configs {
@@ -72,7 +73,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("the demo directory was not ready within 30 s");
     }
     let line = DemoLine {
-        admin_password: Some(admin_password),
+        admin_password: Some(admin_password.password.clone()),
         nodes: nodes
             .iter()
             .map(|n| DemoNode {
@@ -96,13 +97,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         data_dir.display()
     );
     for n in &nodes {
+        let mail: String = n
+            .mail_addrs
+            .iter()
+            .map(|(name, addr)| format!("  {name} {addr}"))
+            .collect();
         crate::say!(
-            "  {:<10} {:<4} api http://{}  cluster {}",
+            "  {:<10} {:<4} api http://{}  cluster http://{}{mail}",
             n.config.site,
             n.config.node_name,
             n.api_addr,
             n.cluster_addr
         );
+    }
+    if let Some(first) = nodes.first() {
+        let admin = format!("{}@{}", bootstrap::FIRST_ADMIN, first.iam.master_domain);
+        crate::say!("Administrator: {admin}, {}.", admin_password.whereabouts());
     }
     crate::say!("Press Ctrl-C to stop.");
     stop.recv().await;
@@ -115,21 +125,49 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first administrator's password, and where a person finds it again.
+struct AdminPassword {
+    password: String,
+    /// The file that keeps it; `None` when it came from the environment.
+    kept_in: Option<PathBuf>,
+}
+
+impl AdminPassword {
+    fn whereabouts(&self) -> String {
+        match &self.kept_in {
+            Some(file) => format!(
+                "password in {} (and in the JSON line on stdout)",
+                file.display()
+            ),
+            None => "password from SESSIONPLANE_ADMIN_PASSWORD".to_string(),
+        }
+    }
+}
+
 /// `SESSIONPLANE_ADMIN_PASSWORD`, else the one this demo's data dir was first started with,
 /// else a new one (kept in the data dir so that a rerun prints the password that works).
-fn admin_password(data_dir: &std::path::Path) -> anyhow::Result<String> {
+fn admin_password(data_dir: &std::path::Path) -> anyhow::Result<AdminPassword> {
     if let Ok(given) = std::env::var("SESSIONPLANE_ADMIN_PASSWORD") {
         if !given.is_empty() {
-            return Ok(given);
+            return Ok(AdminPassword {
+                password: given,
+                kept_in: None,
+            });
         }
     }
     let file = data_dir.join("admin_password");
-    if let Ok(kept) = std::fs::read_to_string(&file) {
-        return Ok(kept.trim().to_string());
-    }
-    let fresh = secrets::random_hex(16)?;
-    secrets::write_private(&file, &fresh)?;
-    Ok(fresh)
+    let password = match std::fs::read_to_string(&file) {
+        Ok(kept) => kept.trim().to_string(),
+        Err(_) => {
+            let fresh = secrets::random_hex(16)?;
+            secrets::write_private(&file, &fresh)?;
+            fresh
+        }
+    };
+    Ok(AdminPassword {
+        password,
+        kept_in: Some(file),
+    })
 }
 
 /// Whether every node sees the master domain (the first administrator exists).
