@@ -402,6 +402,38 @@ async fn channels_sort_page_refuse_bad_input_and_end_with_the_password() {
         )
         .await;
     assert_error(&bad_ping, 400, "InvalidArgument");
+    assert!(bad_ping.headers.get("www-authenticate").is_none());
+    // A 401 names the schemes that work, Basic first (what JMAP clients answer).
+    for (path, credentials) in [
+        ("/jmap/eventsource", None),
+        (
+            "/jmap/eventsource",
+            Some(basic("carl@example.com", "wrong")),
+        ),
+        ("/jmap/ws", None),
+    ] {
+        let mut request = api.http.get(format!("{base}{path}"));
+        if let Some(credentials) = credentials {
+            request = request.header("authorization", credentials);
+        }
+        let refused = api.send(request).await;
+        assert_error(&refused, 401, "Unauthorized");
+        let challenges: Vec<&str> = refused
+            .headers
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(
+            challenges.first().copied(),
+            Some("Basic realm=\"sessionplane\", charset=\"UTF-8\""),
+            "{path}: {challenges:?}"
+        );
+        assert!(
+            challenges.contains(&"Bearer realm=\"sessionplane\""),
+            "{challenges:?}"
+        );
+    }
 
     // A password change ends the user's channels.
     let changed = api

@@ -8,8 +8,8 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -37,6 +37,25 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 struct TokenParam {
     /// The session token, for clients that cannot send a header.
     token: Option<String>,
+}
+
+/// The schemes a refused JMAP client may answer with (RFC 9110 §11.6.1): Basic first, which
+/// JMAP clients expect to be offered, then a session token.
+const CHALLENGES: [&str; 2] = [
+    "Basic realm=\"sessionplane\", charset=\"UTF-8\"",
+    "Bearer realm=\"sessionplane\"",
+];
+
+/// The error's answer; a 401 carries the challenges.
+fn answer(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    if response.status() == StatusCode::UNAUTHORIZED {
+        for challenge in CHALLENGES {
+            let value = HeaderValue::from_static(challenge);
+            response.headers_mut().append(WWW_AUTHENTICATE, value);
+        }
+    }
+    response
 }
 
 fn auth_error(error: AuthError) -> ApiError {
@@ -132,8 +151,21 @@ async fn websocket(
     headers: HeaderMap,
     Query(params): Query<TokenParam>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let user = jmap_user(&state, &headers, params.token, remote).await;
+    match user {
+        Ok(user) => upgrade_websocket(&state, user, remote, upgrade).await,
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(answer)
+}
+
+async fn upgrade_websocket(
+    state: &ApiState,
+    user: MailUser,
+    remote: SocketAddr,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let user = jmap_user(&state, &headers, params.token, remote).await?;
     let upgrade = upgrade
         .map_err(|r| {
             ApiError::InvalidArgument(format!("expected a websocket upgrade: {}", r.body_text()))
@@ -144,7 +176,7 @@ async fn websocket(
             "the websocket must ask for the \"jmap\" subprotocol (RFC 8887)".into(),
         ));
     }
-    let channel = open(&state, user, Endpoint::WebSocket, remote).await?;
+    let channel = open(state, user, Endpoint::WebSocket, remote).await?;
     let settings = state.gateway.settings.clone();
     Ok(upgrade
         .max_message_size(settings.max_message_bytes)
@@ -176,9 +208,20 @@ async fn event_source(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(params): Query<EventSourceParams>,
+) -> Response {
+    event_stream(&state, remote, &headers, params)
+        .await
+        .unwrap_or_else(answer)
+}
+
+async fn event_stream(
+    state: &ApiState,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+    params: EventSourceParams,
 ) -> Result<Response, ApiError> {
     // Who asks first: an anonymous caller learns nothing of what else is wrong.
-    let user = jmap_user(&state, &headers, params.token.clone(), remote).await?;
+    let user = jmap_user(state, headers, params.token.clone(), remote).await?;
     let close_after_state = match params.closeafter.as_deref() {
         None | Some("no") => false,
         Some("state") => true,
@@ -199,7 +242,7 @@ async fn event_source(
             "types must not be empty; use *".into(),
         ));
     }
-    let channel = open(&state, user, Endpoint::EventSource, remote).await?;
+    let channel = open(state, user, Endpoint::EventSource, remote).await?;
     let stream = EventSourceStream {
         channel,
         // RFC 8620: a server may raise a ping interval it finds too short.
