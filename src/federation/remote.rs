@@ -18,6 +18,8 @@ use crate::config::{Config, ConfigError};
 /// The header carrying the next page token of a listing.
 const NEXT_PAGE_HEADER: &str = "x-next-page-token";
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The longest reason given for one node in a site's outcome.
+const BRIEF_CHARS: usize = 120;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verb {
@@ -291,7 +293,7 @@ impl RemoteSites {
             }
             let message = read_whole(response, deadline)
                 .await
-                .map(|a| a.message())
+                .map(|a| brief(&a.message()))
                 .unwrap_or_else(|reason| reason);
             attempts.push(match status {
                 401 => format!(
@@ -372,15 +374,35 @@ async fn read_whole(response: reqwest::Response, deadline: Instant) -> Result<Si
     })
 }
 
+/// Why a call failed, in a few words (`connection refused`): the innermost cause, not the
+/// whole chain, which repeats the URL at every level and made a 503's cause kilobytes long.
+/// The whole chain goes to the debug log.
 fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         return format!("no answer within {} ms", timeout.as_millis());
     }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
+    let mut root: &dyn std::error::Error = e;
+    let mut chain = e.to_string();
+    while let Some(cause) = root.source() {
+        chain = format!("{chain}: {cause}");
+        root = cause;
     }
-    text
+    tracing::debug!(error = %chain, "a call to another site failed");
+    match root
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+    {
+        Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".into(),
+        Some(std::io::ErrorKind::ConnectionReset) => "connection reset".into(),
+        Some(std::io::ErrorKind::TimedOut) => "timed out".into(),
+        _ => brief(&root.to_string()),
+    }
+}
+
+/// At most [`BRIEF_CHARS`] characters of `text`.
+fn brief(text: &str) -> String {
+    match text.chars().count() > BRIEF_CHARS {
+        true => text.chars().take(BRIEF_CHARS).collect::<String>() + "…",
+        false => text.to_string(),
+    }
 }
