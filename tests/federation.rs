@@ -860,7 +860,41 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
             "done"
         );
         assert!(done.body["completedDate"].is_string(), "{}", done.text);
+        // Every site's answer has one shape, whether it came at once or through the task.
+        let sites = &done.body["additionalInformation"]["sites"];
+        let keys = |site: &str| -> Vec<String> {
+            let answer = sites[site]["answer"].as_object();
+            let answer = answer.unwrap_or_else(|| panic!("{site}: not an object: {sites}"));
+            answer.keys().cloned().collect()
+        };
+        assert_eq!(keys("central"), keys("east"), "{sites}");
     }
+    let logout = api
+        .call(
+            Method::GET,
+            format!("{c1}/tasks/{logout_task}"),
+            Some(&admin_c),
+            None,
+        )
+        .await;
+    let sites = &logout.body["additionalInformation"]["sites"];
+    assert_eq!(sites["central"]["answer"], json!({"closed": 1}), "{sites}");
+    assert!(sites["east"]["answer"]["closed"].is_u64(), "{sites}");
+    let kill = api
+        .call(
+            Method::GET,
+            format!("{c1}/tasks/{kill_task}"),
+            Some(&admin_c),
+            None,
+        )
+        .await;
+    let sites = &kill.body["additionalInformation"]["sites"];
+    assert_eq!(
+        sites["central"]["answer"],
+        json!({"killed": false}),
+        "{sites}"
+    );
+    assert_eq!(sites["east"]["answer"], json!({"killed": true}), "{sites}");
     // East ended alice's sessions: her east token is refused, and east lists none of hers.
     let refused = list(&api, &e1, &alice_e, "").await;
     assert_error(&refused, 401, "Unauthorized");
@@ -954,6 +988,13 @@ async fn the_tasks_api_refuses_bad_input() {
         .keys()
         .collect();
     assert_eq!(sites, ["central", "east"]);
+    let answers = &report.body["additionalInformation"]["sites"];
+    assert!(answers["central"]["answer"]["closed"].is_u64(), "{answers}");
+    assert_eq!(
+        answers["east"]["answer"],
+        json!({"closed": null}),
+        "{answers}"
+    );
 }
 
 /// The kernel drops every packet between central's and east's networks: both sites keep

@@ -22,7 +22,7 @@ use crate::iam::Caller;
 use crate::model::{Channel, ChannelTarget, DomainName, UserAddress};
 use crate::state::directory::AdminScope;
 use crate::state::site::{SiteCommand, SiteReply};
-use crate::tasks::TaskKind;
+use crate::tasks::{answer, TaskKind};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -291,9 +291,10 @@ where
     let (local, answers) = tokio::join!(local, fanout::call_remote(state, caller, plan, &request));
     let mut done = BTreeMap::new();
     if let Some(closed) = local {
+        let closed = u64::from(closed?);
         done.insert(
             state.federation.sites.current.clone(),
-            format!("closed {}", closed?),
+            answer::closed(Some(closed)),
         );
     }
     let (answered, missed) = fanout::split(answers?);
@@ -301,7 +302,7 @@ where
         if !answer.is_success() {
             return Err(fanout::refusal(site, answer));
         }
-        done.insert(site.clone(), "closed".to_string());
+        done.insert(site.clone(), answer::closed(None));
     }
     tracing::info!(caller = %caller.describe(), ?done, "disconnected channels");
     if !missed.is_empty() {

@@ -17,7 +17,7 @@ use crate::federation::{
 use crate::iam::Caller;
 use crate::state::directory::AdminScope;
 use crate::state::site::{SiteCommand, SiteReply};
-use crate::tasks::{NewTask, TaskKind};
+use crate::tasks::{answer, NewTask, TaskKind};
 
 /// Names the selected sites a partial listing could not reach.
 pub const UNAVAILABLE_SITES_HEADER: &str = "x-unavailable-sites";
@@ -149,7 +149,7 @@ pub async fn record_done(
     caller: &Caller,
     kind: TaskKind,
     request: SiteRequest,
-    done: BTreeMap<String, String>,
+    done: BTreeMap<String, serde_json::Value>,
 ) -> Result<Uuid, ApiError> {
     let task = new_task(state, caller, kind, request, done, &BTreeMap::new());
     let task_id = task.task_id;
@@ -169,7 +169,7 @@ fn new_task(
     caller: &Caller,
     kind: TaskKind,
     request: SiteRequest,
-    done: BTreeMap<String, String>,
+    done: BTreeMap<String, serde_json::Value>,
     missed: &BTreeMap<String, SiteFailure>,
 ) -> NewTask {
     NewTask {
@@ -191,19 +191,20 @@ fn new_task(
 }
 
 /// A write that missed some sites: a task keeps trying there, and the caller gets a 503 with
-/// each site's outcome and the task's id. `done` holds what the reached sites did.
+/// each site's outcome and the task's id. `done` holds what the reached sites did (shaped by
+/// [`answer`], like the task's later answers).
 pub async fn keep_trying(
     state: &ApiState,
     caller: &Caller,
     kind: TaskKind,
     request: SiteRequest,
-    done: BTreeMap<String, String>,
+    done: BTreeMap<String, serde_json::Value>,
     missed: BTreeMap<String, SiteFailure>,
 ) -> ApiError {
     let reached: Vec<String> = done.keys().cloned().collect();
     let mut sites = outcomes(&reached, &missed);
-    for (site, summary) in &done {
-        sites.insert(site.clone(), format!("done: {summary}"));
+    for (site, done) in &done {
+        sites.insert(site.clone(), format!("done: {}", answer::summary(done)));
     }
     let task = new_task(state, caller, kind, request, done, &missed);
     let task_id = task.task_id;

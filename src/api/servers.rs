@@ -17,7 +17,7 @@ use super::{fanout, ApiError, ApiState};
 use crate::federation::{SiteRequest, Verb};
 use crate::iam::Caller;
 use crate::state::{decode, encode};
-use crate::tasks::TaskKind;
+use crate::tasks::{answer, TaskKind};
 use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -141,7 +141,7 @@ async fn reload(
     let current = state.federation.sites.current.clone();
     match local {
         Some(Ok(_)) => {
-            done.insert(current, "reloaded".to_string());
+            done.insert(current, answer::reloaded());
         }
         Some(Err(ApiError::NoTlsListener(_))) => without_listener.push(current),
         Some(Err(e)) => return Err(e),
@@ -151,7 +151,7 @@ async fn reload(
     for (site, answer) in &answered {
         match (answer.status, answer.error_type().as_deref()) {
             (204, _) => {
-                done.insert(site.clone(), "reloaded".to_string());
+                done.insert(site.clone(), answer::reloaded());
             }
             (400, Some("notFound")) => without_listener.push(site.clone()),
             _ => return Err(fanout::refusal(site, answer)),

@@ -27,7 +27,7 @@ use crate::sessions::listing::SessionItem as SessionItemSchema;
 use crate::sessions::listing::{Cursor, Filter, ItemKind, Listing, SessionItem, UserMatch};
 use crate::state::directory::AdminScope;
 use crate::state::site::{Authority, SiteView};
-use crate::tasks::TaskKind;
+use crate::tasks::{answer, TaskKind};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -559,7 +559,7 @@ async fn logout(
     if !missed.is_empty() {
         let done = sites
             .iter()
-            .map(|(site, n)| (site.clone(), format!("closed {n}")))
+            .map(|(site, n)| (site.clone(), answer::closed(u64::try_from(*n).ok())))
             .collect();
         return Err(fanout::keep_trying(
             &state,
@@ -626,7 +626,7 @@ async fn kill(
     if plan.local && !killed {
         done.insert(
             state.federation.sites.current.clone(),
-            "no such session".to_string(),
+            answer::killed(false),
         );
     }
     let (answered, missed) = fanout::split(answers?);
@@ -634,7 +634,7 @@ async fn kill(
         match answer.status {
             204 => killed = true,
             404 => {
-                done.insert(site.clone(), "no such session".to_string());
+                done.insert(site.clone(), answer::killed(false));
             }
             _ => return Err(fanout::refusal(site, answer)),
         }

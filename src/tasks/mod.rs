@@ -9,6 +9,7 @@ pub mod runner;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::federation::SiteRequest;
@@ -83,8 +84,8 @@ pub enum SiteProgress {
         attempts: u32,
         last_error: Option<String>,
     },
-    /// The site answered; what it said.
-    Done { answer: String },
+    /// The site answered; what it did, as [`answer`] shapes it.
+    Done { answer: Value },
     /// The site refused the request; it will not be tried again.
     Refused { reason: String },
 }
@@ -92,7 +93,7 @@ pub enum SiteProgress {
 /// What one attempt at one site came to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Attempt {
-    Answered(String),
+    Answered(Value),
     Refused(String),
     Unreachable(String),
 }
@@ -108,8 +109,8 @@ pub struct NewTask {
     /// Who asked, and the domain a domain administrator is limited to.
     pub on_behalf_of: String,
     pub scope_domain: Option<String>,
-    /// Sites that already answered when the request was taken, with what they said.
-    pub done: BTreeMap<String, String>,
+    /// Sites that already answered when the request was taken, with what they did.
+    pub done: BTreeMap<String, Value>,
     /// Sites the request did not reach, with why.
     pub pending: BTreeMap<String, String>,
 }
@@ -187,9 +188,7 @@ impl Task {
         };
         let attempts = *attempts + 1;
         *progress = match attempt {
-            Attempt::Answered(answer) => SiteProgress::Done {
-                answer: truncate(answer),
-            },
+            Attempt::Answered(answer) => SiteProgress::Done { answer },
             Attempt::Refused(reason) => SiteProgress::Refused {
                 reason: truncate(reason),
             },
@@ -246,6 +245,40 @@ impl Task {
     }
 }
 
+/// What a site did with a task's request, in one shape per kind of task, whether the request
+/// reached the site at once or later through the task: a report reads the same for every site.
+pub mod answer {
+    use super::{json, Value};
+
+    /// Sessions or channels closed there; `None` when the site's answer does not count them
+    /// (a channel disconnection answers 204 with no body).
+    pub fn closed(count: Option<u64>) -> Value {
+        json!({ "closed": count })
+    }
+
+    /// Whether the site held the session (and so ended it).
+    pub fn killed(found: bool) -> Value {
+        json!({ "killed": found })
+    }
+
+    pub fn reloaded() -> Value {
+        json!({ "reloaded": true })
+    }
+
+    /// The answer as one short line, for a 503's outcome per site (`closed 1`).
+    pub fn summary(answer: &Value) -> String {
+        let Some(fields) = answer.as_object() else {
+            return answer.to_string();
+        };
+        let shown = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let parts: Vec<String> = fields
+            .iter()
+            .map(|(key, value)| format!("{key} {}", shown(value)))
+            .collect();
+        parts.join(", ")
+    }
+}
+
 fn truncate(mut text: String) -> String {
     if text.chars().count() > MAX_ANSWER_CHARS {
         text = text.chars().take(MAX_ANSWER_CHARS).collect::<String>() + "…";
@@ -266,7 +299,7 @@ mod tests {
             submitted_from: "c1@h".into(),
             on_behalf_of: "admin@master.domain".into(),
             scope_domain: None,
-            done: BTreeMap::from([("central".into(), "closed 2".into())]),
+            done: BTreeMap::from([("central".into(), answer::closed(Some(2)))]),
             pending: BTreeMap::from([
                 ("east".into(), "refused".into()),
                 ("west".into(), "refused".into()),
@@ -286,8 +319,18 @@ mod tests {
             task.sites["east"],
             SiteProgress::Pending { attempts: 2, .. }
         ));
-        task.record("east", Attempt::Answered("closed 1".into()), "c2@h", 30);
-        task.record("west", Attempt::Answered("closed 0".into()), "c3@h", 40);
+        task.record(
+            "east",
+            Attempt::Answered(answer::closed(Some(1))),
+            "c2@h",
+            30,
+        );
+        task.record(
+            "west",
+            Attempt::Answered(answer::closed(Some(0))),
+            "c3@h",
+            40,
+        );
         assert_eq!(task.status, TaskStatus::Completed);
         assert_eq!(task.completed_at_ms, Some(40));
         assert_eq!(task.executed_on.as_deref(), Some("c3@h"));
@@ -304,12 +347,12 @@ mod tests {
         let mut task = Task::submitted(new_task(), 10);
         task.record("east", Attempt::Refused("no such user".into()), "c1@h", 20);
         assert_eq!(task.status, TaskStatus::InProgress);
-        task.record("west", Attempt::Answered("ok".into()), "c1@h", 30);
+        task.record("west", Attempt::Answered(answer::reloaded()), "c1@h", 30);
         assert_eq!(task.status, TaskStatus::Failed);
         let mut other = Task::submitted(new_task(), 10);
         other.cancel(15);
         assert_eq!(other.status, TaskStatus::Canceled);
-        other.record("east", Attempt::Answered("ok".into()), "c1@h", 20);
+        other.record("east", Attempt::Answered(answer::reloaded()), "c1@h", 20);
         assert_eq!(
             other.pending_sites().len(),
             2,

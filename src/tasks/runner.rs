@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Attempt, Task, TaskKind};
+use super::{answer, Attempt, Task, TaskKind};
 use crate::federation::{Federation, SiteAnswer};
 use crate::iam::Iam;
 use crate::sessions::SiteStore;
@@ -120,17 +120,20 @@ impl TaskRunner {
     }
 }
 
-/// A site's answer to a task's request: a session already gone from that site counts as done.
+/// A site's answer to a task's request, shaped as the request's handler shapes a site it
+/// reached at once: a session already gone from that site counts as done.
 fn judge(kind: TaskKind, answer: &SiteAnswer) -> Attempt {
-    let text = || match answer.body.is_empty() {
-        true => format!("HTTP {}", answer.status),
-        false => String::from_utf8_lossy(&answer.body).into_owned(),
-    };
     match (answer.is_success(), kind, answer.status) {
-        (true, _, _) => Attempt::Answered(text()),
-        (false, TaskKind::SessionKill, 404) => {
-            Attempt::Answered("no such session at this site".into())
+        (true, TaskKind::SessionsLogout, _) => {
+            let closed = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|body| body["closed"].as_u64());
+            Attempt::Answered(answer::closed(closed))
         }
+        (true, TaskKind::SessionKill, _) => Attempt::Answered(answer::killed(true)),
+        (false, TaskKind::SessionKill, 404) => Attempt::Answered(answer::killed(false)),
+        (true, TaskKind::ChannelsDisconnect, _) => Attempt::Answered(answer::closed(None)),
+        (true, TaskKind::CertificatesReload, _) => Attempt::Answered(answer::reloaded()),
         (false, _, _) => Attempt::Refused(format!("HTTP {}: {}", answer.status, answer.message())),
     }
 }
