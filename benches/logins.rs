@@ -1,6 +1,7 @@
 //! Password logins per second with the production argon2id parameters, and how responsive the
 //! node stays meanwhile: one client keeps asking `GET /rest/v1/iam/sessions/current` while the
-//! others log in as fast as the hash pool allows.
+//! others log in as fast as the hash pool allows, each as a user of its own (one account takes
+//! at most five password checks at once: the login ban reserves each check before it is made).
 //! Usage: `cargo bench --bench logins [-- --seconds 10 --clients 8]`
 
 mod common;
@@ -11,9 +12,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-async fn login(http: &reqwest::Client, base: &str) -> Option<String> {
-    let body = json!({"domain": "master.domain", "login": "admin",
-        "pwd": common::ADMIN_PASSWORD, "session_type": "token"});
+const USER_PASSWORD: &str = "bench-user-password-1";
+
+async fn login(http: &reqwest::Client, base: &str, user: &str) -> Option<String> {
+    let (login, domain, pwd) = match user {
+        "admin" => ("admin", "master.domain", common::ADMIN_PASSWORD),
+        user => (user, "bench.test", USER_PASSWORD),
+    };
+    let body = json!({"domain": domain, "login": login, "pwd": pwd, "session_type": "token"});
     let response = http
         .post(format!("{base}/rest/v1/iam/sessions"))
         .json(&body)
@@ -36,7 +42,7 @@ async fn main() {
     let base = format!("http://{}", nodes[0].api_addr);
     let http = reqwest::Client::new();
     let token = loop {
-        if let Some(token) = login(&http, &base).await {
+        if let Some(token) = login(&http, &base, "admin").await {
             break token;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -46,8 +52,26 @@ async fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let logins = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
+    let domain = http
+        .put(format!("{base}/domains/bench.test"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("create the bench domain");
+    assert!(domain.status().is_success(), "domain: {}", domain.status());
+    for k in 0..clients {
+        let created = http
+            .put(format!("{base}/users/user{k}@bench.test"))
+            .bearer_auth(&token)
+            .json(&json!({"password": USER_PASSWORD}))
+            .send()
+            .await
+            .expect("create a bench user");
+        assert!(created.status().is_success(), "user: {}", created.status());
+    }
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    for k in 0..clients {
+        let user = format!("user{k}");
         let (http, base, stop, logins, failures) = (
             http.clone(),
             base.clone(),
@@ -57,7 +81,7 @@ async fn main() {
         );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match login(&http, &base).await {
+                match login(&http, &base, &user).await {
                     Some(_) => logins.fetch_add(1, Ordering::Relaxed),
                     None => failures.fetch_add(1, Ordering::Relaxed),
                 };
