@@ -20,8 +20,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::answers::{status_of, Answers, Asked, Requests, Scan};
-use super::http::{ErrorBody, HttpSettings};
 use super::limits::Permit;
+use super::settings::{ErrorBody, HttpSettings};
 
 /// What a connection reads and throws away after its own answer, at most.
 const LINGER_BYTES: usize = 4 * 1024 * 1024;

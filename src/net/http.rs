@@ -29,20 +29,7 @@ use tower_http::timeout::TimeoutBody;
 use super::conn::{Exchange, GuardedIo};
 use super::limits::{ConnectionLimiter, Permit};
 
-/// The body of an error the server answers itself: the contract's JSON.
-pub type ErrorBody = fn(StatusCode, &str) -> Vec<u8>;
-
-#[derive(Clone, Debug)]
-pub struct HttpSettings {
-    pub header_read_timeout: Duration,
-    /// The longest wait for the next piece of a request's body.
-    pub body_read_timeout: Duration,
-    pub keep_alive_timeout: Duration,
-    pub max_uri_bytes: usize,
-    /// The request line and every header, together.
-    pub max_header_bytes: usize,
-    pub max_headers: usize,
-}
+pub use super::settings::{ErrorBody, HttpSettings};
 
 /// What a connection goes through before it speaks HTTP (nothing, or a TLS handshake).
 pub trait Handshake: Send + Sync + 'static {

@@ -8,3 +8,4 @@ pub mod conn;
 pub mod fds;
 pub mod http;
 pub mod limits;
+pub mod settings;
