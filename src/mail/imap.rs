@@ -549,7 +549,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::mail::testing::{self, block_on, converse, lines, Conversation, PASSWORD, USER};
+    use crate::mail::testing::{
+        self, block_on, converse, lines, recase, Conversation, PASSWORD, USER,
+    };
     use crate::mail::BoxFuture;
 
     fn serve_imap(
@@ -657,16 +659,6 @@ mod tests {
             ("FETCH", "1:* ALL".to_string()),
             ("BOGUS", String::new()),
         ])
-    }
-
-    fn recase(verb: &str, flips: &[bool]) -> String {
-        verb.chars()
-            .zip(flips.iter().chain(std::iter::repeat(&false)))
-            .map(|(c, flip)| match flip {
-                true => c.to_ascii_lowercase(),
-                false => c,
-            })
-            .collect()
     }
 
     proptest! {

@@ -365,7 +365,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::mail::testing::{self, block_on, converse, lines, Conversation, PASSWORD, USER};
+    use crate::mail::testing::{
+        self, block_on, converse, lines, recase, Conversation, PASSWORD, USER,
+    };
     use crate::mail::BoxFuture;
 
     fn serve_smtp(
@@ -438,17 +440,6 @@ mod tests {
             ("AUTH", "KERBEROS_V4".to_string()),
             ("HELP", String::new()),
         ])
-    }
-
-    /// A verb with its letters' case flipped where `flips` says.
-    fn recase(verb: &str, flips: &[bool]) -> String {
-        verb.chars()
-            .zip(flips.iter().chain(std::iter::repeat(&false)))
-            .map(|(c, flip)| match flip {
-                true => c.to_ascii_lowercase(),
-                false => c,
-            })
-            .collect()
     }
 
     proptest! {

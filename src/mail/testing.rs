@@ -144,3 +144,14 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 pub fn block_on<F: Future>(future: F) -> F::Output {
     RUNTIME.block_on(future)
 }
+
+/// A verb with its letters' case flipped where `flips` says.
+pub fn recase(verb: &str, flips: &[bool]) -> String {
+    verb.chars()
+        .zip(flips.iter().chain(std::iter::repeat(&false)))
+        .map(|(c, flip)| match flip {
+            true => c.to_ascii_lowercase(),
+            false => c,
+        })
+        .collect()
+}
