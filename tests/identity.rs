@@ -103,8 +103,8 @@ async fn a_login_works_on_every_node_and_its_logout_revokes_it_everywhere() {
     assert_error(&also_refused, 401, "Unauthorized");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn failed_logins_all_look_alike_and_ban_the_login_site_wide() {
+/// A 3-node site with the user bob@victim.org (password `bob-password-1`), and its api urls.
+async fn three_nodes_with_bob() -> (TestSite, Api, Vec<String>) {
     let site = TestSite::start(3, Tuning::default()).await;
     site.wait_for_admin(0).await;
     let api = Api::default();
@@ -119,6 +119,12 @@ async fn failed_logins_all_look_alike_and_ban_the_login_site_wide() {
         "bob-password-1",
     )
     .await;
+    (site, api, bases)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_logins_all_look_alike_and_ban_the_login_site_wide() {
+    let (_site, api, bases) = three_nodes_with_bob().await;
 
     let wrong_password = api.login(&bases[0], "victim.org", "bob", "nope").await;
     let unknown_user = api.login(&bases[1], "victim.org", "nobody", "nope").await;
@@ -156,20 +162,7 @@ async fn failed_logins_all_look_alike_and_ban_the_login_site_wide() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_guesses_on_every_node_get_no_more_password_checks_than_the_ban_allows() {
-    let site = TestSite::start(3, Tuning::default()).await;
-    site.wait_for_admin(0).await;
-    let api = Api::default();
-    let bases: Vec<String> = (0..3).map(|i| site.api_url(i)).collect();
-    let admin = api.admin_token(&bases[0]).await;
-    add_user(
-        &api,
-        &bases[0],
-        &admin,
-        "victim.org",
-        "bob",
-        "bob-password-1",
-    )
-    .await;
+    let (_site, api, bases) = three_nodes_with_bob().await;
 
     let guesses = (0..300).map(|k| api.login(&bases[k % 3], "victim.org", "bob", "nope"));
     let answers = futures_util::future::join_all(guesses).await;
