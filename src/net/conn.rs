@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -89,6 +89,10 @@ pub struct GuardedIo<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// The request line being read was longer than any URI taken.
     uri_too_long: bool,
     permit: Option<Permit>,
+    /// Who waits on a read that began while an answer was owed: woken once the answer is
+    /// written, so that the keep-alive timer starts (hyper may not read again by itself until
+    /// the client sends something).
+    reader: Option<Waker>,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> GuardedIo<IO> {
@@ -117,6 +121,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> GuardedIo<IO> {
             own: None,
             uri_too_long: false,
             permit: Some(permit),
+            reader: None,
+        }
+    }
+
+    /// A read that waits without a timer (it began while an answer was owed) is woken once the
+    /// connection is idle, so that its next poll starts the keep-alive timer.
+    fn wake_reader_once_idle(&mut self) {
+        if self.waiting.is_none() && self.idle() {
+            if let Some(reader) = self.reader.take() {
+                reader.wake();
+            }
         }
     }
 
@@ -265,6 +280,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for GuardedI
                     "no request in time",
                 )));
             }
+        } else {
+            this.reader = Some(cx.waker().clone());
         }
         Poll::Pending
     }
@@ -299,6 +316,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Guarded
         match this.io()?.poll_write(cx, &buf[..end]) {
             Poll::Ready(Ok(n)) => {
                 this.ahead = end - n.min(end);
+                this.wake_reader_once_idle();
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
