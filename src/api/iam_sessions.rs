@@ -61,7 +61,7 @@ struct LoginAnswer {
     ttl: u64,
 }
 
-/// A session as the sessions APIs show it (DESIGN §4.2).
+/// A session as the sessions APIs show it (docs/API.md, "Sessions of the `ws` logical role").
 #[derive(Serialize, ToSchema)]
 #[schema(as = Session)]
 pub struct SessionView {
