@@ -19,7 +19,8 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::network::Refusal;
-use crate::types::{now_ms, Proposal, Raft};
+use crate::state_machine::Raft;
+use crate::types::{now_ms, Proposal, TypeConfig};
 
 /// Entries proposed but not yet applied, at most: one being flushed, one filling up behind it.
 const MAX_IN_FLIGHT: usize = 2;
@@ -118,7 +119,7 @@ async fn linger(queue: &mpsc::UnboundedReceiver<Pending>, expected: usize) {
     }
 }
 
-type Outcome = Result<ClientWriteResult<crate::TypeConfig>, oneshot::error::RecvError>;
+type Outcome = Result<ClientWriteResult<TypeConfig>, oneshot::error::RecvError>;
 
 fn deliver(outcome: Outcome, waiters: Vec<oneshot::Sender<Result<Vec<u8>, Refusal>>>) {
     match outcome {

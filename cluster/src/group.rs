@@ -15,8 +15,8 @@ use serde_bytes::ByteBuf;
 
 use crate::batcher::{Batcher, MAX_COMMAND_BYTES};
 use crate::network::{ForwardedCommand, PeerClient, PeerError, Refusal};
-use crate::state_machine::{Queryable, StateHandle};
-use crate::types::{GroupId, Member, NodeId, Raft, RaftMetrics};
+use crate::state_machine::{Queryable, Raft, StateHandle, StateMachine};
+use crate::types::{GroupId, Member, NodeId, RaftMetrics};
 
 /// How often a caller waiting for a leader looks again.
 const LEADER_POLL: Duration = Duration::from_millis(20);
@@ -88,7 +88,7 @@ impl<S> Clone for Group<S> {
     }
 }
 
-impl<S: crate::StateMachine> Group<S> {
+impl<S: StateMachine> Group<S> {
     pub(crate) fn new(core: Arc<GroupCore>, state: StateHandle<S>) -> Self {
         Self { core, state }
     }

@@ -12,8 +12,8 @@ use crate::node_calls::NodeCalls;
 use crate::private_fs;
 use crate::server::{self, Registry};
 use crate::snapshot_store::SnapshotStore;
-use crate::state_machine::{StateMachine, StateMachineStore};
-use crate::types::{GroupId, NodeId, Raft};
+use crate::state_machine::{Raft, StateMachine, StateMachineStore};
+use crate::types::{GroupId, NodeId};
 
 /// Raft timing and log retention, shared by every group of the node.
 #[derive(Clone, Debug)]

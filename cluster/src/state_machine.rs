@@ -2,7 +2,8 @@
 //!
 //! The domain implements [`StateMachine`]; this module owns the applied log position, the
 //! membership, snapshot building and installation. Readers share the state through
-//! [`StateHandle`], which only ever hands out read access.
+//! [`StateHandle`], which only ever hands out read access. It also names a group's [`Raft`], the
+//! openraft instance over this store.
 
 use std::io::{self, Cursor};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -17,6 +18,9 @@ use crate::snapshot_store::SnapshotStore;
 use crate::types::{Entry, LogId, Reply, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+/// A group's Raft, over this crate's state machine store.
+pub type Raft = openraft::Raft<TypeConfig, StateMachineStore>;
 
 /// Serializes a frozen copy of the state; runs on a blocking thread while apply goes on.
 pub type SnapshotWriter = Box<dyn FnOnce() -> Vec<u8> + Send>;

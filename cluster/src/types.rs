@@ -2,6 +2,8 @@
 //!
 //! Every group carries opaque command bytes: the domain encodes its own commands, so this crate
 //! never learns what a session is.
+//!
+//! The bottom of the crate: this module imports nothing of it, and every other one may import it.
 
 use std::fmt;
 use std::io::Cursor;
@@ -46,7 +48,6 @@ openraft::declare_raft_types!(
         AsyncRuntime = openraft::TokioRuntime,
 );
 
-pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachineStore>;
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;
