@@ -18,9 +18,9 @@ use openraft::raft::ClientWriteResult;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::network::Refusal;
 use crate::state_machine::Raft;
 use crate::types::{now_ms, Proposal, TypeConfig};
+use crate::wire::Refusal;
 
 /// Entries proposed but not yet applied, at most: one being flushed, one filling up behind it.
 const MAX_IN_FLIGHT: usize = 2;

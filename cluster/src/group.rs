@@ -2,6 +2,9 @@
 //!
 //! Callers never see "not leader": a follower forwards proposals and read-index requests to the
 //! leader over the cluster listener, and waits for an election when there is no leader yet.
+//!
+//! This module owns [`Group`], its untyped core that the listener serves, and [`ClusterError`];
+//! the status a group reports ([`GroupStatus`]) travels between nodes, so it is in `wire.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,13 +13,13 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::RaftError;
 use openraft::{ChangeMembers, ServerState};
-use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::batcher::{Batcher, MAX_COMMAND_BYTES};
-use crate::network::{ForwardedCommand, PeerClient, PeerError, Refusal};
+use crate::network::{PeerClient, PeerError};
 use crate::state_machine::{Queryable, Raft, StateHandle, StateMachine};
 use crate::types::{GroupId, Member, NodeId, RaftMetrics};
+use crate::wire::{ForwardedCommand, GroupStatus, Refusal};
 
 /// How often a caller waiting for a leader looks again.
 const LEADER_POLL: Duration = Duration::from_millis(20);
@@ -34,31 +37,6 @@ pub enum ClusterError {
     Membership { group: GroupId, reason: String },
     #[error("a command of {size} bytes is over the limit of {limit}")]
     CommandTooLarge { size: usize, limit: usize },
-}
-
-/// A group as seen by one node, for `/cluster/status` and for bootstrap checks.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GroupStatus {
-    pub group: GroupId,
-    pub node_id: NodeId,
-    pub initialized: bool,
-    pub role: String,
-    pub leader: Option<NodeId>,
-    pub term: u64,
-    pub last_log_index: Option<u64>,
-    pub last_applied_index: Option<u64>,
-    pub snapshot_index: Option<u64>,
-    /// The log is purged up to here: a member behind it catches up from a snapshot.
-    pub purged_index: Option<u64>,
-    pub voters: Vec<NodeId>,
-    /// Every member with the address this node dials it at.
-    pub members: BTreeMap<NodeId, String>,
-    /// Leader only: each follower's last replicated index.
-    pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
-    /// Leader only: milliseconds since each follower last acknowledged the leader (`None`:
-    /// never since this node leads).
-    #[serde(default)]
-    pub last_contact_ms: Option<BTreeMap<NodeId, Option<u64>>>,
 }
 
 /// The part of a group that does not depend on its state machine's type.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::group::{Group, GroupCore};
-use crate::liveness::{Liveness, NodeHello};
+use crate::liveness::Liveness;
 use crate::log_store::LogDb;
 use crate::network::{GroupNetwork, PeerClient, PeerRoutes};
 use crate::node_calls::NodeCalls;
@@ -14,6 +14,7 @@ use crate::server::{self, Registry};
 use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::{Raft, StateMachine, StateMachineStore};
 use crate::types::{GroupId, NodeId};
+use crate::wire::NodeHello;
 
 /// Raft timing and log retention, shared by every group of the node.
 #[derive(Clone, Debug)]

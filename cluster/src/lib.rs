@@ -12,6 +12,11 @@
 // of the same order; boxing them here would only add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
+// Each module imports only those below it (see its `use crate::` lines), from the bottom up:
+// `types` (nothing of this crate), `wire` (messages between nodes and their encoding),
+// `private_fs`; storage: `snapshot_store`, `state_machine`, `log_store`; `network` (the peer
+// client), `node_calls`, `batcher`, `liveness`; `group`, then `server` (the listener, which serves
+// groups); `host` and `membership` on top.
 mod batcher;
 mod group;
 mod host;
@@ -25,16 +30,17 @@ mod server;
 mod snapshot_store;
 mod state_machine;
 mod types;
+mod wire;
 
 pub use batcher::MAX_COMMAND_BYTES;
-pub use group::{ClusterError, Group, GroupStatus};
+pub use group::{ClusterError, Group};
 pub use host::{ClusterNode, ClusterOptions, RaftTuning, SetupError};
-pub use liveness::{watch_peers, Liveness, NodeHello, PeerState, PROBE_EVERY, UP_WITHIN};
+pub use liveness::{watch_peers, Liveness, PeerState, PROBE_EVERY, UP_WITHIN};
 pub use log_store::{GroupLog, LogDb};
 pub use membership::{keep_membership, MemberList};
-pub use network::{PeerClient, PeerError, PeerRoutes, SECRET_HEADER};
+pub use network::{PeerClient, PeerError, PeerRoutes};
 pub use node_calls::{CallFuture, NodeCalls};
-pub use server::MAX_BODY_BYTES;
 pub use snapshot_store::SnapshotStore;
 pub use state_machine::{SnapshotWriter, StateHandle, StateMachine, StateMachineStore};
 pub use types::{now_ms, GroupId, InvalidGroupId, Member, NodeId, Proposal, Reply, TypeConfig};
+pub use wire::{GroupStatus, NodeHello, MAX_BODY_BYTES, SECRET_HEADER};

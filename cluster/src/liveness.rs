@@ -4,28 +4,21 @@
 //! answers `/node/hello` on the cluster listener with its id and incarnation. [`Liveness`] asks
 //! a fixed list of peers every second; a peer is up while its last answer is recent. Domain code
 //! uses this to tell whether what a node registered (a connection) can still be held by it: the
-//! node must be up and in the same incarnation.
+//! node must be up and in the same incarnation. The hello itself ([`NodeHello`]) is a message, in
+//! `wire.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::network::PeerClient;
 use crate::types::NodeId;
+use crate::wire::NodeHello;
 
 /// How often peers are asked.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// A peer whose last answer is older than this is down.
 pub const UP_WITHIN: Duration = Duration::from_secs(3);
-
-/// What `/node/hello` answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeHello {
-    pub node_id: NodeId,
-    pub incarnation: u64,
-}
 
 /// A peer as this node last saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,6 +13,9 @@
 //! Entries are readable as soon as `append` returns: every entry not yet on disk, and the most
 //! recent flushed ones (up to [`TAIL_BYTES`]), stay in an in-memory tail, so replicating fresh
 //! entries never reads the database.
+//!
+//! This module also owns the stored form of an entry: a format byte, then MessagePack, raw or
+//! LZ4-compressed.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -27,8 +30,8 @@ use openraft::{LogState, RaftLogReader};
 use redb::{ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use crate::server::MAX_BODY_BYTES;
 use crate::types::{Entry, GroupId, LogId, TypeConfig, Vote};
+use crate::wire::{decode, encode, MAX_BODY_BYTES};
 
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
@@ -645,18 +648,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-pub(crate) fn encode<T: serde::Serialize + ?Sized>(
-    value: &T,
-) -> Result<Vec<u8>, rmp_serde::encode::Error> {
-    rmp_serde::to_vec(value)
-}
-
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-) -> Result<T, rmp_serde::decode::Error> {
-    rmp_serde::from_slice(bytes)
 }
 
 fn write_err<E: std::fmt::Display>(e: E) -> io::Error {

@@ -3,7 +3,7 @@
 //!
 //! One shared reqwest client with timeouts; every request carries the cluster secret; bodies are
 //! MessagePack. A refused or failed connection is `Unreachable`, so callers know the request was
-//! never seen by the peer.
+//! never seen by the peer. The messages themselves, and their encoding, are `wire.rs`'s.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,16 +16,13 @@ use openraft_legacy::network_v1::{
     Adapter, InstallSnapshotError, InstallSnapshotRequest, InstallSnapshotResponse, RaftNetwork,
 };
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_bytes::ByteBuf;
 
-use crate::group::GroupStatus;
-use crate::liveness::NodeHello;
-use crate::log_store::{decode, encode};
 use crate::types::{GroupId, Member, NodeId, SnapshotData, TypeConfig};
-
-/// The header that carries the cluster secret on every peer request.
-pub const SECRET_HEADER: &str = "x-sessionplane-cluster-secret";
+use crate::wire::{
+    decode, encode, ForwardedCommand, GroupStatus, NodeHello, Refusal, SECRET_HEADER,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Calls in flight to one peer at once; more wait for one to finish. Each call in flight holds a
@@ -50,24 +47,6 @@ pub enum PeerError {
     },
     #[error("peer {addr} sent an answer that does not decode: {reason}")]
     Decode { addr: String, reason: String },
-}
-
-/// Why a leader-side operation asked for by a peer did not happen.
-#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
-pub(crate) enum Refusal {
-    #[error("this node is not the leader")]
-    NotLeader,
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// A command or query sent to a peer. `forwarded` marks one a member already routed to the
-/// leader: the leader does not forward it again, so two nodes with stale views never bounce it.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ForwardedCommand {
-    #[serde(with = "serde_bytes")]
-    pub(crate) payload: Vec<u8>,
-    pub(crate) forwarded: bool,
 }
 
 /// How this node dials its peers, by node id, where that differs from the address a group's

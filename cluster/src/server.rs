@@ -5,7 +5,8 @@
 //! answered 401 before its body is read. Bodies are MessagePack and bounded in size: a declared
 //! length over the bound is answered 413 before any of the body is read, and a body that streams
 //! past it is answered 413 when it does. A body that does not decode is answered 400 and never
-//! reaches Raft.
+//! reaches Raft. The messages, their encoding and the body bound are `wire.rs`'s; the groups it
+//! serves are `group.rs`'s [`GroupCore`]s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -26,15 +27,11 @@ use subtle::ConstantTimeEq;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::group::GroupCore;
-use crate::liveness::NodeHello;
-use crate::log_store::{decode, encode};
-use crate::network::SECRET_HEADER;
-use crate::network::{ForwardedCommand, Refusal};
 use crate::node_calls::NodeCalls;
 use crate::types::{GroupId, TypeConfig};
-
-/// Largest request body the cluster listener reads (an append batch or a snapshot chunk).
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+use crate::wire::{
+    decode, encode, ForwardedCommand, NodeHello, Refusal, MAX_BODY_BYTES, SECRET_HEADER,
+};
 
 /// The groups this node serves, by id.
 #[derive(Clone, Default)]

@@ -9,8 +9,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::log_store::{decode, encode};
 use crate::types::SnapshotMeta;
+use crate::wire::{decode, encode};
 
 const CURRENT: &str = "current.snap";
 const PARTIAL: &str = "current.snap.partial";
