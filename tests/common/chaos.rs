@@ -176,12 +176,16 @@ impl Load {
         self.ledger.revocations.fetch_add(1, Ordering::Relaxed);
         lock(&self.ledger.revoked).push((site, token.clone()));
         // Acknowledged: from now on no node of the site may take the token.
-        for node in nodes {
-            let url = format!("{node}/rest/v1/iam/sessions/current");
+        let acknowledged = std::time::Instant::now();
+        for other in nodes {
+            let url = format!("{other}/rest/v1/iam/sessions/current");
             if let Some(answer) = self.api.try_call(Method::GET, url, &token).await {
                 if answer.status == 200 {
                     self.violate(format!(
-                        "session {id} answered at {node} after its revocation"
+                        "session {id} answered at {other} {:?} after its revocation was \
+                         acknowledged by {node}: {}",
+                        acknowledged.elapsed(),
+                        answer.text
                     ));
                 }
             }
