@@ -524,11 +524,7 @@ async fn a_message_over_the_limit_is_answered_with_close_1009() {
         gateway: vec!["max_message_bytes = 1024".into()],
         ..Default::default()
     };
-    let site = TestSite::start(1, tuning).await;
-    site.wait_for_admin(0).await;
-    let api = Api::default();
-    let base = site.api_url(0);
-    let admin = api.admin_token(&base).await;
+    let (_site, api, base, admin) = common::admin_node(tuning).await;
     add_user(
         &api,
         &base,

@@ -187,11 +187,7 @@ async fn concurrent_guesses_on_every_node_get_no_more_password_checks_than_the_b
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_password_check_counts_towards_one_ban() {
-    let site = TestSite::start(1, Tuning::default()).await;
-    site.wait_for_admin(0).await;
-    let api = Api::default();
-    let base = site.api_url(0);
-    let admin = api.admin_token(&base).await;
+    let (site, api, base, admin) = common::admin_node(Tuning::default()).await;
     add_user(&api, &base, &admin, "victim.org", "dave", "dave-password-1").await;
     let stolen = api
         .token(&base, "victim.org", "dave", "dave-password-1")

@@ -547,11 +547,7 @@ async fn plain_refuses_to_act_as_another_user() {
         mail: vec!["allow_plaintext_auth = true".into()],
         ..Default::default()
     };
-    let site = TestSite::start(1, tuning).await;
-    site.wait_for_admin(0).await;
-    let api = Api::default();
-    let base = site.api_url(0);
-    let admin = api.admin_token(&base).await;
+    let (site, api, base, admin) = common::admin_node(tuning).await;
     add_user(
         &api,
         &base,

@@ -645,6 +645,17 @@ pub fn cli_command(args: &[&str], api: &str, token: &str) -> Command {
     command
 }
 
+/// One node started with `tuning`, once its administrator exists: the site, a client, the
+/// node's api url and the administrator's token.
+pub async fn admin_node(tuning: Tuning) -> (TestSite, Api, String, String) {
+    let site = TestSite::start(1, tuning).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    (site, api, base, admin)
+}
+
 pub fn assert_error(answer: &Answer, status: u16, kind: &str) {
     assert_eq!(answer.status, status, "{}", answer.text);
     assert_eq!(answer.kind(), kind, "{}", answer.text);
