@@ -2,7 +2,7 @@
 //!
 //! Inside a site, nodes form a Raft group (see the `sessionplane-cluster` crate) that tracks every
 //! session; this crate holds the domain (`model`, `state`, `sessions`, `iam`), the websocket
-//! gateway (`gateway`), the calls to other sites (`federation`) and the retries of writes that missed one (`tasks`), the node's wiring (`node`), its
+//! gateway (`gateway`), the calls to other sites (`federation`) and the retries of writes that missed one (`tasks`), the node's wiring (`node`) and the calls the api makes into it (`node_ops`), its
 //! listeners' limits against slow and abusive clients (`net`), its HTTP API (`api`) and its command line (`cli`).
 #![forbid(unsafe_code)]
 // A panic on a request, network or storage path is a crash waiting for bad input; tests may.
@@ -18,6 +18,7 @@ pub mod mail;
 pub mod model;
 pub mod net;
 pub mod node;
+pub mod node_ops;
 pub mod sessions;
 pub mod state;
 pub mod tasks;

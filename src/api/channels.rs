@@ -16,11 +16,11 @@ use serde_json::Value;
 
 use super::extract::{Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
-use super::{fanout, ApiError, ApiState};
+use super::scatter::{self, refusal, visible_domain, Gathered, Read, Scatter, Write};
+use super::{ApiError, ApiState};
 use crate::federation::{Plan, SiteRequest, Verb};
 use crate::iam::Caller;
 use crate::model::{Channel, ChannelTarget, DomainName, UserAddress};
-use crate::state::directory::AdminScope;
 use crate::state::site::{SiteCommand, SiteReply};
 use crate::tasks::{answer, TaskKind};
 use utoipa::{IntoParams, ToSchema};
@@ -114,15 +114,6 @@ fn view(state: &ApiState, channel: &Channel) -> ChannelView {
     }
 }
 
-/// Which users' channels a caller may see: all, or one domain's.
-fn visible(caller: &Caller) -> Result<Option<DomainName>, ApiError> {
-    match caller.scope() {
-        Some(AdminScope::Global) => Ok(None),
-        Some(AdminScope::Domain(own)) => Ok(Some(own)),
-        None => Err(ApiError::Forbidden("administrators only".into())),
-    }
-}
-
 fn in_domain(username: &str, domain: &Option<DomainName>) -> bool {
     domain.as_ref().is_none_or(|d| {
         username
@@ -131,51 +122,11 @@ fn in_domain(username: &str, domain: &Option<DomainName>) -> bool {
     })
 }
 
-/// Where a channels request runs.
-fn plan_of(state: &ApiState, caller: &Caller, sites: Option<&str>) -> Result<Plan, ApiError> {
-    let selector = state.federation.sites.parse_query(sites)?;
-    fanout::plan(state, caller, &selector)
-}
-
 async fn channels_of(
     state: &ApiState,
     pick: impl FnOnce(&crate::state::site::SiteState) -> Vec<Arc<Channel>>,
 ) -> Result<Vec<Arc<Channel>>, ApiError> {
-    Ok(state.gateway.site.read(|s, _| pick(s)).await?)
-}
-
-/// A listing over the selected sites: this site's part from `local`, the others' from the same
-/// request sent to them, merged; a site not reached is a 503 unless a partial list is allowed.
-async fn gather<T, F>(
-    state: &ApiState,
-    caller: &Caller,
-    plan: &Plan,
-    request: SiteRequest,
-    allow_partial: bool,
-    local: F,
-) -> Result<(Vec<T>, Vec<String>), ApiError>
-where
-    T: serde::de::DeserializeOwned,
-    F: std::future::Future<Output = Result<Vec<T>, ApiError>>,
-{
-    let local = async {
-        match plan.local {
-            true => local.await,
-            false => Ok(Vec::new()),
-        }
-    };
-    let (local, answers) = tokio::join!(local, fanout::call_remote(state, caller, plan, &request));
-    let mut items = local?;
-    let (answered, missed) = fanout::split(answers?);
-    let mut reached: Vec<String> = answered.keys().cloned().collect();
-    if plan.local {
-        reached.push(state.federation.sites.current.clone());
-    }
-    let missing = fanout::judge_listing(&reached, &missed, allow_partial)?;
-    for (site, answer) in &answered {
-        items.extend(fanout::decoded::<Vec<T>>(site, answer)?);
-    }
-    Ok((items, missing))
+    Ok(state.site.read(|s, _| pick(s)).await?)
 }
 
 /// Every mail channel of the selected sites (James fields, plus node and site).
@@ -186,9 +137,9 @@ async fn list_all(
     caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let domain = visible(&caller)?;
+    let domain = visible_domain(&caller, None)?;
     let order = Order::parse(&params)?;
-    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let local = async {
         let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
         Ok(channels
@@ -198,10 +149,14 @@ async fn list_all(
             .collect())
     };
     let request = SiteRequest::new(Verb::Get, "/servers/channels");
-    let (views, missing) =
-        gather(&state, &caller, &plan, request, params.allow_partial, local).await?;
-    let listed = axum::Json(order.apply(views, &params)?).into_response();
-    Ok(fanout::mark_partial(listed, &missing))
+    let read = Read {
+        allow_partial: params.allow_partial,
+    };
+    let Gathered { items, missing } = Scatter::new(&state, &caller, &plan, request, read)
+        .gather(local)
+        .await?;
+    let listed = axum::Json(order.apply(items, &params)?).into_response();
+    Ok(missing.mark(listed))
 }
 
 /// One user's mail channels in the selected sites.
@@ -216,17 +171,21 @@ async fn list_user(
     let address: UserAddress = user.parse()?;
     caller.require_admin_of(&address.domain)?;
     let order = Order::parse(&params)?;
-    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let name = address.to_string();
     let local = async {
         let channels = channels_of(&state, |s| s.user_channels(&name)).await?;
         Ok(channels.iter().map(|c| view(&state, c)).collect())
     };
     let request = SiteRequest::new(Verb::Get, format!("/servers/channels/{name}"));
-    let (views, missing) =
-        gather(&state, &caller, &plan, request, params.allow_partial, local).await?;
-    let listed = axum::Json(order.apply(views, &params)?).into_response();
-    Ok(fanout::mark_partial(listed, &missing))
+    let read = Read {
+        allow_partial: params.allow_partial,
+    };
+    let Gathered { items, missing } = Scatter::new(&state, &caller, &plan, request, read)
+        .gather(local)
+        .await?;
+    let listed = axum::Json(order.apply(items, &params)?).into_response();
+    Ok(missing.mark(listed))
 }
 
 /// The users with at least one channel in the selected sites.
@@ -237,8 +196,8 @@ async fn connected_users(
     caller: Caller,
     Query(params): Query<SitesParam>,
 ) -> Result<Response, ApiError> {
-    let domain = visible(&caller)?;
-    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let domain = visible_domain(&caller, None)?;
+    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let local = async {
         let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
         Ok(channels
@@ -248,16 +207,19 @@ async fn connected_users(
             .collect())
     };
     let request = SiteRequest::new(Verb::Get, "/servers/connectedUsers");
-    let (users, missing) =
-        gather::<String, _>(&state, &caller, &plan, request, params.allow_partial, local).await?;
-    let users: BTreeSet<String> = users.into_iter().collect();
+    let read = Read {
+        allow_partial: params.allow_partial,
+    };
+    let Gathered { items, missing } = Scatter::new(&state, &caller, &plan, request, read)
+        .gather::<String>(local)
+        .await?;
+    let users: BTreeSet<String> = items.into_iter().collect();
     let listed = axum::Json(users.into_iter().collect::<Vec<_>>()).into_response();
-    Ok(fanout::mark_partial(listed, &missing))
+    Ok(missing.mark(listed))
 }
 
 async fn disconnect(state: &ApiState, target: ChannelTarget) -> Result<u32, ApiError> {
     match state
-        .gateway
         .site
         .execute(&SiteCommand::DisconnectChannels(target))
         .await?
@@ -282,44 +244,28 @@ async fn disconnect_everywhere<F>(
 where
     F: std::future::Future<Output = Result<u32, ApiError>>,
 {
-    let local = async {
-        match plan.local {
-            true => Some(local.await),
-            false => None,
-        }
+    let write = Write {
+        kind: TaskKind::ChannelsDisconnect,
+        record_wide: everyone,
     };
-    let (local, answers) = tokio::join!(local, fanout::call_remote(state, caller, plan, &request));
+    let scatter = Scatter::new(state, caller, plan, request, write);
+    let parts = scatter.run(local).await?;
     let mut done = BTreeMap::new();
-    if let Some(closed) = local {
-        let closed = u64::from(closed?);
+    if let Some(closed) = parts.local {
         done.insert(
             state.federation.sites.current.clone(),
-            answer::closed(Some(closed)),
+            answer::closed(Some(u64::from(closed))),
         );
     }
-    let (answered, missed) = fanout::split(answers?);
-    for (site, answer) in &answered {
+    for (site, answer) in &parts.answered {
         if !answer.is_success() {
-            return Err(fanout::refusal(site, answer));
+            return Err(refusal(site, answer));
         }
         done.insert(site.clone(), answer::closed(None));
     }
     tracing::info!(caller = %caller.describe(), ?done, "disconnected channels");
-    if !missed.is_empty() {
-        return Err(fanout::keep_trying(
-            state,
-            caller,
-            TaskKind::ChannelsDisconnect,
-            request,
-            done,
-            missed,
-        )
-        .await);
-    }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if everyone && done.len() > 1 {
-        let task_id =
-            fanout::record_done(state, caller, TaskKind::ChannelsDisconnect, request, done).await?;
+    if let Some(task_id) = scatter.settle(done, parts.missed).await? {
         if let Ok(value) = HeaderValue::from_str(&task_id.to_string()) {
             response.headers_mut().insert(TASK_HEADER, value);
         }
@@ -341,7 +287,7 @@ async fn disconnect_user(
 ) -> Result<Response, ApiError> {
     let address: UserAddress = user.parse()?;
     caller.require_admin_of(&address.domain)?;
-    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let name = address.to_string();
     let request = SiteRequest::new(Verb::Delete, format!("/servers/channels/{name}"));
     let local = disconnect(&state, ChannelTarget::Users(vec![name.clone()]));
@@ -366,12 +312,12 @@ async fn disconnect_many(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(r.body_text()),
         _ => ApiError::InvalidArgument(r.body_text()),
     })?;
-    let domain = visible(&caller)?;
+    let domain = visible_domain(&caller, None)?;
     let users = match body.iter().all(u8::is_ascii_whitespace) {
         true => None,
         false => Some(users_in_body(&body, &caller)?),
     };
-    let plan = plan_of(&state, &caller, params.sites.as_deref())?;
+    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let mut request = SiteRequest::new(Verb::Delete, "/servers/channels");
     if let Some(users) = &users {
         request = request.json(&serde_json::json!(users));

@@ -12,8 +12,7 @@ use super::openapi::AdminErrors;
 use super::openapi::ErrorSchema;
 use super::{ApiError, ApiState};
 use crate::iam::Caller;
-use crate::node::membership::{Change, MembershipRequest, MEMBERSHIP_CALL};
-use crate::state::encode;
+use crate::node_ops::{Change, MembershipError};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -26,8 +25,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(add_node))
         .routes(routes!(remove_node))
 }
-
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -153,8 +150,8 @@ async fn status(
     caller: Caller,
 ) -> Result<axum::Json<ClusterStatus>, ApiError> {
     caller.require_global_admin()?;
-    let site = state.gateway.site.group().status().await;
-    let directory = state.iam.directory.group().status().await;
+    let site = state.site.group().status().await;
+    let directory = state.directory.group().status().await;
     Ok(axum::Json(ClusterStatus {
         node: state.node_label.clone(),
         site: state.federation.sites.current.clone(),
@@ -188,31 +185,14 @@ async fn ask_leader(
     status: &GroupStatus,
     change: Change,
 ) -> Result<(), ApiError> {
-    let group = status.group.to_string();
-    let leader = status
-        .leader
-        .ok_or_else(|| ApiError::Unavailable(format!("group {group} has no leader now")))?;
-    let addr = status.members.get(&leader).ok_or_else(|| {
-        ApiError::Unavailable(format!("the leader of {group} is not a known member"))
-    })?;
-    let request = MembershipRequest {
-        group: group.clone(),
-        change,
-    };
-    let body = encode(&request).map_err(|e| ApiError::Server(e.to_string()))?;
-    match state
-        .peers
-        .call_node(addr, MEMBERSHIP_CALL, body, CALL_TIMEOUT)
+    state
+        .node
+        .change_membership(status, change)
         .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(refused)) => Err(ApiError::Unavailable(format!(
-            "the leader of {group} (node {leader}) refused: {refused}; ask again"
-        ))),
-        Err(e) => Err(ApiError::Unavailable(format!(
-            "the leader of {group} (node {leader}) cannot be reached: {e}"
-        ))),
-    }
+        .map_err(|e| match e {
+            MembershipError::Encode(e) => ApiError::Server(e.to_string()),
+            unavailable => ApiError::Unavailable(unavailable.to_string()),
+        })
 }
 
 /// Adds a node to this site's group (and to the directory, as a learner). Its own config must
@@ -236,7 +216,7 @@ async fn add_node(
             "give a node id above 0 and its cluster listener as host:port".into(),
         ));
     }
-    let site = state.gateway.site.group().status_now();
+    let site = state.site.group().status_now();
     if site.members.contains_key(&node.id) {
         return Err(ApiError::WrongState(format!(
             "node {} is already a member of {}",
@@ -249,7 +229,7 @@ async fn add_node(
         voter: node.voter,
     };
     ask_leader(&state, &site, change).await?;
-    let directory = state.iam.directory.group().status_now();
+    let directory = state.directory.group().status_now();
     if !directory.members.contains_key(&node.id) {
         let change = Change::Add {
             id: node.id,
@@ -278,7 +258,7 @@ async fn remove_node(
     let id: u64 = raw
         .parse()
         .map_err(|_| ApiError::InvalidArgument(format!("{raw:?} is not a node id")))?;
-    let site = state.gateway.site.group().status_now();
+    let site = state.site.group().status_now();
     if !site.members.contains_key(&id) {
         return Err(ApiError::NotFound(format!(
             "node {id} is not a member of {}",
@@ -291,7 +271,7 @@ async fn remove_node(
         )));
     }
     ask_leader(&state, &site, Change::Remove { id }).await?;
-    let directory = state.iam.directory.group().status_now();
+    let directory = state.directory.group().status_now();
     if directory.members.contains_key(&id) {
         ask_leader(&state, &directory, Change::Remove { id }).await?;
     }

@@ -98,7 +98,7 @@ impl FromRequestParts<ApiState> for Authenticated {
 /// A caller for a revocation: its session is checked by the revocation's site command when it
 /// applies (see `Iam::authenticate_deferred`), not by a read barrier first. Only a handler
 /// whose every effect at this site goes through a command carrying `Caller::authority` may
-/// take it; calls to other sites confirm it first (see `fanout::call_remote`).
+/// take it; calls to other sites confirm it first (see `scatter::Scatter::run`).
 pub struct Revoker(pub Caller);
 
 impl FromRequestParts<ApiState> for Revoker {

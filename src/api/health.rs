@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::extract::Path;
 use super::openapi::ErrorSchema;
 use super::{ApiError, ApiState};
-use crate::node::health::{Check, Status};
+use crate::node_ops::{Check, Status};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -82,7 +82,7 @@ struct Report {
     responses((status = 200, description = "Healthy or degraded: the node serves", body = Report),
         (status = 503, description = "A check is unhealthy", body = Report)))]
 async fn all(State(state): State<ApiState>) -> Response {
-    let checks = state.health.check_all().await;
+    let checks = state.node.health_check_all().await;
     let worst = checks
         .iter()
         .map(|c| c.status)
@@ -108,8 +108,8 @@ struct Name {
     responses((status = 200, description = "The checks", body = [Name])))]
 async fn names(State(state): State<ApiState>) -> axum::Json<Vec<Name>> {
     let names = state
-        .health
-        .components()
+        .node
+        .health_components()
         .into_iter()
         .map(|name| Name {
             escaped_component_name: escaped(&name),
@@ -130,8 +130,8 @@ async fn one(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let check = state
-        .health
-        .check(&name)
+        .node
+        .health_check(&name)
         .await
         .ok_or_else(|| ApiError::NotFound(format!("no health check named {name:?}")))?;
     let status = check.status;

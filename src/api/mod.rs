@@ -1,19 +1,22 @@
 //! The api listener's HTTP routes, one file per resource, and the error contract in one place.
 //!
-//! Handlers parse and authorize, then call `iam` or the stores; they hold no state of their own.
+//! Handlers parse and authorize, then call `iam`, the stores, or the node through its named
+//! calls ([`NodeOps`]); they hold no state of their own. The api never imports `node`: the node
+//! builds the router and hands it its state.
 
 pub mod channels;
 pub mod cluster;
 pub mod domains;
 pub mod error;
 pub mod extract;
-pub mod fanout;
 pub mod groups;
 pub mod health;
 pub mod iam_sessions;
 pub mod jmap;
+pub mod listing;
 pub mod metrics;
 pub mod openapi;
+pub mod scatter;
 pub mod servers;
 pub mod tasks;
 pub mod users;
@@ -35,9 +38,10 @@ pub use error::ApiError;
 use crate::config::SiteNode;
 use crate::federation::Federation;
 use crate::gateway::Gateway;
-use crate::iam::Iam;
+use crate::iam::{DirectoryStore, Iam};
 use crate::mail::MailBackend;
-use sessionplane_cluster::PeerClient;
+use crate::node_ops::NodeOps;
+use crate::sessions::SiteStore;
 
 /// The largest request body the api reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -45,19 +49,22 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     pub iam: Arc<Iam>,
+    /// This site's group: sessions, channels, tasks.
+    pub site: SiteStore,
+    /// The deployment's directory group.
+    pub directory: DirectoryStore,
     pub gateway: Arc<Gateway>,
     /// The deployment's sites, and the client that calls the others.
     pub federation: Arc<Federation>,
     /// This node, `name@host`, as tasks record where they were submitted.
     pub node_label: String,
     pub mail: Arc<dyn MailBackend>,
-    /// The nodes of this site and the client that calls them (certificate reloads).
+    /// The nodes of this site, as configured.
     pub site_nodes: Arc<Vec<SiteNode>>,
-    pub peers: PeerClient,
+    /// The calls into the running node: certificates, membership, health checks.
+    pub node: Arc<dyn NodeOps>,
     /// The node's counters, and what `/metrics` reads.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
-    /// The node's health checks.
-    pub health: Arc<crate::node::health::HealthChecks>,
     /// Whether the api listener speaks TLS (cookies are then `Secure`).
     pub tls: bool,
 }

@@ -1,10 +1,9 @@
 //! `/servers?reload-certificate` and `/servers/certificates`: the TLS certificates of every
 //! node of the site, reloaded without dropping a connection, and shown per node and listener.
-//! Global administrators only. Each node of this site is asked over the cluster listener, each
-//! other selected site over its api; the answer says which nodes or sites failed and why.
+//! Global administrators only. Each node of this site is asked through the node's named calls,
+//! each other selected site over its api; the answer says which nodes or sites failed and why.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,21 +12,16 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Query;
 use super::openapi::{AdminErrors, ErrorSchema};
-use super::{fanout, ApiError, ApiState};
+use super::scatter::{self, refusal, Gathered, Read, Scatter, Write};
+use super::{ApiError, ApiState};
 use crate::federation::{SiteRequest, Verb};
 use crate::iam::Caller;
-use crate::state::{decode, encode};
+use crate::node_ops::NodeAnswers;
 use crate::tasks::{answer, TaskKind};
 use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// The node call that reloads a node's certificates (body: the port, if any).
-pub const RELOAD_CALL: &str = "reload-certificates";
-/// The node call that describes a node's certificates.
-pub const DESCRIBE_CALL: &str = "certificates";
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -56,31 +50,6 @@ struct SitesParam {
     /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
     #[serde(default)]
     allow_partial: bool,
-}
-
-/// What a node answered, or why it could not.
-type Answers<T> = Vec<(String, Result<T, String>)>;
-
-async fn ask_every_node<T: serde::de::DeserializeOwned>(
-    state: &ApiState,
-    call: &str,
-    body: Vec<u8>,
-) -> Answers<T> {
-    let asks = state.site_nodes.iter().map(|node| {
-        let (peers, body) = (state.peers.clone(), body.clone());
-        async move {
-            let answer = match peers
-                .call_node(&node.cluster, call, body, CALL_TIMEOUT)
-                .await
-            {
-                Ok(Ok(bytes)) => decode::<T>(&bytes).map_err(|e| e.to_string()),
-                Ok(Err(refusal)) => Err(refusal),
-                Err(e) => Err(e.to_string()),
-            };
-            (node.name.clone(), answer)
-        }
-    });
-    futures_util::future::join_all(asks).await
 }
 
 fn parse_port(raw: Option<&str>) -> Result<Option<u16>, ApiError> {
@@ -113,62 +82,52 @@ async fn reload(
         ));
     }
     let port = parse_port(params.port.as_deref())?;
-    let selector = state
-        .federation
-        .sites
-        .parse_query(params.sites.as_deref())?;
-    let plan = fanout::plan(&state, &caller, &selector)?;
+    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let mut request = SiteRequest::new(Verb::Post, "/servers").query("reload-certificate", "");
     if let Some(port) = port {
         request = request.query("port", port.to_string());
     }
     let local = async {
-        if !plan.local {
-            return None;
+        let answers = state
+            .node
+            .reload_certificates(port)
+            .await
+            .map_err(|e| ApiError::Server(e.to_string()))?;
+        match judge(answers, port) {
+            Ok(_) => Ok(true),
+            Err(ApiError::NoTlsListener(_)) => Ok(false),
+            Err(e) => Err(e),
         }
-        let body = match encode(&port) {
-            Ok(body) => body,
-            Err(e) => return Some(Err(ApiError::Server(e.to_string()))),
-        };
-        let answers: Answers<ReloadOutcome> = ask_every_node(&state, RELOAD_CALL, body).await;
-        Some(judge(answers, port))
     };
-    let (local, answers) =
-        tokio::join!(local, fanout::call_remote(&state, &caller, &plan, &request));
+    let write = Write {
+        kind: TaskKind::CertificatesReload,
+        record_wide: false,
+    };
+    let scatter = Scatter::new(&state, &caller, &plan, request, write);
     tracing::info!(caller = %caller.describe(), ?port, "certificate reload");
+    let parts = scatter.run(local).await?;
     let mut done = BTreeMap::new();
     let mut without_listener = Vec::new();
     let current = state.federation.sites.current.clone();
-    match local {
-        Some(Ok(_)) => {
+    match parts.local {
+        Some(true) => {
             done.insert(current, answer::reloaded());
         }
-        Some(Err(ApiError::NoTlsListener(_))) => without_listener.push(current),
-        Some(Err(e)) => return Err(e),
+        Some(false) => without_listener.push(current),
         None => {}
     }
-    let (answered, missed) = fanout::split(answers?);
-    for (site, answer) in &answered {
+    for (site, answer) in &parts.answered {
         match (answer.status, answer.error_type().as_deref()) {
             (204, _) => {
                 done.insert(site.clone(), answer::reloaded());
             }
             (400, Some("notFound")) => without_listener.push(site.clone()),
-            _ => return Err(fanout::refusal(site, answer)),
+            _ => return Err(refusal(site, answer)),
         }
     }
-    if !missed.is_empty() {
-        return Err(fanout::keep_trying(
-            &state,
-            &caller,
-            TaskKind::CertificatesReload,
-            request,
-            done,
-            missed,
-        )
-        .await);
-    }
-    if done.is_empty() {
+    let reloaded_any = !done.is_empty();
+    scatter.settle(done, parts.missed).await?;
+    if !reloaded_any {
         let what = port.map_or("no TLS listener".to_string(), |p| {
             format!("no TLS listener on port {p}")
         });
@@ -181,7 +140,7 @@ async fn reload(
 }
 
 /// 204 when every node reloaded something and nothing failed; otherwise the contract's error.
-fn judge(answers: Answers<ReloadOutcome>, port: Option<u16>) -> Result<StatusCode, ApiError> {
+fn judge(answers: NodeAnswers<ReloadOutcome>, port: Option<u16>) -> Result<StatusCode, ApiError> {
     let unreachable: Vec<String> = answers
         .iter()
         .filter_map(|(node, a)| a.as_ref().err().map(|e| format!("{node}: {e}")))
@@ -245,40 +204,20 @@ async fn certificates(
     Query(params): Query<SitesParam>,
 ) -> Result<Response, ApiError> {
     caller.require_global_admin()?;
-    let selector = state
-        .federation
-        .sites
-        .parse_query(params.sites.as_deref())?;
-    let plan = fanout::plan(&state, &caller, &selector)?;
+    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let request = SiteRequest::new(Verb::Get, "/servers/certificates");
-    let local = async {
-        match plan.local {
-            true => Some(site_certificates(&state).await),
-            false => None,
-        }
+    let read = Read {
+        allow_partial: params.allow_partial,
     };
-    let (local, answers) =
-        tokio::join!(local, fanout::call_remote(&state, &caller, &plan, &request));
-    let mut listed = local.transpose()?.unwrap_or_default();
-    let (answered, missed) = fanout::split(answers?);
-    let mut reached: Vec<String> = answered.keys().cloned().collect();
-    if plan.local {
-        reached.push(state.federation.sites.current.clone());
-    }
-    let missing = fanout::judge_listing(&reached, &missed, params.allow_partial)?;
-    for (site, answer) in &answered {
-        listed.extend(fanout::decoded::<Vec<NodeCertificate>>(site, answer)?);
-    }
-    Ok(fanout::mark_partial(
-        axum::Json(listed).into_response(),
-        &missing,
-    ))
+    let Gathered { items, missing } = Scatter::new(&state, &caller, &plan, request, read)
+        .gather(site_certificates(&state))
+        .await?;
+    Ok(missing.mark(axum::Json(items).into_response()))
 }
 
 /// Every node of this site's certificates; every node must answer.
 async fn site_certificates(state: &ApiState) -> Result<Vec<NodeCertificate>, ApiError> {
-    let answers: Answers<Vec<ListenerCertificate>> =
-        ask_every_node(state, DESCRIBE_CALL, Vec::new()).await;
+    let answers = state.node.describe_certificates().await;
     let mut listed = Vec::new();
     let mut unreachable = Vec::new();
     for (node, answer) in answers {

@@ -125,7 +125,7 @@ async fn list(
             ))
         })?),
     };
-    let tasks = state.gateway.site.read(|s, _| s.tasks()).await?;
+    let tasks = state.site.read(|s, _| s.tasks()).await?;
     let reports = tasks
         .values()
         .filter(|t| status.is_none_or(|wanted| t.status == wanted))
@@ -140,7 +140,6 @@ fn task_id(raw: &str) -> Result<Uuid, ApiError> {
 
 async fn find(state: &ApiState, task_id: Uuid) -> Result<Arc<Task>, ApiError> {
     state
-        .gateway
         .site
         .read(|s, _| s.task(&task_id))
         .await?
@@ -193,12 +192,7 @@ async fn wait(
             )));
         }
         tokio::time::sleep(AWAIT_POLL).await;
-        let local = state
-            .gateway
-            .site
-            .group()
-            .state()
-            .read(|s| s.task(&task_id));
+        let local = state.site.group().state().read(|s| s.task(&task_id));
         task = local.unwrap_or(task);
     }
     Ok(axum::Json(TaskReport::of(&task)))
@@ -238,7 +232,6 @@ async fn cancel(
     caller.require_global_admin()?;
     let task_id = task_id(&raw)?;
     match state
-        .gateway
         .site
         .execute(&SiteCommand::CancelTask { task_id })
         .await?

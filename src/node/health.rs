@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sessionplane_cluster::{Group, GroupStatus};
 
 use crate::federation::watch::{Reach, SiteReachability, PROBED_COMPONENT};
+use crate::node_ops::{Check, Status};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
 use crate::tls::listeners::NodeCertificates;
@@ -19,30 +20,6 @@ const LOW_SPACE: u64 = 1 << 30;
 const NO_SPACE: u64 = 64 << 20;
 /// A certificate expiring within this time makes TLS degraded.
 const EXPIRY_WARNING_SECS: i64 = 14 * 24 * 3600;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    Healthy,
-    Degraded,
-    Unhealthy,
-}
-
-#[derive(Clone, Debug)]
-pub struct Check {
-    pub component: String,
-    pub status: Status,
-    pub cause: Option<String>,
-}
-
-impl Check {
-    fn new(component: &str, status: Status, cause: Option<String>) -> Self {
-        Self {
-            component: component.to_string(),
-            status,
-            cause,
-        }
-    }
-}
 
 pub struct HealthChecks {
     pub site: Group<SiteState>,

@@ -2,10 +2,12 @@
 //!
 //! Wiring only: what a request does lives in `api`, what a command does lives in `state`.
 
+pub mod certificates;
 pub mod effects;
 pub mod health;
 pub mod mail;
 pub mod membership;
+pub mod ops;
 pub mod scrape;
 pub mod secrets;
 pub mod sweeper;
@@ -22,7 +24,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::servers;
 use crate::config::{Config, ConfigError};
 use crate::federation::watch::SiteReachability;
 use crate::federation::Federation;
@@ -37,11 +38,10 @@ use crate::net::limits::{Caps, ConnectionLimiter};
 use crate::sessions::{reaper, SiteStore};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
-use crate::state::{decode, encode};
 use crate::tasks::runner::TaskRunner;
 use crate::telemetry::Telemetry;
 use crate::tls::api_listener::TlsHandshake;
-use crate::tls::listeners::{NodeCertificates, TlsListener};
+use crate::tls::listeners::TlsListener;
 use crate::tls::ReloadableCert;
 use health::HealthChecks;
 use tokio::sync::oneshot;
@@ -200,25 +200,32 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         });
     }
     let certificates = Arc::new(std::mem::take(&mut wired.certificates));
-    serve_certificate_calls(&cluster, certificates.clone());
+    certificates::serve(&cluster, certificates.clone());
     membership::serve(&cluster, site_group.clone(), directory_group.clone());
-    let health = Arc::new(HealthChecks {
+    let health = HealthChecks {
         site: site_group.clone(),
         directory: directory_group.clone(),
         data_dir: config.data_dir.clone(),
         other_sites: config.sites.iter().map(|s| s.name.clone()).collect(),
         reach: reach.clone(),
         certificates,
+    };
+    let site_nodes = Arc::new(config.site_members());
+    let node_ops = Arc::new(ops::RunningOps {
+        peers: cluster.peers().clone(),
+        site_nodes: site_nodes.clone(),
+        health,
     });
     let api_state = crate::api::ApiState {
         iam: iam.clone(),
+        site: site.clone(),
+        directory: directory.clone(),
         gateway: gateway.clone(),
         federation: federation.clone(),
         node_label: config.node_label(),
         mail: mail.clone(),
-        site_nodes: Arc::new(config.site_members()),
-        peers: cluster.peers().clone(),
-        health,
+        site_nodes,
+        node: node_ops,
         telemetry,
         tls: config.listen.api_tls,
     };
@@ -378,25 +385,6 @@ fn identity(
         trusted_networks: settings.trusted_networks.clone(),
         telemetry,
     })
-}
-
-/// Lets peers ask this node to reload or describe its listeners' certificates.
-fn serve_certificate_calls(cluster: &ClusterNode, certificates: Arc<NodeCertificates>) {
-    let reloads = certificates.clone();
-    cluster.calls().serve(servers::RELOAD_CALL, move |body| {
-        let reloads = reloads.clone();
-        Box::pin(async move {
-            let port: Option<u16> = decode(&body).map_err(|e| e.to_string())?;
-            let outcome = tokio::task::spawn_blocking(move || reloads.reload(port))
-                .await
-                .map_err(|e| e.to_string())?;
-            encode(&outcome).map_err(|e| e.to_string())
-        })
-    });
-    cluster.calls().serve(servers::DESCRIBE_CALL, move |_| {
-        let described = certificates.describe();
-        Box::pin(async move { encode(&described).map_err(|e| e.to_string()) })
-    });
 }
 
 fn gateway_settings(config: &Config) -> GatewaySettings {

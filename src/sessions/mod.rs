@@ -1,7 +1,6 @@
 //! Sessions at this node's site: the typed store over the site group, and the leader's reaper
 //! that purges expired sessions.
 
-pub mod listing;
 pub mod reaper;
 pub mod store;
 
