@@ -19,10 +19,9 @@ use super::openapi::{AdminErrors, ErrorSchema};
 use super::{fanout, ApiError, ApiState};
 use crate::federation::{Plan, SiteRequest, Verb};
 use crate::iam::Caller;
+use crate::model::task::{answer, TaskKind};
 use crate::model::{Channel, ChannelTarget, DomainName, UserAddress};
 use crate::state::directory::AdminScope;
-use crate::state::site::{SiteCommand, SiteReply};
-use crate::tasks::{answer, TaskKind};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -256,15 +255,7 @@ async fn connected_users(
 }
 
 async fn disconnect(state: &ApiState, target: ChannelTarget) -> Result<u32, ApiError> {
-    match state
-        .gateway
-        .site
-        .execute(&SiteCommand::DisconnectChannels(target))
-        .await?
-    {
-        SiteReply::ChannelsClosed(n) => Ok(n),
-        other => Err(ApiError::Server(format!("unexpected site reply {other:?}"))),
-    }
+    Ok(state.gateway.site.disconnect_channels(target).await?)
 }
 
 /// A disconnection at every selected site: here with `local`, elsewhere with `request`. A site

@@ -1,8 +1,5 @@
-//! Sessions at this node's site: the typed store over the site group, and the leader's reaper
-//! that purges expired sessions.
+//! The listing of this site's sessions, streamed page by page from a frozen view of the site
+//! group. The site group's records and typed store are `state::site`'s; the leader's reaper is
+//! `node::reaper`.
 
 pub mod listing;
-pub mod reaper;
-pub mod store;
-
-pub use store::{SiteStore, StoreError};
