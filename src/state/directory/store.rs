@@ -68,14 +68,14 @@ impl DirectoryStore {
     async fn write<T>(
         &self,
         command: DirectoryCommand,
-        expected: impl FnOnce(DirectoryReply) -> Result<T, DirectoryReply>,
+        expected: impl FnOnce(DirectoryReply) -> Result<T, Box<DirectoryReply>>,
     ) -> Outcome<T> {
         match self.execute(command).await? {
             DirectoryReply::NotFound(message) => Ok(Err(Rejection::NotFound(message))),
             DirectoryReply::Conflict(message) => Ok(Err(Rejection::Conflict(message))),
             reply => expected(reply)
                 .map(Ok)
-                .map_err(|other| self.unexpected(other)),
+                .map_err(|other| self.unexpected(*other)),
         }
     }
 
@@ -88,7 +88,7 @@ impl DirectoryStore {
         };
         self.write(command, |reply| match reply {
             DirectoryReply::Bootstrapped { created } => Ok(created),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -96,7 +96,7 @@ impl DirectoryStore {
     pub async fn create_domain(&self, name: DomainName) -> Outcome<Domain> {
         self.write(DirectoryCommand::CreateDomain(name), |reply| match reply {
             DirectoryReply::Domain(domain) => Ok(domain),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -143,7 +143,7 @@ impl DirectoryStore {
     pub async fn delete_users(&self, ids: Vec<Uuid>) -> Outcome<Vec<User>> {
         self.write(DirectoryCommand::DeleteUsers(ids), |reply| match reply {
             DirectoryReply::Deleted(users) => Ok(users),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -227,23 +227,23 @@ impl DirectoryStore {
     }
 }
 
-fn done(reply: DirectoryReply) -> Result<(), DirectoryReply> {
+fn done(reply: DirectoryReply) -> Result<(), Box<DirectoryReply>> {
     match reply {
         DirectoryReply::Done => Ok(()),
-        other => Err(other),
+        other => Err(Box::new(other)),
     }
 }
 
-fn user(reply: DirectoryReply) -> Result<User, DirectoryReply> {
+fn user(reply: DirectoryReply) -> Result<User, Box<DirectoryReply>> {
     match reply {
         DirectoryReply::User(user) => Ok(user),
-        other => Err(other),
+        other => Err(Box::new(other)),
     }
 }
 
-fn group(reply: DirectoryReply) -> Result<crate::model::Group, DirectoryReply> {
+fn group(reply: DirectoryReply) -> Result<crate::model::Group, Box<DirectoryReply>> {
     match reply {
         DirectoryReply::Group(group) => Ok(group),
-        other => Err(other),
+        other => Err(Box::new(other)),
     }
 }

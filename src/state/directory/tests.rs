@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::model::Login;
 use crate::state::decode;
 
 fn run(state: &mut DirectoryState, command: DirectoryCommand) -> DirectoryReply {
