@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sessionplane::model::NewSession;
-use sessionplane::sessions::SiteStore;
+use sessionplane::state::SiteStore;
 use uuid::Uuid;
 
 struct Args {

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use openraft::SnapshotMeta;
 use sessionplane::model::NewSession;
-use sessionplane::state::site::{SiteCommand, SiteState};
-use sessionplane::state::{decode, encode};
+use sessionplane::state::site::{SiteQuery, SiteQueryReply, SiteState};
+use sessionplane::testing::SiteCall;
 use sessionplane_cluster::{SnapshotStore, StateMachine};
 use uuid::Uuid;
 
@@ -21,11 +21,11 @@ fn main() {
         .map(|v| v.parse().expect("--sessions N"))
         .unwrap_or(1_000_000);
 
-    // Encode the commands first so that their memory is not counted as the state's.
+    // Build the commands first so that their memory is not counted as the state's.
     let users: Vec<Uuid> = (0..sessions / 4 + 1).map(|_| Uuid::now_v7()).collect();
-    let commands: Vec<Vec<u8>> = (0..sessions)
+    let commands: Vec<SiteCall> = (0..sessions)
         .map(|n| {
-            encode(&SiteCommand::CreateSession(NewSession {
+            SiteCall::create_session(NewSession {
                 session_id: Uuid::now_v7(),
                 user_id: users[n / 4],
                 login: format!("user{:07}", n / 4),
@@ -36,8 +36,7 @@ fn main() {
                     "Mozilla/5.0 (X11; Linux x86_64) Firefox/{}.0",
                     100 + n % 50
                 )),
-            }))
-            .expect("encode")
+            })
         })
         .collect();
 
@@ -45,11 +44,10 @@ fn main() {
     let before = common::rss_bytes();
     let mut state = SiteState::default();
     let started = Instant::now();
-    for (n, command) in commands.iter().enumerate() {
-        state.apply(now + n as u64, command);
+    for (n, command) in commands.into_iter().enumerate() {
+        command.apply_to(&mut state, now + n as u64);
     }
     let apply_time = started.elapsed();
-    drop(commands);
     let after = common::rss_bytes();
     let per_session = after.saturating_sub(before) as f64 / sessions as f64;
 
@@ -69,9 +67,7 @@ fn main() {
     let restored = state.restore(&loaded).expect("restore");
     let install_time = started.elapsed();
     assert_eq!(restored.stored_count(), sessions);
-    let probe: Vec<u8> = encode(&sessionplane::state::site::SiteQuery::Counts).expect("encode");
-    let counts: sessionplane::state::site::SiteQueryReply =
-        decode(&restored.query(&probe)).expect("decode");
+    let counts: SiteQueryReply = restored.query(SiteQuery::Counts);
 
     println!("| sessions | state RSS | bytes/session | apply all | snapshot copy | build (copy+serialize+fsync) | snapshot size | install (read+restore) |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");

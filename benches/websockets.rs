@@ -17,8 +17,7 @@ use futures_util::StreamExt;
 use sessionplane::iam::token::SessionClaims;
 use sessionplane::iam::TokenKeys;
 use sessionplane::model::NewSession;
-use sessionplane::state::site::{SiteCommand, SiteReply};
-use sessionplane::state::{decode, encode};
+use sessionplane::testing::{SiteAnswer, SiteCall};
 use sessionplane_cluster::{GroupId, PeerClient};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -100,18 +99,17 @@ async fn main() {
                     client_addr: None,
                     user_agent: None,
                 };
-                let command = encode(&SiteCommand::CreateSession(new)).expect("encode");
-                let reply = peers
+                let reply = SiteCall::create_session(new)
                     .propose(
+                        &peers,
                         &format!("127.0.0.1:{cluster}"),
                         &group,
-                        command,
                         Duration::from_secs(30),
                     )
                     .await
                     .expect("propose")
                     .expect("accepted");
-                assert!(matches!(decode(&reply), Ok(SiteReply::Session(_))));
+                assert!(matches!(reply, SiteAnswer::Session(_)));
                 let now = sessionplane_cluster::now_ms() / 1000;
                 let claims = SessionClaims {
                     sub: user_id,

@@ -1,9 +1,23 @@
 //! sessionplane: a multi-site session control plane.
 //!
 //! Inside a site, nodes form a Raft group (see the `sessionplane-cluster` crate) that tracks every
-//! session; this crate holds the domain (`model`, `state`, `sessions`, `iam`), the websocket
-//! gateway (`gateway`), the calls to other sites (`federation`) and the retries of writes that missed one (`tasks`), the node's wiring (`node`) and the calls the api makes into it (`node_ops`), its
-//! listeners' limits against slow and abusive clients (`net`), its HTTP API (`api`) and its command line (`cli`).
+//! session; the `directory` group holds the identities every site reads. This crate is layered,
+//! each layer importing only those below it:
+//!
+//! - `api` (the HTTP API) and `cli` (the command line), on top;
+//! - `node`: the wiring of one node and its services (the session reaper, the task runner, the
+//!   sweeper of stale records, membership, health);
+//! - `node_ops`: the calls the api makes into its node (certificates, membership, health),
+//!   which `node` implements;
+//! - `gateway` (websockets), `mail` (IMAP and SMTP), `iam` (identity and access) and
+//!   `federation` (calls to other sites);
+//! - `state`: the replicated state machines, one folder per group (`state::site`,
+//!   `state::directory`), each with its typed store, the only way in;
+//! - `model`: the records, plain data.
+//!
+//! Beside them: `net` (the listeners' limits against slow and abusive clients), `tls`,
+//! `config`, `telemetry`, and `testing` (for tests and benchmarks only). The cluster crate
+//! imports nothing of this one.
 #![forbid(unsafe_code)]
 // A panic on a request, network or storage path is a crash waiting for bad input; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -19,10 +33,9 @@ pub mod model;
 pub mod net;
 pub mod node;
 pub mod node_ops;
-pub mod sessions;
 pub mod state;
-pub mod tasks;
 pub mod telemetry;
+pub mod testing;
 pub mod tls;
 
 /// Every binary that links this crate (the server, tests, benchmarks) allocates through

@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{new_session, TestSite, Tuning, SECRET};
-use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
+use sessionplane::state::site::{SiteQuery, SiteQueryReply};
+use sessionplane::testing::{SiteAnswer, SiteCall};
 use sessionplane_cluster::{MAX_BODY_BYTES, SECRET_HEADER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -79,10 +80,10 @@ async fn raw_post(addr: &str, path: &str, headers: &str, body: Vec<u8>) -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_an_error_status_and_change_nothing() {
     let site = TestSite::start(1, Tuning::default()).await;
-    let Ok(SiteReply::Session(_)) = site
+    let Ok(SiteAnswer::Session(_)) = site
         .propose(
             0,
-            &SiteCommand::CreateSession(new_session(uuid::Uuid::now_v7(), 60_000)),
+            &SiteCall::create_session(new_session(uuid::Uuid::now_v7(), 60_000)),
         )
         .await
     else {
@@ -203,8 +204,8 @@ async fn bad_requests_get_an_error_status_and_change_nothing() {
         .await
         .expect("delivered")
         .expect("applied");
-    let reply: SiteReply = sessionplane::state::decode(&answer).expect("a site reply");
-    assert!(matches!(reply, SiteReply::Invalid(_)), "{reply:?}");
+    let reply = SiteAnswer::decode(&answer).expect("a site reply");
+    assert!(matches!(reply, SiteAnswer::Invalid(_)), "{reply:?}");
 
     let after = site.status(0).await.expect("node still answers");
     assert_eq!(after.term, before.term);

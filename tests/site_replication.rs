@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{get, new_session, TestSite, Tuning};
-use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
+use sessionplane::state::site::{SiteQuery, SiteQueryReply};
+use sessionplane::testing::{SiteAnswer, SiteCall};
 use uuid::Uuid;
 
 const HOUR_MS: u64 = 3_600_000;
@@ -16,10 +17,10 @@ const HOUR_MS: u64 = 3_600_000;
 async fn create_via(site: &TestSite, node: usize, user: Uuid) -> Uuid {
     let new = new_session(user, HOUR_MS);
     match site
-        .propose(node, &SiteCommand::CreateSession(new.clone()))
+        .propose(node, &SiteCall::create_session(new.clone()))
         .await
     {
-        Ok(SiteReply::Session(s)) => {
+        Ok(SiteAnswer::Session(s)) => {
             assert_eq!(s.session_id, new.session_id);
             s.session_id
         }
@@ -51,16 +52,15 @@ async fn a_session_written_through_any_node_is_read_through_every_node() {
         }
         assert_eq!(counts(&site, reader).await, (3, 3));
     }
-    let SiteReply::Deleted(deleted) = site
+    let SiteAnswer::Deleted(deleted) = site
         .propose(
             1,
-            &SiteCommand::DeleteUserSessions {
-                domain: "example.org".into(),
-                user_id: user,
-                except: Some(ids[0]),
-                reason: sessionplane::model::CloseReason::Logout,
-                authority: sessionplane::state::site::Authority::system(),
-            },
+            &SiteCall::delete_user_sessions(
+                "example.org",
+                user,
+                Some(ids[0]),
+                sessionplane::model::CloseReason::Logout,
+            ),
         )
         .await
         .unwrap()
@@ -177,19 +177,14 @@ async fn every_acknowledged_write_survives_repeated_leader_kills() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
                 let new = new_session(user, HOUR_MS);
-                let bytes =
-                    sessionplane::state::encode(&SiteCommand::CreateSession(new.clone())).unwrap();
+                let call = SiteCall::create_session(new.clone());
                 let addr = &addrs[n % addrs.len()];
-                let answer = peers
-                    .propose(addr, &group, bytes, Duration::from_secs(3))
+                let answer = call
+                    .propose(&peers, addr, &group, Duration::from_secs(3))
                     .await;
-                if let Ok(Ok(reply)) = answer {
-                    if let Ok(SiteReply::Session(s)) =
-                        sessionplane::state::decode::<SiteReply>(&reply)
-                    {
-                        assert_eq!(s.session_id, new.session_id);
-                        acknowledged.lock().unwrap().push(s.session_id);
-                    }
+                if let Ok(Ok(SiteAnswer::Session(s))) = answer {
+                    assert_eq!(s.session_id, new.session_id);
+                    acknowledged.lock().unwrap().push(s.session_id);
                 }
             }
         }));
@@ -274,7 +269,7 @@ async fn an_expired_session_vanishes_from_reads_and_is_purged() {
     };
     let site = TestSite::start(3, tuning).await;
     let new = new_session(Uuid::now_v7(), 1_000);
-    let Ok(SiteReply::Session(created)) = site.propose(1, &SiteCommand::CreateSession(new)).await
+    let Ok(SiteAnswer::Session(created)) = site.propose(1, &SiteCall::create_session(new)).await
     else {
         panic!("create failed")
     };

@@ -3,6 +3,10 @@
 //! Callers never see "not leader": a follower forwards proposals and read-index requests to the
 //! leader over the cluster listener, and waits for an election when there is no leader yet.
 //!
+//! [`Group`] is typed by its state machine: it encodes commands and decodes replies, so that
+//! callers only see the domain's types; its core, which the listener serves and the batcher
+//! feeds, carries the encoded bytes.
+//!
 //! This module owns [`Group`], its untyped core that the listener serves, and [`ClusterError`];
 //! the status a group reports ([`GroupStatus`]) travels between nodes, so it is in `wire.rs`.
 
@@ -19,7 +23,7 @@ use crate::batcher::{Batcher, MAX_COMMAND_BYTES};
 use crate::network::{PeerClient, PeerError};
 use crate::state_machine::{Queryable, Raft, StateHandle, StateMachine};
 use crate::types::{GroupId, Member, NodeId, RaftMetrics};
-use crate::wire::{ForwardedCommand, GroupStatus, Refusal};
+use crate::wire::{decode, encode, ForwardedCommand, GroupStatus, Refusal};
 
 /// How often a caller waiting for a leader looks again.
 const LEADER_POLL: Duration = Duration::from_millis(20);
@@ -37,6 +41,11 @@ pub enum ClusterError {
     Membership { group: GroupId, reason: String },
     #[error("a command of {size} bytes is over the limit of {limit}")]
     CommandTooLarge { size: usize, limit: usize },
+    /// A command that does not encode, or a reply this node cannot read: the state machine that
+    /// applied it answered in a form of another version, or not the command's own kind of
+    /// answer. The command may have been applied.
+    #[error("group {group}: {reason}")]
+    Codec { group: GroupId, reason: String },
 }
 
 /// The part of a group that does not depend on its state machine's type.
@@ -90,8 +99,20 @@ impl<S: StateMachine> Group<S> {
 
     /// Replicates `command`, waits until it is applied, and returns the state machine's answer.
     /// Commands must be idempotent: a command whose leader stepped down mid-way is sent again.
-    pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
-        self.core.propose(command).await
+    pub async fn propose(&self, command: S::Command) -> Result<S::Reply, ClusterError> {
+        let bytes = encode(&command)
+            .map_err(|e| self.codec_error(format!("a command that does not encode: {e}")))?;
+        let reply = self.core.propose(bytes).await?;
+        decode(&reply).map_err(|e| self.codec_error(format!("a reply that does not decode: {e}")))
+    }
+
+    /// The error for an answer this node cannot read (see [`ClusterError::Codec`]); the domain's
+    /// store uses it too, for a reply that is not its command's.
+    pub fn codec_error(&self, reason: String) -> ClusterError {
+        ClusterError::Codec {
+            group: self.core.id.clone(),
+            reason,
+        }
     }
 
     /// Returns once this node's state reflects every write committed before the call.

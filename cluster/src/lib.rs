@@ -2,8 +2,9 @@
 //! network between nodes.
 //!
 //! This crate knows Raft and nothing of sessions. A domain plugs in by implementing
-//! [`StateMachine`] over opaque command bytes; it gets back a [`Group`] handle to propose
-//! commands, read linearizably, and manage membership. One node hosts any number of groups
+//! [`StateMachine`] over its own command, reply and query types, which this crate encodes for the
+//! log and the wire; it gets back a [`Group`] handle to propose typed commands, read
+//! linearizably, and manage membership. One node hosts any number of groups
 //! behind one cluster listener ([`ClusterNode::router`]).
 #![forbid(unsafe_code)]
 // A panic on a request, network or storage path is a crash waiting for bad input; tests may.
@@ -41,6 +42,8 @@ pub use membership::{keep_membership, MemberList};
 pub use network::{PeerClient, PeerError, PeerRoutes};
 pub use node_calls::{CallFuture, NodeCalls};
 pub use snapshot_store::SnapshotStore;
-pub use state_machine::{SnapshotWriter, StateHandle, StateMachine, StateMachineStore};
+pub use state_machine::{
+    decode_reply, encode_command, SnapshotWriter, StateHandle, StateMachine, StateMachineStore,
+};
 pub use types::{now_ms, GroupId, InvalidGroupId, Member, NodeId, Proposal, Reply, TypeConfig};
 pub use wire::{GroupStatus, NodeHello, MAX_BODY_BYTES, SECRET_HEADER};

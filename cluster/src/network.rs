@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
+use crate::state_machine::StateMachine;
 use crate::types::{GroupId, Member, NodeId, SnapshotData, TypeConfig};
 use crate::wire::{
     decode, encode, ForwardedCommand, GroupStatus, NodeHello, Refusal, SECRET_HEADER,
@@ -136,6 +137,52 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Result<Vec<u8>, String>, PeerError> {
         self.through(addr, group, "query", query, timeout).await
+    }
+
+    /// [`Self::propose`] with the group's own types: `S`'s command in, its reply out.
+    pub async fn propose_as<S: StateMachine>(
+        &self,
+        addr: &str,
+        group: &GroupId,
+        command: &S::Command,
+        timeout: Duration,
+    ) -> Result<Result<S::Reply, String>, PeerError> {
+        let bytes = self.encode_for(addr, command)?;
+        let answer = self.propose(addr, group, bytes, timeout).await?;
+        match answer {
+            Ok(reply) => Ok(Ok(self.decode_from(addr, &reply)?)),
+            Err(refused) => Ok(Err(refused)),
+        }
+    }
+
+    /// [`Self::query`] with the group's own types: the peer-read path.
+    pub async fn query_as<S: StateMachine>(
+        &self,
+        addr: &str,
+        group: &GroupId,
+        query: &S::Query,
+        timeout: Duration,
+    ) -> Result<Result<S::QueryReply, String>, PeerError> {
+        let bytes = self.encode_for(addr, query)?;
+        let answer = self.query(addr, group, bytes, timeout).await?;
+        match answer {
+            Ok(reply) => Ok(Ok(self.decode_from(addr, &reply)?)),
+            Err(refused) => Ok(Err(refused)),
+        }
+    }
+
+    fn encode_for<T: Serialize>(&self, addr: &str, value: &T) -> Result<Vec<u8>, PeerError> {
+        encode(value).map_err(|e| PeerError::Decode {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn decode_from<T: DeserializeOwned>(&self, addr: &str, bytes: &[u8]) -> Result<T, PeerError> {
+        decode(bytes).map_err(|e| PeerError::Decode {
+            addr: addr.into(),
+            reason: e.to_string(),
+        })
     }
 
     /// A group's status as the node at `addr` sees it.

@@ -1,7 +1,9 @@
 //! The bridge between openraft's `RaftStateMachine` and a domain state machine.
 //!
-//! The domain implements [`StateMachine`]; this module owns the applied log position, the
-//! membership, snapshot building and installation. Readers share the state through
+//! The domain implements [`StateMachine`] over its own command, reply and query types; this
+//! module owns the applied log position, the membership, snapshot building and installation, and
+//! the decoding of each committed command (and the encoding of its reply) on the way in and out
+//! of the log. The encoding is `wire.rs`'s. Readers share the state through
 //! [`StateHandle`], which only ever hands out read access. It also names a group's [`Raft`], the
 //! openraft instance over this store.
 
@@ -14,8 +16,12 @@ use openraft::{EntryPayload, RaftSnapshotBuilder};
 use openraft_legacy::network_v1::SnapshotReceiverFactory;
 use serde_bytes::ByteBuf;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::snapshot_store::SnapshotStore;
 use crate::types::{Entry, LogId, Reply, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::wire::{decode, encode};
 
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
@@ -27,10 +33,27 @@ pub type SnapshotWriter = Box<dyn FnOnce() -> Vec<u8> + Send>;
 
 /// What a domain state machine provides. Every method must be deterministic given the same
 /// sequence of `apply` calls: no clocks, no randomness, no I/O.
+///
+/// The domain names its own types; this crate encodes them (MessagePack, `rmp_serde::to_vec`)
+/// for the log and the wire and decodes them on the other side, so a domain never handles the
+/// bytes of a command or a reply. Changing how one of these types serializes changes what is on
+/// every existing log: old entries must keep decoding.
 pub trait StateMachine: Send + Sync + Sized + 'static {
+    /// What a proposer asks the group to do: one log entry's element.
+    type Command: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// The answer to one applied command, sent back to its proposer.
+    type Reply: Serialize + DeserializeOwned + Send + 'static;
+    /// A read-only question a peer may ask this node's replica.
+    type Query: Serialize + DeserializeOwned + Send + 'static;
+    /// The answer to a [`Self::Query`].
+    type QueryReply: Serialize + DeserializeOwned + Send + 'static;
+
     /// Applies one committed command. `at_ms` is the leader's clock when it accepted the command.
-    /// A command the state machine cannot decode is answered, not panicked on.
-    fn apply(&mut self, at_ms: u64, command: &[u8]) -> Vec<u8>;
+    fn apply(&mut self, at_ms: u64, command: Self::Command) -> Self::Reply;
+
+    /// The answer to a committed command that does not decode (`error` says why): it is answered,
+    /// not panicked on, and changes nothing.
+    fn undecodable_command(error: String) -> Self::Reply;
 
     /// Takes a consistent copy of the state, cheaply, and returns the job that serializes it.
     fn snapshot(&self) -> SnapshotWriter;
@@ -39,7 +62,39 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
     fn restore(&self, bytes: &[u8]) -> Result<Self, String>;
 
     /// Answers a read-only query, for peers that read this group remotely.
-    fn query(&self, query: &[u8]) -> Vec<u8>;
+    fn query(&self, query: Self::Query) -> Self::QueryReply;
+
+    /// The answer to a query that does not decode (`error` says why).
+    fn undecodable_query(error: String) -> Self::QueryReply;
+}
+
+/// The bytes of `command` as the log and the wire carry them, for a caller that speaks to a
+/// cluster listener without a [`crate::Group`] (a test, a benchmark).
+pub fn encode_command<S: StateMachine>(command: &S::Command) -> Result<Vec<u8>, String> {
+    encode(command).map_err(|e| e.to_string())
+}
+
+/// A reply as a cluster listener answered it, for the same callers.
+pub fn decode_reply<S: StateMachine>(bytes: &[u8]) -> Result<S::Reply, String> {
+    decode(bytes).map_err(|e| e.to_string())
+}
+
+/// Decodes one command from the log, applies it and encodes its reply.
+fn apply_encoded<S: StateMachine>(state: &mut S, at_ms: u64, command: &[u8]) -> Vec<u8> {
+    let reply = match decode::<S::Command>(command) {
+        Ok(command) => state.apply(at_ms, command),
+        Err(e) => S::undecodable_command(e.to_string()),
+    };
+    encode(&reply).unwrap_or_default()
+}
+
+/// Decodes a peer's query, answers it and encodes the answer.
+fn query_encoded<S: StateMachine>(state: &S, query: &[u8]) -> Vec<u8> {
+    let reply = match decode::<S::Query>(query) {
+        Ok(query) => state.query(query),
+        Err(e) => S::undecodable_query(e.to_string()),
+    };
+    encode(&reply).unwrap_or_default()
 }
 
 pub(crate) struct Applied<S> {
@@ -83,7 +138,7 @@ pub(crate) trait Queryable: Send + Sync {
 
 impl<S: StateMachine> Queryable for StateHandle<S> {
     fn query(&self, query: &[u8]) -> Vec<u8> {
-        self.read(|s| s.query(query))
+        self.read(|s| query_encoded(s, query))
     }
 }
 
@@ -121,7 +176,9 @@ impl<S: StateMachine> Machine for StateHandle<S> {
                 EntryPayload::Normal(proposal) => proposal
                     .commands
                     .iter()
-                    .map(|command| ByteBuf::from(applied.state.apply(proposal.at_ms, command)))
+                    .map(|command| {
+                        ByteBuf::from(apply_encoded(&mut applied.state, proposal.at_ms, command))
+                    })
                     .collect(),
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), membership);

@@ -1,7 +1,8 @@
 //! The openraft type configuration shared by every group, and the group identifier.
 //!
-//! Every group carries opaque command bytes: the domain encodes its own commands, so this crate
-//! never learns what a session is.
+//! Every group's log carries encoded command bytes (a [`crate::Group`] encodes its state
+//! machine's commands), so that one Raft type serves every group and this crate never learns
+//! what a session is.
 //!
 //! The bottom of the crate: this module imports nothing of it, and every other one may import it.
 

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{count, Counter, SLOW};
+use common::{tick, Counter, SLOW};
 use sessionplane_cluster::{
     keep_membership, ClusterNode, ClusterOptions, Group, GroupId, Member, MemberList, PeerClient,
     RaftTuning,
@@ -129,16 +129,16 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
     for i in 0..5 {
         let via = &nodes[i % 3].addr;
         let reply = peers
-            .propose(via, &ids[0], b"x".to_vec(), timeout)
+            .propose_as::<Counter>(via, &ids[0], &tick(), timeout)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(count(&reply), i as u64 + 1);
+        assert_eq!(reply, i as u64 + 1);
     }
     for i in 0..2 {
         let via = &nodes[(i + 1) % 3].addr;
         peers
-            .propose(via, &ids[1], b"y".to_vec(), timeout)
+            .propose_as::<Counter>(via, &ids[1], &tick(), timeout)
             .await
             .unwrap()
             .unwrap();
@@ -148,25 +148,20 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
         .iter()
         .find(|n| !n.groups[1].is_leader())
         .expect("a follower of site:a");
-    follower.groups[1].propose(b"z".to_vec()).await.unwrap();
+    follower.groups[1].propose(tick()).await.unwrap();
 
     for node in &nodes {
         let directory = peers
-            .query(&node.addr, &ids[0], Vec::new(), timeout)
+            .query_as::<Counter>(&node.addr, &ids[0], &(), timeout)
             .await
             .unwrap()
             .unwrap();
         let site = peers
-            .query(&node.addr, &ids[1], Vec::new(), timeout)
+            .query_as::<Counter>(&node.addr, &ids[1], &(), timeout)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (count(&directory), count(&site)),
-            (5, 3),
-            "node {}",
-            node.cluster.node_id()
-        );
+        assert_eq!((directory, site), (5, 3), "node {}", node.cluster.node_id());
         node.groups[1].read_barrier().await.unwrap();
         assert_eq!(node.groups[1].state().read(|c| c.0), 3);
     }
@@ -183,7 +178,7 @@ async fn two_groups_share_nodes_and_listeners_but_not_state() {
 
     let unknown = GroupId::new("site:nowhere").unwrap();
     let refused = peers
-        .query(&nodes[0].addr, &unknown, Vec::new(), timeout)
+        .query_as::<Counter>(&nodes[0].addr, &unknown, &(), timeout)
         .await;
     assert!(
         matches!(
@@ -210,7 +205,7 @@ async fn concurrent_commands_share_entries_and_callers_that_give_up_free_their_s
     let callers: Vec<_> = (0..200)
         .map(|_| {
             let group = leader.clone();
-            tokio::spawn(async move { group.propose(b"c".to_vec()).await })
+            tokio::spawn(async move { group.propose(tick()).await })
         })
         .collect();
     let mut counts = BTreeSet::new();
@@ -218,7 +213,7 @@ async fn concurrent_commands_share_entries_and_callers_that_give_up_free_their_s
         let reply = tokio::time::timeout(Duration::from_secs(20), caller)
             .await
             .expect("every command answered");
-        counts.insert(count(&reply.unwrap().unwrap()));
+        counts.insert(reply.unwrap().unwrap());
     }
     assert_eq!(counts, (1..=200).collect(), "each command applied once");
     let entries = leader.metrics().last_log_index.unwrap_or(0) - first_index;
@@ -230,16 +225,16 @@ async fn concurrent_commands_share_entries_and_callers_that_give_up_free_their_s
     // Callers that stop waiting while their entry applies (slowly) must not keep its slot: with
     // both slots kept, nothing would ever leave again. One write alone first, so that the next
     // ones are lone commands, which leave at once.
-    leader.propose(b"x".to_vec()).await.unwrap();
+    leader.propose(tick()).await.unwrap();
     for _ in 0..3 {
         let group = leader.clone();
-        let caller = tokio::spawn(async move { group.propose(SLOW.to_vec()).await });
+        let caller = tokio::spawn(async move { group.propose(SLOW.into()).await });
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(!caller.is_finished(), "the slow command is still applying");
         caller.abort();
     }
     for _ in 0..10 {
-        let answered = tokio::time::timeout(Duration::from_secs(5), leader.propose(b"x".to_vec()));
+        let answered = tokio::time::timeout(Duration::from_secs(5), leader.propose(tick()));
         answered.await.expect("a slot is free").unwrap();
     }
 }
@@ -250,7 +245,7 @@ async fn an_oversized_command_is_refused_before_it_reaches_the_log() {
     let ids = [GroupId::new("site:a").unwrap()];
     let nodes = start_nodes(1, &ids, data.path()).await;
     let before = nodes[0].groups[0].metrics().last_log_index;
-    let huge = vec![0u8; sessionplane_cluster::MAX_COMMAND_BYTES + 1];
+    let huge = "x".repeat(sessionplane_cluster::MAX_COMMAND_BYTES + 1);
     let refused = nodes[0].groups[0].propose(huge).await;
     assert!(
         matches!(
@@ -273,7 +268,7 @@ async fn members_recorded_at_addresses_a_node_cannot_dial_are_reached_through_it
     assert_eq!(status.members.get(&2), Some(&nodes[1].addr), "{status:?}");
 
     // The seed leads; node 3's write is forwarded to it through node 3's route.
-    nodes[2].groups[0].propose(b"x".to_vec()).await.unwrap();
+    nodes[2].groups[0].propose(tick()).await.unwrap();
     // Without the leader, node 3 and node 2 must elect one of them: whichever wins, node 3 dials
     // node 2 (a vote, an append or a forwarded write) only through its route.
     nodes[0].groups[0].shutdown().await;
@@ -283,6 +278,6 @@ async fn members_recorded_at_addresses_a_node_cannot_dial_are_reached_through_it
         })
         .await;
     assert!(elected, "{:?}", nodes[2].groups[0].metrics());
-    let reply = nodes[2].groups[0].propose(b"y".to_vec()).await.unwrap();
-    assert_eq!(count(&reply), 2);
+    let reply = nodes[2].groups[0].propose(tick()).await.unwrap();
+    assert_eq!(reply, 2);
 }

@@ -20,9 +20,8 @@ use super::scatter::{self, refusal, visible_domain, Gathered, Read, Scatter, Wri
 use super::{ApiError, ApiState};
 use crate::federation::{Plan, SiteRequest, Verb};
 use crate::iam::Caller;
+use crate::model::task::{answer, TaskKind};
 use crate::model::{Channel, ChannelTarget, DomainName, UserAddress};
-use crate::state::site::{SiteCommand, SiteReply};
-use crate::tasks::{answer, TaskKind};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -219,14 +218,7 @@ async fn connected_users(
 }
 
 async fn disconnect(state: &ApiState, target: ChannelTarget) -> Result<u32, ApiError> {
-    match state
-        .site
-        .execute(&SiteCommand::DisconnectChannels(target))
-        .await?
-    {
-        SiteReply::ChannelsClosed(n) => Ok(n),
-        other => Err(ApiError::Server(format!("unexpected site reply {other:?}"))),
-    }
+    Ok(state.site.disconnect_channels(target).await?)
 }
 
 /// A disconnection at every selected site: here with `local`, elsewhere with `request`. A site

@@ -7,9 +7,8 @@ use axum::http::StatusCode;
 use super::extract::Path;
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
-use crate::iam::{directory_outcome, Caller};
+use crate::iam::Caller;
 use crate::model::DomainName;
-use crate::state::directory::DirectoryCommand;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -72,12 +71,7 @@ async fn create(
 ) -> Result<StatusCode, ApiError> {
     let domain: DomainName = domain.parse()?;
     caller.require_global_admin()?;
-    let reply = state
-        .iam
-        .directory
-        .execute(&DirectoryCommand::CreateDomain(domain.clone()))
-        .await?;
-    directory_outcome(reply)?;
+    state.directory.create_domain(domain.clone()).await??;
     tracing::info!(%domain, by = %caller.describe(), "domain created");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -97,12 +91,7 @@ async fn delete(
             "the master domain holds the administrators and cannot be deleted".into(),
         ));
     }
-    let reply = state
-        .iam
-        .directory
-        .execute(&DirectoryCommand::DeleteDomain(domain.clone()))
-        .await?;
-    directory_outcome(reply)?;
+    state.directory.delete_domain(domain.clone()).await??;
     tracing::info!(%domain, by = %caller.describe(), "domain deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::iam::IamError;
-use crate::sessions::StoreError;
+use crate::state::directory::Rejection;
+use crate::state::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -181,8 +182,14 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(reason) => Self::InvalidArgument(reason),
             StoreError::TooLarge { .. } => Self::CommandTooLarge(error.to_string()),
             StoreError::DirectoryUnavailable(_) => Self::Unavailable(error.to_string()),
-            StoreError::Protocol(reason) => Self::Server(reason),
         }
+    }
+}
+
+/// A directory write's refusal, answered as identity's refusals are.
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        IamError::from(rejection).into()
     }
 }
 
@@ -204,7 +211,7 @@ impl From<IamError> for ApiError {
             IamError::Conflict(_) => Self::WrongState(message),
             IamError::Invalid(_) => Self::InvalidArgument(message),
             IamError::Store(e) => e.into(),
-            IamError::Hash(_) | IamError::Token(_) | IamError::Unexpected(_) => {
+            IamError::Hash(_) | IamError::Token(_) | IamError::Bootstrap(_) => {
                 Self::Server(message)
             }
         }

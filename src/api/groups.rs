@@ -11,9 +11,9 @@ use uuid::Uuid;
 use super::extract::{Json, Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
-use crate::iam::{directory_outcome, Caller};
+use crate::iam::Caller;
 use crate::model::{DomainName, Group, GroupAddress, PropertyChanges, UserAddress};
-use crate::state::directory::{DirectoryCommand, DirectoryReply, DirectoryState};
+use crate::state::directory::DirectoryState;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -138,19 +138,19 @@ async fn create(
 ) -> Result<(StatusCode, axum::Json<GroupView>), ApiError> {
     let address: GroupAddress = group.parse()?;
     caller.require_admin_of(&address.domain)?;
-    let command = DirectoryCommand::CreateGroup {
-        domain: address.domain.clone(),
-        name: address.name.clone(),
-        members: member_ids(&state, &address.domain, &body.members).await?,
-        properties: body.properties,
-    };
-    let DirectoryReply::Group(created) =
-        directory_outcome(state.iam.directory.execute(&command).await?)?
-    else {
-        return Err(ApiError::Server("unexpected directory reply".into()));
-    };
+    let members = member_ids(&state, &address.domain, &body.members).await?;
+    let created = state
+        .iam
+        .directory
+        .create_group(
+            address.domain.clone(),
+            address.name.clone(),
+            members,
+            body.properties,
+        )
+        .await??;
     tracing::info!(group = %address, by = %caller.describe(), "group created");
-    let shown = state.iam.directory.read_local(|d| view(&created, d));
+    let shown = state.directory.read_local(|d| view(&created, d));
     Ok((StatusCode::CREATED, axum::Json(shown)))
 }
 
@@ -183,20 +183,21 @@ async fn update(
 ) -> Result<axum::Json<GroupView>, ApiError> {
     let address: GroupAddress = group.parse()?;
     caller.require_admin_of(&address.domain)?;
-    let command = DirectoryCommand::UpdateGroup {
-        domain: address.domain.clone(),
-        name: address.name.clone(),
-        add: member_ids(&state, &address.domain, &body.add).await?,
-        remove: member_ids(&state, &address.domain, &body.remove).await?,
-        properties: body.properties,
-    };
-    let DirectoryReply::Group(updated) =
-        directory_outcome(state.iam.directory.execute(&command).await?)?
-    else {
-        return Err(ApiError::Server("unexpected directory reply".into()));
-    };
+    let add = member_ids(&state, &address.domain, &body.add).await?;
+    let remove = member_ids(&state, &address.domain, &body.remove).await?;
+    let updated = state
+        .iam
+        .directory
+        .update_group(
+            address.domain.clone(),
+            address.name.clone(),
+            add,
+            remove,
+            body.properties,
+        )
+        .await??;
     tracing::info!(group = %address, by = %caller.describe(), "group updated");
-    let shown = state.iam.directory.read_local(|d| view(&updated, d));
+    let shown = state.directory.read_local(|d| view(&updated, d));
     Ok(axum::Json(shown))
 }
 
@@ -209,11 +210,11 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let address: GroupAddress = group.parse()?;
     caller.require_admin_of(&address.domain)?;
-    let command = DirectoryCommand::DeleteGroup {
-        domain: address.domain.clone(),
-        name: address.name.clone(),
-    };
-    directory_outcome(state.iam.directory.execute(&command).await?)?;
+    state
+        .iam
+        .directory
+        .delete_group(address.domain.clone(), address.name.clone())
+        .await??;
     tracing::info!(group = %address, by = %caller.describe(), "group deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -38,10 +38,11 @@ pub use error::ApiError;
 use crate::config::SiteNode;
 use crate::federation::Federation;
 use crate::gateway::Gateway;
-use crate::iam::{DirectoryStore, Iam};
+use crate::iam::Iam;
 use crate::mail::MailBackend;
 use crate::node_ops::NodeOps;
-use crate::sessions::SiteStore;
+use crate::state::DirectoryStore;
+use crate::state::SiteStore;
 
 /// The largest request body the api reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -24,10 +24,9 @@ use crate::federation::{
     Answers, Plan, Received, SiteAnswer, SiteFailure, SiteRequest, SiteSelector,
 };
 use crate::iam::Caller;
+use crate::model::task::{answer, NewTask, TaskKind};
 use crate::model::DomainName;
 use crate::state::directory::AdminScope;
-use crate::state::site::{SiteCommand, SiteReply};
-use crate::tasks::{answer, NewTask, TaskKind};
 
 /// Names the selected sites a partial listing could not reach.
 pub const UNAVAILABLE_SITES_HEADER: &str = "x-unavailable-sites";
@@ -381,10 +380,8 @@ async fn record_done(
 ) -> Result<Uuid, ApiError> {
     let task = new_task(state, caller, kind, request, done, &BTreeMap::new());
     let task_id = task.task_id;
-    match state.site.execute(&SiteCommand::SubmitTask(task)).await? {
-        SiteReply::Task(_) => Ok(task_id),
-        other => Err(ApiError::Server(format!("unexpected site reply {other:?}"))),
-    }
+    state.site.submit_task(task).await?;
+    Ok(task_id)
 }
 
 fn new_task(
@@ -431,10 +428,10 @@ async fn keep_trying(
     }
     let task = new_task(state, caller, kind, request, done, &missed);
     let task_id = task.task_id;
-    let submitted = state.site.execute(&SiteCommand::SubmitTask(task)).await;
+    let submitted = state.site.submit_task(task).await;
     let missed_names = names(&missed);
     match submitted {
-        Ok(SiteReply::Task(_)) => {
+        Ok(_) => {
             tracing::warn!(caller = %caller.describe(), kind = kind.name(), %task_id, sites = %missed_names, "a write missed sites; a task keeps trying");
             ApiError::SitesUnavailable {
                 message: format!(
@@ -444,11 +441,8 @@ async fn keep_trying(
                 task_id: Some(task_id),
             }
         }
-        other => {
-            let why = match other {
-                Err(e) => e.to_string(),
-                Ok(reply) => format!("{reply:?}"),
-            };
+        Err(e) => {
+            let why = e.to_string();
             tracing::error!(kind = kind.name(), sites = %missed_names, error = %why, "a write missed sites and no task could be kept");
             ApiError::SitesUnavailable {
                 message: format!(

@@ -15,8 +15,7 @@ use super::extract::{Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
 use crate::iam::Caller;
-use crate::state::site::{SiteCommand, SiteReply};
-use crate::tasks::{SiteProgress, Task, TaskStatus};
+use crate::model::task::{SiteProgress, Task, TaskStatus};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -231,17 +230,12 @@ async fn cancel(
 ) -> Result<StatusCode, ApiError> {
     caller.require_global_admin()?;
     let task_id = task_id(&raw)?;
-    match state
-        .site
-        .execute(&SiteCommand::CancelTask { task_id })
-        .await?
-    {
-        SiteReply::Task(task) => {
+    match state.site.cancel_task(task_id).await? {
+        Some(task) => {
             tracing::info!(caller = %caller.describe(), %task_id, status = task.status.name(), "task cancel asked");
             Ok(StatusCode::NO_CONTENT)
         }
-        SiteReply::NotFound => Err(ApiError::NotFound(format!("no task {task_id}"))),
-        other => Err(ApiError::Server(format!("unexpected site reply {other:?}"))),
+        None => Err(ApiError::NotFound(format!("no task {task_id}"))),
     }
 }
 

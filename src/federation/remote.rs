@@ -10,76 +10,16 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::config::{Config, ConfigError};
+pub use crate::model::site_request::{only, SiteRequest, Verb};
 
 /// The header carrying the next page token of a listing.
 const NEXT_PAGE_HEADER: &str = "x-next-page-token";
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The longest reason given for one node in a site's outcome.
 const BRIEF_CHARS: usize = 120;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Verb {
-    Get,
-    Post,
-    Delete,
-}
-
-/// A request for one site's api, as it is sent (and as a task keeps it to send again).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SiteRequest {
-    pub verb: Verb,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    /// JSON text.
-    pub body: Option<String>,
-}
-
-impl SiteRequest {
-    pub fn new(verb: Verb, path: impl Into<String>) -> Self {
-        Self {
-            verb,
-            path: path.into(),
-            query: Vec::new(),
-            body: None,
-        }
-    }
-
-    pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.query.push((name.to_string(), value.into()));
-        self
-    }
-
-    pub fn json(mut self, body: &serde_json::Value) -> Self {
-        self.body = Some(body.to_string());
-        self
-    }
-
-    /// The same request, for `site` alone.
-    pub fn for_site(&self, site: &str) -> Self {
-        let mut request = self.clone();
-        request.query.retain(|(name, _)| name != "sites");
-        request.query.push(("sites".into(), only(site)));
-        if let Some(body) = &request.body {
-            if let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(body) {
-                if fields.contains_key("sites") {
-                    fields.insert("sites".into(), serde_json::json!([site]));
-                    request.query.retain(|(name, _)| name != "sites");
-                }
-                request.body = Some(serde_json::Value::Object(fields).to_string());
-            }
-        }
-        request
-    }
-}
-
-/// The `sites` value that selects one site.
-pub fn only(site: &str) -> String {
-    serde_json::json!([site]).to_string()
-}
 
 /// What a site answered.
 #[derive(Clone, Debug)]

@@ -18,8 +18,7 @@ use uuid::Uuid;
 pub use sockets::LocalSockets;
 
 use crate::model::{CloseReason, Connection, NewConnection, Pid, Session};
-use crate::sessions::{SiteStore, StoreError};
-use crate::state::site::{SiteCommand, SiteReply};
+use crate::state::{SiteStore, StoreError};
 
 /// Close code for a message over `max_message_bytes` (RFC 6455 §7.4.1, Message Too Big).
 pub const MESSAGE_TOO_BIG: u16 = 1009;
@@ -110,13 +109,12 @@ impl Gateway {
                 incarnation: me.incarnation,
             },
         };
-        match self.site.execute(&SiteCommand::OpenConnection(new)).await? {
-            SiteReply::Connection(_) => {
+        match self.site.open_connection(new).await? {
+            Some(_) => {
                 registration.recorded = true;
                 Ok(registration)
             }
-            SiteReply::NotFound => Err(GatewayError::SessionClosed),
-            other => Err(StoreError::Protocol(format!("{other:?}")).into()),
+            None => Err(GatewayError::SessionClosed),
         }
     }
 }
@@ -147,7 +145,7 @@ impl Drop for Registration {
         let (site, conn_id) = (self.gateway.site.clone(), self.conn_id);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = site.execute(&SiteCommand::CloseConnection { conn_id }).await {
+                if let Err(e) = site.close_connection(conn_id).await {
                     tracing::debug!(%conn_id, error = %e, "deregistration failed; the sweeper retries");
                 }
             });

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::{directory_outcome, Caller, Iam, IamError};
+use super::{Caller, Iam, IamError};
 use crate::model::{
     ChannelTarget, CloseReason, DomainName, Login, PropertyChanges, User, UserAddress,
 };
-use crate::state::directory::{DirectoryCommand, DirectoryReply, NewUser};
-use crate::state::site::{Authority, SiteCommand, SiteReply};
+use crate::state::directory::NewUser;
+use crate::state::site::{Authority, Ended, Refusal};
+use crate::state::StoreError;
 
 /// The longest password taken: argon2 would hash more, but nobody types it.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -43,14 +44,7 @@ impl Iam {
             password_hash: self.hasher.hash(password).await?,
             properties,
         };
-        match directory_outcome(
-            self.directory
-                .execute(&DirectoryCommand::CreateUser(new))
-                .await?,
-        )? {
-            DirectoryReply::User(user) => Ok(user),
-            other => Err(unexpected(&other)),
-        }
+        Ok(self.directory.create_user(new).await??)
     }
 
     /// A user by address, read after a barrier.
@@ -102,15 +96,10 @@ impl Iam {
         properties: PropertyChanges,
         disabled: Option<bool>,
     ) -> Result<User, IamError> {
-        let command = DirectoryCommand::UpdateUser {
-            user_id: user.user_id,
-            properties,
-            disabled,
-        };
-        let updated = match directory_outcome(self.directory.execute(&command).await?)? {
-            DirectoryReply::User(updated) => updated,
-            other => return Err(unexpected(&other)),
-        };
+        let updated = self
+            .directory
+            .update_user(user.user_id, properties, disabled)
+            .await??;
         if disabled == Some(true) {
             self.end_user_access(&updated, None, CloseReason::UserDisabled)
                 .await?;
@@ -148,12 +137,10 @@ impl Iam {
         }
         check_password(new)?;
         let keep = caller.session().map(|s| s.session_id);
-        let command = DirectoryCommand::SetPassword {
-            user_id: user.user_id,
-            password_hash: self.hasher.hash(new).await?,
-            keep_session: keep,
-        };
-        directory_outcome(self.directory.execute(&command).await?)?;
+        let password_hash = self.hasher.hash(new).await?;
+        self.directory
+            .set_password(user.user_id, password_hash, keep)
+            .await??;
         self.end_user_access(user, keep, CloseReason::Revoked)
             .await?;
         Ok(())
@@ -161,11 +148,7 @@ impl Iam {
 
     pub async fn delete_users(&self, users: &[User]) -> Result<(), IamError> {
         let ids = users.iter().map(|u| u.user_id).collect();
-        directory_outcome(
-            self.directory
-                .execute(&DirectoryCommand::DeleteUsers(ids))
-                .await?,
-        )?;
+        self.directory.delete_users(ids).await??;
         for user in users {
             self.end_user_access(user, None, CloseReason::UserDisabled)
                 .await?;
@@ -181,14 +164,17 @@ impl Iam {
         reason: CloseReason,
         authority: Authority,
     ) -> Result<usize, IamError> {
-        let command = SiteCommand::DeleteUserSessions {
-            domain: user.domain.to_string(),
-            user_id: user.user_id,
-            except,
-            reason,
-            authority,
-        };
-        Ok(revoked(self.site.execute(&command).await?)?.len())
+        let ended = self
+            .site
+            .end_user_sessions(
+                user.domain.to_string(),
+                user.user_id,
+                except,
+                reason,
+                authority,
+            )
+            .await;
+        Ok(revoked(ended)?.sessions.len())
     }
 
     /// Ends one session at this site: whether there was one.
@@ -198,12 +184,8 @@ impl Iam {
         reason: CloseReason,
         authority: Authority,
     ) -> Result<bool, IamError> {
-        let command = SiteCommand::DeleteSession {
-            session_id,
-            reason,
-            authority,
-        };
-        Ok(!revoked(self.site.execute(&command).await?)?.is_empty())
+        let ended = self.site.end_session(session_id, reason, authority).await;
+        Ok(!revoked(ended)?.sessions.is_empty())
     }
 
     /// Ends what a user has open at this site when its account changes (deleted, disabled, new
@@ -217,28 +199,18 @@ impl Iam {
         self.close_user_sessions(user, except, reason, Authority::system())
             .await?;
         let target = ChannelTarget::Users(vec![user.address().to_string()]);
-        self.site
-            .execute(&SiteCommand::DisconnectChannels(target))
-            .await?;
+        self.site.disconnect_channels(target).await?;
         Ok(())
     }
 }
 
 /// The sessions a revocation ended, or why the site group refused it (see [`Authority`]).
-fn revoked(reply: SiteReply) -> Result<Vec<Uuid>, IamError> {
-    match reply {
-        SiteReply::Deleted(ids) => Ok(ids),
-        SiteReply::NotFound => Ok(Vec::new()),
-        SiteReply::CallerSessionEnded => Err(IamError::SessionClosed),
-        SiteReply::OutsideDomain(domain) => Err(IamError::Forbidden(format!(
+fn revoked(ended: Result<Result<Ended, Refusal>, StoreError>) -> Result<Ended, IamError> {
+    match ended? {
+        Ok(ended) => Ok(ended),
+        Err(Refusal::CallerSessionEnded) => Err(IamError::SessionClosed),
+        Err(Refusal::OutsideDomain(domain)) => Err(IamError::Forbidden(format!(
             "you do not administer domain {domain}"
         ))),
-        other => Err(IamError::Unexpected(format!(
-            "unexpected site reply {other:?}"
-        ))),
     }
-}
-
-fn unexpected(reply: &DirectoryReply) -> IamError {
-    IamError::Unexpected(format!("unexpected directory reply {reply:?}"))
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{Iam, IamError};
 use crate::config::Secret;
 use crate::node::secrets::random_hex;
-use crate::state::directory::{DirectoryCommand, DirectoryReply, NewUser};
+use crate::state::directory::NewUser;
 
 pub const FIRST_ADMIN: &str = "admin";
 
@@ -50,7 +50,7 @@ async fn attempt(iam: &Iam, password: Option<Secret>) -> Result<Option<String>, 
     let (password, is_generated) = match password {
         Some(given) => (given.0, false),
         None => (
-            random_hex(16).map_err(|e| IamError::Unexpected(e.to_string()))?,
+            random_hex(16).map_err(|e| IamError::Bootstrap(e.to_string()))?,
             true,
         ),
     };
@@ -59,16 +59,16 @@ async fn attempt(iam: &Iam, password: Option<Secret>) -> Result<Option<String>, 
         domain: iam.master_domain.clone(),
         login: FIRST_ADMIN
             .parse()
-            .map_err(|e: crate::model::NameError| IamError::Unexpected(e.to_string()))?,
+            .map_err(|e: crate::model::NameError| IamError::Bootstrap(e.to_string()))?,
         password_hash: iam.hasher.hash(&password).await?,
         properties: Default::default(),
     };
-    let command = DirectoryCommand::Bootstrap {
-        master_domain: iam.master_domain.clone(),
-        admin,
-    };
-    match iam.directory.execute(&command).await? {
-        DirectoryReply::Bootstrapped { created: true } => {
+    let created = iam
+        .directory
+        .bootstrap(iam.master_domain.clone(), admin)
+        .await?;
+    match created {
+        Ok(true) => {
             tracing::info!(domain = %iam.master_domain, "created the master domain and its administrator");
             Ok(is_generated.then_some(password))
         }

@@ -8,7 +8,6 @@ use uuid::Uuid;
 use super::token::SessionClaims;
 use super::{Iam, IamError};
 use crate::model::{DomainName, Login, NewSession, Session, User};
-use crate::state::site::{SiteCommand, SiteReply};
 
 pub struct LoginAttempt<'a> {
     pub domain: &'a str,
@@ -86,9 +85,7 @@ impl Iam {
         let matches = self.hasher.verify(password, hash).await?;
         match user {
             Some(user) if matches => {
-                self.site
-                    .execute(&SiteCommand::ClearLoginFailures { key })
-                    .await?;
+                self.site.clear_login_failures(key).await?;
                 Ok(user)
             }
             _ => Err(IamError::BadCredentials),
@@ -164,13 +161,9 @@ impl Iam {
 
     /// Renews a session to the full lifetime.
     pub async fn renew(&self, session_id: Uuid) -> Result<Session, IamError> {
-        let command = SiteCommand::RenewSession {
-            session_id,
-            lifetime_ms: self.session_lifetime_ms,
-        };
-        match self.site.execute(&command).await? {
-            SiteReply::Session(session) => Ok(session),
-            _ => Err(IamError::SessionClosed),
-        }
+        self.site
+            .renew_session(session_id, self.session_lifetime_ms)
+            .await?
+            .ok_or(IamError::SessionClosed)
     }
 }

@@ -1,23 +1,21 @@
 //! Identity and access: logins, tokens, who the caller is and what it may administer.
 //!
-//! Owns the `directory` group's typed store, password hashing and token keys. Knows nothing of
-//! HTTP: `api` turns requests into calls here and [`IamError`]s into the contract's answers.
+//! Owns password hashing and token keys, and goes to the `directory` and site groups through
+//! their typed stores (`state::DirectoryStore`, `state::SiteStore`). Knows nothing of HTTP: `api` turns requests into calls here and [`IamError`]s into the contract's answers.
 
 pub mod accounts;
 pub mod auth;
 pub mod bootstrap;
-pub mod directory;
 pub mod login;
 pub mod password;
 pub mod propagation;
 pub mod token;
 
 use crate::model::DomainName;
-use crate::sessions::{SiteStore, StoreError};
-use crate::state::directory::DirectoryReply;
+use crate::state::directory::Rejection;
+use crate::state::{DirectoryStore, SiteStore, StoreError};
 
 pub use auth::Caller;
-pub use directory::DirectoryStore;
 pub use password::{HashError, PasswordHasher};
 pub use token::TokenKeys;
 
@@ -51,17 +49,18 @@ pub enum IamError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// The first start could not make its administrator's credentials.
     #[error("{0}")]
-    Unexpected(String),
+    Bootstrap(String),
 }
 
-/// A directory command's answer, its refusals turned into errors.
-pub fn directory_outcome(reply: DirectoryReply) -> Result<DirectoryReply, IamError> {
-    match reply {
-        DirectoryReply::NotFound(message) => Err(IamError::NotFound(message)),
-        DirectoryReply::Conflict(message) => Err(IamError::Conflict(message)),
-        DirectoryReply::Invalid(message) => Err(IamError::Invalid(message)),
-        other => Ok(other),
+/// A directory write's refusal, as the caller's error.
+impl From<Rejection> for IamError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::NotFound(message) => Self::NotFound(message),
+            Rejection::Conflict(message) => Self::Conflict(message),
+        }
     }
 }
 

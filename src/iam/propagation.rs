@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::DirectoryStore;
-use crate::sessions::SiteStore;
-use crate::state::site::SiteCommand;
+use crate::state::{DirectoryStore, SiteStore};
 
 const ROUND: Duration = Duration::from_millis(100);
 
@@ -27,10 +25,7 @@ pub async fn run(site: SiteStore, directory: DirectoryStore, mut stop: watch::Re
         let pending = directory.read_local(|d| d.revocations_after(done));
         for revocation in pending {
             let (seq, user) = (revocation.seq, revocation.username.clone());
-            match site
-                .execute(&SiteCommand::ApplyAccessRevocation(revocation))
-                .await
-            {
+            match site.apply_access_revocation(revocation).await {
                 Ok(_) => tracing::info!(seq, %user, "applied an access revocation at this site"),
                 Err(e) => {
                     tracing::warn!(seq, %user, error = %e, "could not apply an access revocation");

@@ -12,8 +12,7 @@ use super::channels::LocalChannels;
 use super::{AuthError, BoxFuture, ChannelHandle, ChannelOpen, MailBackend, MailUser};
 use crate::iam::{Iam, IamError};
 use crate::model::{NewChannel, Pid};
-use crate::sessions::SiteStore;
-use crate::state::site::{SiteCommand, SiteReply};
+use crate::state::SiteStore;
 
 pub struct NodeMailBackend {
     pub iam: Arc<Iam>,
@@ -80,13 +79,12 @@ impl NodeMailBackend {
                 incarnation: me.incarnation,
             },
         };
-        match self.site.execute(&SiteCommand::OpenChannel(new)).await {
-            Ok(SiteReply::Channel(_)) => Ok(ChannelHandle::new(
+        match self.site.open_channel(new).await {
+            Ok(_) => Ok(ChannelHandle::new(
                 channel_id,
                 disconnect,
                 Box::new(registration),
             )),
-            Ok(other) => Err(format!("unexpected site reply {other:?}")),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -125,8 +123,7 @@ impl Drop for Registration {
         let (site, channel_id) = (self.site.clone(), self.channel_id);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let command = SiteCommand::CloseChannel { channel_id };
-                if let Err(e) = site.execute(&command).await {
+                if let Err(e) = site.close_channel(channel_id).await {
                     tracing::debug!(%channel_id, error = %e, "deregistration failed; the sweeper retries");
                 }
             });

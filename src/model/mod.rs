@@ -1,9 +1,14 @@
 //! The domain's records, as the state machines store them and the API shows them.
+//!
+//! The bottom of the node: plain data and its rules, with no I/O. It imports nothing of the
+//! crate but itself; every other module may import it.
 
 pub mod channel;
 pub mod connection;
 pub mod identity;
 pub mod session;
+pub mod site_request;
+pub mod task;
 
 pub use channel::{Channel, ChannelTarget, Endpoint, NewChannel, Protocol};
 pub use connection::{Connection, NewConnection, Pid};
@@ -12,3 +17,4 @@ pub use identity::{
     UserAddress, ADMINS_GROUP,
 };
 pub use session::{CloseReason, NewSession, Session};
+pub use site_request::{SiteRequest, Verb};

@@ -8,9 +8,11 @@ pub mod health;
 pub mod mail;
 pub mod membership;
 pub mod ops;
+pub mod reaper;
 pub mod scrape;
 pub mod secrets;
 pub mod sweeper;
+pub mod task_runner;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,22 +30,22 @@ use crate::config::{Config, ConfigError};
 use crate::federation::watch::SiteReachability;
 use crate::federation::Federation;
 use crate::gateway::{Gateway, GatewaySettings, LocalSockets};
-use crate::iam::{self, DirectoryStore, Iam, PasswordHasher, TokenKeys};
+use crate::iam::{self, Iam, PasswordHasher, TokenKeys};
 use crate::mail::backend::NodeMailBackend;
 use crate::mail::channels::LocalChannels;
 use crate::model::DomainName;
 use crate::net::fds;
 use crate::net::http::{HttpListener, NoHandshake};
 use crate::net::limits::{Caps, ConnectionLimiter};
-use crate::sessions::{reaper, SiteStore};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
-use crate::tasks::runner::TaskRunner;
+use crate::state::{DirectoryStore, SiteStore};
 use crate::telemetry::Telemetry;
 use crate::tls::api_listener::TlsHandshake;
 use crate::tls::listeners::TlsListener;
 use crate::tls::ReloadableCert;
 use health::HealthChecks;
+use task_runner::TaskRunner;
 use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,8 @@ use sessionplane_cluster::{now_ms, PeerState};
 use crate::gateway::Gateway;
 use crate::mail::channels::LocalChannels;
 use crate::model::CloseReason;
-use crate::state::site::SiteCommand;
+use crate::state::SiteStore;
+use uuid::Uuid;
 
 const EVERY: Duration = Duration::from_secs(1);
 /// A socket or record this young may be waiting for its entry to be applied here.
@@ -29,8 +30,8 @@ pub async fn run(gateway: Arc<Gateway>, channels: Arc<LocalChannels>) {
             _ = stop.changed() => return,
         }
         close_orphaned_sockets(&gateway);
-        for command in stale_records(&gateway, &channels) {
-            if let Err(e) = gateway.site.execute(&command).await {
+        for stale in stale_records(&gateway, &channels) {
+            if let Err(e) = stale.forget(&gateway.site).await {
                 tracing::debug!(error = %e, "removing stale connection records failed; will retry");
                 break;
             }
@@ -60,18 +61,44 @@ fn close_orphaned_sockets(gateway: &Gateway) {
     }
 }
 
-fn stale_records(gateway: &Gateway, channels: &LocalChannels) -> Vec<SiteCommand> {
+/// A record of the site group that outlived what it stands for.
+enum Stale {
+    /// A connection this node registered but holds no socket for.
+    Connection(Uuid),
+    /// A channel this node registered but holds no client for.
+    Channel(Uuid),
+    /// What a lost node holds, in every incarnation but `keep_incarnation`.
+    Node {
+        node_id: u64,
+        keep_incarnation: Option<u64>,
+    },
+}
+
+impl Stale {
+    async fn forget(self, site: &SiteStore) -> Result<u32, crate::state::StoreError> {
+        match self {
+            Self::Connection(conn_id) => site.close_connection(conn_id).await,
+            Self::Channel(channel_id) => site.close_channel(channel_id).await,
+            Self::Node {
+                node_id,
+                keep_incarnation,
+            } => site.reap_node(node_id, keep_incarnation).await,
+        }
+    }
+}
+
+fn stale_records(gateway: &Gateway, channels: &LocalChannels) -> Vec<Stale> {
     let me = gateway.liveness.me();
     let grace_ms = GRACE.as_millis() as u64;
     let now = now_ms();
     let state = gateway.site.group().state();
     let mine = state.read(|s| s.connections_held_by(me.node_id, me.incarnation));
-    let mut commands: Vec<SiteCommand> = mine
+    let mut commands: Vec<Stale> = mine
         .into_iter()
         .filter(|(conn, session, opened_at)| {
             now.saturating_sub(*opened_at) > grace_ms && !gateway.sockets.holds(*session, *conn)
         })
-        .map(|(conn_id, _, _)| SiteCommand::CloseConnection { conn_id })
+        .map(|(conn_id, _, _)| Stale::Connection(conn_id))
         .collect();
     let my_channels = state.read(|s| s.channels_held_by(me.node_id, me.incarnation));
     commands.extend(
@@ -80,7 +107,7 @@ fn stale_records(gateway: &Gateway, channels: &LocalChannels) -> Vec<SiteCommand
             .filter(|(id, opened_at)| {
                 now.saturating_sub(*opened_at) > grace_ms && !channels.holds(*id)
             })
-            .map(|(channel_id, _)| SiteCommand::CloseChannel { channel_id }),
+            .map(|(channel_id, _)| Stale::Channel(channel_id)),
     );
     if !gateway.site.group().is_leader() {
         return commands;
@@ -102,7 +129,7 @@ fn stale_records(gateway: &Gateway, channels: &LocalChannels) -> Vec<SiteCommand
             incarnation,
             "forgetting the connections of a lost node"
         );
-        commands.push(SiteCommand::ReapNode {
+        commands.push(Stale::Node {
             node_id,
             keep_incarnation,
         });

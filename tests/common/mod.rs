@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use sessionplane::state::site::{SiteCommand, SiteQuery, SiteQueryReply, SiteReply};
+use sessionplane::state::site::{SiteQuery, SiteQueryReply};
 use sessionplane::state::{decode, encode};
+use sessionplane::testing::{SiteAnswer, SiteCall};
 use sessionplane_cluster::{GroupId, GroupStatus, PeerClient};
 
 pub const SECRET: &str = "test-cluster-secret-0123456789";
@@ -331,14 +332,12 @@ impl TestSite {
         std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
     }
 
-    pub async fn propose(&self, i: usize, command: &SiteCommand) -> Result<SiteReply, String> {
-        let bytes = encode(command).map_err(|e| e.to_string())?;
+    pub async fn propose(&self, i: usize, call: &SiteCall) -> Result<SiteAnswer, String> {
         let addr = self.cluster_addr(i);
-        let answer = self
-            .peers
-            .propose(&addr, &self.group, bytes, CALL_TIMEOUT)
+        let answer = call
+            .propose(&self.peers, &addr, &self.group, CALL_TIMEOUT)
             .await;
-        decode(&answer.map_err(|e| e.to_string())??).map_err(|e| e.to_string())
+        answer.map_err(|e| e.to_string())?
     }
 
     pub async fn query(&self, i: usize, query: &SiteQuery) -> Result<SiteQueryReply, String> {

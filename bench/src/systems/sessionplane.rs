@@ -12,8 +12,7 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sessionplane::model::NewSession;
-use sessionplane::state::site::{SiteCommand, SiteReply};
-use sessionplane::state::{decode, encode};
+use sessionplane::testing::{SiteAnswer, SiteCall};
 use sessionplane_cluster::{GroupId, PeerClient};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -131,7 +130,7 @@ impl Sessionplane {
     }
 
     pub async fn create(&self, n: u64, record: &Record) -> Result<()> {
-        let command = SiteCommand::CreateSession(NewSession {
+        let command = SiteCall::create_session(NewSession {
             session_id: record.session_id,
             user_id: record.user_id,
             login: record.login.clone(),
@@ -141,13 +140,12 @@ impl Sessionplane {
             user_agent: Some(record.user_agent.clone()),
         });
         let node = &self.cluster[n as usize % self.cluster.len()];
-        let reply = self
-            .peers
-            .propose(node, &self.group, encode(&command)?, TIMEOUT)
+        let reply = command
+            .propose(&self.peers, node, &self.group, TIMEOUT)
             .await?
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        match decode::<SiteReply>(&reply)? {
-            SiteReply::Session(_) => Ok(()),
+        match reply {
+            SiteAnswer::Session(_) => Ok(()),
             other => bail!("create answered {other:?}"),
         }
     }

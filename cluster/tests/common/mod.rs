@@ -4,19 +4,32 @@
 use sessionplane_cluster::{SnapshotWriter, StateMachine};
 
 /// A command the counter takes 100 ms to apply, to keep a write in flight.
-pub const SLOW: &[u8] = b"slow";
+pub const SLOW: &str = "slow";
+
+/// Any other command: counted at once.
+pub fn tick() -> String {
+    "tick".into()
+}
 
 /// Counts the commands it applied; a query answers the count.
 #[derive(Default)]
 pub struct Counter(pub u64);
 
 impl StateMachine for Counter {
-    fn apply(&mut self, _at_ms: u64, command: &[u8]) -> Vec<u8> {
+    type Command = String;
+    type Reply = u64;
+    type Query = ();
+    type QueryReply = u64;
+
+    fn apply(&mut self, _at_ms: u64, command: String) -> u64 {
         if command == SLOW {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         self.0 += 1;
-        self.0.to_be_bytes().to_vec()
+        self.0
+    }
+    fn undecodable_command(_error: String) -> u64 {
+        0
     }
     fn snapshot(&self) -> SnapshotWriter {
         let value = self.0;
@@ -28,11 +41,10 @@ impl StateMachine for Counter {
             .map_err(|_| "bad counter snapshot".to_string())?;
         Ok(Counter(u64::from_be_bytes(bytes)))
     }
-    fn query(&self, _query: &[u8]) -> Vec<u8> {
-        self.0.to_be_bytes().to_vec()
+    fn query(&self, _query: ()) -> u64 {
+        self.0
     }
-}
-
-pub fn count(bytes: &[u8]) -> u64 {
-    u64::from_be_bytes(bytes.try_into().expect("an 8-byte count"))
+    fn undecodable_query(_error: String) -> u64 {
+        0
+    }
 }

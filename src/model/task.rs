@@ -1,10 +1,10 @@
 //! Durable tasks: writes that could not reach every selected site, kept in the site's group
 //! (so they survive any node's restart) and retried by the site leader until each site answers.
 //!
-//! This module owns the task record and its life cycle (James's statuses); the site state
-//! machine stores the records, [`runner`] drives them, and the api only reads and cancels.
-
-pub mod runner;
+//! This module owns the task record and its life cycle (James's statuses) and the shape of a
+//! site's answer in a report ([`answer`]); the site state machine stores the records
+//! (`state::site::tasks`), the node's task runner drives them, and the api only reads and
+//! cancels. It must not touch anything but other records.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::federation::SiteRequest;
+use crate::model::SiteRequest;
 
 /// How long a finished task is kept for its report before the site's purge forgets it.
 pub const KEEP_FINISHED_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -289,7 +289,7 @@ fn truncate(mut text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::federation::Verb;
+    use crate::model::Verb;
 
     fn new_task() -> NewTask {
         NewTask {

@@ -1,6 +1,9 @@
 //! Drives the site's tasks: on the site leader only, each pending site of each unfinished task
 //! is tried again once its backoff has passed, and every attempt is recorded in the group, so
 //! that whichever node leads next carries on where this one stopped.
+//!
+//! A service of the node: it reads and writes the site group only through `SiteStore`, and
+//! reaches other sites only through the federation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +13,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{answer, Attempt, Task, TaskKind};
 use crate::federation::{Federation, SiteAnswer};
 use crate::iam::Iam;
-use crate::sessions::SiteStore;
-use crate::state::site::SiteCommand;
+use crate::model::task::{answer, Attempt, Task, TaskKind};
+use crate::state::SiteStore;
 
 const ROUND: Duration = Duration::from_millis(200);
 
@@ -49,13 +51,11 @@ impl TaskRunner {
             let attempts = due.iter().map(|(task, site)| self.attempt(task, site));
             for (task_id, site, attempt) in futures_util::future::join_all(attempts).await {
                 let unreachable = matches!(attempt, Attempt::Unreachable(_));
-                let command = SiteCommand::RecordTaskAttempt {
-                    task_id,
-                    site: site.clone(),
-                    attempt,
-                    node: self.node_label.clone(),
-                };
-                if let Err(e) = self.site.execute(&command).await {
+                let recorded = self
+                    .site
+                    .record_task_attempt(task_id, site.clone(), attempt, self.node_label.clone())
+                    .await;
+                if let Err(e) = recorded {
                     tracing::warn!(%task_id, %site, error = %e, "could not record a task attempt");
                 }
                 let key = (task_id, site);

@@ -1,0 +1,112 @@
+//! Writing and restoring the whole site state: sessions, login failures, connections, channels,
+//! tasks and the last access revocation applied, in that order (the layout every existing
+//! snapshot has). Secondary indexes are never written: restore rebuilds them.
+//!
+//! Reads every record of [`SiteState`] but changes none of a live state: restore builds a new one.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use sessionplane_cluster::SnapshotWriter;
+use uuid::Uuid;
+
+use super::SiteState;
+use crate::model::task::Task;
+use crate::model::{Channel, Connection, Session};
+use crate::state::{decode, encode_into};
+
+/// A snapshot's size per session, give or take: the buffer is sized once instead of doubling
+/// its way up to ~150 MiB for a million sessions.
+const SNAPSHOT_BYTES_PER_SESSION: usize = 160;
+
+/// Serializes the sessions as one sequence without collecting them first.
+struct EverySession<'a>(&'a imbl::OrdMap<Uuid, Arc<Session>>);
+
+impl Serialize for EverySession<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for session in self.0.values() {
+            seq.serialize_element(&**session)?;
+        }
+        seq.end()
+    }
+}
+
+/// Copies the maps of the state (cheap: they are persistent) and returns the job that encodes them.
+pub(super) fn write(state: &SiteState) -> SnapshotWriter {
+    let sessions = state.sessions.clone();
+    let failures = state.failures.clone();
+    let connections = state.connections.clone();
+    let channels = state.channels.clone();
+    let tasks = state.tasks.clone();
+    let revocations_done = state.access_revocations_done;
+    Box::new(move || {
+        let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
+        let failures: Vec<(&str, &Vec<u64>)> = failures
+            .iter()
+            .map(|(key, times)| (&**key, times))
+            .collect();
+        let connections: Vec<&Connection> = connections.values().map(|c| &**c).collect();
+        let channels: Vec<&Channel> = channels.values().map(|c| &**c).collect();
+        let tasks: Vec<&Task> = tasks.values().map(|t| &**t).collect();
+        let snapshot = (
+            EverySession(&sessions),
+            failures,
+            connections,
+            channels,
+            tasks,
+            revocations_done,
+        );
+        match encode_into(&mut bytes, &snapshot) {
+            Ok(()) => bytes,
+            Err(_) => Vec::new(),
+        }
+    })
+}
+
+/// A new state from snapshot bytes, with the effects of `previous` and every index rebuilt.
+pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, String> {
+    type Parts = (
+        Vec<Session>,
+        Vec<(String, Vec<u64>)>,
+        Vec<Connection>,
+        Vec<Channel>,
+        Vec<Task>,
+        u64,
+    );
+    let (sessions, failures, connections, channels, tasks, revocations_done): Parts =
+        decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
+    let mut state = SiteState {
+        effects: previous.effects.clone(),
+        ..SiteState::default()
+    };
+    for (key, times) in failures {
+        let key = state.intern(&key);
+        for until in &times {
+            state.failure_expiry.insert((*until, key.clone()));
+        }
+        state.failures.insert(key, times);
+    }
+    for mut session in sessions {
+        session.login = state.intern(&session.login);
+        session.domain = state.intern(&session.domain);
+        session.user_agent = session.user_agent.map(|ua| state.intern(&ua));
+        state.insert(session);
+    }
+    for mut connection in connections {
+        connection.node = state.intern(&connection.node);
+        state.insert_connection(connection);
+    }
+    for mut channel in channels {
+        channel.node = state.intern(&channel.node);
+        channel.username = state.intern(&channel.username);
+        state.insert_channel(channel);
+    }
+    state.tasks = tasks
+        .into_iter()
+        .map(|t| (t.task_id, Arc::new(t)))
+        .collect();
+    state.access_revocations_done = revocations_done;
+    Ok(state)
+}

@@ -1,0 +1,317 @@
+//! Typed access to the site group: one method per operation, replies matched here, reads after
+//! a barrier. The rest of the node never builds a site command nor reads a site reply: each
+//! method proposes its own command and turns that command's reply into its own result, so that
+//! a reply of another kind (only a replica of another version could send one) is handled once,
+//! in [`SiteStore::unexpected`].
+//!
+//! Owns [`SiteStore`] and the outcomes of its methods ([`Ended`], [`Refusal`]); must not keep
+//! any state of its own.
+
+use sessionplane_cluster::{now_ms, Group};
+use uuid::Uuid;
+
+use super::{Authority, LoginFailures, SiteCommand, SiteReply, SiteState};
+use crate::model::task::{Attempt, NewTask, Task};
+use crate::model::{Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection};
+use crate::model::{NewSession, Session};
+use crate::state::directory::AccessRevocation;
+use crate::state::StoreError;
+
+/// The sessions an end removed (none when there was nothing to end).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ended {
+    pub sessions: Vec<Uuid>,
+}
+
+/// Why the site group refused to end sessions, checked when the end applied (see
+/// [`Authority`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The caller's own session had ended before.
+    CallerSessionEnded,
+    /// The sessions lie in this domain, outside the caller's.
+    OutsideDomain(String),
+}
+
+#[derive(Clone)]
+pub struct SiteStore {
+    group: Group<SiteState>,
+}
+
+impl SiteStore {
+    pub fn new(group: Group<SiteState>) -> Self {
+        Self { group }
+    }
+
+    pub fn group(&self) -> &Group<SiteState> {
+        &self.group
+    }
+
+    async fn execute(&self, command: SiteCommand) -> Result<SiteReply, StoreError> {
+        match self.group.propose(command).await? {
+            SiteReply::Invalid(reason) => Err(StoreError::Invalid(reason)),
+            reply => Ok(reply),
+        }
+    }
+
+    /// A reply that is not its command's: the one place such a reply is handled.
+    fn unexpected(&self, reply: SiteReply) -> StoreError {
+        StoreError::from(
+            self.group
+                .codec_error(format!("a site reply of another kind: {reply:?}")),
+        )
+    }
+
+    pub async fn create_session(&self, new: NewSession) -> Result<Session, StoreError> {
+        match self.execute(SiteCommand::CreateSession(new)).await? {
+            SiteReply::Session(session) => Ok(session),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Extends a live session to `lifetime_ms` from now; `None` when it is not live.
+    pub async fn renew_session(
+        &self,
+        session_id: Uuid,
+        lifetime_ms: u64,
+    ) -> Result<Option<Session>, StoreError> {
+        let command = SiteCommand::RenewSession {
+            session_id,
+            lifetime_ms,
+        };
+        match self.execute(command).await? {
+            SiteReply::Session(session) => Ok(Some(session)),
+            SiteReply::NotFound => Ok(None),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Ends one session, if `authority` still may when the end applies.
+    pub async fn end_session(
+        &self,
+        session_id: Uuid,
+        reason: CloseReason,
+        authority: Authority,
+    ) -> Result<Result<Ended, Refusal>, StoreError> {
+        let command = SiteCommand::DeleteSession {
+            session_id,
+            reason,
+            authority,
+        };
+        let reply = self.execute(command).await?;
+        self.ended(reply)
+    }
+
+    /// Ends every session of a user in a domain but `except`, if `authority` still may.
+    pub async fn end_user_sessions(
+        &self,
+        domain: String,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        reason: CloseReason,
+        authority: Authority,
+    ) -> Result<Result<Ended, Refusal>, StoreError> {
+        let command = SiteCommand::DeleteUserSessions {
+            domain,
+            user_id,
+            except,
+            reason,
+            authority,
+        };
+        let reply = self.execute(command).await?;
+        self.ended(reply)
+    }
+
+    fn ended(&self, reply: SiteReply) -> Result<Result<Ended, Refusal>, StoreError> {
+        match reply {
+            SiteReply::Deleted(sessions) => Ok(Ok(Ended { sessions })),
+            SiteReply::NotFound => Ok(Ok(Ended::default())),
+            SiteReply::CallerSessionEnded => Ok(Err(Refusal::CallerSessionEnded)),
+            SiteReply::OutsideDomain(domain) => Ok(Err(Refusal::OutsideDomain(domain))),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Removes at most `limit` expired sessions (and as many expired login failures, and the
+    /// finished tasks kept long enough); the sessions removed.
+    pub async fn purge_expired(&self, limit: u32) -> Result<Vec<Uuid>, StoreError> {
+        match self.execute(SiteCommand::PurgeExpired { limit }).await? {
+            SiteReply::Deleted(ids) => Ok(ids),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Reserves one password check for `key` (`Ok`: the failures counted, this one included),
+    /// or answers the failures that already use up `limit` (`Err`).
+    pub async fn reserve_login_attempt(
+        &self,
+        key: String,
+        window_ms: u64,
+        limit: u32,
+    ) -> Result<Result<LoginFailures, LoginFailures>, StoreError> {
+        let command = SiteCommand::ReserveLoginAttempt {
+            key,
+            window_ms,
+            limit,
+        };
+        match self.execute(command).await? {
+            SiteReply::LoginFailures(counted) => Ok(Ok(counted)),
+            SiteReply::LoginBanned(counted) => Ok(Err(counted)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Forgets `key`'s failures (after a successful login).
+    pub async fn clear_login_failures(&self, key: String) -> Result<(), StoreError> {
+        match self
+            .execute(SiteCommand::ClearLoginFailures { key })
+            .await?
+        {
+            SiteReply::LoginFailures(_) => Ok(()),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Registers a websocket connection; `None` when its session is not live.
+    pub async fn open_connection(
+        &self,
+        new: NewConnection,
+    ) -> Result<Option<Connection>, StoreError> {
+        match self.execute(SiteCommand::OpenConnection(new)).await? {
+            SiteReply::Connection(connection) => Ok(Some(connection)),
+            SiteReply::NotFound => Ok(None),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Forgets a connection; how many were removed (0 or 1).
+    pub async fn close_connection(&self, conn_id: Uuid) -> Result<u32, StoreError> {
+        match self
+            .execute(SiteCommand::CloseConnection { conn_id })
+            .await?
+        {
+            SiteReply::ConnectionsClosed(n) => Ok(n),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Forgets what `node_id` holds in any incarnation but `keep_incarnation`; the connections
+    /// removed.
+    pub async fn reap_node(
+        &self,
+        node_id: u64,
+        keep_incarnation: Option<u64>,
+    ) -> Result<u32, StoreError> {
+        let command = SiteCommand::ReapNode {
+            node_id,
+            keep_incarnation,
+        };
+        match self.execute(command).await? {
+            SiteReply::ConnectionsClosed(n) => Ok(n),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Registers an authenticated mail-protocol channel.
+    pub async fn open_channel(&self, new: NewChannel) -> Result<Channel, StoreError> {
+        match self.execute(SiteCommand::OpenChannel(new)).await? {
+            SiteReply::Channel(channel) => Ok(channel),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Forgets a channel whose client left; how many were removed (0 or 1).
+    pub async fn close_channel(&self, channel_id: Uuid) -> Result<u32, StoreError> {
+        match self
+            .execute(SiteCommand::CloseChannel { channel_id })
+            .await?
+        {
+            SiteReply::ChannelsClosed(n) => Ok(n),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Ends channels (every node closes those it holds); how many.
+    pub async fn disconnect_channels(&self, target: ChannelTarget) -> Result<u32, StoreError> {
+        match self
+            .execute(SiteCommand::DisconnectChannels(target))
+            .await?
+        {
+            SiteReply::ChannelsClosed(n) => Ok(n),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Keeps a write that missed some sites, to be retried there (idempotent by task id).
+    pub async fn submit_task(&self, new: NewTask) -> Result<Task, StoreError> {
+        match self.execute(SiteCommand::SubmitTask(new)).await? {
+            SiteReply::Task(task) => Ok(*task),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Records what one attempt of a task at one site came to; `None` for an unknown task.
+    pub async fn record_task_attempt(
+        &self,
+        task_id: Uuid,
+        site: String,
+        attempt: Attempt,
+        node: String,
+    ) -> Result<Option<Task>, StoreError> {
+        let command = SiteCommand::RecordTaskAttempt {
+            task_id,
+            site,
+            attempt,
+            node,
+        };
+        let reply = self.execute(command).await?;
+        self.task_or_none(reply)
+    }
+
+    /// Cancels a task; `None` for an unknown task.
+    pub async fn cancel_task(&self, task_id: Uuid) -> Result<Option<Task>, StoreError> {
+        let reply = self.execute(SiteCommand::CancelTask { task_id }).await?;
+        self.task_or_none(reply)
+    }
+
+    fn task_or_none(&self, reply: SiteReply) -> Result<Option<Task>, StoreError> {
+        match reply {
+            SiteReply::Task(task) => Ok(Some(*task)),
+            SiteReply::NotFound => Ok(None),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Ends, at this site, the access the directory revoked; the sessions it ended.
+    pub async fn apply_access_revocation(
+        &self,
+        revocation: AccessRevocation,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        match self
+            .execute(SiteCommand::ApplyAccessRevocation(revocation))
+            .await?
+        {
+            SiteReply::Deleted(ids) => Ok(ids),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Reads the site's state linearizably: every write committed before the call is seen.
+    pub async fn read<T>(&self, read: impl FnOnce(&SiteState, u64) -> T) -> Result<T, StoreError> {
+        self.group.read_barrier().await?;
+        Ok(self.group.state().read(|state| read(state, now_ms())))
+    }
+
+    /// A live session as this node has it, without a barrier: possibly behind the group (see
+    /// `SessionCheck::Deferred` for the one use that can afford it).
+    pub fn get_local(&self, session_id: Uuid) -> Option<Session> {
+        self.group
+            .state()
+            .read(|state| state.get(&session_id, now_ms()).cloned())
+    }
+
+    pub async fn get(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {
+        self.read(|state, now| state.get(&session_id, now).cloned())
+            .await
+    }
+}
