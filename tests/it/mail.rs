@@ -2,7 +2,7 @@
 //! client and with Python's smtplib, channels listed from any node and disconnected from
 //! another, certificates reloaded on every node without dropping a connection, and abuse.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

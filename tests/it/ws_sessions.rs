@@ -3,7 +3,7 @@
 //! kill and logout closing sockets on every node, every way a session ends reaching its
 //! sockets, node loss, paging and streaming, and bad input.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 //! e3's data on a small filesystem named by `SESSIONPLANE_E3_DISK`); hence `#[ignore]` here:
 //! `cargo test` alone has no containers to hurt.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

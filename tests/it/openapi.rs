@@ -3,7 +3,7 @@
 //! checks that no answer is a 5xx and that every answer (status, content type, headers, body)
 //! is the one documented.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 //! survives, every acknowledged revocation holds, no revoked token was ever accepted after its
 //! revocation was acknowledged, and both sites are healthy again on their own.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

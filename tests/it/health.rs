@@ -1,7 +1,7 @@
 //! `/healthcheck` against real nodes: every check and its name, one check, the codes; a
 //! certificate near its end, a site group without quorum.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

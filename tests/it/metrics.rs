@@ -2,7 +2,7 @@
 //! sessions, logins by outcome, revocations and their latency, each group's Raft state, and
 //! request latency by route.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

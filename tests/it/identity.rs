@@ -2,7 +2,7 @@
 //! login on any node, revocation everywhere, the site-wide login ban, authentication and RBAC
 //! on every endpoint, the error contract for bad input, and secrets kept out of the logs.
 
-mod common;
+use crate::common;
 
 use common::{add_user, assert_error, Api, TestSite, Tuning, ADMIN_PASSWORD, TOKEN_KEY};
 use reqwest::Method;

@@ -2,7 +2,7 @@
 //! EdDSA keys made by openssl), then `domains` and `users` through the REST API, `--json` on
 //! every command; `serve` (its data dir's modes, a bind error) and the demo's text.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! request fans out to every node over the cluster listener; refusals and a port with no TLS
 //! listener answer in the contract's format; an unreachable node is named, never skipped.
 
-mod common;
+use crate::common;
 
 use common::{add_user, assert_error, Api, TestSite, Tuning};
 use reqwest::Method;

@@ -2,7 +2,7 @@
 //! JMAP websockets and event sources registered from any node, listed with James's fields,
 //! sorted and paged, and disconnected from another node by user, by list or all at once.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! the per-source caps, the header, body and keep-alive timeouts, and the errors the HTTP server
 //! itself answers (a URI or headers too large, a malformed request) in the contract's JSON.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! A node whose disk fills up stops its groups and exits non-zero, so that its supervisor
 //! restarts it once space is back; the site keeps serving meanwhile, and the node rejoins.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

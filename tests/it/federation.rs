@@ -2,7 +2,7 @@
 //! endpoint, fan-out and merge, honest partial failure (503, `allow_partial`, durable tasks),
 //! the directory across sites, and a WAN cut made with the kernel's packet filter.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
