@@ -1,6 +1,6 @@
 //! The chaos suite on the compose deployment (deploy/docker-compose.yml): two sites of three
 //! containers, each with its own addresses. Under the same steady load and the same judge as
-//! `tests/chaos.rs`, Docker injects the faults: a site leader killed (SIGKILL), a node paused,
+//! `tests/it/chaos.rs`, Docker injects the faults: a site leader killed (SIGKILL), a node paused,
 //! the WAN cut (`docker network disconnect`), a minority cut off inside a site, a rolling
 //! restart of every container, and a node's disk filled up.
 //!

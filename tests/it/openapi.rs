@@ -52,7 +52,7 @@ async fn the_api_keeps_to_its_openapi_document() {
         // types: a string the schema allows may rightly be refused with a 400.
         .args(["--exclude-checks", "positive_data_acceptance"])
         // Adding an unreachable voter to a one-node site would take its quorum away for the
-        // rest of the run (tests/health.rs adds a real node).
+        // rest of the run (tests/it/health.rs adds a real node).
         .args(["--exclude-path", "/cluster/nodes"])
         .args(["--max-examples", "60", "--seed", "20261124", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")

@@ -1,5 +1,5 @@
-//! The steady load and the judge of the chaos suites (`tests/chaos.rs` on processes,
-//! `tests/compose_chaos.rs` on the compose deployment's containers): workers log in, open
+//! The steady load and the judge of the chaos suites (`tests/it/chaos.rs` on processes,
+//! `tests/it/compose_chaos.rs` on the compose deployment's containers): workers log in, open
 //! websockets and revoke sessions at random nodes of every site while faults happen; a ledger
 //! keeps what was acknowledged; afterwards every acknowledged session must still answer, every
 //! acknowledged revocation must still hold, and no revoked token may ever have been accepted
