@@ -24,6 +24,7 @@ impl Drop for Tmpfs {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_out_of_disk_exits_and_rejoins_when_space_is_back() {
+    let _alone = common::turns::alone();
     let mut site = TestSite::start(3, Tuning::default()).await;
     site.wait_for_admin(0).await;
     let api = Api::default();

@@ -12,6 +12,7 @@ use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_keeps_to_its_openapi_document() {
+    let _alone = common::turns::alone();
     let keys = tempfile::tempdir().expect("temp dir");
     let key = keys.path().join("service.key");
     std::fs::write(&key, "a-service-key-for-the-openapi-test-0123456789").expect("key");
