@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chaos;
+pub mod client;
 pub mod mail;
 pub mod net;
 pub mod turns;
