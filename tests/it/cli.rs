@@ -246,16 +246,10 @@ async fn an_eddsa_service_key_verifies_tokens_its_private_side_signed_and_no_oth
     let url = format!("{}/domains", site.api_url(0));
 
     let good = issue(&private, "eddsa");
-    let answer = api
-        .call(reqwest::Method::GET, url.clone(), Some(&good), None)
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
+    api.get(url.clone()).as_(&good).expect(200).await;
 
     let forged = issue(&stranger, "eddsa");
-    let answer = api
-        .call(reqwest::Method::GET, url, Some(&forged), None)
-        .await;
-    assert_eq!(answer.status, 401, "{}", answer.text);
+    api.get(url).as_(&forged).expect(401).await;
 
     let wrong_kind = failed(&sessionplane(
         &[

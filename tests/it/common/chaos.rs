@@ -30,15 +30,11 @@ pub fn password(user: usize) -> String {
 pub async fn create_users(api: &Api, base: &str, admin: &str) {
     super::add_user(api, base, admin, DOMAIN, "user0", &password(0)).await;
     for user in 1..USERS {
-        let put = api
-            .call(
-                Method::PUT,
-                format!("{base}/users/user{user}@{DOMAIN}"),
-                Some(admin),
-                Some(serde_json::json!({"password": password(user)})),
-            )
+        api.put(format!("{base}/users/user{user}@{DOMAIN}"))
+            .as_(admin)
+            .body(serde_json::json!({"password": password(user)}))
+            .expect(201)
             .await;
-        assert_eq!(put.status, 201, "{}", put.text);
     }
 }
 
