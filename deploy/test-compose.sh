@@ -2,7 +2,7 @@
 # Brings up the 2-site compose deployment from this checkout (image built locally), checks that
 # both sites become healthy, that a login works at each and a listing of all sites answers,
 # that a WAN cut gives the honest 503 and that the sites heal; then runs the chaos suite on the
-# containers (tests/compose_chaos.rs) and tears everything down. Needs root (e3's small disk is
+# containers (tests/it/compose_chaos.rs) and tears everything down. Needs root (e3's small disk is
 # a tmpfs mounted here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +35,7 @@ fail() { echo "FAILED: $*" >&2; "${compose[@]}" logs --tail 40 >&2 || true; exit
 SESSIONPLANE_IMAGE_PROFILE=${SESSIONPLANE_IMAGE_PROFILE:-debug} deploy/build-image.sh
 # Built before the containers start, so that no build competes with them for the cores and the
 # disk during the faults.
-cargo test --test compose_chaos --no-run
+cargo test --test it --no-run
 cleanup
 started=$(date +%s)
 "${compose[@]}" up -d
@@ -83,8 +83,9 @@ done
 wait_healthy
 echo "healed"
 
-# Faults on the containers under a steady load, judged like tests/chaos.rs. It starts by waiting
+# Faults on the containers under a steady load, judged like tests/it/chaos.rs. It starts by waiting
 # for every node to see a directory leader again after the WAN cut above.
-cargo test --test compose_chaos -- --ignored --nocapture \
+# The suite is the compose_chaos module of the one test binary, `#[ignore]`d in a plain run.
+cargo test --test it compose_chaos:: -- --ignored --nocapture \
     || fail "the chaos suite on the containers"
 echo "compose deployment OK"

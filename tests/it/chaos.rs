@@ -5,7 +5,7 @@
 //! survives, every acknowledged revocation holds, no revoked token was ever accepted after its
 //! revocation was acknowledged, and both sites are healthy again on their own.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ fn api_urls(site: &TestSite) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_work_survives_faults_and_the_sites_heal() {
+    let _alone = common::turns::alone();
     let keys = tempfile::tempdir().expect("temp dir");
     let key = keys.path().join("service.key");
     std::fs::write(&key, "chaos-service-key-0123456789abcdef").expect("key");

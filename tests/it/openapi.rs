@@ -3,15 +3,15 @@
 //! checks that no answer is a 5xx and that every answer (status, content type, headers, body)
 //! is the one documented.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
 use common::{Api, TestSite, Tuning};
-use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_keeps_to_its_openapi_document() {
+    let _alone = common::turns::alone();
     let keys = tempfile::tempdir().expect("temp dir");
     let key = keys.path().join("service.key");
     std::fs::write(&key, "a-service-key-for-the-openapi-test-0123456789").expect("key");
@@ -26,9 +26,9 @@ async fn the_api_keeps_to_its_openapi_document() {
     site.wait_for_admin(0).await;
     let base = site.api_url(0);
     let spec = Api::default()
-        .call(Method::GET, format!("{base}/openapi.json"), None, None)
+        .get(format!("{base}/openapi.json"))
+        .expect(200)
         .await;
-    assert_eq!(spec.status, 200, "{}", spec.text);
     assert!(spec.body["openapi"]
         .as_str()
         .is_some_and(|v| v.starts_with("3.")));
@@ -52,7 +52,7 @@ async fn the_api_keeps_to_its_openapi_document() {
         // types: a string the schema allows may rightly be refused with a 400.
         .args(["--exclude-checks", "positive_data_acceptance"])
         // Adding an unreachable voter to a one-node site would take its quorum away for the
-        // rest of the run (tests/health.rs adds a real node).
+        // rest of the run (tests/it/health.rs adds a real node).
         .args(["--exclude-path", "/cluster/nodes"])
         .args(["--max-examples", "60", "--seed", "20261124", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")

@@ -1,5 +1,5 @@
-//! The steady load and the judge of the chaos suites (`tests/chaos.rs` on processes,
-//! `tests/compose_chaos.rs` on the compose deployment's containers): workers log in, open
+//! The steady load and the judge of the chaos suites (`tests/it/chaos.rs` on processes,
+//! `tests/it/compose_chaos.rs` on the compose deployment's containers): workers log in, open
 //! websockets and revoke sessions at random nodes of every site while faults happen; a ledger
 //! keeps what was acknowledged; afterwards every acknowledged session must still answer, every
 //! acknowledged revocation must still hold, and no revoked token may ever have been accepted
@@ -30,15 +30,11 @@ pub fn password(user: usize) -> String {
 pub async fn create_users(api: &Api, base: &str, admin: &str) {
     super::add_user(api, base, admin, DOMAIN, "user0", &password(0)).await;
     for user in 1..USERS {
-        let put = api
-            .call(
-                Method::PUT,
-                format!("{base}/users/user{user}@{DOMAIN}"),
-                Some(admin),
-                Some(serde_json::json!({"password": password(user)})),
-            )
+        api.put(format!("{base}/users/user{user}@{DOMAIN}"))
+            .as_(admin)
+            .body(serde_json::json!({"password": password(user)}))
+            .expect(201)
             .await;
-        assert_eq!(put.status, 201, "{}", put.text);
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::turns;
 use sessionplane::config::Config;
 use sessionplane_cluster::{GroupId, PeerClient};
 
@@ -80,6 +81,7 @@ fn the_two_site_example_configs_agree() {
 /// shows a session opened at east.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_two_site_example_serves_both_sites() {
+    let _turn = turns::shared();
     let _ports = FIXED_PORTS.lock().await;
     let workdir = tempfile::tempdir().unwrap();
     let mut children: Vec<_> = TWO_SITES
@@ -158,6 +160,7 @@ async fn two_sites_answer() -> Result<Vec<String>, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_three_node_example_forms_a_site() {
+    let _turn = turns::shared();
     let _ports = FIXED_PORTS.lock().await;
     let workdir = tempfile::tempdir().unwrap();
     let mut children: Vec<_> = (1..=3)
@@ -215,6 +218,7 @@ async fn the_three_node_example_forms_a_site() {
 
 #[test]
 fn demo_prints_one_json_line_then_stops_cleanly_on_sigterm() {
+    let _turn = turns::shared();
     let data = tempfile::tempdir().unwrap();
     let port_base = 20_000 + (std::process::id() % 500) as u16 * 10;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
@@ -269,6 +273,7 @@ fn demo_prints_one_json_line_then_stops_cleanly_on_sigterm() {
 
 #[test]
 fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed() {
+    let _turn = turns::shared();
     let _ports = FIXED_PORTS.blocking_lock();
     let workdir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
@@ -330,6 +335,7 @@ fn serve_without_config_is_ready_and_stops_cleanly_even_with_its_stderr_closed()
 /// (it used to come with the site's leader, before the administrator was written).
 #[test]
 fn the_administrator_logs_in_as_soon_as_serve_says_ready() {
+    let _turn = turns::shared();
     let workdir = tempfile::tempdir().unwrap();
     let config = workdir.path().join("node.toml");
     let listen = ["api", "cluster", "imap", "imaps", "smtp", "smtps"]
@@ -372,6 +378,7 @@ fn the_administrator_logs_in_as_soon_as_serve_says_ready() {
 
 #[test]
 fn demo_starts_several_sites() {
+    let _turn = turns::shared();
     let data = tempfile::tempdir().unwrap();
     // Ports base..base+5,006, below the kernel's ephemeral range (32,768 and up, where other
     // tests' connections take their local ports) and apart from the other demo test's.

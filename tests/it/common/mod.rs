@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod chaos;
+pub mod client;
 pub mod mail;
 pub mod net;
+pub mod turns;
 pub mod ws;
 
 use std::net::{SocketAddr, TcpListener};
@@ -52,6 +54,8 @@ pub struct TestSite {
     dir: tempfile::TempDir,
     log_filter: String,
     fd_limit: Option<u64>,
+    /// The site's share of the machine (see `turns`), given back once its nodes are killed.
+    _turn: turns::Shared,
 }
 
 /// Extra TOML lines for `[raft]`, `[sessions]`, `[iam]` and `[gateway]`, and the nodes' log
@@ -116,6 +120,7 @@ impl TestSite {
         voters: &[u64],
         tuning: Tuning,
     ) -> Vec<Self> {
+        let mut shares: Vec<turns::Shared> = sites.iter().map(|_| turns::shared()).collect();
         let mut planned = Vec::new();
         let mut ports = PortPicker::default();
         for (s, (name, octet)) in sites.iter().enumerate() {
@@ -230,6 +235,7 @@ impl TestSite {
                     .clone()
                     .unwrap_or_else(|| "info,openraft=warn".into()),
                 fd_limit: tuning.fd_limit,
+                _turn: shares.pop().expect("a share per site"),
             };
             for i in 0..n as usize {
                 site.spawn(i);

@@ -2,12 +2,12 @@
 //! client and with Python's smtplib, channels listed from any node and disconnected from
 //! another, certificates reloaded on every node without dropping a connection, and abuse.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::mail::{self, plain_credentials, LineClient};
-use common::{add_user, assert_error, Api, TestSite, Tuning};
+use common::{add_user, Api, TestSite, Tuning};
 use reqwest::Method;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -69,14 +69,10 @@ async fn smtps(site: &TestSite, i: usize, user: &str, password: &str) -> Tls {
 
 async fn channels_of(api: &Api, base: &str, token: &str, user: &str) -> Vec<serde_json::Value> {
     let answer = api
-        .call(
-            Method::GET,
-            format!("{base}/servers/channels/{user}"),
-            Some(token),
-            None,
-        )
+        .get(format!("{base}/servers/channels/{user}"))
+        .as_(token)
+        .expect(200)
         .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
     answer.body.as_array().unwrap().clone()
 }
 
@@ -142,15 +138,10 @@ async fn smtp_logins_are_channels_listed_everywhere_and_disconnected_from_anothe
         String::from_utf8_lossy(&python.stderr)
     );
 
-    let killed = api
-        .call(
-            Method::DELETE,
-            format!("{b3}/servers/channels/alice@example.com"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{b3}/servers/channels/alice@example.com"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(killed.status, 204, "{}", killed.text);
     for client in [&mut on_n1, &mut on_n2] {
         let line = client.line().await.unwrap();
         assert!(line.starts_with("421 4.7.0"), "{line}");
@@ -196,15 +187,10 @@ async fn certificates_reload_on_every_node_without_dropping_a_connection() {
         std::fs::write(&node.cert_file, &cert).unwrap();
         std::fs::write(&node.key_file, &key).unwrap();
     }
-    let reloaded = api
-        .call(
-            Method::POST,
-            format!("{base}/servers?reload-certificate"),
-            Some(&admin),
-            None,
-        )
+    api.post(format!("{base}/servers?reload-certificate"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(reloaded.status, 204, "{}", reloaded.text);
     open.send("NOOP").await;
     assert_eq!(
         open.line().await.unwrap(),
@@ -239,15 +225,10 @@ async fn certificates_reload_on_every_node_without_dropping_a_connection() {
     std::fs::write(&site.nodes[0].cert_file, &third).unwrap();
     std::fs::write(&site.nodes[0].key_file, &third_key).unwrap();
     let port = site.nodes[0].smtps.port();
-    let one = api
-        .call(
-            Method::POST,
-            format!("{base}/servers?reload-certificate&port={port}"),
-            Some(&admin),
-            None,
-        )
+    api.post(format!("{base}/servers?reload-certificate&port={port}"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(one.status, 204, "{}", one.text);
     let smtps_now = {
         let client = mail::tls(site.nodes[0].smtps, &third).await;
         mail::fingerprint(&client)
@@ -275,14 +256,10 @@ async fn certificates_reload_on_every_node_without_dropping_a_connection() {
     let (_, foreign_key) = common::certificate(&ips);
     std::fs::write(&site.nodes[2].key_file, foreign_key).unwrap();
     let refused = api
-        .call(
-            Method::POST,
-            format!("{base}/servers?reload-certificate"),
-            Some(&admin),
-            None,
-        )
+        .post(format!("{base}/servers?reload-certificate"))
+        .as_(&admin)
+        .expect_error(400, "InvalidArgument")
         .await;
-    assert_error(&refused, 400, "InvalidArgument");
     assert!(
         refused.text.contains("n2") && refused.text.contains("n3"),
         "{}",
@@ -447,15 +424,10 @@ async fn imap_logins_select_idle_and_are_disconnected_from_another_node() {
     assert!(listed
         .iter()
         .all(|c| c["protocol"] == "IMAP" && c["endpoint"] == "imapserver"));
-    let killed = api
-        .call(
-            Method::DELETE,
-            format!("{b3}/servers/channels/alice@example.com"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{b3}/servers/channels/alice@example.com"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(killed.status, 204, "{}", killed.text);
     for client in [&mut on_n1, &mut on_n2] {
         assert_eq!(
             client.line().await.unwrap(),

@@ -2,19 +2,15 @@
 //! sessions, logins by outcome, revocations and their latency, each group's Raft state, and
 //! request latency by route.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::{Api, TestSite, Tuning};
 use prometheus_parse::{Sample, Scrape, Value};
-use reqwest::Method;
 
 async fn scrape(api: &Api, base: &str) -> Vec<Sample> {
-    let answer = api
-        .call(Method::GET, format!("{base}/metrics"), None, None)
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
+    let answer = api.get(format!("{base}/metrics")).expect(200).await;
     assert_eq!(
         answer.headers["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
@@ -53,15 +49,12 @@ async fn metrics_count_what_the_site_does() {
         .as_str()
         .expect("session")
         .to_string();
-    let kill = api
-        .call(
-            Method::DELETE,
-            format!("{base}/rest/v1/master/logicalroles/ws/sessions/{doomed_id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(kill.status, 204, "{}", kill.text);
+    api.delete(format!(
+        "{base}/rest/v1/master/logicalroles/ws/sessions/{doomed_id}"
+    ))
+    .as_(&admin)
+    .expect(204)
+    .await;
 
     let samples = scrape(&api, &base).await;
     let at_least = |metric: &str, labels: &[(&str, &str)], floor: f64| {

@@ -2,7 +2,7 @@
 //! request fans out to every node over the cluster listener; refusals and a port with no TLS
 //! listener answer in the contract's format; an unreachable node is named, never skipped.
 
-mod common;
+use crate::common;
 
 use common::{add_user, assert_error, Api, TestSite, Tuning};
 use reqwest::Method;
@@ -17,14 +17,10 @@ async fn reload_and_listing_reach_every_node_and_refuse_bad_requests() {
     let admin = api.admin_token(&base).await;
 
     let listed = api
-        .call(
-            Method::GET,
-            format!("{base}/servers/certificates"),
-            Some(&admin),
-            None,
-        )
+        .get(format!("{base}/servers/certificates"))
+        .as_(&admin)
+        .expect(200)
         .await;
-    assert_eq!(listed.status, 200, "{}", listed.text);
     let listed = listed.body.as_array().unwrap().clone();
     assert_eq!(
         listed.len(),
@@ -60,25 +56,15 @@ async fn reload_and_listing_reach_every_node_and_refuse_bad_requests() {
         assert_error(&answer, status, kind);
     }
 
-    let none = api
-        .call(
-            Method::POST,
-            format!("{base}/servers?reload-certificate"),
-            None,
-            None,
-        )
+    api.post(format!("{base}/servers?reload-certificate"))
+        .expect_error(401, "Unauthorized")
         .await;
-    assert_error(&none, 401, "Unauthorized");
     add_user(&api, &base, &admin, "a.org", "ann", "ann-password").await;
-    let admins = api
-        .call(
-            Method::PUT,
-            format!("{base}/groups/admins@a.org"),
-            Some(&admin),
-            Some(json!({"members": ["ann@a.org"]})),
-        )
+    api.put(format!("{base}/groups/admins@a.org"))
+        .as_(&admin)
+        .body(json!({"members": ["ann@a.org"]}))
+        .expect(201)
         .await;
-    assert_eq!(admins.status, 201, "{}", admins.text);
     let ann = api.token(&base, "a.org", "ann", "ann-password").await;
     for (method, url) in [
         (Method::POST, format!("{base}/servers?reload-certificate")),
@@ -90,28 +76,19 @@ async fn reload_and_listing_reach_every_node_and_refuse_bad_requests() {
 
     site.kill(2);
     let partial = api
-        .call(
-            Method::GET,
-            format!("{base}/servers/certificates"),
-            Some(&admin),
-            None,
-        )
+        .get(format!("{base}/servers/certificates"))
+        .as_(&admin)
+        .expect_error(503, "Unavailable")
         .await;
-    assert_error(&partial, 503, "Unavailable");
     assert!(
         partial.text.contains("n3"),
         "names the node: {}",
         partial.text
     );
-    let reload = api
-        .call(
-            Method::POST,
-            format!("{base}/servers?reload-certificate"),
-            Some(&admin),
-            None,
-        )
+    api.post(format!("{base}/servers?reload-certificate"))
+        .as_(&admin)
+        .expect_error(503, "Unavailable")
         .await;
-    assert_error(&reload, 503, "Unavailable");
 }
 
 #[tokio::test(flavor = "multi_thread")]

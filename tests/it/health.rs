@@ -1,7 +1,7 @@
 //! `/healthcheck` against real nodes: every check and its name, one check, the codes; a
 //! certificate near its end, a site group without quorum.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -80,15 +80,10 @@ async fn a_certificate_near_its_end_degrades_the_node() {
     std::fs::write(&site.nodes[0].cert_file, cert.pem()).unwrap();
     std::fs::write(&site.nodes[0].key_file, key.serialize_pem()).unwrap();
     let admin = api.admin_token(&base).await;
-    let reload = api
-        .call(
-            Method::POST,
-            format!("{base}/servers?reload-certificate"),
-            Some(&admin),
-            None,
-        )
+    api.post(format!("{base}/servers?reload-certificate"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(reload.status, 204, "{}", reload.text);
     let report = get(&api, &base, "/healthcheck").await;
     assert_eq!(report.status, 200, "{}", report.text);
     assert_eq!(report.body["status"], "degraded", "{}", report.text);
@@ -142,14 +137,10 @@ async fn cluster_status_shows_each_group_and_its_replication() {
     let base = site.api_url(leader);
     let admin = api.admin_token(&base).await;
     let status = api
-        .call(
-            Method::GET,
-            format!("{base}/cluster/status"),
-            Some(&admin),
-            None,
-        )
+        .get(format!("{base}/cluster/status"))
+        .as_(&admin)
+        .expect(200)
         .await;
-    assert_eq!(status.status, 200, "{}", status.text);
     assert_eq!(status.body["site"], "local");
     let groups = status.body["groups"].as_array().expect("groups");
     let names: Vec<&str> = groups.iter().filter_map(|g| g["group"].as_str()).collect();
@@ -177,23 +168,17 @@ async fn cluster_status_shows_each_group_and_its_replication() {
         .await;
     assert_eq!(seen.body["groups"][0]["role"], "follower", "{}", seen.text);
     assert!(seen.body["groups"][0]["members"][0]["lag"].is_null());
-    let anonymous = api
-        .call(Method::GET, format!("{base}/cluster/status"), None, None)
+    api.get(format!("{base}/cluster/status"))
+        .expect_error(401, "Unauthorized")
         .await;
-    assert_error(&anonymous, 401, "Unauthorized");
     common::add_user(&api, &base, &admin, "example.com", "eve", "eve-password-1").await;
     let eve = api
         .token(&base, "example.com", "eve", "eve-password-1")
         .await;
-    let refused = api
-        .call(
-            Method::GET,
-            format!("{base}/cluster/status"),
-            Some(&eve),
-            None,
-        )
+    api.get(format!("{base}/cluster/status"))
+        .as_(&eve)
+        .expect_error(403, "Forbidden")
         .await;
-    assert_error(&refused, 403, "Forbidden");
 
     let shown = common::cli(&["cluster", "status"], &base, &admin);
     assert!(
@@ -234,14 +219,10 @@ async fn cluster_status_shows_a_member_that_is_down() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     for (base, token) in &tokens {
         let status = api
-            .call(
-                Method::GET,
-                format!("{base}/cluster/status"),
-                Some(token),
-                None,
-            )
+            .get(format!("{base}/cluster/status"))
+            .as_(token)
+            .expect(200)
             .await;
-        assert_eq!(status.status, 200, "{}", status.text);
         let members = status.body["groups"][0]["members"]
             .as_array()
             .expect("members");

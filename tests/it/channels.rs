@@ -2,7 +2,7 @@
 //! JMAP websockets and event sources registered from any node, listed with James's fields,
 //! sorted and paged, and disconnected from another node by user, by list or all at once.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -119,9 +119,10 @@ async fn stream_ends(response: &mut reqwest::Response) {
 
 async fn channels(api: &Api, base: &str, token: &str, path: &str) -> Vec<Value> {
     let answer = api
-        .call(Method::GET, format!("{base}{path}"), Some(token), None)
+        .get(format!("{base}{path}"))
+        .as_(token)
+        .expect(200)
         .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
     answer.body.as_array().expect("an array").clone()
 }
 
@@ -209,15 +210,10 @@ async fn jmap_channels_are_listed_everywhere_and_disconnected_from_another_node(
         .await;
     assert_eq!(users.body, json!(["alice@example.com", "bob@example.com"]));
 
-    let killed = api
-        .call(
-            Method::DELETE,
-            format!("{b3}/servers/channels/alice@example.com"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{b3}/servers/channels/alice@example.com"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(killed.status, 204, "{}", killed.text);
     assert_eq!(close_code(&mut alice_ws).await, Some(1008));
     stream_ends(&mut alice_events).await;
     echo(&mut bob_ws).await;
@@ -242,15 +238,10 @@ async fn jmap_channels_are_listed_everywhere_and_disconnected_from_another_node(
         .await
         .unwrap();
     let (mut events, _) = event_source(&api, &b1, &alice_token).await;
-    let all = api
-        .call(
-            Method::DELETE,
-            format!("{b1}/servers/channels"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{b1}/servers/channels"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(all.status, 204, "{}", all.text);
     assert_eq!(close_code(&mut again).await, Some(1008));
     stream_ends(&mut events).await;
     assert!(channels(&api, &b2, &admin, "/servers/channels")
@@ -350,40 +341,25 @@ async fn channels_sort_page_refuse_bad_input_and_end_with_the_password() {
     );
 
     // Who may: nobody without a token, not a user, a domain administrator for its domain only.
-    let none = api
-        .call(Method::GET, format!("{base}/servers/channels"), None, None)
+    api.get(format!("{base}/servers/channels"))
+        .expect_error(401, "Unauthorized")
         .await;
-    assert_error(&none, 401, "Unauthorized");
-    let as_user = api
-        .call(
-            Method::GET,
-            format!("{base}/servers/channels"),
-            Some(&carl),
-            None,
-        )
+    api.get(format!("{base}/servers/channels"))
+        .as_(&carl)
+        .expect_error(403, "Forbidden")
         .await;
-    assert_error(&as_user, 403, "Forbidden");
-    let admins = api
-        .call(
-            Method::PUT,
-            format!("{base}/groups/admins@other.org"),
-            Some(&admin),
-            Some(json!({"members": ["olga@other.org"]})),
-        )
+    api.put(format!("{base}/groups/admins@other.org"))
+        .as_(&admin)
+        .body(json!({"members": ["olga@other.org"]}))
+        .expect(201)
         .await;
-    assert_eq!(admins.status, 201, "{}", admins.text);
     let olga = api.token(&base, "other.org", "olga", "olga-password").await;
     let hers = channels(&api, &base, &olga, "/servers/channels").await;
     assert!(hers.iter().all(|c| c["username"] == "olga@other.org") && hers.len() == 1);
-    let forbidden = api
-        .call(
-            Method::DELETE,
-            format!("{base}/servers/channels/carl@example.com"),
-            Some(&olga),
-            None,
-        )
+    api.delete(format!("{base}/servers/channels/carl@example.com"))
+        .as_(&olga)
+        .expect_error(403, "Forbidden")
         .await;
-    assert_error(&forbidden, 403, "Forbidden");
 
     // The JMAP doors.
     let refused = jmap_ws(&base, &basic("carl@example.com", "wrong"), true)

@@ -2,7 +2,7 @@
 //! endpoint, fan-out and merge, honest partial failure (503, `allow_partial`, durable tasks),
 //! the directory across sites, and a WAN cut made with the kernel's packet filter.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -213,14 +213,11 @@ async fn sessions_are_listed_and_closed_across_sites() {
     let mut socket_c = ws::open(&c2, &alice_c, Auth::Bearer).await;
     let mut socket_e = ws::open(&e2, &alice_e, Auth::Bearer).await;
     let logout = api
-        .call(
-            Method::POST,
-            format!("{c1}{SESSIONS}"),
-            Some(&admin_c),
-            Some(json!({"action": "logout", "domain": "example.org", "user": "alice", "sites": "all"})),
-        )
+        .post(format!("{c1}{SESSIONS}"))
+        .as_(&admin_c)
+        .body(json!({"action": "logout", "domain": "example.org", "user": "alice", "sites": "all"}))
+        .expect(200)
         .await;
-    assert_eq!(logout.status, 200, "{}", logout.text);
     assert_eq!(
         logout.body,
         json!({"status": "logged out all sessions but current", "closed": 3,
@@ -262,17 +259,16 @@ async fn sessions_are_listed_and_closed_across_sites() {
     // DELETE of an east session from a central node.
     let (_, doomed) = session(&api, &e1, "alice", ALICE_PW).await;
     let url = format!("{c1}{SESSIONS}/{doomed}?sites=all");
-    let deleted = api
-        .call(Method::DELETE, url.clone(), Some(&admin_c), None)
+    api.delete(url.clone()).as_(&admin_c).expect(204).await;
+    api.delete(url)
+        .as_(&admin_c)
+        .expect_error(404, "notFound")
         .await;
-    assert_eq!(deleted.status, 204, "{}", deleted.text);
-    let again = api.call(Method::DELETE, url, Some(&admin_c), None).await;
-    assert_error(&again, 404, "notFound");
     let only_central = format!("{c1}{SESSIONS}/{doomed}?sites=current");
-    let elsewhere = api
-        .call(Method::DELETE, only_central, Some(&admin_c), None)
+    api.delete(only_central)
+        .as_(&admin_c)
+        .expect_error(404, "notFound")
         .await;
-    assert_error(&elsewhere, 404, "notFound");
 
     // A session token works at its own site only, and the refusal names that site.
     let foreign = list(&api, &e1, &admin_c, "").await;
@@ -362,15 +358,10 @@ async fn channels_and_certificates_across_sites() {
         json!(["alice@example.org", "bob@example.org"])
     );
 
-    let disconnect = api
-        .call(
-            Method::DELETE,
-            format!("{c1}/servers/channels/alice@example.org?sites=all"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{c1}/servers/channels/alice@example.org?sites=all"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(disconnect.status, 204, "{}", disconnect.text);
     let bye = imap.until("* BYE").await;
     assert!(
         bye.last().is_some_and(|l| l.starts_with("* BYE")),
@@ -419,24 +410,15 @@ async fn channels_and_certificates_across_sites() {
         })
         .collect();
     assert_eq!(nodes, expected);
-    let reload = api
-        .call(
-            Method::POST,
-            format!("{c1}/servers?reload-certificate&sites=all"),
-            Some(&admin),
-            None,
-        )
+    api.post(format!("{c1}/servers?reload-certificate&sites=all"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(reload.status, 204, "{}", reload.text);
     let no_listener = api
-        .call(
-            Method::POST,
-            format!("{c1}/servers?reload-certificate&port=1&sites=all"),
-            Some(&admin),
-            None,
-        )
+        .post(format!("{c1}/servers?reload-certificate&port=1&sites=all"))
+        .as_(&admin)
+        .expect_error(400, "notFound")
         .await;
-    assert_error(&no_listener, 400, "notFound");
     assert!(
         no_listener.text.contains("central") && no_listener.text.contains("east"),
         "{}",
@@ -563,9 +545,10 @@ async fn bad_sites_are_refused_by_every_endpoint() {
         ];
         for path in gets {
             let answer = api
-                .call(Method::GET, format!("{c1}{path}"), Some(&admin), None)
+                .get(format!("{c1}{path}"))
+                .as_(&admin)
+                .expect_error(400, "InvalidArgument")
                 .await;
-            assert_error(&answer, 400, "InvalidArgument");
             assert!(
                 answer.text.contains("central, east"),
                 "{path}: {}",
@@ -578,20 +561,15 @@ async fn bad_sites_are_refused_by_every_endpoint() {
             format!("/servers/channels/alice@example.org?sites={bad}"),
         ];
         for path in deletes {
-            let answer = api
-                .call(Method::DELETE, format!("{c1}{path}"), Some(&admin), None)
+            api.delete(format!("{c1}{path}"))
+                .as_(&admin)
+                .expect_error(400, "InvalidArgument")
                 .await;
-            assert_error(&answer, 400, "InvalidArgument");
         }
-        let reload = api
-            .call(
-                Method::POST,
-                format!("{c1}/servers?reload-certificate&sites={bad}"),
-                Some(&admin),
-                None,
-            )
+        api.post(format!("{c1}/servers?reload-certificate&sites={bad}"))
+            .as_(&admin)
+            .expect_error(400, "InvalidArgument")
             .await;
-        assert_error(&reload, 400, "InvalidArgument");
     }
     for bad in [
         json!("everywhere"),
@@ -600,15 +578,7 @@ async fn bad_sites_are_refused_by_every_endpoint() {
         json!([1]),
         json!({}),
     ] {
-        let answer = api
-            .call(
-                Method::POST,
-                format!("{c1}{SESSIONS}"),
-                Some(&admin),
-                Some(json!({"action": "logout", "domain": "master.domain", "user": "admin", "sites": bad})),
-            )
-            .await;
-        assert_error(&answer, 400, "InvalidArgument");
+        api.post(format!("{c1}{SESSIONS}")).as_(&admin).body(json!({"action": "logout", "domain": "master.domain", "user": "admin", "sites": bad})).expect_error(400, "InvalidArgument").await;
     }
 }
 
@@ -681,24 +651,15 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
         "/servers/connectedUsers",
         "/servers/certificates",
     ] {
-        let whole = api
-            .call(
-                Method::GET,
-                format!("{c1}{path}?sites=all"),
-                Some(&admin_c),
-                None,
-            )
+        api.get(format!("{c1}{path}?sites=all"))
+            .as_(&admin_c)
+            .expect_error(503, "Unavailable")
             .await;
-        assert_error(&whole, 503, "Unavailable");
         let partial = api
-            .call(
-                Method::GET,
-                format!("{c1}{path}?sites=all&allow_partial=true"),
-                Some(&admin_c),
-                None,
-            )
+            .get(format!("{c1}{path}?sites=all&allow_partial=true"))
+            .as_(&admin_c)
+            .expect(200)
             .await;
-        assert_eq!(partial.status, 200, "{path}: {}", partial.text);
         assert_eq!(partial.headers["x-unavailable-sites"], "east", "{path}");
     }
 
@@ -733,14 +694,11 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
 
     // The logout is done at central now and kept for east.
     let logout = api
-        .call(
-            Method::POST,
-            format!("{c2}{SESSIONS}"),
-            Some(&admin_c),
-            Some(json!({"action": "logout", "domain": "example.org", "user": "alice", "sites": "all"})),
-        )
+        .post(format!("{c2}{SESSIONS}"))
+        .as_(&admin_c)
+        .body(json!({"action": "logout", "domain": "example.org", "user": "alice", "sites": "all"}))
+        .expect_error(503, "Unavailable")
         .await;
-    assert_error(&logout, 503, "Unavailable");
     assert_eq!(
         logout.body["sites"]["central"], "done: closed 1",
         "{}",
@@ -755,24 +713,16 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
         pairs("central", &[&admin_c_id])
     );
     let kill = api
-        .call(
-            Method::DELETE,
-            format!("{c1}{SESSIONS}/{doomed_e_id}?sites=all"),
-            Some(&admin_c),
-            None,
-        )
+        .delete(format!("{c1}{SESSIONS}/{doomed_e_id}?sites=all"))
+        .as_(&admin_c)
+        .expect_error(503, "Unavailable")
         .await;
-    assert_error(&kill, 503, "Unavailable");
     let kill_task = kill.body["taskId"].as_str().expect("a task id").to_string();
     let report = api
-        .call(
-            Method::GET,
-            format!("{c1}/tasks/{logout_task}"),
-            Some(&admin_c),
-            None,
-        )
+        .get(format!("{c1}/tasks/{logout_task}"))
+        .as_(&admin_c)
+        .expect(200)
         .await;
-    assert_eq!(report.status, 200, "{}", report.text);
     assert_eq!(report.body["type"], "sessions-logout");
     assert!(
         ["waiting", "inProgress"].contains(&report.body["status"].as_str().unwrap_or("")),
@@ -783,15 +733,10 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
         report.body["additionalInformation"]["sites"]["east"]["status"],
         "pending"
     );
-    let waited = api
-        .call(
-            Method::GET,
-            format!("{c1}/tasks/{logout_task}/await?timeout=300ms"),
-            Some(&admin_c),
-            None,
-        )
+    api.get(format!("{c1}/tasks/{logout_task}/await?timeout=300ms"))
+        .as_(&admin_c)
+        .expect_error(408, "WrongState")
         .await;
-    assert_error(&waited, 408, "WrongState");
     let waiting = api
         .call(
             Method::GET,
@@ -846,14 +791,10 @@ async fn a_site_that_is_down_makes_lists_honest_and_writes_durable() {
     assert!(String::from_utf8_lossy(&awaited.stdout).contains("completed"));
     for task in [&logout_task, &kill_task] {
         let done = api
-            .call(
-                Method::GET,
-                format!("{c1}/tasks/{task}/await?timeout=60s"),
-                Some(&admin_c),
-                None,
-            )
+            .get(format!("{c1}/tasks/{task}/await?timeout=60s"))
+            .as_(&admin_c)
+            .expect(200)
             .await;
-        assert_eq!(done.status, 200, "{}", done.text);
         assert_eq!(done.body["status"], "completed", "{}", done.text);
         assert_eq!(
             done.body["additionalInformation"]["sites"]["east"]["status"],
@@ -945,33 +886,23 @@ async fn the_tasks_api_refuses_bad_input() {
         400,
         "InvalidArgument",
     );
-    let cancel = api
-        .call(
-            Method::DELETE,
-            format!("{c1}/tasks/{unknown}"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{c1}/tasks/{unknown}"))
+        .as_(&admin)
+        .expect_error(404, "notFound")
         .await;
-    assert_error(&cancel, 404, "notFound");
     let listed = get("/tasks".into()).await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     assert_eq!(listed.body, json!([]));
-    let anonymous = api
-        .call(Method::GET, format!("{c1}/tasks"), None, None)
+    api.get(format!("{c1}/tasks"))
+        .expect_error(401, "Unauthorized")
         .await;
-    assert_error(&anonymous, 401, "Unauthorized");
 
     // A disconnection of everyone over both sites is recorded as a completed task.
     let everyone = api
-        .call(
-            Method::DELETE,
-            format!("{c1}/servers/channels?sites=all"),
-            Some(&admin),
-            None,
-        )
+        .delete(format!("{c1}/servers/channels?sites=all"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(everyone.status, 204, "{}", everyone.text);
     let task = everyone.headers["x-task-id"]
         .to_str()
         .expect("ascii")
@@ -1044,14 +975,10 @@ async fn a_wan_cut_keeps_logins_working_and_fails_directory_writes_clearly() {
 
     let started = Instant::now();
     let write = api
-        .call(
-            Method::PUT,
-            format!("{e1}/domains/cut.example"),
-            Some(&admin_e),
-            None,
-        )
+        .put(format!("{e1}/domains/cut.example"))
+        .as_(&admin_e)
+        .expect_error(503, "Unavailable")
         .await;
-    assert_error(&write, 503, "Unavailable");
     assert!(
         write.body["message"]
             .as_str()
@@ -1143,41 +1070,29 @@ async fn an_account_revoked_at_one_site_ends_its_access_everywhere() {
 
     let (token, _) = first_login(&api, &e2, "alice", ALICE_PW).await;
     let mut socket = ws::open(&e2, &token, Auth::Bearer).await;
-    let disabled = api
-        .call(
-            Method::PATCH,
-            format!("{c1}{alice}"),
-            Some(&admin),
-            Some(json!({"disabled": true})),
-        )
+    api.patch(format!("{c1}{alice}"))
+        .as_(&admin)
+        .body(json!({"disabled": true}))
+        .expect(200)
         .await;
-    assert_eq!(disabled.status, 200, "{}", disabled.text);
     let closed = ws::closed_by_server(&mut socket, WAIT).await;
     assert_eq!(closed, (Some("user_disabled".into()), Some(4004)));
     assert_error(&list(&api, &e2, &token, "").await, 401, "Unauthorized");
 
-    let enabled = api
-        .call(
-            Method::PATCH,
-            format!("{c1}{alice}"),
-            Some(&admin),
-            Some(json!({"disabled": false})),
-        )
+    api.patch(format!("{c1}{alice}"))
+        .as_(&admin)
+        .body(json!({"disabled": false}))
+        .expect(200)
         .await;
-    assert_eq!(enabled.status, 200);
     let (token, _) = session(&api, &e2, "alice", ALICE_PW).await;
     let mut socket = ws::open(&e2, &token, Auth::Bearer).await;
     let new_password =
         json!({"newPwd": "alice-second-pw-32", "newPwdConfirm": "alice-second-pw-32"});
-    let changed = api
-        .call(
-            Method::POST,
-            format!("{c1}{alice}/password"),
-            Some(&admin),
-            Some(new_password),
-        )
+    api.post(format!("{c1}{alice}/password"))
+        .as_(&admin)
+        .body(new_password)
+        .expect(204)
         .await;
-    assert_eq!(changed.status, 204, "{}", changed.text);
     let closed = ws::closed_by_server(&mut socket, WAIT).await;
     assert_eq!(closed, (Some("revoked".into()), Some(4001)));
 
@@ -1186,10 +1101,10 @@ async fn an_account_revoked_at_one_site_ends_its_access_everywhere() {
     let mut socket = ws::open(&e2, &token, Auth::Bearer).await;
     {
         let _cut = Cut::sites(central.octet, east.octet);
-        let deleted = api
-            .call(Method::DELETE, format!("{c1}{alice}"), Some(&admin), None)
+        api.delete(format!("{c1}{alice}"))
+            .as_(&admin)
+            .expect(204)
             .await;
-        assert_eq!(deleted.status, 204, "{}", deleted.text);
         ws::ping(&mut socket).await;
     }
     let closed = ws::closed_by_server(&mut socket, Duration::from_secs(30)).await;

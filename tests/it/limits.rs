@@ -2,7 +2,7 @@
 //! the per-source caps, the header, body and keep-alive timeouts, and the errors the HTTP server
 //! itself answers (a URI or headers too large, a malformed request) in the contract's JSON.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -148,6 +148,7 @@ fn request_with(uri: &str, headers: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_from_one_address_leaves_the_node_serving_everyone_else() {
+    let _alone = common::turns::alone();
     const LIMIT: usize = 2048;
     let site = TestSite::start(
         3,

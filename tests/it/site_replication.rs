@@ -1,7 +1,7 @@
 //! A site of real `sessionplane` processes on 127.0.0.x: replication, leader loss, catch-up
 //! from the log and from a snapshot, durability across kill -9, restart and expiry.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

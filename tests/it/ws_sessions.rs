@@ -3,7 +3,7 @@
 //! kill and logout closing sockets on every node, every way a session ends reaching its
 //! sockets, node loss, paging and streaming, and bad input.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -18,14 +18,10 @@ const WAIT: Duration = Duration::from_secs(5);
 
 async fn list(api: &Api, base: &str, token: &str, query: &str) -> Vec<Value> {
     let answer = api
-        .call(
-            Method::GET,
-            format!("{base}{SESSIONS}{query}"),
-            Some(token),
-            None,
-        )
+        .get(format!("{base}{SESSIONS}{query}"))
+        .as_(token)
+        .expect(200)
         .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
     answer.body.as_array().expect("a bare array").clone()
 }
 
@@ -132,8 +128,7 @@ async fn pages(api: &Api, base: &str, admin: &str, query: &str, limit: usize) ->
         if let Some(t) = &token {
             url += &format!("&page_token={t}");
         }
-        let answer = api.call(Method::GET, url, Some(admin), None).await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
+        let answer = api.get(url).as_(admin).expect(200).await;
         let page = answer.body.as_array().expect("an array").clone();
         assert!(page.len() <= limit, "{}", answer.text);
         items.extend(page);
@@ -192,15 +187,10 @@ async fn an_admin_kill_on_one_node_closes_the_sockets_held_by_the_others() {
         "connections only on websocket items"
     );
 
-    let killed = api
-        .call(
-            Method::DELETE,
-            format!("{b3}{SESSIONS}/{session}?sites=%22all%22"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{b3}{SESSIONS}/{session}?sites=%22all%22"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(killed.status, 204, "{}", killed.text);
     for socket in [&mut on_n1, &mut on_n2] {
         let closed = ws::closed_by_server(socket, WAIT).await;
         assert_eq!(closed, (Some("revoked".into()), Some(4001)));
@@ -209,28 +199,18 @@ async fn an_admin_kill_on_one_node_closes_the_sockets_held_by_the_others() {
         let items = list(&api, base, &admin, "").await;
         assert!(items_of(&items, &session).is_empty(), "{items:?}");
     }
-    let refused = api
-        .call(
-            Method::GET,
-            format!("{b2}/rest/v1/iam/sessions/current"),
-            Some(&alice),
-            None,
-        )
+    api.get(format!("{b2}/rest/v1/iam/sessions/current"))
+        .as_(&alice)
+        .expect(401)
         .await;
-    assert_eq!(refused.status, 401);
     assert_eq!(
         ws::try_open(&b1, &alice, Auth::Cookie).await.err(),
         Some(401)
     );
-    let again = api
-        .call(
-            Method::DELETE,
-            format!("{b1}{SESSIONS}/{session}"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{b1}{SESSIONS}/{session}"))
+        .as_(&admin)
+        .expect_error(404, "notFound")
         .await;
-    assert_error(&again, 404, "notFound");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -247,17 +227,14 @@ async fn logout_closes_every_other_session_and_socket_and_spares_the_callers() {
     let mut other_socket = ws::open(&b2, &other, Auth::Bearer).await;
 
     let answer = api
-        .call(
-            Method::POST,
-            format!("{b1}{SESSIONS}"),
-            Some(&mine),
-            Some(
-                json!({"action": "logout", "domain": "master.domain", "user": "admin",
+        .post(format!("{b1}{SESSIONS}"))
+        .as_(&mine)
+        .body(
+            json!({"action": "logout", "domain": "master.domain", "user": "admin",
                         "sites": "all"}),
-            ),
         )
+        .expect(200)
         .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(
         answer.body,
         json!({"status": "logged out all sessions but current", "closed": 1,
@@ -312,15 +289,10 @@ async fn every_way_a_session_ends_reaches_its_sockets() {
     // IAM logout: 4003.
     let (bob, _) = login(&api, &base, "example.com", "bob", "bob-password-1").await;
     let mut socket = ws::open(&base, &bob, Auth::Query).await;
-    let logout = api
-        .call(
-            Method::DELETE,
-            format!("{base}/rest/v1/iam/sessions/current"),
-            Some(&bob),
-            None,
-        )
+    api.delete(format!("{base}/rest/v1/iam/sessions/current"))
+        .as_(&bob)
+        .expect(204)
         .await;
-    assert_eq!(logout.status, 204);
     let closed = ws::closed_by_server(&mut socket, WAIT).await;
     assert_eq!(closed, (Some("logout".into()), Some(4003)));
 
@@ -346,15 +318,11 @@ async fn every_way_a_session_ends_reaches_its_sockets() {
         (Method::DELETE, None),
     ] {
         if method == Method::DELETE {
-            let enable = api
-                .call(
-                    Method::PATCH,
-                    format!("{base}/users/bob@example.com"),
-                    Some(&admin),
-                    Some(json!({"disabled": false})),
-                )
+            api.patch(format!("{base}/users/bob@example.com"))
+                .as_(&admin)
+                .body(json!({"disabled": false}))
+                .expect(200)
                 .await;
-            assert_eq!(enable.status, 200, "{}", enable.text);
         }
         let (bob, _) = login(&api, &base, "example.com", "bob", "bob-password-2").await;
         let mut socket = ws::open(&base, &bob, Auth::Cookie).await;
@@ -548,15 +516,11 @@ async fn bad_requests_get_the_exact_status_and_type() {
     let admin = api.admin_token(&base).await;
     add_user(&api, &base, &admin, "example.com", "dave", "dave-password").await;
     add_user(&api, &base, &admin, "other.org", "olga", "olga-password").await;
-    let admins = api
-        .call(
-            Method::PUT,
-            format!("{base}/groups/admins@other.org"),
-            Some(&admin),
-            Some(json!({"members": ["olga@other.org"]})),
-        )
+    api.put(format!("{base}/groups/admins@other.org"))
+        .as_(&admin)
+        .body(json!({"members": ["olga@other.org"]}))
+        .expect(201)
         .await;
-    assert_eq!(admins.status, 201, "{}", admins.text);
     let (dave, dave_session) = login(&api, &base, "example.com", "dave", "dave-password").await;
     let (olga, _) = login(&api, &base, "other.org", "olga", "olga-password").await;
 
@@ -723,10 +687,10 @@ async fn bad_requests_get_the_exact_status_and_type() {
         ws::try_open(&base, "garbage", Auth::Bearer).await.err(),
         Some(401)
     );
-    let plain = api
-        .call(Method::GET, format!("{base}/rest/v1/ws"), Some(&dave), None)
+    api.get(format!("{base}/rest/v1/ws"))
+        .as_(&dave)
+        .expect_error(400, "InvalidArgument")
         .await;
-    assert_error(&plain, 400, "InvalidArgument");
 }
 
 /// A 3-node site, every node ready, with the user erin@example.com; the admin's token.
@@ -819,24 +783,15 @@ async fn a_revoked_administrator_cannot_revoke_at_any_node() {
             )
             .await;
         assert_eq!(revoked.status, 204, "round {round}: {}", revoked.text);
-        let kill = api
-            .call(
-                Method::DELETE,
-                format!("{}{SESSIONS}/{erins}", node(2)),
-                Some(&doomed),
-                None,
-            )
+        api.delete(format!("{}{SESSIONS}/{erins}", node(2)))
+            .as_(&doomed)
+            .expect_error(401, "Unauthorized")
             .await;
-        assert_error(&kill, 401, "Unauthorized");
-        let logout = api
-            .call(
-                Method::POST,
-                format!("{}{SESSIONS}", node(2)),
-                Some(&doomed),
-                Some(json!({"action": "logout", "domain": "example.com", "user": "erin"})),
-            )
+        api.post(format!("{}{SESSIONS}", node(2)))
+            .as_(&doomed)
+            .body(json!({"action": "logout", "domain": "example.com", "user": "erin"}))
+            .expect_error(401, "Unauthorized")
             .await;
-        assert_error(&logout, 401, "Unauthorized");
     }
     let still = list(&api, &site.api_url(0), &admin, "?user=erin").await;
     assert_eq!(items_of(&still, &erins).len(), 1, "{still:?}");

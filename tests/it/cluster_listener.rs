@@ -1,6 +1,6 @@
 //! The cluster listener serves peers only, and bad input never panics it or changes state.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

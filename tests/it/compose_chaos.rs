@@ -1,6 +1,6 @@
 //! The chaos suite on the compose deployment (deploy/docker-compose.yml): two sites of three
 //! containers, each with its own addresses. Under the same steady load and the same judge as
-//! `tests/chaos.rs`, Docker injects the faults: a site leader killed (SIGKILL), a node paused,
+//! `tests/it/chaos.rs`, Docker injects the faults: a site leader killed (SIGKILL), a node paused,
 //! the WAN cut (`docker network disconnect`), a minority cut off inside a site, a rolling
 //! restart of every container, and a node's disk filled up.
 //!
@@ -8,7 +8,7 @@
 //! e3's data on a small filesystem named by `SESSIONPLANE_E3_DISK`); hence `#[ignore]` here:
 //! `cargo test` alone has no containers to hurt.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use common::chaos::{self, wait_healthy, Load};
 use common::Api;
-use reqwest::Method;
 
 const ADMIN_PASSWORD: &str = "example-only-admin-password";
 const CENTRAL: [&str; 3] = ["172.28.1.11", "172.28.1.12", "172.28.1.13"];
@@ -54,14 +53,10 @@ async fn admin_token(api: &Api, base: &str) -> String {
 /// Node id of the central site group's leader (ids 1–3 are c1–c3).
 async fn central_leader(api: &Api, base: &str, token: &str) -> u64 {
     let status = api
-        .call(
-            Method::GET,
-            format!("{base}/cluster/status"),
-            Some(token),
-            None,
-        )
+        .get(format!("{base}/cluster/status"))
+        .as_(token)
+        .expect(200)
         .await;
-    assert_eq!(status.status, 200, "{}", status.text);
     status.body["groups"][0]["leader"]
         .as_u64()
         .unwrap_or_else(|| panic!("no leader: {}", status.text))

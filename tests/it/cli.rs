@@ -2,7 +2,7 @@
 //! EdDSA keys made by openssl), then `domains` and `users` through the REST API, `--json` on
 //! every command; `serve` (its data dir's modes, a bind error) and the demo's text.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;
@@ -246,16 +246,10 @@ async fn an_eddsa_service_key_verifies_tokens_its_private_side_signed_and_no_oth
     let url = format!("{}/domains", site.api_url(0));
 
     let good = issue(&private, "eddsa");
-    let answer = api
-        .call(reqwest::Method::GET, url.clone(), Some(&good), None)
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
+    api.get(url.clone()).as_(&good).expect(200).await;
 
     let forged = issue(&stranger, "eddsa");
-    let answer = api
-        .call(reqwest::Method::GET, url, Some(&forged), None)
-        .await;
-    assert_eq!(answer.status, 401, "{}", answer.text);
+    api.get(url).as_(&forged).expect(401).await;
 
     let wrong_kind = failed(&sessionplane(
         &[
@@ -594,6 +588,7 @@ fn lone_node_config(dir: &Path, api: u16) -> std::path::PathBuf {
 
 #[test]
 fn a_bind_error_is_said_once_and_fails_the_start() {
+    let _turn = common::turns::shared();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
@@ -704,6 +699,7 @@ fn has_snapshot(data: &Path) -> bool {
 
 #[test]
 fn the_data_dir_is_the_nodes_alone_and_a_looser_one_is_tightened_on_start() {
+    let _turn = common::turns::shared();
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -730,9 +726,12 @@ fn the_data_dir_is_the_nodes_alone_and_a_looser_one_is_tightened_on_start() {
 #[test]
 fn the_demo_tells_people_every_listener_and_where_the_admin_password_is() {
     use std::io::{BufRead, BufReader};
+    let _turn = common::turns::shared();
     let data = tempfile::tempdir().unwrap();
-    // Below the ephemeral ports, apart from the other demo tests' bases.
-    let port_base = 10_005 + (std::process::id() % 400) as u16 * 10;
+    // Below the ephemeral ports, apart from the other demo tests' ports: the demo of two sites
+    // in shipped_setups, in this same process, takes base + 1..=6 (and + 1001..=1006, ...)
+    // from 10,000 + the same multiple of ten; this one node takes base + 8, + 1008, ...
+    let port_base = 10_007 + (std::process::id() % 400) as u16 * 10;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
         .args([
             "demo",

@@ -2,7 +2,7 @@
 //! login on any node, revocation everywhere, the site-wide login ban, authentication and RBAC
 //! on every endpoint, the error contract for bad input, and secrets kept out of the logs.
 
-mod common;
+use crate::common;
 
 use common::{add_user, assert_error, Api, TestSite, Tuning, ADMIN_PASSWORD, TOKEN_KEY};
 use reqwest::Method;
@@ -44,63 +44,40 @@ async fn a_login_works_on_every_node_and_its_logout_revokes_it_everywhere() {
 
     for base in &bases {
         let current = api
-            .call(
-                Method::GET,
-                format!("{base}/rest/v1/iam/sessions/current"),
-                Some(token),
-                None,
-            )
+            .get(format!("{base}/rest/v1/iam/sessions/current"))
+            .as_(token)
+            .expect(200)
             .await;
-        assert_eq!(current.status, 200, "{base}: {}", current.text);
         assert_eq!(current.body["session_id"], login.body["session_id"]);
         assert_eq!(current.body["session_type"], "http");
         assert_eq!(current.body["login"], "admin");
     }
 
     let renewed = api
-        .call(
-            Method::PATCH,
-            format!("{}/rest/v1/iam/sessions/current", bases[2]),
-            Some(token),
-            None,
-        )
+        .patch(format!("{}/rest/v1/iam/sessions/current", bases[2]))
+        .as_(token)
+        .expect(200)
         .await;
-    assert_eq!(renewed.status, 200, "{}", renewed.text);
     assert!(
         renewed.body["token"].as_str().is_some(),
         "a bearer caller gets a new token"
     );
 
-    let closed = api
-        .call(
-            Method::DELETE,
-            format!("{}/rest/v1/iam/sessions/current", bases[0]),
-            Some(token),
-            None,
-        )
+    api.delete(format!("{}/rest/v1/iam/sessions/current", bases[0]))
+        .as_(token)
+        .expect(204)
         .await;
-    assert_eq!(closed.status, 204, "{}", closed.text);
     for base in &bases {
-        let refused = api
-            .call(
-                Method::GET,
-                format!("{base}/rest/v1/iam/sessions/current"),
-                Some(token),
-                None,
-            )
+        api.get(format!("{base}/rest/v1/iam/sessions/current"))
+            .as_(token)
+            .expect_error(401, "Unauthorized")
             .await;
-        assert_error(&refused, 401, "Unauthorized");
     }
     let renewed_token = renewed.body["token"].as_str().unwrap();
-    let also_refused = api
-        .call(
-            Method::GET,
-            format!("{}/rest/v1/iam/sessions/current", bases[1]),
-            Some(renewed_token),
-            None,
-        )
+    api.get(format!("{}/rest/v1/iam/sessions/current", bases[1]))
+        .as_(renewed_token)
+        .expect_error(401, "Unauthorized")
         .await;
-    assert_error(&also_refused, 401, "Unauthorized");
 }
 
 /// A 3-node site with the user bob@victim.org (password `bob-password-1`), and its api urls.
@@ -222,19 +199,16 @@ async fn every_password_check_counts_towards_one_ban() {
     // A stolen token guesses the old password under the same ban: the fifth check is the last.
     let wrong_old = json!({"oldPwd": "nope", "newPwd": "x-new-password-1", "newPwdConfirm": "x-new-password-1"});
     let url = format!("{base}/users/dave@victim.org/password");
-    let fifth = api
-        .call(
-            Method::POST,
-            url.clone(),
-            Some(&stolen),
-            Some(wrong_old.clone()),
-        )
+    api.post(url.clone())
+        .as_(&stolen)
+        .body(wrong_old.clone())
+        .expect_error(403, "Forbidden")
         .await;
-    assert_error(&fifth, 403, "Forbidden");
-    let sixth = api
-        .call(Method::POST, url, Some(&stolen), Some(wrong_old))
+    api.post(url)
+        .as_(&stolen)
+        .body(wrong_old)
+        .expect_error(429, "TooManyRequests")
         .await;
-    assert_error(&sixth, 429, "TooManyRequests");
     let banned = api
         .login(&base, "victim.org", "dave", "dave-password-1")
         .await;
@@ -309,24 +283,15 @@ async fn a_request_too_large_for_one_command_is_the_clients_error() {
         );
     }
     // Nothing was half-done, and the node still takes writes.
-    let bob = api
-        .call(
-            Method::GET,
-            format!("{base}/users/bob@big.org"),
-            Some(&admin),
-            None,
-        )
+    api.get(format!("{base}/users/bob@big.org"))
+        .as_(&admin)
+        .expect_error(404, "notFound")
         .await;
-    assert_error(&bob, 404, "notFound");
-    let small = api
-        .call(
-            Method::PATCH,
-            format!("{base}/users/ann@big.org"),
-            Some(&admin),
-            Some(json!({"properties": {"team": "red"}})),
-        )
+    api.patch(format!("{base}/users/ann@big.org"))
+        .as_(&admin)
+        .body(json!({"properties": {"team": "red"}}))
+        .expect(200)
         .await;
-    assert_eq!(small.status, 200, "{}", small.text);
 }
 
 fn base64_basic(user: &str, password: &str) -> String {
@@ -347,15 +312,10 @@ async fn every_admin_endpoint_refuses_missing_bad_and_dead_credentials() {
     let expired = sign_with(TOKEN_KEY, claims_like(&admin, -10));
     let other_key = sign_with("another-key", claims_like(&admin, 3600));
     let dead = api.token(&base, MASTER, "admin", ADMIN_PASSWORD).await;
-    let logout = api
-        .call(
-            Method::DELETE,
-            format!("{base}/rest/v1/iam/sessions/current"),
-            Some(&dead),
-            None,
-        )
+    api.delete(format!("{base}/rest/v1/iam/sessions/current"))
+        .as_(&dead)
+        .expect(204)
         .await;
-    assert_eq!(logout.status, 204);
 
     let endpoints: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, "/rest/v1/iam/sessions/current".into(), None),
@@ -439,26 +399,18 @@ async fn domain_administrators_act_on_their_domain_only() {
     add_user(&api, &base, &admin, "a.org", "anna", "anna-password").await;
     add_user(&api, &base, &admin, "a.org", "andy", "andy-password").await;
     add_user(&api, &base, &admin, "b.org", "bert", "bert-password").await;
-    let admins = api
-        .call(
-            Method::PUT,
-            format!("{base}/groups/admins@a.org"),
-            Some(&admin),
-            Some(json!({"members": ["anna@a.org"]})),
-        )
+    api.put(format!("{base}/groups/admins@a.org"))
+        .as_(&admin)
+        .body(json!({"members": ["anna@a.org"]}))
+        .expect(201)
         .await;
-    assert_eq!(admins.status, 201, "{}", admins.text);
     let anna = api.token(&base, "a.org", "anna", "anna-password").await;
 
     let own = api
-        .call(
-            Method::GET,
-            format!("{base}/users/andy@a.org"),
-            Some(&anna),
-            None,
-        )
+        .get(format!("{base}/users/andy@a.org"))
+        .as_(&anna)
+        .expect(200)
         .await;
-    assert_eq!(own.status, 200, "{}", own.text);
     assert!(
         own.text.find("argon2").is_none(),
         "a hash in an answer: {}",
@@ -492,27 +444,19 @@ async fn domain_administrators_act_on_their_domain_only() {
         assert_error(&answer, 403, "Forbidden");
     }
     // The refused multi-delete deleted nothing, not even the user in anna's own domain.
-    let andy = api
-        .call(
-            Method::GET,
-            format!("{base}/users/andy@a.org"),
-            Some(&admin),
-            None,
-        )
+    api.get(format!("{base}/users/andy@a.org"))
+        .as_(&admin)
+        .expect(200)
         .await;
-    assert_eq!(andy.status, 200);
 
     // A group's members: another domain's user and no user at all are answered alike.
     let group = format!("{base}/groups/team@a.org");
     let created = api
-        .call(
-            Method::PUT,
-            group.clone(),
-            Some(&anna),
-            Some(json!({"members": ["andy@a.org"]})),
-        )
+        .put(group.clone())
+        .as_(&anna)
+        .body(json!({"members": ["andy@a.org"]}))
+        .expect(201)
         .await;
-    assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(
         created.body["name"], "team",
         "PUT answers the group: {}",
@@ -520,14 +464,11 @@ async fn domain_administrators_act_on_their_domain_only() {
     );
     assert_eq!(created.body["members"][0]["username"], "andy@a.org");
     let amy = api
-        .call(
-            Method::PUT,
-            format!("{base}/users/amy@a.org"),
-            Some(&anna),
-            Some(json!({"password": "amy-password-1", "properties": {"team": "red"}})),
-        )
+        .put(format!("{base}/users/amy@a.org"))
+        .as_(&anna)
+        .body(json!({"password": "amy-password-1", "properties": {"team": "red"}}))
+        .expect(201)
         .await;
-    assert_eq!(amy.status, 201, "{}", amy.text);
     assert_eq!(
         amy.body["username"], "amy@a.org",
         "PUT answers the user: {}",
@@ -859,24 +800,12 @@ async fn deleting_disabling_or_changing_a_password_closes_the_users_sessions() {
     // A password change by the user keeps the session it was made from, and ends the others.
     let kept = api.token(&base, "life.org", "dora", "dora-password").await;
     let other = api.token(&base, "life.org", "dora", "dora-password").await;
-    let wrong_old = api
-        .call(
-            Method::POST,
-            format!("{base}/users/dora@life.org/password"),
-            Some(&kept),
-            Some(json!({"oldPwd": "nope", "newPwd": "n1", "newPwdConfirm": "n1"})),
-        )
+    api.post(format!("{base}/users/dora@life.org/password"))
+        .as_(&kept)
+        .body(json!({"oldPwd": "nope", "newPwd": "n1", "newPwdConfirm": "n1"}))
+        .expect_error(403, "Forbidden")
         .await;
-    assert_error(&wrong_old, 403, "Forbidden");
-    let changed = api
-        .call(
-            Method::POST,
-            format!("{base}/users/dora@life.org/password"),
-            Some(&kept),
-            Some(json!({"oldPwd": "dora-password", "newPwd": "dora-new-1", "newPwdConfirm": "dora-new-1"})),
-        )
-        .await;
-    assert_eq!(changed.status, 204, "{}", changed.text);
+    api.post(format!("{base}/users/dora@life.org/password")).as_(&kept).body(json!({"oldPwd": "dora-password", "newPwd": "dora-new-1", "newPwdConfirm": "dora-new-1"})).expect(204).await;
     assert_eq!(current(kept.clone()).await, 200);
     assert_eq!(current(other).await, 401);
     assert_eq!(
@@ -888,14 +817,11 @@ async fn deleting_disabling_or_changing_a_password_closes_the_users_sessions() {
 
     // Disabling ends every session and refuses the right password.
     let disable = api
-        .call(
-            Method::PATCH,
-            format!("{base}/users/dora@life.org"),
-            Some(&admin),
-            Some(json!({"disabled": true, "properties": {"team": "blue", "gone": null}})),
-        )
+        .patch(format!("{base}/users/dora@life.org"))
+        .as_(&admin)
+        .body(json!({"disabled": true, "properties": {"team": "blue", "gone": null}}))
+        .expect(200)
         .await;
-    assert_eq!(disable.status, 200, "{}", disable.text);
     assert_eq!(disable.body["properties"], json!({"team": "blue"}));
     assert_eq!(current(kept).await, 401);
     assert_eq!(
@@ -906,35 +832,21 @@ async fn deleting_disabling_or_changing_a_password_closes_the_users_sessions() {
     );
 
     // Deleting ends the sessions too.
-    let enable = api
-        .call(
-            Method::PATCH,
-            format!("{base}/users/dora@life.org"),
-            Some(&admin),
-            Some(json!({"disabled": false})),
-        )
+    api.patch(format!("{base}/users/dora@life.org"))
+        .as_(&admin)
+        .body(json!({"disabled": false}))
+        .expect(200)
         .await;
-    assert_eq!(enable.status, 200);
     let again = api.token(&base, "life.org", "dora", "dora-new-1").await;
-    let deleted = api
-        .call(
-            Method::DELETE,
-            format!("{base}/users/dora@life.org"),
-            Some(&admin),
-            None,
-        )
+    api.delete(format!("{base}/users/dora@life.org"))
+        .as_(&admin)
+        .expect(204)
         .await;
-    assert_eq!(deleted.status, 204, "{}", deleted.text);
     assert_eq!(current(again).await, 401);
-    let gone = api
-        .call(
-            Method::GET,
-            format!("{base}/users/dora@life.org"),
-            Some(&admin),
-            None,
-        )
+    api.get(format!("{base}/users/dora@life.org"))
+        .as_(&admin)
+        .expect_error(404, "notFound")
         .await;
-    assert_error(&gone, 404, "notFound");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -992,19 +904,14 @@ async fn cookie_logins_and_service_tokens() {
         "service-secret-for-tests",
         json!({"sub": "incident-bot", "admin": true, "exp": now + 300}),
     );
-    let listed = api
-        .call(Method::GET, format!("{base}/domains"), Some(&service), None)
+    api.get(format!("{base}/domains"))
+        .as_(&service)
+        .expect(200)
         .await;
-    assert_eq!(listed.status, 200, "{}", listed.text);
-    let no_session = api
-        .call(
-            Method::GET,
-            format!("{base}/rest/v1/iam/sessions/current"),
-            Some(&service),
-            None,
-        )
+    api.get(format!("{base}/rest/v1/iam/sessions/current"))
+        .as_(&service)
+        .expect_error(404, "notFound")
         .await;
-    assert_error(&no_session, 404, "notFound");
     for refused in [
         json!({"sub": "bot", "admin": false, "exp": now + 300}),
         json!({"sub": "", "admin": true, "exp": now + 300}),
@@ -1012,10 +919,10 @@ async fn cookie_logins_and_service_tokens() {
         json!({"sub": "bot", "admin": true}),
     ] {
         let token = sign_with("service-secret-for-tests", refused.clone());
-        let answer = api
-            .call(Method::GET, format!("{base}/domains"), Some(&token), None)
+        api.get(format!("{base}/domains"))
+            .as_(&token)
+            .expect_error(401, "Unauthorized")
             .await;
-        assert_error(&answer, 401, "Unauthorized");
     }
 }
 
@@ -1040,8 +947,7 @@ async fn service_tokens_wait_for_nbf_and_refusals_name_the_claim() {
         "service-secret-for-claims",
         json!({"sub": "bot", "admin": true, "exp": now + 300, "nbf": now - 5}),
     );
-    let answer = api.call(Method::GET, url.clone(), Some(&due), None).await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
+    api.get(url.clone()).as_(&due).expect(200).await;
 
     for (claims, named) in [
         (
@@ -1057,8 +963,11 @@ async fn service_tokens_wait_for_nbf_and_refusals_name_the_claim() {
         ),
     ] {
         let token = sign_with("service-secret-for-claims", claims.clone());
-        let answer = api.call(Method::GET, url.clone(), Some(&token), None).await;
-        assert_error(&answer, 401, "Unauthorized");
+        let answer = api
+            .get(url.clone())
+            .as_(&token)
+            .expect_error(401, "Unauthorized")
+            .await;
         let said = format!("{} {}", answer.body["message"], answer.body["cause"]);
         assert!(said.contains(&format!("`{named}`")), "{claims}: {said}");
         assert!(
@@ -1098,15 +1007,7 @@ async fn passwords_hashes_keys_and_tokens_never_reach_the_logs() {
         .await;
     api.login(&base, "quiet.org", "eve", "eve-wrong-password-2")
         .await;
-    let change = api
-        .call(
-            Method::POST,
-            format!("{base}/users/eve@quiet.org/password"),
-            Some(&eve),
-            Some(json!({"oldPwd": "eve-secret-password-1", "newPwd": "eve-new-password-3", "newPwdConfirm": "eve-new-password-3"})),
-        )
-        .await;
-    assert_eq!(change.status, 204);
+    api.post(format!("{base}/users/eve@quiet.org/password")).as_(&eve).body(json!({"oldPwd": "eve-secret-password-1", "newPwd": "eve-new-password-3", "newPwdConfirm": "eve-new-password-3"})).expect(204).await;
     api.call(
         Method::GET,
         format!("{base}/domains"),
@@ -1115,14 +1016,10 @@ async fn passwords_hashes_keys_and_tokens_never_reach_the_logs() {
     )
     .await;
     let shown = api
-        .call(
-            Method::GET,
-            format!("{base}/users/eve@quiet.org"),
-            Some(&admin),
-            None,
-        )
+        .get(format!("{base}/users/eve@quiet.org"))
+        .as_(&admin)
+        .expect(200)
         .await;
-    assert_eq!(shown.status, 200);
 
     let logs = site.logs();
     assert!(
@@ -1277,14 +1174,10 @@ async fn invisible_characters_are_refused_and_every_spelling_of_a_name_is_the_sa
     .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let shown = api
-        .call(
-            Method::GET,
-            format!("{base}/users/e%CC%81lodie@XN--BCHER-KVA.example"),
-            Some(&admin),
-            None,
-        )
+        .get(format!("{base}/users/e%CC%81lodie@XN--BCHER-KVA.example"))
+        .as_(&admin)
+        .expect(200)
         .await;
-    assert_eq!(shown.status, 200, "{}", shown.text);
     assert_eq!(shown.body["username"], "\u{e9}lodie@b\u{fc}cher.example");
     let again = put("/users/%C3%A9lodie@b%C3%BCcher.example".into(), password()).await;
     assert_error(&again, 409, "WrongState");

@@ -1,0 +1,24 @@
+//! The integration tests, one binary: each module tests one area against real nodes (child
+//! processes of the `sessionplane` binary) through their real listeners, with the helpers of
+//! `common`. One binary links the crate once instead of once per area.
+#![forbid(unsafe_code)]
+
+mod common;
+
+mod certificates;
+mod channels;
+mod chaos;
+mod cli;
+mod cluster_listener;
+mod compose_chaos;
+mod disk_full;
+mod federation;
+mod health;
+mod identity;
+mod limits;
+mod mail;
+mod metrics;
+mod openapi;
+mod shipped_setups;
+mod site_replication;
+mod ws_sessions;
