@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use sessionplane::config::{Config, IamSettings, Listen, Secret, SiteNode};
-use sessionplane::node::{self, Listeners, RunningNode};
+use sessionplane::testing::{start, Listeners, RunningNode};
+use sessionplane::testing::{Config, IamSettings, Listen, Secret, SiteNode};
 use tokio::net::TcpListener;
 
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
@@ -50,7 +50,7 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
                 cluster: listeners.cluster.local_addr().expect("addr"),
                 ..Listen::default()
             },
-            mail: sessionplane::config::MailConfig {
+            mail: sessionplane::testing::MailConfig {
                 enabled: false,
                 ..Default::default()
             },
@@ -58,7 +58,7 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
             initial_admin_password: Some(Secret(ADMIN_PASSWORD.into())),
             ..Config::default()
         };
-        nodes.push(node::start(config, listeners).await.expect("start node"));
+        nodes.push(start(config, listeners).await.expect("start node"));
     }
     for node in &nodes {
         let formed = node
@@ -78,7 +78,7 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
 /// the others' (federation), the directory voted by all of them; waits until every site and
 /// the directory have a leader.
 pub async fn start_sites(sites: &[&str], data: &std::path::Path) -> Vec<RunningNode> {
-    use sessionplane::config::{DirectorySettings, RemoteSite};
+    use sessionplane::testing::{DirectorySettings, RemoteSite};
     let mut bound = Vec::new();
     for _ in sites {
         let api = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
@@ -125,7 +125,7 @@ pub async fn start_sites(sites: &[&str], data: &std::path::Path) -> Vec<RunningN
                 cluster: listeners.cluster.local_addr().expect("addr"),
                 ..Listen::default()
             },
-            mail: sessionplane::config::MailConfig {
+            mail: sessionplane::testing::MailConfig {
                 enabled: false,
                 ..Default::default()
             },
@@ -137,7 +137,7 @@ pub async fn start_sites(sites: &[&str], data: &std::path::Path) -> Vec<RunningN
             initial_admin_password: Some(Secret(ADMIN_PASSWORD.into())),
             ..Config::default()
         };
-        nodes.push(node::start(config, listeners).await.expect("start node"));
+        nodes.push(start(config, listeners).await.expect("start node"));
     }
     for node in &nodes {
         assert!(

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use sessionplane::model::NewSession;
-use sessionplane::node::RunningNode;
+use sessionplane::testing::NewSession;
+use sessionplane::testing::RunningNode;
 use uuid::Uuid;
 
 const PATH: &str = "/rest/v1/master/logicalroles/ws/sessions";

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sessionplane::model::NewSession;
-use sessionplane::node::RunningNode;
+use sessionplane::testing::NewSession;
+use sessionplane::testing::RunningNode;
 use uuid::Uuid;
 
 const PATH: &str = "/rest/v1/master/logicalroles/ws/sessions";

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use sessionplane::model::NewSession;
+use sessionplane::testing::NewSession;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;

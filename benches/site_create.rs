@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sessionplane::model::NewSession;
-use sessionplane::state::SiteStore;
+use sessionplane::testing::NewSession;
+use sessionplane::testing::SiteStore;
 use uuid::Uuid;
 
 struct Args {

@@ -6,9 +6,9 @@ mod common;
 use std::time::Instant;
 
 use openraft::SnapshotMeta;
-use sessionplane::model::NewSession;
-use sessionplane::state::site::{SiteQuery, SiteQueryReply, SiteState};
+use sessionplane::testing::NewSession;
 use sessionplane::testing::SiteCall;
+use sessionplane::testing::{SiteQuery, SiteQueryReply, SiteState};
 use sessionplane_cluster::{SnapshotStore, StateMachine};
 use uuid::Uuid;
 

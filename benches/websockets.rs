@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use sessionplane::iam::token::SessionClaims;
-use sessionplane::iam::TokenKeys;
-use sessionplane::model::NewSession;
+use sessionplane::testing::NewSession;
+use sessionplane::testing::SessionClaims;
+use sessionplane::testing::TokenKeys;
 use sessionplane::testing::{SiteAnswer, SiteCall};
 use sessionplane_cluster::{GroupId, PeerClient};
 use tokio::net::TcpSocket;

@@ -22,21 +22,21 @@
 // A panic on a request, network or storage path is a crash waiting for bad input; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod api;
+pub(crate) mod api;
 pub mod cli;
-pub mod config;
-pub mod federation;
-pub mod gateway;
-pub mod iam;
-pub mod mail;
-pub mod model;
-pub mod net;
-pub mod node;
-pub mod node_ops;
-pub mod state;
-pub mod telemetry;
+pub(crate) mod config;
+pub(crate) mod federation;
+pub(crate) mod gateway;
+pub(crate) mod iam;
+pub(crate) mod mail;
+pub(crate) mod model;
+pub(crate) mod net;
+pub(crate) mod node;
+pub(crate) mod node_ops;
+pub(crate) mod state;
+pub(crate) mod telemetry;
 pub mod testing;
-pub mod tls;
+pub(crate) mod tls;
 
 /// Every binary that links this crate (the server, tests, benchmarks) allocates through
 /// jemalloc, so benchmarks measure what ships.

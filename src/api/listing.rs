@@ -474,7 +474,7 @@ impl Pages<'_> {
             remote: vec![site.to_string()],
         };
         let scatter = Scatter::new(self.state, self.caller, &plan, request, self.read);
-        let Some(answer) = scatter.from_one().await? else {
+        let Some(answer) = scatter.ask_the_one_site().await? else {
             return Ok(None);
         };
         let items: Vec<Box<RawValue>> = decoded(site, &answer)?;

@@ -88,7 +88,8 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(jmap::routes())
 }
 
-/// The OpenAPI document of every route.
+/// The OpenAPI document of every route (the served one is built with the router).
+#[cfg(test)]
 pub fn openapi() -> utoipa::openapi::OpenApi {
     documented().split_for_parts().1
 }

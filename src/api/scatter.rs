@@ -274,7 +274,7 @@ impl Scatter<'_, Read> {
     /// The request at the plan's one remote site, as the next part of a page this site has
     /// begun (so this site is named as reached): its answer, or `None` when it was not reached
     /// and the caller allows a partial answer.
-    pub async fn from_one(&self) -> Result<Option<SiteAnswer>, ApiError> {
+    pub async fn ask_the_one_site(&self) -> Result<Option<SiteAnswer>, ApiError> {
         let parts = self.run(std::future::ready(Ok(()))).await?;
         self.judge(
             std::slice::from_ref(&self.current().to_string()),

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use crate::config::{Config, ConfigError};
-pub use crate::model::site_request::{only, SiteRequest, Verb};
+pub use crate::model::site_request::{SiteRequest, Verb};
 
 /// The header carrying the next page token of a listing.
 const NEXT_PAGE_HEADER: &str = "x-next-page-token";

@@ -37,6 +37,7 @@ impl LocalChannels {
         self.lock().contains_key(&channel_id)
     }
 
+    #[cfg(test)]
     pub fn count(&self) -> usize {
         self.lock().len()
     }

@@ -17,4 +17,4 @@ pub use identity::{
     UserAddress, ADMINS_GROUP,
 };
 pub use session::{CloseReason, NewSession, Session};
-pub use site_request::{SiteRequest, Verb};
+pub use site_request::SiteRequest;

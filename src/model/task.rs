@@ -289,7 +289,7 @@ fn truncate(mut text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Verb;
+    use crate::model::site_request::Verb;
 
     fn new_task() -> NewTask {
         NewTask {

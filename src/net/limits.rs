@@ -55,10 +55,6 @@ impl ConnectionLimiter {
         }
     }
 
-    pub fn caps(&self) -> Caps {
-        self.inner.caps
-    }
-
     /// A place for a connection from `remote`, or `None` when a cap is reached.
     pub fn try_acquire(&self, remote: IpAddr) -> Option<Permit> {
         let source = source_of(remote);
@@ -79,11 +75,6 @@ impl ConnectionLimiter {
             inner: self.inner.clone(),
             source,
         })
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.inner.lock().open
     }
 }
 

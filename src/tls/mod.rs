@@ -123,6 +123,7 @@ impl ReloadableCert {
         self.current().info.clone()
     }
 
+    #[cfg(test)]
     pub fn files(&self) -> &CertificateFiles {
         &self.files
     }

@@ -5,8 +5,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::{new_session, TestSite, Tuning, SECRET};
-use sessionplane::state::site::{SiteQuery, SiteQueryReply};
 use sessionplane::testing::{SiteAnswer, SiteCall};
+use sessionplane::testing::{SiteQuery, SiteQueryReply};
 use sessionplane_cluster::{MAX_BODY_BYTES, SECRET_HEADER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

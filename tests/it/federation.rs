@@ -450,14 +450,14 @@ async fn channels_and_certificates_across_sites() {
 /// the receiving site alone: it never fans out again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_request_never_fans_out_again() {
-    use sessionplane::iam::token::{FederationClaims, FEDERATION_AUDIENCE};
+    use sessionplane::testing::{FederationClaims, FEDERATION_AUDIENCE};
     let (central, _east) = deployment().await;
     let api = Api::default();
     let c1 = central.api_url(0);
     let now = sessionplane_cluster::now_ms() / 1000;
-    let keys = sessionplane::iam::TokenKeys::new("unused", None)
+    let keys = sessionplane::testing::TokenKeys::new("unused", None)
         .expect("keys")
-        .with_federation_key(&sessionplane::iam::token::federation_key(common::SECRET));
+        .with_federation_key(&sessionplane::testing::federation_key(common::SECRET));
     let token = keys
         .sign_federation(&FederationClaims {
             sub: "site:east".into(),
@@ -476,7 +476,7 @@ async fn a_forwarded_request_never_fans_out_again() {
         assert_error(&again, 400, "InvalidArgument");
         assert!(again.text.contains("forwarded"), "{}", again.text);
     }
-    let forged = sessionplane::iam::TokenKeys::new("unused", None)
+    let forged = sessionplane::testing::TokenKeys::new("unused", None)
         .expect("keys")
         .with_federation_key(b"another deployment's secret")
         .sign_federation(&FederationClaims {

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::turns;
-use sessionplane::config::Config;
+use sessionplane::testing::Config;
 use sessionplane_cluster::{GroupId, PeerClient};
 
 /// The shipped configs listen on fixed ports, and two of them share some (the single-node default

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{get, new_session, TestSite, Tuning};
-use sessionplane::state::site::{SiteQuery, SiteQueryReply};
 use sessionplane::testing::{SiteAnswer, SiteCall};
+use sessionplane::testing::{SiteQuery, SiteQueryReply};
 use uuid::Uuid;
 
 const HOUR_MS: u64 = 3_600_000;
@@ -59,7 +59,7 @@ async fn a_session_written_through_any_node_is_read_through_every_node() {
                 "example.org",
                 user,
                 Some(ids[0]),
-                sessionplane::model::CloseReason::Logout,
+                sessionplane::testing::CloseReason::Logout,
             ),
         )
         .await

@@ -11,7 +11,7 @@ use anyhow::{bail, ensure, Context, Result};
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sessionplane::model::NewSession;
+use sessionplane::testing::NewSession;
 use sessionplane::testing::{SiteAnswer, SiteCall};
 use sessionplane_cluster::{GroupId, PeerClient};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -34,7 +34,9 @@ use crate::model::{
 use crate::state::{decode, encode};
 
 pub use groups::AdminScope;
-pub use revocations::{AccessRevocation, KEEP_REVOCATIONS_MS};
+pub use revocations::AccessRevocation;
+#[cfg(test)]
+use revocations::KEEP_REVOCATIONS_MS;
 pub use store::{DirectoryStore, Rejection};
 pub use users::NewUser;
 

@@ -480,8 +480,8 @@ fn an_access_revocation_ends_older_sessions_once_and_spares_the_kept_one() {
 
 #[test]
 fn finished_tasks_are_kept_a_week_then_purged() {
+    use crate::model::site_request::{SiteRequest, Verb};
     use crate::model::task::{NewTask, TaskKind, TaskStatus, KEEP_FINISHED_MS};
-    use crate::model::{SiteRequest, Verb};
     let mut state = SiteState::default();
     let task = |done: &[&str], pending: &[&str]| NewTask {
         task_id: Uuid::now_v7(),

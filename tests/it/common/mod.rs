@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use sessionplane::state::site::{SiteQuery, SiteQueryReply};
-use sessionplane::state::{decode, encode};
+use sessionplane::testing::{decode, encode};
 use sessionplane::testing::{SiteAnswer, SiteCall};
+use sessionplane::testing::{SiteQuery, SiteQueryReply};
 use sessionplane_cluster::{GroupId, GroupStatus, PeerClient};
 
 pub const SECRET: &str = "test-cluster-secret-0123456789";
@@ -435,8 +435,8 @@ impl Drop for TestSite {
 }
 
 /// A new session for a user, as a caller would propose it.
-pub fn new_session(user: uuid::Uuid, lifetime_ms: u64) -> sessionplane::model::NewSession {
-    sessionplane::model::NewSession {
+pub fn new_session(user: uuid::Uuid, lifetime_ms: u64) -> sessionplane::testing::NewSession {
+    sessionplane::testing::NewSession {
         session_id: uuid::Uuid::now_v7(),
         user_id: user,
         login: "alice".into(),
@@ -451,7 +451,7 @@ pub async fn get(
     site: &TestSite,
     i: usize,
     id: uuid::Uuid,
-) -> Option<sessionplane::model::Session> {
+) -> Option<sessionplane::testing::Session> {
     match site.query(i, &SiteQuery::Get(id)).await {
         Ok(SiteQueryReply::Session(found)) => found,
         other => panic!("query on node {i} failed: {other:?}"),
@@ -686,7 +686,7 @@ impl TestSite {
     /// election), asking the directory group over the cluster listener: polling with logins
     /// would count failures against `admin`.
     pub async fn wait_for_admin(&self, i: usize) {
-        use sessionplane::state::directory::{DirectoryQuery, DirectoryQueryReply};
+        use sessionplane::testing::{DirectoryQuery, DirectoryQueryReply};
         let directory = GroupId::new("directory").expect("group id");
         let query = encode(&DirectoryQuery::Counts).expect("encode");
         let deadline = Instant::now() + Duration::from_secs(20);
