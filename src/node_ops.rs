@@ -1,19 +1,61 @@
-//! The named calls the api makes into its running node: reload or describe the certificates of
-//! every node of the site, change a group's members, read the health checks.
+//! What a running node and its api share: the state the node wires for the api ([`ApiState`]),
+//! the api it is started with ([`ApiService`]), and the named calls the api makes into it
+//! ([`NodeOps`]: reload or describe the certificates of every node of the site, change a
+//! group's members, read the health checks).
 //!
-//! Defined here, below both `api` and `node`, so that the api holds a [`NodeOps`] without
-//! importing `node`, and `node` implements it and hands it to the api state at wiring time. This
+//! Defined here, below both `api` and `node`, so that neither imports the other's internals:
+//! `node` implements [`NodeOps`] and fills [`ApiState`]; `api` builds its router over them. This
 //! module owns only the calls' names and the types they carry; how a call travels (the cluster
 //! listener's node calls, their wire form, their timeouts) is `node`'s, and how an answer becomes
 //! an HTTP answer is `api`'s. It must not import either.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sessionplane_cluster::GroupStatus;
 
+use crate::config::SiteNode;
+use crate::federation::Federation;
+use crate::gateway::Gateway;
+use crate::iam::Iam;
+use crate::mail::MailBackend;
+use crate::net::settings::ErrorBody;
+use crate::state::{DirectoryStore, SiteStore};
 use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
+
+/// What the node hands its api: the stores and services it wired, and its named calls.
+#[derive(Clone)]
+pub struct ApiState {
+    pub iam: Arc<Iam>,
+    /// This site's group: sessions, channels, tasks.
+    pub site: SiteStore,
+    /// The deployment's directory group.
+    pub directory: DirectoryStore,
+    pub gateway: Arc<Gateway>,
+    /// The deployment's sites, and the client that calls the others.
+    pub federation: Arc<Federation>,
+    /// This node, `name@host`, as tasks record where they were submitted.
+    pub node_label: String,
+    pub mail: Arc<dyn MailBackend>,
+    /// The nodes of this site, as configured.
+    pub site_nodes: Arc<Vec<SiteNode>>,
+    /// The calls into the running node: certificates, membership, health checks.
+    pub node: Arc<dyn NodeOps>,
+    /// The node's counters, and what `/metrics` reads.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Whether the api listener speaks TLS (cookies are then `Secure`).
+    pub tls: bool,
+}
+
+/// What a node serves on its api listener: the routes over the state it wired, and the JSON
+/// body of the listener's own refusals (a header too large, a body too slow).
+#[derive(Clone, Copy)]
+pub struct ApiService {
+    pub router: fn(ApiState) -> axum::Router,
+    pub error_body: ErrorBody,
+}
 
 /// A call's future; boxed, so that the api can hold the node behind a trait object.
 pub type OpFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -17,8 +17,13 @@ pub use crate::config::{
 pub use crate::iam::token::{federation_key, FederationClaims, SessionClaims, FEDERATION_AUDIENCE};
 pub use crate::iam::TokenKeys;
 pub use crate::model::{CloseReason, NewSession, Session};
-pub use crate::node::{start, Listeners, RunningNode};
+pub use crate::node::{Listeners, RunningNode, StartError};
 pub use crate::state::directory::{DirectoryQuery, DirectoryQueryReply};
 pub use crate::state::site::peer::{SiteAnswer, SiteCall};
 pub use crate::state::site::{SiteQuery, SiteQueryReply, SiteState};
 pub use crate::state::{decode, encode, SiteStore};
+
+/// Starts a node in this process, with the api it ships with.
+pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, StartError> {
+    crate::node::start(config, listeners, crate::api::service()).await
+}

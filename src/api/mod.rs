@@ -1,8 +1,9 @@
 //! The api listener's HTTP routes, one file per resource, and the error contract in one place.
 //!
 //! Handlers parse and authorize, then call `iam`, the stores, or the node through its named
-//! calls ([`NodeOps`]); they hold no state of their own. The api never imports `node`: the node
-//! builds the router and hands it its state.
+//! calls ([`crate::node_ops::NodeOps`]); they hold no state of their own. The api stands above
+//! the node: [`service`] is what a node is started with, and the node hands the router it builds
+//! the state it wired ([`ApiState`]).
 
 pub mod channels;
 pub mod cluster;
@@ -33,42 +34,12 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use error::ApiError;
+pub(crate) use crate::node_ops::{ApiService, ApiState};
 
-use crate::config::SiteNode;
-use crate::federation::Federation;
-use crate::gateway::Gateway;
-use crate::iam::Iam;
-use crate::mail::MailBackend;
-use crate::node_ops::NodeOps;
-use crate::state::DirectoryStore;
-use crate::state::SiteStore;
+pub use error::ApiError;
 
 /// The largest request body the api reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-#[derive(Clone)]
-pub struct ApiState {
-    pub iam: Arc<Iam>,
-    /// This site's group: sessions, channels, tasks.
-    pub site: SiteStore,
-    /// The deployment's directory group.
-    pub directory: DirectoryStore,
-    pub gateway: Arc<Gateway>,
-    /// The deployment's sites, and the client that calls the others.
-    pub federation: Arc<Federation>,
-    /// This node, `name@host`, as tasks record where they were submitted.
-    pub node_label: String,
-    pub mail: Arc<dyn MailBackend>,
-    /// The nodes of this site, as configured.
-    pub site_nodes: Arc<Vec<SiteNode>>,
-    /// The calls into the running node: certificates, membership, health checks.
-    pub node: Arc<dyn NodeOps>,
-    /// The node's counters, and what `/metrics` reads.
-    pub telemetry: Arc<crate::telemetry::Telemetry>,
-    /// Whether the api listener speaks TLS (cookies are then `Secure`).
-    pub tls: bool,
-}
 
 /// Every documented route, with its documentation.
 fn documented() -> OpenApiRouter<ApiState> {
@@ -92,6 +63,14 @@ fn documented() -> OpenApiRouter<ApiState> {
 #[cfg(test)]
 pub fn openapi() -> utoipa::openapi::OpenApi {
     documented().split_for_parts().1
+}
+
+/// The api a node is started with.
+pub fn service() -> ApiService {
+    ApiService {
+        router,
+        error_body: error::framework_error_body,
+    }
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -160,5 +160,5 @@ pub fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
         anyhow::ensure!(!password.is_empty(), "no password on standard input");
         return Ok((password, false));
     }
-    Ok((crate::node::secrets::random_hex(12)?, true))
+    Ok((crate::iam::password::random_hex(12)?, true))
 }

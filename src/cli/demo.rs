@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::{Config, DirectorySettings, IamSettings, Listen, RemoteSite, Secret, SiteNode};
 use crate::iam::bootstrap;
+use crate::iam::password::random_hex;
 use crate::node::{self, secrets, Listeners, RunningNode};
 
 #[derive(Args, Debug)]
@@ -64,7 +65,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut nodes = Vec::new();
     for config in configs {
         let listeners = Listeners::bind(&config).await?;
-        nodes.push(node::start(config, listeners).await?);
+        nodes.push(node::start(config, listeners, crate::api::service()).await?);
     }
     if !site_formed(&nodes, args.nodes as usize, Duration::from_secs(30)).await {
         anyhow::bail!("the demo sites did not form within 30 s");
@@ -159,7 +160,7 @@ fn admin_password(data_dir: &std::path::Path) -> anyhow::Result<AdminPassword> {
     let password = match std::fs::read_to_string(&file) {
         Ok(kept) => kept.trim().to_string(),
         Err(_) => {
-            let fresh = secrets::random_hex(16)?;
+            let fresh = random_hex(16)?;
             secrets::write_private(&file, &fresh)?;
             fresh
         }
@@ -194,11 +195,11 @@ struct Planned {
 fn configs(args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<Vec<Config>> {
     let secret_file = data_dir.join("cluster_secret");
     if !secret_file.exists() {
-        secrets::write_private(&secret_file, &secrets::random_hex(32)?)?;
+        secrets::write_private(&secret_file, &random_hex(32)?)?;
     }
     let token_key_file = data_dir.join("token_key");
     if !token_key_file.exists() {
-        secrets::write_private(&token_key_file, &secrets::random_hex(32)?)?;
+        secrets::write_private(&token_key_file, &random_hex(32)?)?;
     }
     let port = |offset: u64| -> anyhow::Result<u16> {
         u16::try_from(u64::from(args.port_base) + offset)

@@ -18,7 +18,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         .map(Secret);
     let mut stop = super::StopSignals::install()?;
     let listeners = Listeners::bind(&config).await?;
-    let mut node = node::start(config, listeners).await?;
+    let mut node = node::start(config, listeners, crate::api::service()).await?;
     if let Some(generated) = node.generated_admin_password.take() {
         let admin = format!("{}@{}", bootstrap::FIRST_ADMIN, node.iam.master_domain);
         tokio::spawn(async move {

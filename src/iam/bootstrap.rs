@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
+use super::password::random_hex;
 use super::{Iam, IamError};
 use crate::config::Secret;
-use crate::node::secrets::random_hex;
 use crate::state::directory::NewUser;
 
 pub const FIRST_ADMIN: &str = "admin";

@@ -37,6 +37,8 @@ use crate::model::DomainName;
 use crate::net::fds;
 use crate::net::http::{HttpListener, NoHandshake};
 use crate::net::limits::{Caps, ConnectionLimiter};
+use crate::net::settings::ErrorBody;
+use crate::node_ops::{ApiService, ApiState};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
 use crate::state::{DirectoryStore, SiteStore};
@@ -121,7 +123,12 @@ pub struct RunningNode {
     tasks: Vec<JoinHandle<()>>,
 }
 
-pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, StartError> {
+/// Starts a node on `listeners`, serving `api` on the api listener.
+pub async fn start(
+    config: Config,
+    listeners: Listeners,
+    api: ApiService,
+) -> Result<RunningNode, StartError> {
     config.validate()?;
     let config = Arc::new(config);
     let secret = secrets::cluster_secret(&config)?;
@@ -218,7 +225,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         site_nodes: site_nodes.clone(),
         health,
     });
-    let api_state = crate::api::ApiState {
+    let api_state = ApiState {
         iam: iam.clone(),
         site: site.clone(),
         directory: directory.clone(),
@@ -231,7 +238,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         telemetry,
         tls: config.listen.api_tls,
     };
-    let api_router = crate::api::router(api_state);
+    let api_router = (api.router)(api_state);
     let api_task = match api_cert {
         Some(cert) => {
             let handshake = TlsHandshake {
@@ -245,6 +252,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
                 api_router,
                 &config,
                 caps.api,
+                api.error_body,
             );
             tokio::spawn(api.run(stopped.clone()))
         }
@@ -256,6 +264,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
                 api_router,
                 &config,
                 caps.api,
+                api.error_body,
             );
             tokio::spawn(api.run(stopped.clone()))
         }
@@ -267,6 +276,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         cluster.router(),
         &config,
         caps.cluster,
+        api.error_body,
     );
     let peers = config
         .site_members()
@@ -477,6 +487,7 @@ fn http_listener<H>(
     router: axum::Router,
     config: &Config,
     caps: Caps,
+    error_body: ErrorBody,
 ) -> HttpListener<H> {
     HttpListener {
         name,
@@ -485,7 +496,7 @@ fn http_listener<H>(
         router,
         settings: config.limits.http(),
         limiter: ConnectionLimiter::new(name, caps),
-        error_body: crate::api::error::framework_error_body,
+        error_body,
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use sessionplane_cluster::private_fs;
 
 use crate::config::Config;
+use crate::iam::password::random_hex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -69,13 +70,6 @@ fn resolve(
     let secret = random_hex(32).map_err(write_error)?;
     write_private(generated, &secret).map_err(write_error)?;
     Ok(secret)
-}
-
-/// `bytes` random bytes from the OS, hex-encoded.
-pub fn random_hex(bytes: usize) -> std::io::Result<String> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Reads a secret file whole (a PEM key keeps its lines; surrounding whitespace is dropped).
