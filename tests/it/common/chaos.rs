@@ -177,10 +177,12 @@ impl Load {
             let url = format!("{other}/rest/v1/iam/sessions/current");
             if let Some(answer) = self.api.try_call(Method::GET, url, &token).await {
                 if answer.status == 200 {
+                    let elapsed = acknowledged.elapsed();
+                    let groups = self.groups_seen_by(nodes, &self.revokers[site]).await;
                     self.violate(format!(
-                        "session {id} answered at {other} {:?} after its revocation was \
-                         acknowledged by {node}: {}",
-                        acknowledged.elapsed(),
+                        "session {id} answered at {other} {elapsed:?} after its revocation was \
+                         acknowledged by {node}: {}; the groups then, as each node saw them: \
+                         {groups}",
                         answer.text
                     ));
                 }
@@ -208,6 +210,41 @@ impl Load {
         if let Ok(Ok(_socket)) = opened {
             self.ledger.sockets.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Each node's view of its groups (role, term, leader, last log and applied index), for a
+    /// violation's report: which node believed it led, at which term, and how far it had applied.
+    async fn groups_seen_by(&self, nodes: &[String], token: &str) -> String {
+        let mut views = Vec::new();
+        for node in nodes {
+            let url = format!("{node}/cluster/status");
+            let view = match self.api.try_call(Method::GET, url, token).await {
+                Some(answer) if answer.status == 200 => answer.body["groups"]
+                    .as_array()
+                    .map(|groups| {
+                        groups
+                            .iter()
+                            .map(|g| {
+                                format!(
+                                    "{} {} term {} leader {} log {} applied {}",
+                                    g["group"],
+                                    g["role"],
+                                    g["term"],
+                                    g["leader"],
+                                    g["lastLogIndex"],
+                                    g["lastAppliedIndex"]
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+                Some(answer) => format!("HTTP {}", answer.status),
+                None => "no answer".to_string(),
+            };
+            views.push(format!("{node}: [{view}]"));
+        }
+        views.join("; ")
     }
 
     fn violate(&self, what: String) {
