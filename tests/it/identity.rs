@@ -5,6 +5,8 @@
 use crate::common;
 
 use common::{add_user, assert_error, Api, TestSite, Tuning, ADMIN_PASSWORD, TOKEN_KEY};
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -1198,4 +1200,121 @@ async fn invisible_characters_are_refused_and_every_spelling_of_a_name_is_the_sa
     let wrong = api.login(&base, "plain.org", "bob", "not-it").await;
     assert_error(&invisible, 401, "Unauthorized");
     assert_eq!(invisible.body, wrong.body);
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Waits until `node` names a leader other than `old` (node ids).
+async fn new_leader_seen_by(site: &TestSite, node: usize, old: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(leader) = site.status(node).await.and_then(|s| s.leader) {
+            if leader != old {
+                return leader;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new leader seen by node {node}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A leader frozen (SIGSTOP) while the others elect a new one and revoke a session must not serve
+/// that session once it thaws: every read of it passes a read barrier, and a leader whose term
+/// is over cannot confirm one. Each round asks the thawed node, and the third one, at once and
+/// again for a while.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_that_slept_through_a_revocation_never_serves_the_revoked_session() {
+    let (site, api, bases) = three_nodes_with_bob().await;
+    for round in 0..3 {
+        let frozen = site.wait_for_leader(Duration::from_secs(15)).await;
+        let awake: Vec<usize> = (0..3).filter(|i| *i != frozen).collect();
+        let admin = api.admin_token(&bases[awake[0]]).await;
+        let login = api
+            .login(&bases[awake[0]], "victim.org", "bob", "bob-password-1")
+            .await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        let (id, token) = (
+            login.body["session_id"].as_str().unwrap().to_string(),
+            login.body["token"].as_str().unwrap().to_string(),
+        );
+
+        signal(site.pid(frozen).expect("the leader runs"), "STOP");
+        new_leader_seen_by(&site, awake[0], site.nodes[frozen].id).await;
+        api.delete(format!(
+            "{}/rest/v1/master/logicalroles/ws/sessions/{id}",
+            bases[awake[1]]
+        ))
+        .as_(&admin)
+        .expect(204)
+        .await;
+        signal(site.pid(frozen).expect("the leader runs"), "CONT");
+
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            for node in [frozen, awake[0], awake[1]] {
+                let url = format!("{}/rest/v1/iam/sessions/current", bases[node]);
+                if let Some(answer) = api.try_call(Method::GET, url, &token).await {
+                    assert_ne!(
+                        answer.status, 200,
+                        "round {round}: the revoked session {id} answered at node {node} \
+                         (frozen: {frozen}): {}",
+                        answer.text
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The same for a node that was down through the revocation (SIGKILL) and comes back: from its
+/// first answer on, it must not serve the session, whichever node it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_down_through_a_revocation_never_serves_the_revoked_session() {
+    let (mut site, api, bases) = three_nodes_with_bob().await;
+    for down in 0..3 {
+        let up: Vec<usize> = (0..3).filter(|i| *i != down).collect();
+        site.wait_for_leader(Duration::from_secs(15)).await;
+        let admin = api.admin_token(&bases[up[0]]).await;
+        let login = api
+            .login(&bases[down], "victim.org", "bob", "bob-password-1")
+            .await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        let (id, token) = (
+            login.body["session_id"].as_str().unwrap().to_string(),
+            login.body["token"].as_str().unwrap().to_string(),
+        );
+
+        site.kill(down);
+        api.delete(format!(
+            "{}/rest/v1/master/logicalroles/ws/sessions/{id}",
+            bases[up[1]]
+        ))
+        .as_(&admin)
+        .expect(204)
+        .await;
+        site.restart(down).await;
+
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            for node in [down, up[0], up[1]] {
+                let url = format!("{}/rest/v1/iam/sessions/current", bases[node]);
+                if let Some(answer) = api.try_call(Method::GET, url, &token).await {
+                    assert_ne!(
+                        answer.status, 200,
+                        "the revoked session {id} answered at node {node} (down: {down}): {}",
+                        answer.text
+                    );
+                }
+            }
+        }
+    }
 }
