@@ -211,6 +211,13 @@ impl ClusterNode {
             // An entry holds at most ~512 KiB of batched commands (see batcher.rs): 48 of them stay
             // under the cluster listener's 32 MiB body limit.
             max_payload_entries: 48,
+            // A leader that restarts must be elected again. Restored at once (openraft's default),
+            // it would lead from a state machine replayed only up to the commit index it had
+            // stored, which is written lazily; its read index (its old term's first entry, or that
+            // commit index) could then be behind writes it had itself acknowledged, and a read
+            // barrier through it would let a follower serve a session revoked a moment before.
+            // A new term's first entry is after every acknowledged write.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         config
