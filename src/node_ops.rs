@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sessionplane_cluster::GroupStatus;
+use sessionplane_cluster::{GroupStatus, Liveness};
 
 use crate::config::SiteNode;
 use crate::federation::Federation;
@@ -41,6 +41,8 @@ pub struct ApiState {
     pub mail: Arc<dyn MailBackend>,
     /// The nodes of this site, as configured.
     pub site_nodes: Arc<Vec<SiteNode>>,
+    /// Which nodes of the site answer, and since when (which node incarnation holds a channel).
+    pub liveness: Liveness,
     /// The calls into the running node: certificates, membership, health checks.
     pub node: Arc<dyn NodeOps>,
     /// The node's counters, and what `/metrics` reads.

@@ -93,10 +93,7 @@ pub(super) fn rfc3339_ms(ms: u64) -> String {
 
 fn view(state: &ApiState, channel: &Channel) -> ChannelView {
     let pid = channel.pid;
-    let alive = state
-        .gateway
-        .liveness
-        .is_up_as(pid.node_id, pid.incarnation);
+    let alive = state.liveness.is_up_as(pid.node_id, pid.incarnation);
     ChannelView {
         protocol: channel.protocol,
         endpoint: channel.endpoint,

@@ -156,8 +156,8 @@ async fn status(
         node: state.node_label.clone(),
         site: state.federation.sites.current.clone(),
         groups: vec![
-            GroupView::of(site, &state.gateway.liveness),
-            GroupView::of(directory, &state.gateway.liveness),
+            GroupView::of(site, &state.liveness),
+            GroupView::of(directory, &state.liveness),
         ],
     }))
 }

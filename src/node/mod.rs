@@ -234,6 +234,7 @@ pub async fn start(
         node_label: config.node_label(),
         mail: mail.clone(),
         site_nodes,
+        liveness: cluster.liveness().clone(),
         node: node_ops,
         telemetry,
         tls: config.listen.api_tls,
