@@ -11,15 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::chaos::{self, wait_healthy, Load};
 use common::net::Cut;
-use common::{Api, TestSite, Tuning};
-
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name} {pid}");
-}
+use common::{signal, Api, TestSite, Tuning};
 
 fn ips(site: &TestSite, nodes: &[usize]) -> Vec<String> {
     nodes

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{add_user, assert_error, Api, TestSite, Tuning, ADMIN_PASSWORD, TOKEN_KEY};
+use common::{add_user, assert_error, signal, Api, TestSite, Tuning, ADMIN_PASSWORD, TOKEN_KEY};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -1202,12 +1202,40 @@ async fn invisible_characters_are_refused_and_every_spelling_of_a_name_is_the_sa
     assert_eq!(invisible.body, wrong.body);
 }
 
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name} {pid}");
+/// Logs bob in through `base`: his session's id and token.
+async fn log_in_bob(api: &Api, base: &str) -> (String, String) {
+    let login = api.login(base, "victim.org", "bob", "bob-password-1").await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    (
+        login.body["session_id"].as_str().unwrap().to_string(),
+        login.body["token"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn kill_session(api: &Api, base: &str, admin: &str, id: &str) {
+    api.delete(format!(
+        "{base}/rest/v1/master/logicalroles/ws/sessions/{id}"
+    ))
+    .as_(admin)
+    .expect(204)
+    .await;
+}
+
+/// Asks `nodes` in turn for 3 s that none takes the revoked `token` (`context` names the round).
+async fn never_served(api: &Api, bases: &[String], nodes: &[usize], token: &str, context: &str) {
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        for &node in nodes {
+            let url = format!("{}/rest/v1/iam/sessions/current", bases[node]);
+            if let Some(answer) = api.try_call(Method::GET, url, token).await {
+                assert_ne!(
+                    answer.status, 200,
+                    "{context}: the revoked session answered at node {node}: {}",
+                    answer.text
+                );
+            }
+        }
+    }
 }
 
 /// Waits until `node` names a leader other than `old` (node ids).
@@ -1238,40 +1266,22 @@ async fn a_leader_that_slept_through_a_revocation_never_serves_the_revoked_sessi
         let frozen = site.wait_for_leader(Duration::from_secs(15)).await;
         let awake: Vec<usize> = (0..3).filter(|i| *i != frozen).collect();
         let admin = api.admin_token(&bases[awake[0]]).await;
-        let login = api
-            .login(&bases[awake[0]], "victim.org", "bob", "bob-password-1")
-            .await;
-        assert_eq!(login.status, 200, "{}", login.text);
-        let (id, token) = (
-            login.body["session_id"].as_str().unwrap().to_string(),
-            login.body["token"].as_str().unwrap().to_string(),
-        );
+        let (id, token) = log_in_bob(&api, &bases[awake[0]]).await;
 
         signal(site.pid(frozen).expect("the leader runs"), "STOP");
         new_leader_seen_by(&site, awake[0], site.nodes[frozen].id).await;
-        api.delete(format!(
-            "{}/rest/v1/master/logicalroles/ws/sessions/{id}",
-            bases[awake[1]]
-        ))
-        .as_(&admin)
-        .expect(204)
-        .await;
+        kill_session(&api, &bases[awake[1]], &admin, &id).await;
         signal(site.pid(frozen).expect("the leader runs"), "CONT");
 
-        let until = std::time::Instant::now() + Duration::from_secs(3);
-        while std::time::Instant::now() < until {
-            for node in [frozen, awake[0], awake[1]] {
-                let url = format!("{}/rest/v1/iam/sessions/current", bases[node]);
-                if let Some(answer) = api.try_call(Method::GET, url, &token).await {
-                    assert_ne!(
-                        answer.status, 200,
-                        "round {round}: the revoked session {id} answered at node {node} \
-                         (frozen: {frozen}): {}",
-                        answer.text
-                    );
-                }
-            }
-        }
+        let context = format!("round {round}, session {id}, frozen node {frozen}");
+        never_served(
+            &api,
+            &bases,
+            &[frozen, awake[0], awake[1]],
+            &token,
+            &context,
+        )
+        .await;
     }
 }
 
@@ -1284,38 +1294,14 @@ async fn a_node_down_through_a_revocation_never_serves_the_revoked_session() {
         let up: Vec<usize> = (0..3).filter(|i| *i != down).collect();
         site.wait_for_leader(Duration::from_secs(15)).await;
         let admin = api.admin_token(&bases[up[0]]).await;
-        let login = api
-            .login(&bases[down], "victim.org", "bob", "bob-password-1")
-            .await;
-        assert_eq!(login.status, 200, "{}", login.text);
-        let (id, token) = (
-            login.body["session_id"].as_str().unwrap().to_string(),
-            login.body["token"].as_str().unwrap().to_string(),
-        );
+        let (id, token) = log_in_bob(&api, &bases[down]).await;
 
         site.kill(down);
-        api.delete(format!(
-            "{}/rest/v1/master/logicalroles/ws/sessions/{id}",
-            bases[up[1]]
-        ))
-        .as_(&admin)
-        .expect(204)
-        .await;
+        kill_session(&api, &bases[up[1]], &admin, &id).await;
         site.restart(down).await;
 
-        let until = std::time::Instant::now() + Duration::from_secs(3);
-        while std::time::Instant::now() < until {
-            for node in [down, up[0], up[1]] {
-                let url = format!("{}/rest/v1/iam/sessions/current", bases[node]);
-                if let Some(answer) = api.try_call(Method::GET, url, &token).await {
-                    assert_ne!(
-                        answer.status, 200,
-                        "the revoked session {id} answered at node {node} (down: {down}): {}",
-                        answer.text
-                    );
-                }
-            }
-        }
+        let context = format!("session {id}, node {down} down through it");
+        never_served(&api, &bases, &[down, up[0], up[1]], &token, &context).await;
     }
 }
 
@@ -1351,25 +1337,12 @@ async fn a_leader_killed_right_after_a_revocation_never_serves_the_revoked_sessi
         let leader = site.wait_for_leader(Duration::from_secs(15)).await;
         let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
         let admin = api.admin_token(&bases[followers[0]]).await;
-        let login = api
-            .login(&bases[followers[0]], "victim.org", "bob", "bob-password-1")
-            .await;
-        assert_eq!(login.status, 200, "{}", login.text);
-        let (id, token) = (
-            login.body["session_id"].as_str().unwrap().to_string(),
-            login.body["token"].as_str().unwrap().to_string(),
-        );
+        let (id, token) = log_in_bob(&api, &bases[followers[0]]).await;
 
         // The other follower sleeps through the revocation, so it has to catch up after it.
         let sleeper = site.pid(followers[1]).expect("the follower runs");
         signal(sleeper, "STOP");
-        api.delete(format!(
-            "{}/rest/v1/master/logicalroles/ws/sessions/{id}",
-            bases[followers[0]]
-        ))
-        .as_(&admin)
-        .expect(204)
-        .await;
+        kill_session(&api, &bases[followers[0]], &admin, &id).await;
         let term = site
             .status(followers[0])
             .await
@@ -1378,20 +1351,15 @@ async fn a_leader_killed_right_after_a_revocation_never_serves_the_revoked_sessi
         site.restart(leader).await;
         signal(sleeper, "CONT");
 
-        let until = std::time::Instant::now() + Duration::from_secs(3);
-        while std::time::Instant::now() < until {
-            for node in [followers[1], followers[0], leader] {
-                let url = format!("{}/rest/v1/iam/sessions/current", bases[node]);
-                if let Some(answer) = api.try_call(Method::GET, url, &token).await {
-                    assert_ne!(
-                        answer.status, 200,
-                        "round {round}: the revoked session {id} answered at node {node} \
-                         (restarted leader: {leader}): {}",
-                        answer.text
-                    );
-                }
-            }
-        }
+        let context = format!("round {round}, session {id}, restarted leader {leader}");
+        never_served(
+            &api,
+            &bases,
+            &[followers[1], followers[0], leader],
+            &token,
+            &context,
+        )
+        .await;
         // Whoever leads now was elected after the restart: nobody led on from a state machine
         // it had only replayed up to the commit index it had stored.
         let now = site

@@ -716,3 +716,12 @@ impl TestSite {
         }
     }
 }
+
+/// Sends signal `name` (`STOP`, `CONT`, …) to a node's process.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
