@@ -43,7 +43,8 @@ pub use network::{PeerClient, PeerError, PeerRoutes};
 pub use node_calls::{CallFuture, NodeCalls};
 pub use snapshot_store::SnapshotStore;
 pub use state_machine::{
-    decode_reply, encode_command, SnapshotWriter, StateHandle, StateMachine, StateMachineStore,
+    decode_reply, encode_command, Applying, SnapshotWriter, StateHandle, StateMachine,
+    StateMachineStore,
 };
 pub use types::{now_ms, GroupId, InvalidGroupId, Member, NodeId, Proposal, Reply, TypeConfig};
 pub use wire::{GroupStatus, NodeHello, MAX_BODY_BYTES, SECRET_HEADER};

@@ -48,8 +48,8 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
     /// The answer to a [`Self::Query`].
     type QueryReply: Serialize + DeserializeOwned + Send + 'static;
 
-    /// Applies one committed command. `at_ms` is the leader's clock when it accepted the command.
-    fn apply(&mut self, at_ms: u64, command: Self::Command) -> Self::Reply;
+    /// Applies one committed command of the entry `entry`.
+    fn apply(&mut self, entry: Applying, command: Self::Command) -> Self::Reply;
 
     /// The answer to a committed command that does not decode (`error` says why): it is answered,
     /// not panicked on, and changes nothing.
@@ -79,10 +79,19 @@ pub fn decode_reply<S: StateMachine>(bytes: &[u8]) -> Result<S::Reply, String> {
     decode(bytes).map_err(|e| e.to_string())
 }
 
+/// The log entry a command is applied from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applying {
+    /// The leader's clock when it accepted the command (ms since the epoch).
+    pub at_ms: u64,
+    /// The entry's index in the group's log: where every replica applies it.
+    pub log_index: u64,
+}
+
 /// Decodes one command from the log, applies it and encodes its reply.
-fn apply_encoded<S: StateMachine>(state: &mut S, at_ms: u64, command: &[u8]) -> Vec<u8> {
+fn apply_encoded<S: StateMachine>(state: &mut S, entry: Applying, command: &[u8]) -> Vec<u8> {
     let reply = match decode::<S::Command>(command) {
-        Ok(command) => state.apply(at_ms, command),
+        Ok(command) => state.apply(entry, command),
         Err(e) => S::undecodable_command(e.to_string()),
     };
     encode(&reply).unwrap_or_default()
@@ -173,13 +182,19 @@ impl<S: StateMachine> Machine for StateHandle<S> {
             applied.last_applied = Some(entry.log_id);
             let reply = match entry.payload {
                 EntryPayload::Blank => Vec::new(),
-                EntryPayload::Normal(proposal) => proposal
-                    .commands
-                    .iter()
-                    .map(|command| {
-                        ByteBuf::from(apply_encoded(&mut applied.state, proposal.at_ms, command))
-                    })
-                    .collect(),
+                EntryPayload::Normal(proposal) => {
+                    let at = Applying {
+                        at_ms: proposal.at_ms,
+                        log_index: entry.log_id.index,
+                    };
+                    proposal
+                        .commands
+                        .iter()
+                        .map(|command| {
+                            ByteBuf::from(apply_encoded(&mut applied.state, at, command))
+                        })
+                        .collect()
+                }
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                     Vec::new()

@@ -182,6 +182,8 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(reason) => Self::InvalidArgument(reason),
             StoreError::TooLarge { .. } => Self::CommandTooLarge(error.to_string()),
             StoreError::DirectoryUnavailable(_) => Self::Unavailable(error.to_string()),
+            // The lock's own words, for the user who got the password right.
+            StoreError::Locked { message, .. } => Self::Forbidden(message),
         }
     }
 }

@@ -20,7 +20,7 @@ use super::openapi::ErrorSchema;
 use super::{ApiError, ApiState};
 use crate::gateway::jmap::{self, EventSourceStream};
 use crate::iam::{Caller, IamError};
-use crate::mail::{AuthError, ChannelHandle, ChannelOpen, MailUser};
+use crate::mail::{AuthError, ChannelHandle, ChannelOpen, MailUser, OpenError};
 use crate::model::{Endpoint, Protocol};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -131,11 +131,10 @@ async fn open(
         encrypted: state.tls,
         info: Default::default(),
     };
-    state
-        .mail
-        .open_channel(open)
-        .await
-        .map_err(ApiError::Unavailable)
+    state.mail.open_channel(open).await.map_err(|e| match e {
+        OpenError::Locked(message) => ApiError::Forbidden(message),
+        OpenError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+    })
 }
 
 /// JMAP over websocket (RFC 8887, subprotocol `jmap`): `Core/echo`.

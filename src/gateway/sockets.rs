@@ -15,11 +15,20 @@ struct Held {
     conn_id: Uuid,
     since: Instant,
     /// Capacity 1: the first reason wins, later ones are dropped without waiting.
-    closer: mpsc::Sender<CloseReason>,
+    closer: mpsc::Sender<Closing>,
+}
+
+/// Why a socket must close, and who waits to hear that it did.
+#[derive(Debug)]
+pub struct Closing {
+    pub reason: CloseReason,
+    /// Dropped by the socket once it has sent its close: the receiving end of this channel
+    /// hears that every socket it was handed to has closed.
+    pub done: Option<mpsc::Sender<()>>,
 }
 
 /// A socket's side of its registration: the reason its session ended, once.
-pub type Closed = mpsc::Receiver<CloseReason>;
+pub type Closed = mpsc::Receiver<Closing>;
 
 #[derive(Default)]
 pub struct LocalSockets {
@@ -66,11 +75,27 @@ impl LocalSockets {
 
     /// Closes every socket of `session_id` with `reason`.
     pub fn close(&self, session_id: Uuid, reason: CloseReason) {
+        self.close_reporting(session_id, reason, None);
+    }
+
+    /// Closes every socket of `session_id` with `reason`, each handed a clone of `done` to
+    /// drop once closed; how many this node held.
+    pub fn close_reporting(
+        &self,
+        session_id: Uuid,
+        reason: CloseReason,
+        done: Option<&mpsc::Sender<()>>,
+    ) -> u64 {
         let held = self.lock().remove(&session_id).unwrap_or_default();
         self.held.fetch_sub(held.len() as u64, Ordering::Relaxed);
+        let count = held.len() as u64;
         for h in held {
-            let _ = h.closer.try_send(reason);
+            let _ = h.closer.try_send(Closing {
+                reason,
+                done: done.cloned(),
+            });
         }
+        count
     }
 
     /// The sessions with sockets here, and since when the oldest of each has been held.
@@ -114,8 +139,9 @@ mod tests {
         assert!(sockets.holds(session, a) && !sockets.holds(other, a));
         sockets.sessions_ended(&[session], CloseReason::Revoked);
         sockets.sessions_ended(&[session], CloseReason::Expired);
-        assert_eq!(closed_a.try_recv().ok(), Some(CloseReason::Revoked));
-        assert_eq!(closed_b.try_recv().ok(), Some(CloseReason::Revoked));
+        let reason = |closed: &mut Closed| closed.try_recv().ok().map(|c| c.reason);
+        assert_eq!(reason(&mut closed_a), Some(CloseReason::Revoked));
+        assert_eq!(reason(&mut closed_b), Some(CloseReason::Revoked));
         assert!(closed_a.try_recv().is_err() && closed_c.try_recv().is_err());
         assert_eq!(sockets.count(), 1);
         sockets.release(other, c);

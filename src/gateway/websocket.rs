@@ -39,13 +39,15 @@ pub async fn serve(
     loop {
         let idle_deadline = last_heard + settings.idle_timeout;
         tokio::select! {
-            reason = registration.closed.recv() => {
-                let reason = reason.unwrap_or(CloseReason::Revoked);
+            closing = registration.closed.recv() => {
+                let reason = closing.as_ref().map_or(CloseReason::Revoked, |c| c.reason);
                 registration.session_ended(reason);
                 let closed = json!({"type": "session_closed", "reason": reason.as_str()});
                 if send(&mut socket, Message::Text(closed.to_string().into()), timeout).await {
                     close(&mut socket, reason.close_code(), reason.as_str(), timeout).await;
                 }
+                // Only now: whoever waits for this socket to close hears that it has.
+                drop(closing);
                 return;
             }
             incoming = socket.recv() => {

@@ -9,10 +9,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::channels::LocalChannels;
-use super::{AuthError, BoxFuture, ChannelHandle, ChannelOpen, MailBackend, MailUser};
+use super::{AuthError, BoxFuture, ChannelHandle, ChannelOpen, MailBackend, MailUser, OpenError};
 use crate::iam::{Iam, IamError};
 use crate::model::{NewChannel, Pid};
-use crate::state::SiteStore;
+use crate::state::{SiteStore, StoreError};
 
 pub struct NodeMailBackend {
     pub iam: Arc<Iam>,
@@ -53,7 +53,7 @@ impl NodeMailBackend {
         })
     }
 
-    async fn register(&self, open: ChannelOpen) -> Result<ChannelHandle, String> {
+    async fn register(&self, open: ChannelOpen) -> Result<ChannelHandle, OpenError> {
         let me = self.liveness.me();
         let channel_id = Uuid::now_v7();
         let disconnect = self.channels.hold(channel_id);
@@ -85,7 +85,11 @@ impl NodeMailBackend {
                 disconnect,
                 Box::new(registration),
             )),
-            Err(e) => Err(e.to_string()),
+            Err(StoreError::Locked { message, .. }) => {
+                self.channels.release(channel_id);
+                Err(OpenError::Locked(message))
+            }
+            Err(e) => Err(OpenError::Unavailable(e.to_string())),
         }
     }
 }
@@ -100,7 +104,10 @@ impl MailBackend for NodeMailBackend {
         Box::pin(self.check(username, password, remote))
     }
 
-    fn open_channel(&self, channel: ChannelOpen) -> BoxFuture<'_, Result<ChannelHandle, String>> {
+    fn open_channel(
+        &self,
+        channel: ChannelOpen,
+    ) -> BoxFuture<'_, Result<ChannelHandle, OpenError>> {
         Box::pin(self.register(channel))
     }
 }

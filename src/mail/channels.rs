@@ -9,9 +9,16 @@ use uuid::Uuid;
 
 use crate::state::site::SiteEffects;
 
+/// A channel's order to end; `done` is dropped once the channel has closed (see
+/// [`crate::mail::ChannelHandle`]), which tells whoever waits for it.
+#[derive(Debug)]
+pub struct Disconnect {
+    pub done: Option<mpsc::Sender<()>>,
+}
+
 #[derive(Default)]
 pub struct LocalChannels {
-    held: Mutex<HashMap<Uuid, mpsc::Sender<()>>>,
+    held: Mutex<HashMap<Uuid, mpsc::Sender<Disconnect>>>,
     sequence: AtomicU64,
 }
 
@@ -22,7 +29,7 @@ impl LocalChannels {
     }
 
     /// Holds a channel; the receiver hears once when it must end.
-    pub fn hold(&self, channel_id: Uuid) -> mpsc::Receiver<()> {
+    pub fn hold(&self, channel_id: Uuid) -> mpsc::Receiver<Disconnect> {
         let (closer, closed) = mpsc::channel(1);
         self.lock().insert(channel_id, closer);
         closed
@@ -44,15 +51,26 @@ impl LocalChannels {
 
     /// Tells each held channel among `channels` to end.
     pub fn disconnect(&self, channels: &[Uuid]) {
-        let mut held = self.lock();
-        for id in channels {
-            if let Some(closer) = held.remove(id) {
-                let _ = closer.try_send(());
-            }
-        }
+        self.disconnect_reporting(channels, None);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, mpsc::Sender<()>>> {
+    /// Tells each held channel among `channels` to end, each handed a clone of `done` to drop
+    /// once it has closed; how many this node held.
+    pub fn disconnect_reporting(&self, channels: &[Uuid], done: Option<&mpsc::Sender<()>>) -> u64 {
+        let mut held = self.lock();
+        let mut count = 0;
+        for id in channels {
+            if let Some(closer) = held.remove(id) {
+                count += 1;
+                let _ = closer.try_send(Disconnect {
+                    done: done.cloned(),
+                });
+            }
+        }
+        count
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, mpsc::Sender<Disconnect>>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -74,7 +92,7 @@ mod tests {
         let mut closed_a = channels.hold(a);
         let mut closed_b = channels.hold(b);
         channels.channels_disconnected(&[a, Uuid::now_v7()]);
-        assert_eq!(closed_a.try_recv().ok(), Some(()));
+        assert!(closed_a.try_recv().is_ok());
         assert!(closed_b.try_recv().is_err());
         assert!(
             !channels.release(a),

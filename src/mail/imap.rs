@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::lines::{read_line, Read};
 use super::sasl::{self, SaslError};
-use super::{AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream};
+use super::{one_line, AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream, OpenError};
 use super::{Endpoint, Protocol, ProtocolSettings};
 
 /// RFC 2177: clients re-issue IDLE at least every 29 minutes.
@@ -450,7 +450,10 @@ impl Session {
                     self.capabilities(reader)
                 )
             }
-            Err(_) => format!("{tag} NO [UNAVAILABLE] Try again later"),
+            Err(OpenError::Locked(message)) => {
+                format!("{tag} NO [AUTHORIZATIONFAILED] {}", one_line(&message))
+            }
+            Err(OpenError::Unavailable(_)) => format!("{tag} NO [UNAVAILABLE] Try again later"),
         }
     }
 

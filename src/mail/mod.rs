@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
+pub use channels::Disconnect;
 pub use stream::MailStream;
 
 pub use crate::model::{Endpoint, Protocol};
@@ -37,6 +38,24 @@ pub struct MailUser {
     /// `login@domain`.
     pub username: String,
     pub user_id: Uuid,
+}
+
+/// `text` fit for one protocol line: control characters (a line break above all) become spaces.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Why an authenticated connection could not become a channel.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// A lock in force keeps the user (its domain, its network) out; the lock's message.
+    #[error("{0}")]
+    Locked(String),
+    /// The site cannot register it now.
+    #[error("the channel cannot be registered now: {0}")]
+    Unavailable(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -68,7 +87,10 @@ pub struct ChannelOpen {
 /// An open channel's registration: dropping it deregisters the channel.
 pub struct ChannelHandle {
     pub channel_id: Uuid,
-    disconnect: mpsc::Receiver<()>,
+    disconnect: mpsc::Receiver<Disconnect>,
+    /// Kept from the disconnect until the handle drops, after the protocol said goodbye and
+    /// the socket closed: whoever waits for this channel to close hears it then.
+    _done: Option<mpsc::Sender<()>>,
     _registration: Box<dyn Send + Sync>,
 }
 
@@ -77,12 +99,13 @@ impl ChannelHandle {
     /// deregisters) with the handle.
     pub fn new(
         channel_id: Uuid,
-        disconnect: mpsc::Receiver<()>,
+        disconnect: mpsc::Receiver<Disconnect>,
         registration: Box<dyn Send + Sync>,
     ) -> Self {
         Self {
             channel_id,
             disconnect,
+            _done: None,
             _registration: registration,
         }
     }
@@ -90,8 +113,9 @@ impl ChannelHandle {
     /// Resolves when an administrator (or the end of the user) disconnects this channel.
     /// Cancel-safe: use it in `select!` next to the client's reads.
     pub async fn disconnected(&mut self) {
-        if self.disconnect.recv().await.is_none() {
-            std::future::pending::<()>().await;
+        match self.disconnect.recv().await {
+            Some(order) => self._done = order.done,
+            None => std::future::pending::<()>().await,
         }
     }
 }
@@ -108,7 +132,8 @@ pub trait MailBackend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<MailUser, AuthError>>;
 
     /// Registers an authenticated channel in the site group.
-    fn open_channel(&self, channel: ChannelOpen) -> BoxFuture<'_, Result<ChannelHandle, String>>;
+    fn open_channel(&self, channel: ChannelOpen)
+        -> BoxFuture<'_, Result<ChannelHandle, OpenError>>;
 }
 
 /// How one mail listener behaves.

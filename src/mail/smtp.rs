@@ -9,7 +9,8 @@ use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::lines::{read_line, Read};
 use super::sasl::{self, SaslError};
-use super::{AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream, MailUser};
+use super::OpenError;
+use super::{one_line, AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream, MailUser};
 use super::{Endpoint, Protocol, ProtocolSettings};
 
 struct Session {
@@ -278,7 +279,8 @@ impl Session {
                 self.user = Some((user, channel));
                 "235 2.7.0 Authentication successful".into()
             }
-            Err(_) => "454 4.7.0 Temporary authentication failure".into(),
+            Err(OpenError::Locked(message)) => format!("535 5.7.8 {}", one_line(&message)),
+            Err(OpenError::Unavailable(_)) => "454 4.7.0 Temporary authentication failure".into(),
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::listener::Serve;
+use super::OpenError;
 use super::ProtocolSettings;
 use super::{AuthError, BoxFuture, ChannelHandle, ChannelOpen, MailBackend, MailStream, MailUser};
 
@@ -40,7 +41,10 @@ impl MailBackend for OneUser {
         })
     }
 
-    fn open_channel(&self, _channel: ChannelOpen) -> BoxFuture<'_, Result<ChannelHandle, String>> {
+    fn open_channel(
+        &self,
+        _channel: ChannelOpen,
+    ) -> BoxFuture<'_, Result<ChannelHandle, OpenError>> {
         let (keep, disconnect) = mpsc::channel(1);
         Box::pin(async move { Ok(ChannelHandle::new(Uuid::nil(), disconnect, Box::new(keep))) })
     }

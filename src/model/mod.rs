@@ -6,6 +6,8 @@
 pub mod channel;
 pub mod connection;
 pub mod identity;
+pub mod incident;
+pub mod lock;
 pub mod session;
 pub mod site_request;
 pub mod task;
@@ -16,5 +18,7 @@ pub use identity::{
     Domain, DomainName, Group, GroupAddress, GroupName, Login, NameError, PropertyChanges, User,
     UserAddress, ADMINS_GROUP,
 };
+pub use incident::{Closed, Containment, NodePart, NodeReport, Receipt, SiteReceipt, SiteStatus};
+pub use lock::{Entrant, Lock, LockTarget};
 pub use session::{CloseReason, NewSession, Session};
 pub use site_request::SiteRequest;

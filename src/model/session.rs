@@ -51,6 +51,8 @@ pub enum CloseReason {
     Expired,
     Logout,
     UserDisabled,
+    /// A lock on the user, its domain, its network or the session.
+    Locked,
 }
 
 impl CloseReason {
@@ -61,6 +63,7 @@ impl CloseReason {
             Self::Expired => "expired",
             Self::Logout => "logout",
             Self::UserDisabled => "user_disabled",
+            Self::Locked => "locked",
         }
     }
 
@@ -71,6 +74,7 @@ impl CloseReason {
             Self::Expired => 4002,
             Self::Logout => 4003,
             Self::UserDisabled => 4004,
+            Self::Locked => 4005,
         }
     }
 }

@@ -16,6 +16,13 @@ pub enum StoreError {
     TooLarge { size: usize, limit: usize },
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A lock in force keeps the session, connection or channel from opening; `message` is
+    /// the lock's, for the locked user to read.
+    #[error("locked: {message}")]
+    Locked {
+        lock_id: uuid::Uuid,
+        message: String,
+    },
     /// The directory could not commit a write: from here, its leader or a quorum of its voters
     /// is out of reach (the WAN is cut, or too many voters are down).
     #[error("the directory cannot take writes now: its leader or a quorum of its voters is out of reach from this node; logins keep working from the local copy ({0})")]

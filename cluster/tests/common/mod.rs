@@ -21,7 +21,7 @@ impl StateMachine for Counter {
     type Query = ();
     type QueryReply = u64;
 
-    fn apply(&mut self, _at_ms: u64, command: String) -> u64 {
+    fn apply(&mut self, _entry: sessionplane_cluster::Applying, command: String) -> u64 {
         if command == SLOW {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }

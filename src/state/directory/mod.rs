@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::CloseReason;
-use sessionplane_cluster::{SnapshotWriter, StateMachine};
+use sessionplane_cluster::{Applying, SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
 use crate::model::{
@@ -249,8 +249,8 @@ impl StateMachine for DirectoryState {
     type Query = DirectoryQuery;
     type QueryReply = DirectoryQueryReply;
 
-    fn apply(&mut self, at_ms: u64, command: DirectoryCommand) -> DirectoryReply {
-        self.execute(at_ms, command)
+    fn apply(&mut self, entry: Applying, command: DirectoryCommand) -> DirectoryReply {
+        self.execute(entry.at_ms, command)
     }
 
     fn undecodable_command(error: String) -> DirectoryReply {

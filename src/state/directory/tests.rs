@@ -6,7 +6,13 @@ use super::*;
 use crate::state::decode;
 
 fn run(state: &mut DirectoryState, command: DirectoryCommand) -> DirectoryReply {
-    state.apply(7, command)
+    state.apply(
+        sessionplane_cluster::Applying {
+            at_ms: 7,
+            log_index: 0,
+        },
+        command,
+    )
 }
 
 fn new_user(domain: &str, login: &str) -> NewUser {
@@ -34,8 +40,15 @@ fn ended_access_is_recorded_in_order_kept_a_week_and_snapshotted() {
     run(&mut state, DirectoryCommand::CreateUser(a.clone()));
     run(&mut state, DirectoryCommand::CreateUser(b.clone()));
     let keep = Uuid::now_v7();
-    let at =
-        |state: &mut DirectoryState, ms: u64, command: DirectoryCommand| state.apply(ms, command);
+    let at = |state: &mut DirectoryState, ms: u64, command: DirectoryCommand| {
+        state.apply(
+            sessionplane_cluster::Applying {
+                at_ms: ms,
+                log_index: 0,
+            },
+            command,
+        )
+    };
     let enable = |id, disabled| DirectoryCommand::UpdateUser {
         user_id: id,
         properties: Default::default(),

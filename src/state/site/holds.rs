@@ -13,7 +13,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{SiteReply, SiteState};
-use crate::model::{Channel, ChannelTarget, Connection, NewChannel, NewConnection};
+use crate::model::lock::client_ip;
+use crate::model::{Channel, ChannelTarget, Connection, Entrant, NewChannel, NewConnection};
 
 impl SiteState {
     /// The (node, incarnation) pairs that hold registered connections or channels.
@@ -108,6 +109,15 @@ impl SiteState {
         if new.username.is_empty() {
             return SiteReply::Invalid("a channel needs a username".into());
         }
+        let entrant = Entrant {
+            user_id: new.user_id,
+            domain: new.username.rsplit_once('@').map_or("", |(_, d)| d),
+            client: client_ip(&new.remote_address),
+            session_id: None,
+        };
+        if let Some(lock) = self.lock_against(&entrant, at_ms) {
+            return SiteReply::locked(lock);
+        }
         let channel = Channel {
             channel_id: new.channel_id,
             protocol: new.protocol,
@@ -154,8 +164,11 @@ impl SiteState {
         {
             return SiteReply::Connection(Connection::clone(connection));
         }
-        if self.get(&new.session_id, at_ms).is_none() {
+        let Some(session) = self.get(&new.session_id, at_ms) else {
             return SiteReply::NotFound;
+        };
+        if let Some(lock) = self.lock_against_session(session, at_ms) {
+            return SiteReply::locked(lock);
         }
         let connection = Connection {
             conn_id: new.conn_id,

@@ -7,6 +7,9 @@
 //! - [`failures`]: failed logins and the login ban's reservations;
 //! - [`holds`]: the sockets some node holds for a user (websocket connections, mail channels);
 //! - [`tasks`]: the task records' storage and attempts;
+//! - [`locks`]: the locks in force, and the check every session, connection and channel
+//!   passes when it opens;
+//! - [`incidents`]: containing a user in one entry, its preview, and the receipts kept;
 //! - [`snapshot`]: writing and restoring the whole state;
 //! - [`store`]: the typed [`SiteStore`] the rest of the node goes through;
 //! - [`peer`]: commands for tests and benchmarks that speak to the group without a store.
@@ -25,6 +28,8 @@
 
 pub mod failures;
 pub mod holds;
+pub mod incidents;
+pub mod locks;
 pub mod peer;
 pub mod sessions;
 mod snapshot;
@@ -37,12 +42,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sessionplane_cluster::{SnapshotWriter, StateMachine};
+use sessionplane_cluster::{Applying, SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
 use crate::model::task::{Attempt, NewTask, Task};
 use crate::model::{
-    Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection, NewSession, Session,
+    Channel, ChannelTarget, CloseReason, Closed, Connection, Containment, Lock, NewChannel,
+    NewConnection, NewSession, Receipt, Session,
 };
 use crate::state::directory::AccessRevocation;
 
@@ -139,6 +145,21 @@ mod protocol {
             window_ms: u64,
             limit: u32,
         },
+        /// Places a lock, ending what it matches but `except` (the caller's own session).
+        PlaceLock {
+            lock: Lock,
+            except: Option<Uuid>,
+        },
+        LiftLock {
+            lock_id: Uuid,
+        },
+        /// Contains a user in one entry (see `incidents`), if `authority` still may.
+        Contain {
+            containment: Containment,
+            authority: Authority,
+        },
+        /// Keeps (or updates) an incident's receipt.
+        RecordReceipt(Box<Receipt>),
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +180,19 @@ mod protocol {
         OutsideDomain(String),
         /// No password check for this key now: as many as allowed already count.
         LoginBanned(LoginFailures),
+        /// A lock in force keeps this session, connection or channel from opening.
+        Locked {
+            lock_id: Uuid,
+            message: String,
+        },
+        LockPlaced(Closed),
+        Lock(Box<Lock>),
+        /// What a containment ended, and the log index of its entry.
+        Contained {
+            closed: Closed,
+            log_index: u64,
+        },
+        Receipt(Box<Receipt>),
     }
 }
 
@@ -185,6 +219,19 @@ impl Authority {
 pub trait SiteEffects: Send + Sync {
     fn sessions_ended(&self, _sessions: &[Uuid], _reason: CloseReason) {}
     fn channels_disconnected(&self, _channels: &[Uuid]) {}
+    /// A containment ended these sessions and channels: close this node's sockets of them,
+    /// then report this node's part of the incident.
+    fn contained(&self, _contained: ContainedHere) {}
+}
+
+/// What one containment entry ended at this site, as each node applies it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainedHere {
+    pub incident_id: Uuid,
+    pub log_index: u64,
+    pub sessions: Vec<Uuid>,
+    pub channels: Vec<Uuid>,
+    pub reason: CloseReason,
 }
 
 /// Read-only questions a peer may ask a site's group (answered after a read barrier).
@@ -231,6 +278,8 @@ pub struct SiteState {
     tasks: imbl::OrdMap<Uuid, Arc<Task>>,
     /// The last directory access revocation applied at this site.
     access_revocations_done: u64,
+    locks: imbl::OrdMap<Uuid, Arc<Lock>>,
+    receipts: imbl::OrdMap<Uuid, Arc<Receipt>>,
 }
 
 impl SiteState {
@@ -248,9 +297,12 @@ impl SiteState {
         due(self.by_expiry.first().map(|(at, _)| *at))
             || due(self.failure_expiry.first().map(|(at, _)| *at))
             || self.tasks.values().any(|task| task.is_stale(now_ms))
+            || self.has_stale_locks(now_ms)
+            || self.has_old_receipts(now_ms)
     }
 
-    fn execute(&mut self, at_ms: u64, command: SiteCommand) -> SiteReply {
+    fn execute(&mut self, entry: Applying, command: SiteCommand) -> SiteReply {
+        let at_ms = entry.at_ms;
         match command {
             SiteCommand::CreateSession(new) => self.create(at_ms, new),
             SiteCommand::RenewSession {
@@ -303,6 +355,13 @@ impl SiteState {
                 SiteReply::ChannelsClosed(self.remove_channels([channel_id]).len() as u32)
             }
             SiteCommand::DisconnectChannels(target) => self.disconnect_channels(target),
+            SiteCommand::PlaceLock { lock, except } => self.place_lock(at_ms, lock, except),
+            SiteCommand::LiftLock { lock_id } => self.lift_lock(at_ms, lock_id),
+            SiteCommand::Contain {
+                containment,
+                authority,
+            } => self.contain(entry, containment, &authority),
+            SiteCommand::RecordReceipt(receipt) => self.record_receipt(*receipt),
         }
     }
 
@@ -317,6 +376,8 @@ impl SiteState {
             .collect();
         self.forget_failures_until(at_ms, limit as usize);
         self.forget_stale_tasks(at_ms);
+        self.forget_ended_locks(at_ms);
+        self.forget_old_receipts(at_ms);
         SiteReply::Deleted(self.end_sessions(expired, CloseReason::Expired))
     }
 
@@ -349,8 +410,8 @@ impl StateMachine for SiteState {
     type Query = SiteQuery;
     type QueryReply = SiteQueryReply;
 
-    fn apply(&mut self, at_ms: u64, command: SiteCommand) -> SiteReply {
-        self.execute(at_ms, command)
+    fn apply(&mut self, entry: Applying, command: SiteCommand) -> SiteReply {
+        self.execute(entry, command)
     }
 
     fn undecodable_command(error: String) -> SiteReply {

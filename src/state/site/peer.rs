@@ -56,7 +56,13 @@ impl SiteCall {
 
     /// Applies the command to `state` as the log would at `at_ms`.
     pub fn apply_to(self, state: &mut SiteState, at_ms: u64) -> SiteAnswer {
-        SiteAnswer::from(state.apply(at_ms, self.0))
+        SiteAnswer::from(state.apply(
+            sessionplane_cluster::Applying {
+                at_ms: at_ms,
+                log_index: 0,
+            },
+            self.0,
+        ))
     }
 
     /// Proposes the command through the node at `addr`, which routes it to the leader.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{Authority, SiteReply, SiteState};
-use crate::model::{CloseReason, Connection, NewSession, Session};
+use crate::model::{CloseReason, Connection, Entrant, NewSession, Session};
 use crate::state::directory::AccessRevocation;
 
 /// A frozen copy of the sessions and connections, taken in O(1) and read without any lock:
@@ -221,19 +221,30 @@ impl SiteState {
         ids: impl IntoIterator<Item = Uuid>,
         reason: CloseReason,
     ) -> Vec<Uuid> {
+        let (removed, _) = self.forget_sessions(ids);
+        if let (Some(effects), false) = (&self.effects, removed.is_empty()) {
+            effects.sessions_ended(&removed, reason);
+        }
+        removed
+    }
+
+    /// Removes sessions and their connections without telling anyone: the sessions removed
+    /// and how many connections went with them.
+    pub(super) fn forget_sessions(
+        &mut self,
+        ids: impl IntoIterator<Item = Uuid>,
+    ) -> (Vec<Uuid>, u32) {
         let removed = self.remove_all(ids);
+        let mut connections = 0;
         for session in &removed {
             let conns: Vec<Uuid> = self
                 .connections
                 .range((*session, Uuid::nil())..=(*session, Uuid::max()))
                 .map(|((_, conn), _)| *conn)
                 .collect();
-            self.remove_connections(conns);
+            connections += self.remove_connections(conns);
         }
-        if let (Some(effects), false) = (&self.effects, removed.is_empty()) {
-            effects.sessions_ended(&removed, reason);
-        }
-        removed
+        (removed, connections)
     }
 
     pub(super) fn create(&mut self, at_ms: u64, new: NewSession) -> SiteReply {
@@ -242,6 +253,15 @@ impl SiteState {
         }
         if new.login.is_empty() || new.domain.is_empty() || new.lifetime_ms == 0 {
             return SiteReply::Invalid("a session needs a login, a domain and a lifetime".into());
+        }
+        let entrant = Entrant {
+            user_id: new.user_id,
+            domain: &new.domain,
+            client: new.client_addr,
+            session_id: Some(new.session_id),
+        };
+        if let Some(lock) = self.lock_against(&entrant, at_ms) {
+            return SiteReply::locked(lock);
         }
         let session = Session {
             session_id: new.session_id,

@@ -1,6 +1,7 @@
 //! Writing and restoring the whole site state: sessions, login failures, connections, channels,
 //! tasks and the last access revocation applied, in that order (the layout every existing
-//! snapshot has). Secondary indexes are never written: restore rebuilds them.
+//! snapshot has), then the locks and the incident receipts (absent from older snapshots, read
+//! as none). Secondary indexes are never written: restore rebuilds them.
 //!
 //! Reads every record of [`SiteState`] but changes none of a live state: restore builds a new one.
 
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 use super::SiteState;
 use crate::model::task::Task;
-use crate::model::{Channel, Connection, Session};
+use crate::model::{Channel, Connection, Lock, Receipt, Session};
 use crate::state::{decode, encode_into};
 
 /// A snapshot's size per session, give or take: the buffer is sized once instead of doubling
@@ -41,6 +42,8 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
     let channels = state.channels.clone();
     let tasks = state.tasks.clone();
     let revocations_done = state.access_revocations_done;
+    let locks = state.locks.clone();
+    let receipts = state.receipts.clone();
     Box::new(move || {
         let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
         let failures: Vec<(&str, &Vec<u64>)> = failures
@@ -50,6 +53,8 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
         let connections: Vec<&Connection> = connections.values().map(|c| &**c).collect();
         let channels: Vec<&Channel> = channels.values().map(|c| &**c).collect();
         let tasks: Vec<&Task> = tasks.values().map(|t| &**t).collect();
+        let locks: Vec<&Lock> = locks.values().map(|l| &**l).collect();
+        let receipts: Vec<&Receipt> = receipts.values().map(|r| &**r).collect();
         let snapshot = (
             EverySession(&sessions),
             failures,
@@ -57,6 +62,8 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
             channels,
             tasks,
             revocations_done,
+            locks,
+            receipts,
         );
         match encode_into(&mut bytes, &snapshot) {
             Ok(()) => bytes,
@@ -67,16 +74,16 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
 
 /// A new state from snapshot bytes, with the effects of `previous` and every index rebuilt.
 pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, String> {
-    type Parts = (
-        Vec<Session>,
-        Vec<(String, Vec<u64>)>,
-        Vec<Connection>,
-        Vec<Channel>,
-        Vec<Task>,
-        u64,
-    );
-    let (sessions, failures, connections, channels, tasks, revocations_done): Parts =
-        decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
+    let Parts {
+        sessions,
+        failures,
+        connections,
+        channels,
+        tasks,
+        revocations_done,
+        locks,
+        receipts,
+    } = decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
     let mut state = SiteState {
         effects: previous.effects.clone(),
         ..SiteState::default()
@@ -108,5 +115,28 @@ pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, S
         .map(|t| (t.task_id, Arc::new(t)))
         .collect();
     state.access_revocations_done = revocations_done;
+    state.locks = locks
+        .into_iter()
+        .map(|l| (l.lock_id, Arc::new(l)))
+        .collect();
+    state.receipts = receipts
+        .into_iter()
+        .map(|r| (r.incident_id, Arc::new(r)))
+        .collect();
     Ok(state)
+}
+
+/// A snapshot's parts in order; those added later default to empty for older snapshots.
+#[derive(serde::Deserialize)]
+struct Parts {
+    sessions: Vec<Session>,
+    failures: Vec<(String, Vec<u64>)>,
+    connections: Vec<Connection>,
+    channels: Vec<Channel>,
+    tasks: Vec<Task>,
+    revocations_done: u64,
+    #[serde(default)]
+    locks: Vec<Lock>,
+    #[serde(default)]
+    receipts: Vec<Receipt>,
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{Authority, LoginFailures, SiteCommand, SiteReply, SiteState};
 use crate::model::task::{Attempt, NewTask, Task};
 use crate::model::{Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection};
-use crate::model::{NewSession, Session};
+use crate::model::{Closed, Containment, Lock, NewSession, Receipt, Session};
 use crate::state::directory::AccessRevocation;
 use crate::state::StoreError;
 
@@ -50,6 +50,7 @@ impl SiteStore {
     async fn execute(&self, command: SiteCommand) -> Result<SiteReply, StoreError> {
         match self.group.propose(command).await? {
             SiteReply::Invalid(reason) => Err(StoreError::Invalid(reason)),
+            SiteReply::Locked { lock_id, message } => Err(StoreError::Locked { lock_id, message }),
             reply => Ok(reply),
         }
     }
@@ -292,6 +293,56 @@ impl SiteStore {
             .await?
         {
             SiteReply::Deleted(ids) => Ok(ids),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Places a lock at this site, ending what it matches but `except`; what it ended.
+    pub async fn place_lock(&self, lock: Lock, except: Option<Uuid>) -> Result<Closed, StoreError> {
+        match self
+            .execute(SiteCommand::PlaceLock { lock, except })
+            .await?
+        {
+            SiteReply::LockPlaced(closed) => Ok(closed),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Lifts a lock; `None` when this site has no such lock.
+    pub async fn lift_lock(&self, lock_id: Uuid) -> Result<Option<Lock>, StoreError> {
+        match self.execute(SiteCommand::LiftLock { lock_id }).await? {
+            SiteReply::Lock(lock) => Ok(Some(*lock)),
+            SiteReply::NotFound => Ok(None),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Contains a user at this site in one entry, if `authority` still may: what the group
+    /// ended, and the entry's log index.
+    pub async fn contain(
+        &self,
+        containment: Containment,
+        authority: Authority,
+    ) -> Result<Result<(Closed, u64), Refusal>, StoreError> {
+        let command = SiteCommand::Contain {
+            containment,
+            authority,
+        };
+        match self.execute(command).await? {
+            SiteReply::Contained { closed, log_index } => Ok(Ok((closed, log_index))),
+            SiteReply::CallerSessionEnded => Ok(Err(Refusal::CallerSessionEnded)),
+            SiteReply::OutsideDomain(domain) => Ok(Err(Refusal::OutsideDomain(domain))),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Keeps (or updates) an incident's receipt.
+    pub async fn record_receipt(&self, receipt: Receipt) -> Result<Receipt, StoreError> {
+        match self
+            .execute(SiteCommand::RecordReceipt(Box::new(receipt)))
+            .await?
+        {
+            SiteReply::Receipt(receipt) => Ok(*receipt),
             other => Err(self.unexpected(other)),
         }
     }

@@ -19,7 +19,13 @@ fn new_session(user: Uuid, domain: &str, lifetime_ms: u64) -> NewSession {
 }
 
 fn run(state: &mut SiteState, at: u64, command: SiteCommand) -> SiteReply {
-    state.apply(at, command)
+    state.apply(
+        sessionplane_cluster::Applying {
+            at_ms: at,
+            log_index: 0,
+        },
+        command,
+    )
 }
 
 #[test]
@@ -529,8 +535,445 @@ fn garbage_commands_are_answered_not_panicked_on() {
     let reply = SiteState::undecodable_command(error.to_string());
     assert!(matches!(reply, SiteReply::Invalid(_)));
     let reply = state.apply(
-        0,
+        sessionplane_cluster::Applying {
+            at_ms: 0,
+            log_index: 0,
+        },
         SiteCommand::CreateSession(new_session(Uuid::nil(), "", 1)),
     );
     assert!(matches!(reply, SiteReply::Invalid(_)));
+}
+
+fn user_lock(user: Uuid, expires_at_ms: Option<u64>) -> Lock {
+    Lock {
+        lock_id: Uuid::now_v7(),
+        target: crate::model::LockTarget::User {
+            user_id: user,
+            address: "alice@d".into(),
+        },
+        message: "account under investigation".into(),
+        created_at_ms: 0,
+        expires_at_ms,
+        created_by: "admin@master.domain".into(),
+        sites: vec!["central".into()],
+        lifted_at_ms: None,
+    }
+}
+
+fn new_channel(user: Uuid, remote: &str) -> NewChannel {
+    NewChannel {
+        channel_id: Uuid::now_v7(),
+        protocol: crate::model::Protocol::Imap,
+        endpoint: crate::model::Endpoint::ImapServer,
+        username: "alice@d".into(),
+        user_id: user,
+        remote_address: remote.into(),
+        encrypted: false,
+        info: Default::default(),
+        node: "n1@127.0.0.1".into(),
+        pid: crate::model::Pid {
+            node_id: 1,
+            sequence: 1,
+            incarnation: 1,
+        },
+    }
+}
+
+fn session_of(reply: SiteReply) -> Session {
+    match reply {
+        SiteReply::Session(session) => session,
+        other => panic!("not a session: {other:?}"),
+    }
+}
+
+#[test]
+fn a_user_lock_ends_what_is_open_and_keeps_every_way_in_shut_until_it_expires() {
+    let mut state = SiteState::default();
+    let (user, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let session = session_of(run(
+        &mut state,
+        0,
+        SiteCommand::CreateSession(new_session(user, "d", 60_000)),
+    ));
+    let bystander = session_of(run(
+        &mut state,
+        0,
+        SiteCommand::CreateSession(new_session(other, "d", 60_000)),
+    ));
+    assert!(matches!(
+        open(&mut state, session.session_id, 1, 1),
+        SiteReply::Connection(_)
+    ));
+    assert!(matches!(
+        run(
+            &mut state,
+            10,
+            SiteCommand::OpenChannel(new_channel(user, "10.0.0.1:4000"))
+        ),
+        SiteReply::Channel(_)
+    ));
+    let lock = user_lock(user, Some(50_000));
+    let placed = run(
+        &mut state,
+        20,
+        SiteCommand::PlaceLock {
+            lock: lock.clone(),
+            except: None,
+        },
+    );
+    assert_eq!(
+        placed,
+        SiteReply::LockPlaced(Closed {
+            sessions: 1,
+            websockets: 1,
+            channels: 1
+        })
+    );
+    assert!(state.get(&session.session_id, 20).is_none());
+    assert!(
+        state.get(&bystander.session_id, 20).is_some(),
+        "another user keeps its session"
+    );
+    let locked = SiteReply::Locked {
+        lock_id: lock.lock_id,
+        message: lock.message.clone(),
+    };
+    assert_eq!(
+        run(
+            &mut state,
+            30,
+            SiteCommand::CreateSession(new_session(user, "d", 60_000))
+        ),
+        locked
+    );
+    assert_eq!(
+        run(
+            &mut state,
+            30,
+            SiteCommand::OpenChannel(new_channel(user, "10.0.0.1:4001"))
+        ),
+        locked
+    );
+    assert!(matches!(
+        run(
+            &mut state,
+            30,
+            SiteCommand::CreateSession(new_session(other, "d", 60_000))
+        ),
+        SiteReply::Session(_)
+    ));
+    assert_eq!(state.locks_in_force(49_999), 1);
+    // Placing it again (a retried task) ends nothing more and keeps one lock.
+    assert_eq!(
+        run(
+            &mut state,
+            40,
+            SiteCommand::PlaceLock { lock, except: None }
+        ),
+        SiteReply::LockPlaced(Closed::default())
+    );
+    assert_eq!(state.locks().len(), 1);
+    // Past its expiry nobody has to lift it.
+    assert_eq!(state.locks_in_force(50_000), 0);
+    assert!(matches!(
+        run(
+            &mut state,
+            50_000,
+            SiteCommand::CreateSession(new_session(user, "d", 60_000))
+        ),
+        SiteReply::Session(_)
+    ));
+}
+
+#[test]
+fn a_session_opened_before_a_lock_cannot_open_a_connection_after_it() {
+    let mut state = SiteState::default();
+    let user = Uuid::now_v7();
+    let session = session_of(run(
+        &mut state,
+        0,
+        SiteCommand::CreateSession(new_session(user, "d", 60_000)),
+    ));
+    let mut lock = user_lock(user, None);
+    lock.target = crate::model::LockTarget::Session(session.session_id);
+    let lock_id = lock.lock_id;
+    // The caller's own session is spared by its own lock call, but still cannot get back in.
+    run(
+        &mut state,
+        5,
+        SiteCommand::PlaceLock {
+            lock,
+            except: Some(session.session_id),
+        },
+    );
+    assert!(state.get(&session.session_id, 5).is_some());
+    assert!(matches!(
+        open(&mut state, session.session_id, 1, 1),
+        SiteReply::Locked { .. }
+    ));
+    let SiteReply::Lock(lifted) = run(&mut state, 20, SiteCommand::LiftLock { lock_id }) else {
+        panic!()
+    };
+    assert_eq!(lifted.lifted_at_ms, Some(20));
+    assert!(matches!(
+        open(&mut state, session.session_id, 1, 1),
+        SiteReply::Connection(_)
+    ));
+    assert_eq!(
+        run(
+            &mut state,
+            20,
+            SiteCommand::LiftLock {
+                lock_id: Uuid::now_v7()
+            }
+        ),
+        SiteReply::NotFound
+    );
+}
+
+#[test]
+fn a_network_lock_keeps_out_its_addresses_only() {
+    let mut state = SiteState::default();
+    let user = Uuid::now_v7();
+    let from = |addr: [u8; 4]| NewSession {
+        client_addr: Some(addr.into()),
+        ..new_session(user, "d", 60_000)
+    };
+    let inside = session_of(run(
+        &mut state,
+        0,
+        SiteCommand::CreateSession(from([10, 0, 0, 1])),
+    ));
+    let outside = session_of(run(
+        &mut state,
+        0,
+        SiteCommand::CreateSession(from([10, 0, 1, 1])),
+    ));
+    run(
+        &mut state,
+        0,
+        SiteCommand::OpenChannel(new_channel(user, "10.0.0.7:993")),
+    );
+    run(
+        &mut state,
+        0,
+        SiteCommand::OpenChannel(new_channel(user, "10.0.1.7:993")),
+    );
+    let mut lock = user_lock(user, None);
+    lock.target = crate::model::LockTarget::Network("10.0.0.0/24".parse().unwrap());
+    let placed = run(&mut state, 1, SiteCommand::PlaceLock { lock, except: None });
+    assert_eq!(
+        placed,
+        SiteReply::LockPlaced(Closed {
+            sessions: 1,
+            websockets: 0,
+            channels: 1
+        })
+    );
+    assert!(state.get(&inside.session_id, 1).is_none());
+    assert!(state.get(&outside.session_id, 1).is_some());
+    assert!(matches!(
+        run(
+            &mut state,
+            2,
+            SiteCommand::CreateSession(from([10, 0, 0, 200]))
+        ),
+        SiteReply::Locked { .. }
+    ));
+    assert!(matches!(
+        run(
+            &mut state,
+            2,
+            SiteCommand::CreateSession(from([10, 0, 2, 1]))
+        ),
+        SiteReply::Session(_)
+    ));
+    assert!(matches!(
+        run(
+            &mut state,
+            2,
+            SiteCommand::OpenChannel(new_channel(user, "10.0.0.8:993"))
+        ),
+        SiteReply::Locked { .. }
+    ));
+    assert!(matches!(
+        run(
+            &mut state,
+            2,
+            SiteCommand::OpenChannel(new_channel(user, "10.0.3.8:993"))
+        ),
+        SiteReply::Channel(_)
+    ));
+}
+
+#[derive(Default)]
+struct Told(std::sync::Mutex<Vec<ContainedHere>>);
+
+impl SiteEffects for Told {
+    fn contained(&self, contained: ContainedHere) {
+        self.0.lock().unwrap().push(contained);
+    }
+}
+
+#[test]
+fn a_containment_ends_everything_but_the_callers_session_in_one_entry_and_says_where() {
+    let told = Arc::new(Told::default());
+    let mut state = SiteState::with_effects(told.clone());
+    let user = Uuid::now_v7();
+    let sessions: Vec<Session> = (0..3)
+        .map(|_| {
+            session_of(run(
+                &mut state,
+                0,
+                SiteCommand::CreateSession(new_session(user, "d", 60_000)),
+            ))
+        })
+        .collect();
+    open(&mut state, sessions[0].session_id, 1, 1);
+    open(&mut state, sessions[0].session_id, 2, 1);
+    open(&mut state, sessions[2].session_id, 2, 1);
+    let channel = new_channel(user, "10.0.0.1:4000");
+    run(&mut state, 0, SiteCommand::OpenChannel(channel.clone()));
+    let preview = state.preview_containment(user, "alice@d", Some(sessions[2].session_id), 5);
+    assert_eq!(
+        preview.closed,
+        Closed {
+            sessions: 2,
+            websockets: 2,
+            channels: 1
+        }
+    );
+    assert_eq!(preview.by_node.get("n1@127.0.0.1"), Some(&(1, 1)));
+    assert_eq!(preview.by_node.get("n2@127.0.0.1"), Some(&(1, 0)));
+    let lock = user_lock(user, None);
+    let containment = Containment {
+        incident_id: Uuid::now_v7(),
+        user_id: user,
+        address: "alice@d".into(),
+        domain: "d".into(),
+        lock: Some(lock.clone()),
+        except: Some(sessions[2].session_id),
+    };
+    let command = SiteCommand::Contain {
+        containment: containment.clone(),
+        authority: Authority::system(),
+    };
+    let reply = state.apply(
+        sessionplane_cluster::Applying {
+            at_ms: 10,
+            log_index: 77,
+        },
+        command,
+    );
+    assert_eq!(
+        reply,
+        SiteReply::Contained {
+            closed: preview.closed,
+            log_index: 77
+        }
+    );
+    assert!(
+        state.get(&sessions[2].session_id, 10).is_some(),
+        "the caller's session is spared"
+    );
+    assert!(state.get(&sessions[0].session_id, 10).is_none());
+    assert!(state.lock(&lock.lock_id).is_some_and(|l| l.in_force(10)));
+    let told = told.0.lock().unwrap().clone();
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        (told[0].incident_id, told[0].log_index, told[0].reason),
+        (containment.incident_id, 77, CloseReason::Locked)
+    );
+    assert_eq!(told[0].sessions.len(), 2);
+    assert_eq!(told[0].channels, vec![channel.channel_id]);
+    // A domain administrator of another domain is refused when the entry applies.
+    let outsider = Authority {
+        session: None,
+        domain: Some("other".into()),
+    };
+    let command = SiteCommand::Contain {
+        containment,
+        authority: outsider,
+    };
+    assert!(matches!(
+        run(&mut state, 20, command),
+        SiteReply::OutsideDomain(_)
+    ));
+}
+
+#[test]
+fn locks_and_receipts_survive_snapshots_and_older_snapshots_still_restore() {
+    let mut state = SiteState::default();
+    let user = Uuid::now_v7();
+    let lock = user_lock(user, None);
+    run(
+        &mut state,
+        0,
+        SiteCommand::PlaceLock {
+            lock: lock.clone(),
+            except: None,
+        },
+    );
+    let receipt = Receipt {
+        incident_id: Uuid::now_v7(),
+        user: "alice@d".into(),
+        user_id: user,
+        reason: Some("phished".into()),
+        lock_id: Some(lock.lock_id),
+        dry_run: false,
+        requested_by: "admin".into(),
+        started_at_ms: 0,
+        completed_at_ms: 9,
+        elapsed_us: 8_600,
+        sites: Default::default(),
+    };
+    run(
+        &mut state,
+        0,
+        SiteCommand::RecordReceipt(Box::new(receipt.clone())),
+    );
+    let restored = state.restore(&(state.snapshot())()).unwrap();
+    assert_eq!(restored.lock(&lock.lock_id), Some(&lock));
+    assert_eq!(restored.receipt(&receipt.incident_id), Some(&receipt));
+    let older: (
+        Vec<Session>,
+        Vec<(String, Vec<u64>)>,
+        Vec<Connection>,
+        Vec<Channel>,
+        Vec<Task>,
+        u64,
+    ) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        3,
+    );
+    let restored = state
+        .restore(&crate::state::encode(&older).unwrap())
+        .unwrap();
+    assert!(restored.locks().is_empty() && restored.access_revocations_done() == 3);
+}
+
+#[test]
+fn ended_locks_are_kept_a_month_then_purged() {
+    let mut state = SiteState::default();
+    let lock = user_lock(Uuid::now_v7(), Some(1_000));
+    run(&mut state, 0, SiteCommand::PlaceLock { lock, except: None });
+    let month = crate::model::lock::KEEP_ENDED_LOCKS_MS;
+    assert!(!state.has_expired(1_000 + month - 1));
+    run(
+        &mut state,
+        1_000 + month - 1,
+        SiteCommand::PurgeExpired { limit: 10 },
+    );
+    assert_eq!(state.locks().len(), 1);
+    assert!(state.has_expired(1_000 + month));
+    run(
+        &mut state,
+        1_000 + month,
+        SiteCommand::PurgeExpired { limit: 10 },
+    );
+    assert!(state.locks().is_empty());
 }
