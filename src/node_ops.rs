@@ -9,18 +9,22 @@
 //! listener's node calls, their wire form, their timeouts) is `node`'s, and how an answer becomes
 //! an HTTP answer is `api`'s. It must not import either.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sessionplane_cluster::{GroupStatus, Liveness};
+use uuid::Uuid;
 
 use crate::config::SiteNode;
 use crate::federation::Federation;
 use crate::gateway::Gateway;
 use crate::iam::Iam;
 use crate::mail::MailBackend;
+use crate::model::NodePart;
 use crate::net::settings::ErrorBody;
 use crate::state::{DirectoryStore, SiteStore};
 use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
@@ -83,6 +87,14 @@ pub trait NodeOps: Send + Sync {
         status: &'a GroupStatus,
         change: Change,
     ) -> OpFuture<'a, Result<(), MembershipError>>;
+
+    /// Every node of the site's part of an incident it applied here: its report, waited for
+    /// at most `bound`, or that it is down or silent.
+    fn incident_parts(
+        &self,
+        incident_id: Uuid,
+        bound: Duration,
+    ) -> OpFuture<'_, BTreeMap<String, NodePart>>;
 
     /// Every health check's name.
     fn health_components(&self) -> Vec<String>;

@@ -63,6 +63,13 @@ pub enum ApiError {
     /// `GET /tasks/{id}/await` ran out of time.
     #[error("{0}")]
     Timeout(String),
+    /// A containment some selected site did not confirm: its receipt, as far as it goes.
+    #[error("{message}")]
+    NotContained {
+        message: String,
+        receipt: Box<serde_json::Value>,
+        task_id: Option<uuid::Uuid>,
+    },
 }
 
 #[derive(Serialize)]
@@ -78,6 +85,8 @@ struct ErrorBody<'a> {
     sites: Option<&'a BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     task_id: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -92,7 +101,9 @@ impl ApiError {
             Self::WrongState(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) | Self::SitesUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::SitesUnavailable { .. } | Self::NotContained { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) | Self::CommandTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -114,7 +125,9 @@ impl ApiError {
             Self::WrongState(_) => "WrongState",
             Self::TooManyRequests { .. } => "TooManyRequests",
             Self::Server(_) => "ServerError",
-            Self::Unavailable(_) | Self::SitesUnavailable { .. } => "Unavailable",
+            Self::Unavailable(_) | Self::SitesUnavailable { .. } | Self::NotContained { .. } => {
+                "Unavailable"
+            }
             Self::Timeout(_) => "WrongState",
         }
     }
@@ -145,7 +158,13 @@ impl IntoResponse for ApiError {
                 _ => None,
             },
             task_id: match &self {
-                Self::SitesUnavailable { task_id, .. } => *task_id,
+                Self::SitesUnavailable { task_id, .. } | Self::NotContained { task_id, .. } => {
+                    *task_id
+                }
+                _ => None,
+            },
+            receipt: match &self {
+                Self::NotContained { receipt, .. } => Some(&**receipt),
                 _ => None,
             },
         };

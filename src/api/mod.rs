@@ -15,6 +15,7 @@ pub mod health;
 pub mod iam_sessions;
 pub mod jmap;
 pub mod listing;
+pub mod locks;
 pub mod metrics;
 pub mod openapi;
 pub mod scatter;
@@ -57,6 +58,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(cluster::routes())
         .merge(websocket::routes())
         .merge(jmap::routes())
+        .merge(locks::routes())
 }
 
 /// The OpenAPI document of every route (the served one is built with the router).

@@ -83,7 +83,9 @@ impl Modify for BearerAuth {
         (name = "identity", description = "Domains, users and groups"),
         (name = "tasks", description = "Durable tasks (James)"),
         (name = "operations", description = "Health, metrics, cluster status"),
-        (name = "gateway", description = "Websocket gateway and JMAP")
+        (name = "gateway", description = "Websocket gateway and JMAP"),
+        (name = "locks", description = "Locks that keep a user, domain, network or session out"),
+        (name = "incidents", description = "Containing an account in one call, and its receipts")
     )
 )]
 pub struct ApiDoc;

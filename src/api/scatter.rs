@@ -122,6 +122,11 @@ impl Missing {
     pub fn push(&mut self, site: String) {
         self.0.push(site);
     }
+
+    /// The sites left out.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
 }
 
 /// A read's items, this site's first, and the sites it left out.
@@ -305,6 +310,25 @@ impl Scatter<'_, Read> {
 }
 
 impl Scatter<'_, Write> {
+    /// Keeps a task that goes on trying the sites a write missed, for a write whose answer
+    /// names its pending sites itself (a lock, a containment): the task's id, none when no
+    /// site was missed.
+    pub async fn keep_trying_missed(
+        &self,
+        done: BTreeMap<String, serde_json::Value>,
+        missed: &BTreeMap<String, SiteFailure>,
+    ) -> Result<Option<Uuid>, ApiError> {
+        if missed.is_empty() {
+            return Ok(None);
+        }
+        let (state, caller, kind) = (self.state, self.caller, self.strategy.kind);
+        let task = new_task(state, caller, kind, self.request.clone(), done, missed);
+        let task_id = task.task_id;
+        state.site.submit_task(task).await?;
+        tracing::warn!(caller = %caller.describe(), kind = kind.name(), %task_id, sites = %names(missed), "a write missed sites; a task keeps trying");
+        Ok(Some(task_id))
+    }
+
     /// A write's verdict once what each reached site did is in `done` (shaped by [`answer`],
     /// like a task's later answers): a site missed is a 503 with each site's outcome, and a
     /// task that keeps trying there; a write that reached several sites, when the strategy

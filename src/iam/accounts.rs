@@ -58,6 +58,22 @@ impl Iam {
     /// A user of `domain` named by id or by login, from this node's copy of the directory (after
     /// a barrier only when the copy does not know it); 404 when the domain or the user does not
     /// exist.
+    /// A user named by id or by `login@domain`.
+    pub async fn find_user_named(&self, user: &str) -> Result<User, IamError> {
+        if let Ok(id) = user.parse::<Uuid>() {
+            return self
+                .directory
+                .read_fresh_or_local(|d| d.user(&id).cloned())
+                .await
+                .ok_or_else(|| IamError::NotFound(format!("no user {id}")));
+        }
+        let address: UserAddress = user.parse().map_err(|e: crate::model::NameError| {
+            IamError::Invalid(format!("{user:?} is neither a user id nor login@domain: {e}"))
+        })?;
+        self.find_user_in(&address.domain, address.login.as_str())
+            .await
+    }
+
     pub async fn find_user_in(&self, domain: &DomainName, user: &str) -> Result<User, IamError> {
         let by_id = user.parse::<Uuid>().ok();
         let login = match by_id {

@@ -2,7 +2,8 @@
 //!
 //! A session token is honoured only while its session is live in this site's store and its
 //! user exists and is enabled: revoking the session (logout, kill, user deleted or disabled)
-//! stops the token on a node as soon as that node has applied the revocation.
+//! stops the token on a node as soon as that node has applied the revocation. A lock in force
+//! on the session, its user, its domain or the network it was opened from stops it too.
 
 use uuid::Uuid;
 
@@ -187,6 +188,9 @@ impl Iam {
             .await
             .filter(|u| !u.disabled)
             .ok_or(IamError::SessionClosed)?;
+        if self.site.lock_against_local(&session).is_some() {
+            return Err(IamError::SessionClosed);
+        }
         let scope = self
             .directory
             .read_local(|d| d.admin_scope(&user, &self.master_domain));

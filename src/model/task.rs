@@ -26,6 +26,9 @@ pub enum TaskKind {
     SessionKill,
     ChannelsDisconnect,
     CertificatesReload,
+    LockPlace,
+    LockLift,
+    IncidentContain,
 }
 
 impl TaskKind {
@@ -35,6 +38,9 @@ impl TaskKind {
             Self::SessionKill => "session-kill",
             Self::ChannelsDisconnect => "channels-disconnect",
             Self::CertificatesReload => "certificates-reload",
+            Self::LockPlace => "lock-place",
+            Self::LockLift => "lock-lift",
+            Self::IncidentContain => "incident-contain",
         }
     }
 }
@@ -263,6 +269,15 @@ pub mod answer {
 
     pub fn reloaded() -> Value {
         json!({ "reloaded": true })
+    }
+
+    pub fn placed() -> Value {
+        json!({ "placed": true })
+    }
+
+    /// Whether the site held the lock (and so lifted it).
+    pub fn lifted(found: bool) -> Value {
+        json!({ "lifted": found })
     }
 
     /// The answer as one short line, for a 503's outcome per site (`closed 1`).

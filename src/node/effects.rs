@@ -1,5 +1,6 @@
 //! What an applied site entry does on this node: the gateway closes its sockets of ended
-//! sessions, the mail listeners their disconnected channels.
+//! sessions, the mail listeners their disconnected channels, and a containment closes both
+//! and keeps this node's report.
 
 use std::sync::Arc;
 
@@ -8,11 +9,13 @@ use uuid::Uuid;
 use crate::gateway::LocalSockets;
 use crate::mail::channels::LocalChannels;
 use crate::model::CloseReason;
-use crate::state::site::SiteEffects;
+use super::incidents::Containing;
+use crate::state::site::{ContainedHere, SiteEffects};
 
 pub struct NodeEffects {
     pub sockets: Arc<LocalSockets>,
     pub channels: Arc<LocalChannels>,
+    pub containing: Containing,
 }
 
 impl SiteEffects for NodeEffects {
@@ -22,5 +25,9 @@ impl SiteEffects for NodeEffects {
 
     fn channels_disconnected(&self, channels: &[Uuid]) {
         self.channels.channels_disconnected(channels);
+    }
+
+    fn contained(&self, contained: ContainedHere) {
+        self.containing.contained(contained);
     }
 }

@@ -5,6 +5,7 @@
 pub mod certificates;
 pub mod effects;
 pub mod health;
+pub mod incidents;
 pub mod mail;
 pub mod membership;
 pub mod ops;
@@ -145,9 +146,15 @@ pub async fn start(
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let sockets = Arc::new(LocalSockets::default());
     let channels = Arc::new(LocalChannels::default());
+    let reports = Arc::new(incidents::IncidentReports::default());
     let effects = Arc::new(effects::NodeEffects {
         sockets: sockets.clone(),
         channels: channels.clone(),
+        containing: incidents::Containing {
+            sockets: sockets.clone(),
+            channels: channels.clone(),
+            reports: reports.clone(),
+        },
     });
     let site_group = cluster
         .open_group(site_group_id, SiteState::with_effects(effects))
@@ -211,6 +218,7 @@ pub async fn start(
     let certificates = Arc::new(std::mem::take(&mut wired.certificates));
     certificates::serve(&cluster, certificates.clone());
     membership::serve(&cluster, site_group.clone(), directory_group.clone());
+    incidents::serve(&cluster, reports.clone());
     let health = HealthChecks {
         site: site_group.clone(),
         directory: directory_group.clone(),
@@ -222,8 +230,10 @@ pub async fn start(
     let site_nodes = Arc::new(config.site_members());
     let node_ops = Arc::new(ops::RunningOps {
         peers: cluster.peers().clone(),
+        liveness: cluster.liveness().clone(),
         site_nodes: site_nodes.clone(),
         health,
+        reports,
     });
     let api_state = ApiState {
         iam: iam.clone(),

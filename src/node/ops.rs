@@ -4,9 +4,15 @@
 
 use std::sync::Arc;
 
-use sessionplane_cluster::{GroupStatus, PeerClient};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sessionplane_cluster::{GroupStatus, Liveness, PeerClient};
+use uuid::Uuid;
 
 use super::health::HealthChecks;
+use super::incidents::{IncidentReports, SiteReporters};
+use crate::model::NodePart;
 use super::{certificates, membership};
 use crate::config::SiteNode;
 use crate::node_ops::{
@@ -17,9 +23,11 @@ use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
 
 pub struct RunningOps {
     pub peers: PeerClient,
-    /// The nodes of this site, which certificate calls ask.
+    pub liveness: Liveness,
+    /// The nodes of this site, which certificate and incident calls ask.
     pub site_nodes: Arc<Vec<SiteNode>>,
     pub health: HealthChecks,
+    pub reports: Arc<IncidentReports>,
 }
 
 impl NodeOps for RunningOps {
@@ -54,6 +62,22 @@ impl NodeOps for RunningOps {
         change: Change,
     ) -> OpFuture<'a, Result<(), MembershipError>> {
         Box::pin(membership::ask_leader(&self.peers, status, change))
+    }
+
+    fn incident_parts(
+        &self,
+        incident_id: Uuid,
+        bound: Duration,
+    ) -> OpFuture<'_, BTreeMap<String, NodePart>> {
+        Box::pin(async move {
+            let reporters = SiteReporters {
+                peers: &self.peers,
+                liveness: &self.liveness,
+                site_nodes: &self.site_nodes,
+                reports: &self.reports,
+            };
+            reporters.collect(incident_id, bound).await
+        })
     }
 
     fn health_components(&self) -> Vec<String> {

@@ -134,6 +134,19 @@ fn judge(kind: TaskKind, answer: &SiteAnswer) -> Attempt {
         (false, TaskKind::SessionKill, 404) => Attempt::Answered(answer::killed(false)),
         (true, TaskKind::ChannelsDisconnect, _) => Attempt::Answered(answer::closed(None)),
         (true, TaskKind::CertificatesReload, _) => Attempt::Answered(answer::reloaded()),
+        (true, TaskKind::LockPlace, _) => Attempt::Answered(answer::placed()),
+        (true, TaskKind::LockLift, _) => Attempt::Answered(answer::lifted(true)),
+        (false, TaskKind::LockLift, 404) => Attempt::Answered(answer::lifted(false)),
+        (true, TaskKind::IncidentContain, _) => {
+            // The site's receipt names that site alone: its part is what the task keeps.
+            let part = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|receipt| receipt["sites"].as_object()?.values().next().cloned());
+            match part {
+                Some(part) => Attempt::Answered(part),
+                None => Attempt::Refused("the site's receipt names no site".into()),
+            }
+        }
         (false, _, _) => Attempt::Refused(format!("HTTP {}: {}", answer.status, answer.message())),
     }
 }

@@ -361,6 +361,13 @@ impl SiteStore {
             .read(|state| state.get(&session_id, now_ms()).cloned())
     }
 
+    /// The lock in force that keeps `session` out, as this node has the locks.
+    pub fn lock_against_local(&self, session: &Session) -> Option<Lock> {
+        self.group
+            .state()
+            .read(|state| state.lock_against_session(session, now_ms()).cloned())
+    }
+
     pub async fn get(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {
         self.read(|state, now| state.get(&session_id, now).cloned())
             .await
