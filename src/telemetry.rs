@@ -31,6 +31,8 @@ pub struct Telemetry {
     revocation_seconds: Family<Labels, Histogram>,
     federation_calls: Family<Labels, Counter>,
     http_seconds: Family<Labels, Histogram>,
+    incidents: Family<Labels, Counter>,
+    contain_seconds: Family<Labels, Histogram>,
 }
 
 /// 0.5 ms to ~16 s.
@@ -75,6 +77,20 @@ impl Telemetry {
             "api requests by method, route and status",
             http_seconds.clone(),
         );
+        let incidents = Family::<Labels, Counter>::default();
+        let contain_seconds = Family::<Labels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "incidents",
+            "Containment calls by outcome: contained, incomplete (a site pending or a node silent), preview",
+            incidents.clone(),
+        );
+        registry.register(
+            "contain_seconds",
+            "From a containment call to its receipt, by outcome",
+            contain_seconds.clone(),
+        );
         for collector in collectors {
             registry.register_collector(collector);
         }
@@ -85,7 +101,18 @@ impl Telemetry {
             revocation_seconds,
             federation_calls,
             http_seconds,
+            incidents,
+            contain_seconds,
         }
+    }
+
+    /// One containment call, by outcome (`contained`, `incomplete`, `preview`).
+    pub fn incident(&self, outcome: &'static str, elapsed: Duration) {
+        let labels = vec![("outcome", outcome.to_string())];
+        self.incidents.get_or_create(&labels).inc();
+        self.contain_seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn login(&self, outcome: LoginOutcome) {
@@ -151,6 +178,7 @@ mod tests {
         telemetry.revocation("kill", 1, Duration::from_millis(3));
         telemetry.federation_call("east", "unreachable");
         telemetry.http_request("GET", "/healthcheck", 200, Duration::from_millis(1));
+        telemetry.incident("contained", Duration::from_millis(8));
         let text = telemetry.render().unwrap();
         assert!(
             text.contains("sessionplane_logins_total{outcome=\"failed\"} 2"),
@@ -162,5 +190,7 @@ mod tests {
             "sessionplane_federation_calls_total{site=\"east\",outcome=\"unreachable\"} 1"
         ));
         assert!(text.contains("sessionplane_http_request_seconds_count{method=\"GET\",route=\"/healthcheck\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("sessionplane_incidents_total{outcome=\"contained\"} 1"));
+        assert!(text.contains("sessionplane_contain_seconds_count{outcome=\"contained\"} 1"));
     }
 }

@@ -80,16 +80,7 @@ struct ChannelView {
     site: String,
 }
 
-pub(super) fn rfc3339_ms(ms: u64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub(super) use crate::model::time::rfc3339_ms;
 
 fn view(state: &ApiState, channel: &Channel) -> ChannelView {
     let pid = channel.pid;

@@ -172,9 +172,7 @@ async fn create(
     let scatter = Scatter::new(&state, &caller, &plan, request, write);
     let except = caller.session().map(|s| s.session_id);
     let parts = scatter
-        .run(async {
-            Ok(state.site.place_lock(lock.clone(), except).await?)
-        })
+        .run(async { Ok(state.site.place_lock(lock.clone(), except).await?) })
         .await?;
     let mut view = LockView::of(&lock, &current, now_ms());
     view.sites.clear();
@@ -196,7 +194,7 @@ async fn create(
 }
 
 /// The lock the node taking the request decides: its id, times and sites.
-fn new_lock(
+pub(super) fn new_lock(
     caller: &Caller,
     target: LockTarget,
     message: String,
@@ -216,7 +214,7 @@ fn new_lock(
     }
 }
 
-fn placed_lock(placed: Placed, target: LockTarget, message: String) -> Lock {
+pub(super) fn placed_lock(placed: Placed, target: LockTarget, message: String) -> Lock {
     Lock {
         lock_id: placed.lock_id,
         target,
@@ -229,6 +227,19 @@ fn placed_lock(placed: Placed, target: LockTarget, message: String) -> Lock {
     }
 }
 
+impl Placed {
+    /// What every site needs to place `lock` as this node decided it.
+    pub(super) fn of(lock: &Lock) -> Self {
+        Self {
+            lock_id: lock.lock_id,
+            created_at_ms: lock.created_at_ms,
+            expires_at_ms: lock.expires_at_ms,
+            created_by: lock.created_by.clone(),
+            sites: lock.sites.clone(),
+        }
+    }
+}
+
 /// The request another site is sent: the target resolved (a user by id), the lock's decided
 /// id and times.
 fn forwarded_body(lock: &Lock) -> Value {
@@ -236,13 +247,7 @@ fn forwarded_body(lock: &Lock) -> Value {
         LockTarget::User { user_id, .. } => json!({ "user": user_id }),
         other => target_json(other),
     };
-    let placed = Placed {
-        lock_id: lock.lock_id,
-        created_at_ms: lock.created_at_ms,
-        expires_at_ms: lock.expires_at_ms,
-        created_by: lock.created_by.clone(),
-        sites: lock.sites.clone(),
-    };
+    let placed = Placed::of(lock);
     json!({
         "target": target,
         "message": lock.message,
@@ -268,7 +273,9 @@ pub(super) fn lock_message(message: &str) -> Result<String, ApiError> {
 
 pub(super) fn parse_ttl(raw: &str) -> Result<Duration, ApiError> {
     let ttl = humantime::parse_duration(raw.trim()).map_err(|e| {
-        ApiError::InvalidArgument(format!("ttl {raw:?} is not a length such as \"24h\" or \"90m\": {e}"))
+        ApiError::InvalidArgument(format!(
+            "ttl {raw:?} is not a length such as \"24h\" or \"90m\": {e}"
+        ))
     })?;
     if ttl.is_zero() || ttl > MAX_TTL {
         return Err(ApiError::InvalidArgument(format!(
@@ -327,10 +334,17 @@ fn one_target(target: &Value) -> Result<(&'static str, &str), ApiError> {
                 .into(),
         )
     };
-    let fields = target.as_object().filter(|f| f.len() == 1).ok_or_else(bad)?;
+    let fields = target
+        .as_object()
+        .filter(|f| f.len() == 1)
+        .ok_or_else(bad)?;
     let (key, value) = fields.iter().next().ok_or_else(bad)?;
     let kind = KINDS.into_iter().find(|k| k == key).ok_or_else(bad)?;
-    let value = value.as_str().map(str::trim).filter(|v| !v.is_empty()).ok_or_else(bad)?;
+    let value = value
+        .as_str()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(bad)?;
     Ok((kind, value))
 }
 
@@ -403,7 +417,11 @@ async fn list(
         .filter(|v| params.all || v.in_force_somewhere())
         .filter(|v| visible(&caller, v))
         .collect();
-    Ok(missing.mark(axum::response::IntoResponse::into_response(axum::Json(views))))
+    Ok(
+        missing.mark(axum::response::IntoResponse::into_response(axum::Json(
+            views,
+        ))),
+    )
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -507,8 +525,7 @@ fn visible(caller: &Caller, view: &LockView) -> bool {
 }
 
 fn parse_lock_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw)
-        .map_err(|_| ApiError::InvalidArgument(format!("{raw:?} is not a lock id")))
+    Uuid::try_parse(raw).map_err(|_| ApiError::InvalidArgument(format!("{raw:?} is not a lock id")))
 }
 
 /// Lifts a lock at the selected sites (without `sites`: every site it was placed for).
@@ -526,12 +543,18 @@ async fn lift(
     Query(params): Query<OneParams>,
 ) -> Result<StatusCode, ApiError> {
     let lock_id = parse_lock_id(&raw_id)?;
-    let local_copy = state.site.read(move |s, _| s.lock(&lock_id).cloned()).await?;
+    let local_copy = state
+        .site
+        .read(move |s, _| s.lock(&lock_id).cloned())
+        .await?;
     let selector = match (&params.sites, &local_copy) {
         (None, Some(lock)) if !caller.is_federated() => {
             SiteSelector::Named(lock.sites.iter().cloned().collect())
         }
-        _ => state.federation.sites.parse_query(params.sites.as_deref())?,
+        _ => state
+            .federation
+            .sites
+            .parse_query(params.sites.as_deref())?,
     };
     let plan = scatter::plan(&state, &caller, &selector)?;
     if let Some(lock) = &local_copy {
@@ -552,7 +575,10 @@ async fn lift(
     let mut done = BTreeMap::new();
     let mut lifted = parts.local.as_ref().is_some_and(Option::is_some);
     if plan.local {
-        done.insert(state.federation.sites.current.clone(), answer::lifted(lifted));
+        done.insert(
+            state.federation.sites.current.clone(),
+            answer::lifted(lifted),
+        );
     }
     for (site, answer) in &parts.answered {
         match answer.status {

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod groups;
 pub mod health;
 pub mod iam_sessions;
+pub mod incidents;
 pub mod jmap;
 pub mod listing;
 pub mod locks;
@@ -59,6 +60,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(websocket::routes())
         .merge(jmap::routes())
         .merge(locks::routes())
+        .merge(incidents::routes())
 }
 
 /// The OpenAPI document of every route (the served one is built with the router).

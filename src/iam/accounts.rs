@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::{Caller, Iam, IamError};
 use crate::model::{
-    ChannelTarget, CloseReason, DomainName, Login, PropertyChanges, User, UserAddress,
+    ChannelTarget, CloseReason, Closed, Containment, DomainName, Login, PropertyChanges, User,
+    UserAddress,
 };
 use crate::state::directory::NewUser;
 use crate::state::site::{Authority, Ended, Refusal};
@@ -68,7 +69,9 @@ impl Iam {
                 .ok_or_else(|| IamError::NotFound(format!("no user {id}")));
         }
         let address: UserAddress = user.parse().map_err(|e: crate::model::NameError| {
-            IamError::Invalid(format!("{user:?} is neither a user id nor login@domain: {e}"))
+            IamError::Invalid(format!(
+                "{user:?} is neither a user id nor login@domain: {e}"
+            ))
         })?;
         self.find_user_in(&address.domain, address.login.as_str())
             .await
@@ -220,13 +223,31 @@ impl Iam {
     }
 }
 
+impl Iam {
+    /// Contains a user at this site in one entry, if `authority` still may when it applies:
+    /// what the group ended, and the entry's log index.
+    pub async fn contain(
+        &self,
+        containment: Containment,
+        authority: Authority,
+    ) -> Result<(Closed, u64), IamError> {
+        match self.site.contain(containment, authority).await? {
+            Ok(contained) => Ok(contained),
+            Err(refusal) => Err(refused(refusal)),
+        }
+    }
+}
+
+fn refused(refusal: Refusal) -> IamError {
+    match refusal {
+        Refusal::CallerSessionEnded => IamError::SessionClosed,
+        Refusal::OutsideDomain(domain) => {
+            IamError::Forbidden(format!("you do not administer domain {domain}"))
+        }
+    }
+}
+
 /// The sessions a revocation ended, or why the site group refused it (see [`Authority`]).
 fn revoked(ended: Result<Result<Ended, Refusal>, StoreError>) -> Result<Ended, IamError> {
-    match ended? {
-        Ok(ended) => Ok(ended),
-        Err(Refusal::CallerSessionEnded) => Err(IamError::SessionClosed),
-        Err(Refusal::OutsideDomain(domain)) => Err(IamError::Forbidden(format!(
-            "you do not administer domain {domain}"
-        ))),
-    }
+    ended?.map_err(refused)
 }

@@ -11,6 +11,7 @@ pub mod lock;
 pub mod session;
 pub mod site_request;
 pub mod task;
+pub mod time;
 
 pub use channel::{Channel, ChannelTarget, Endpoint, NewChannel, Protocol};
 pub use connection::{Connection, NewConnection, Pid};

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::incidents::Containing;
 use crate::gateway::LocalSockets;
 use crate::mail::channels::LocalChannels;
 use crate::model::CloseReason;
-use super::incidents::Containing;
 use crate::state::site::{ContainedHere, SiteEffects};
 
 pub struct NodeEffects {

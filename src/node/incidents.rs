@@ -222,8 +222,14 @@ mod tests {
         );
         drop(closing);
         drop(disconnect);
-        let report = reports.wait(incident, Duration::from_secs(2)).await.unwrap();
+        let report = reports
+            .wait(incident, Duration::from_secs(2))
+            .await
+            .unwrap();
         assert_eq!((report.websockets_closed, report.channels_closed), (1, 1));
-        assert!(reports.wait(Uuid::now_v7(), Duration::from_millis(10)).await.is_none());
+        assert!(reports
+            .wait(Uuid::now_v7(), Duration::from_millis(10))
+            .await
+            .is_none());
     }
 }

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::health::HealthChecks;
 use super::incidents::{IncidentReports, SiteReporters};
-use crate::model::NodePart;
 use super::{certificates, membership};
 use crate::config::SiteNode;
+use crate::model::NodePart;
 use crate::node_ops::{
     Change, Check, EncodeError, MembershipError, NodeAnswers, NodeOps, OpFuture,
 };

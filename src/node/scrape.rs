@@ -55,15 +55,23 @@ impl StateCollector {
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let site = || vec![("site", self.site_name.clone())];
-        let (sessions, connections, channels) = self.site.state().read(|s| {
+        let (sessions, connections, channels, locks) = self.site.state().read(|s| {
             let mut by_protocol = std::collections::BTreeMap::<String, i64>::new();
             for channel in s.channels().values() {
                 *by_protocol
                     .entry(format!("{:?}", channel.protocol))
                     .or_default() += 1;
             }
-            (s.live_count(now_ms()), s.connection_count(), by_protocol)
+            let now = now_ms();
+            let locks = s.locks_in_force(now);
+            (s.live_count(now), s.connection_count(), by_protocol, locks)
         });
+        gauges(
+            &mut encoder,
+            "locks_in_force",
+            "Locks in force at this site",
+            vec![(site(), clamp(locks as u64))],
+        )?;
         gauges(
             &mut encoder,
             "sessions",

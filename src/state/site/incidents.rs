@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{Authority, ContainedHere, SiteReply, SiteState};
 use crate::model::incident::KEEP_RECEIPTS_MS;
+use crate::model::task::TaskKind;
 use crate::model::{CloseReason, Closed, Containment, Receipt};
 
 /// What a containment would end at this site, and what each node (by `name@host`) holds of it.
@@ -125,6 +126,32 @@ impl SiteState {
         self.receipts
             .insert(receipt.incident_id, Arc::new(receipt.clone()));
         SiteReply::Receipt(Box::new(receipt))
+    }
+
+    /// A containment's task reached `site`: the receipts waiting for that site's part get it.
+    pub(super) fn fill_in_receipts(&mut self, task_id: Uuid, site: &str, part: &serde_json::Value) {
+        let is_containment = self
+            .tasks
+            .get(&task_id)
+            .is_some_and(|t| t.kind == TaskKind::IncidentContain && !t.status.is_finished());
+        if !is_containment {
+            return;
+        }
+        let waiting: Vec<Uuid> = self
+            .receipts
+            .values()
+            .filter(|r| {
+                r.sites
+                    .get(site)
+                    .is_some_and(|p| p.task_id == Some(task_id))
+            })
+            .map(|r| r.incident_id)
+            .collect();
+        for id in waiting {
+            if let Some(receipt) = self.receipts.get_mut(&id) {
+                Arc::make_mut(receipt).fill_in(site, task_id, part);
+            }
+        }
     }
 
     pub(super) fn forget_old_receipts(&mut self, at_ms: u64) {

@@ -346,7 +346,12 @@ impl SiteState {
                 site,
                 attempt,
                 node,
-            } => self.update_task(task_id, |t| t.record(&site, attempt, &node, at_ms)),
+            } => {
+                if let Attempt::Answered(part) = &attempt {
+                    self.fill_in_receipts(task_id, &site, part);
+                }
+                self.update_task(task_id, |t| t.record(&site, attempt, &node, at_ms))
+            }
             SiteCommand::CancelTask { task_id } => self.update_task(task_id, |t| t.cancel(at_ms)),
             SiteCommand::ApplyAccessRevocation(revocation) => {
                 self.apply_access_revocation(at_ms, revocation)

@@ -58,7 +58,7 @@ impl SiteCall {
     pub fn apply_to(self, state: &mut SiteState, at_ms: u64) -> SiteAnswer {
         SiteAnswer::from(state.apply(
             sessionplane_cluster::Applying {
-                at_ms: at_ms,
+                at_ms,
                 log_index: 0,
             },
             self.0,

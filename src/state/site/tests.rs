@@ -935,6 +935,7 @@ fn locks_and_receipts_survive_snapshots_and_older_snapshots_still_restore() {
     let restored = state.restore(&(state.snapshot())()).unwrap();
     assert_eq!(restored.lock(&lock.lock_id), Some(&lock));
     assert_eq!(restored.receipt(&receipt.incident_id), Some(&receipt));
+    #[allow(clippy::type_complexity)]
     let older: (
         Vec<Session>,
         Vec<(String, Vec<u64>)>,
