@@ -7,12 +7,11 @@ use crate::common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use common::net::Cut;
 use common::ws::{self, Auth};
-use common::{add_user, assert_error, Answer, Api, TestSite, Tuning};
+use common::{add_user, assert_error, Answer, Api, TestSite};
 use common::{cli, cli_command};
 use reqwest::Method;
 use serde_json::json;
@@ -21,36 +20,9 @@ const SESSIONS: &str = "/rest/v1/master/logicalroles/ws/sessions";
 const WAIT: Duration = Duration::from_secs(10);
 const ALICE_PW: &str = "alice-secret-pw-31";
 
-/// Each deployment of this file on its own pair of 127.0.x.0/24 networks, so that a packet
-/// filter rule cuts exactly one deployment's WAN.
-static NEXT_OCTET: AtomicU8 = AtomicU8::new(220);
-
-/// central (c1 c2 c3, ids 1-3) and east (e1 e2 e3, ids 4-6); the directory voted by c1, c2
-/// and e1, so that central alone holds its quorum.
+/// central (c1 c2 c3) and east (e1 e2 e3), federation calls quick to give up.
 async fn deployment() -> (TestSite, TestSite) {
-    let octet = NEXT_OCTET.fetch_add(2, Ordering::SeqCst);
-    let tuning = Tuning {
-        federation: vec![
-            "timeout_ms = 1500".into(),
-            "retry_initial_ms = 200".into(),
-            "retry_max_ms = 1000".into(),
-        ],
-        ..Tuning::default()
-    };
-    let mut sites = TestSite::start_sites(
-        &[("central", octet), ("east", octet + 1)],
-        3,
-        &[1, 2, 4],
-        tuning,
-    )
-    .await;
-    let east = sites.pop().expect("east");
-    let central = sites.pop().expect("central");
-    for i in 0..3 {
-        central.wait_for_admin(i).await;
-        east.wait_for_admin(i).await;
-    }
-    (central, east)
+    common::sites::central_and_east(common::sites::quick_federation()).await
 }
 
 async fn list(api: &Api, base: &str, token: &str, query: &str) -> Answer {

@@ -11,6 +11,7 @@ mod chaos;
 mod cli;
 mod cluster_listener;
 mod compose_chaos;
+mod containment;
 mod disk_full;
 mod federation;
 mod health;

@@ -6,6 +6,7 @@ pub mod chaos;
 pub mod client;
 pub mod mail;
 pub mod net;
+pub mod sites;
 pub mod turns;
 pub mod ws;
 

@@ -1,0 +1,430 @@
+//! Containment against two sites of three nodes, as real processes with real clients: a user
+//! holding sessions, websockets and IMAP/SMTP channels on several nodes of both sites is
+//! previewed (nothing closes), then contained in one call whose receipt is checked node for
+//! node against what the clients saw close; the lock then keeps the user out of every node by
+//! every protocol until it is lifted or expires; a site cut off gets its part through a task.
+
+use crate::common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use common::mail::{plain_credentials, LineClient};
+use common::sites::{central_and_east, quick_federation};
+use common::ws::{self, Auth, Socket};
+use common::{add_user, Api, TestSite};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+
+const BOB_PW: &str = "bob-secret-pw-77";
+const CAROL_PW: &str = "carol-secret-pw-78";
+const LOCKED: &str = "Your account is locked: call the service desk";
+const WAIT: Duration = Duration::from_secs(10);
+
+type Mail = LineClient<TcpStream>;
+
+async fn deployment() -> (TestSite, TestSite) {
+    let mut tuning = quick_federation();
+    tuning.mail = vec!["allow_plaintext_auth = true".into()];
+    central_and_east(tuning).await
+}
+
+/// Logs `login@example.org` in at `base` (the directory entry may still be on its way to
+/// that site: a few tries, fewer than the ban allows): its token.
+async fn token(api: &Api, base: &str, login: &str, password: &str) -> String {
+    for _ in 0..3 {
+        let answer = api.login(base, "example.org", login, password).await;
+        if answer.status == 200 {
+            return answer.body["token"].as_str().expect("token").to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    api.token(base, "example.org", login, password).await
+}
+
+async fn connect(addr: SocketAddr, from: Option<IpAddr>) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    if let Some(ip) = from {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .expect("bind the source address");
+    }
+    socket.connect(addr).await.expect("connect")
+}
+
+/// An IMAP LOGIN at `addr`: the client and the tagged answer.
+async fn imap_login(
+    addr: SocketAddr,
+    from: Option<IpAddr>,
+    user: &str,
+    pw: &str,
+) -> (Mail, String) {
+    let mut client = LineClient::new(connect(addr, from).await);
+    assert!(client.line().await.expect("greeting").starts_with("* OK"));
+    client.send(&format!("a1 LOGIN {user} {pw}")).await;
+    let answer = client.until("a1 ").await.pop().expect("tagged answer");
+    (client, answer)
+}
+
+/// An SMTP AUTH PLAIN at `addr`: the client and the answer.
+async fn smtp_auth(addr: SocketAddr, from: Option<IpAddr>, user: &str, pw: &str) -> (Mail, String) {
+    let mut client = LineClient::new(connect(addr, from).await);
+    assert!(client.line().await.expect("greeting").starts_with("220 "));
+    client.send("EHLO test.client").await;
+    client.until("250 ").await;
+    client
+        .send(&format!("AUTH PLAIN {}", plain_credentials(user, pw)))
+        .await;
+    let answer = client.line().await.expect("an answer");
+    (client, answer)
+}
+
+/// A JMAP event source opened with Basic credentials: the answer's status and body.
+async fn jmap_basic(api: &Api, base: &str, user: &str, pw: &str) -> (u16, Value) {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
+    let response = api
+        .http
+        .get(format!(
+            "{base}/jmap/eventsource?types=*&closeafter=no&ping=1"
+        ))
+        .header("authorization", format!("Basic {basic}"))
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    let body = match status {
+        200 => Value::Null,
+        _ => response.json().await.unwrap_or(Value::Null),
+    };
+    (status, body)
+}
+
+/// The `session_closed` message and the close code a socket ends with.
+async fn closing(socket: &mut Socket) -> (Value, Option<u16>) {
+    let said = ws::next_json(socket, WAIT)
+        .await
+        .expect("a session_closed message");
+    loop {
+        match tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("closes in time")
+        {
+            Some(Ok(Message::Close(frame))) => return (said, frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => continue,
+            _ => return (said, None),
+        }
+    }
+}
+
+async fn still_open(socket: &mut Socket) {
+    ws::ping(socket).await;
+}
+
+async fn imap_still_open(client: &mut Mail) {
+    client.send("n1 NOOP").await;
+    let answer = client.until("n1 ").await.pop().expect("tagged answer");
+    assert!(answer.starts_with("n1 OK"), "{answer}");
+}
+
+fn counts(part: &Value) -> (u64, u64, u64) {
+    let n = |key: &str| {
+        part[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key}: {part}"))
+    };
+    (
+        n("sessions_ended"),
+        n("websockets_closed"),
+        n("channels_closed"),
+    )
+}
+
+fn node_counts(part: &Value, node: &str) -> (u64, u64) {
+    let n = &part["nodes"][node];
+    let count = |key: &str| {
+        n[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{node}: no {key}: {part}"))
+    };
+    (count("websockets_closed"), count("channels_closed"))
+}
+
+fn every_node(central: &TestSite, east: &TestSite) -> Vec<(String, SocketAddr, SocketAddr)> {
+    [central, east]
+        .iter()
+        .flat_map(|site| {
+            (0..site.nodes.len()).map(|i| (site.api_url(i), site.nodes[i].imap, site.nodes[i].smtp))
+        })
+        .collect()
+}
+
+/// Whether bob, with the right password, is kept out of every node by every protocol, with
+/// the lock's message where the protocol carries one.
+async fn bob_is_kept_out_everywhere(api: &Api, central: &TestSite, east: &TestSite) {
+    for (base, imap, smtp) in every_node(central, east) {
+        let refused = api.login(&base, "example.org", "bob", BOB_PW).await;
+        assert_eq!(refused.status, 403, "{base}: {}", refused.text);
+        assert_eq!(refused.body["type"], "Forbidden");
+        assert_eq!(refused.body["message"], LOCKED, "{}", refused.text);
+        let (_, answer) = imap_login(imap, None, "bob@example.org", BOB_PW).await;
+        assert!(
+            answer.starts_with("a1 NO [AUTHORIZATIONFAILED]"),
+            "{base}: {answer}"
+        );
+        assert!(answer.contains(LOCKED), "{answer}");
+        let (_, answer) = smtp_auth(smtp, None, "bob@example.org", BOB_PW).await;
+        assert!(answer.starts_with("535 5.7.8"), "{base}: {answer}");
+        let (status, body) = jmap_basic(api, &base, "bob@example.org", BOB_PW).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (403, Some(LOCKED)),
+            "{base}"
+        );
+    }
+}
+
+async fn bob_gets_in(api: &Api, base: &str) {
+    let answer = api.login(base, "example.org", "bob", BOB_PW).await;
+    assert_eq!(answer.status, 200, "{base}: {}", answer.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contain_closes_what_the_clients_hold_node_for_node_and_the_lock_keeps_the_user_out() {
+    let (central, east) = deployment().await;
+    let api = Api::default();
+    let (c1, c2, c3) = (central.api_url(0), central.api_url(1), central.api_url(2));
+    let (e1, e2, e3) = (east.api_url(0), east.api_url(1), east.api_url(2));
+    let admin = api.admin_token(&c2).await;
+    add_user(&api, &c2, &admin, "example.org", "bob", BOB_PW).await;
+    add_user(&api, &c2, &admin, "example.org", "carol", CAROL_PW).await;
+
+    // bob: two sessions per site, a websocket on c1, c2, e2 and e3, IMAP on c3 and e1, SMTP
+    // on c2. carol: a session with a websocket on c1 and IMAP on c3, which must stay open.
+    let central_tokens = [
+        token(&api, &c1, "bob", BOB_PW).await,
+        token(&api, &c2, "bob", BOB_PW).await,
+    ];
+    let east_tokens = [
+        token(&api, &e1, "bob", BOB_PW).await,
+        token(&api, &e2, "bob", BOB_PW).await,
+    ];
+    let mut bob_sockets = vec![
+        ws::open(&c1, &central_tokens[0], Auth::Bearer).await,
+        ws::open(&c2, &central_tokens[1], Auth::Bearer).await,
+        ws::open(&e2, &east_tokens[0], Auth::Bearer).await,
+        ws::open(&e3, &east_tokens[1], Auth::Bearer).await,
+    ];
+    let mut bob_mail = Vec::new();
+    for addr in [central.nodes[2].imap, east.nodes[0].imap] {
+        let (client, answer) = imap_login(addr, None, "bob@example.org", BOB_PW).await;
+        assert!(answer.starts_with("a1 OK"), "{answer}");
+        bob_mail.push(client);
+    }
+    let (smtp, answer) = smtp_auth(central.nodes[1].smtp, None, "bob@example.org", BOB_PW).await;
+    assert!(answer.starts_with("235 "), "{answer}");
+    bob_mail.push(smtp);
+    let carol = token(&api, &c1, "carol", CAROL_PW).await;
+    let mut carol_socket = ws::open(&c1, &carol, Auth::Bearer).await;
+    let (mut carol_imap, answer) =
+        imap_login(central.nodes[2].imap, None, "carol@example.org", CAROL_PW).await;
+    assert!(answer.starts_with("a1 OK"), "{answer}");
+
+    // The dry run: what the clients hold, site by site and node by node; nothing closes.
+    let preview = api
+        .post(format!("{c2}/rest/v1/incidents"))
+        .as_(&admin)
+        .body(json!({"user": "bob@example.org", "sites": "all", "dry_run": true}))
+        .expect(200)
+        .await
+        .body;
+    assert_eq!(preview["dry_run"], true);
+    assert_eq!(preview["complete"], true);
+    let (pc, pe) = (&preview["sites"]["central"], &preview["sites"]["east"]);
+    assert_eq!(
+        (pc["status"].as_str(), pe["status"].as_str()),
+        (Some("preview"), Some("preview"))
+    );
+    assert_eq!(counts(pc), (2, 2, 2), "{preview}");
+    assert_eq!(counts(pe), (2, 2, 1), "{preview}");
+    let expected = [
+        (pc, "c1", (1, 0)),
+        (pc, "c2", (1, 1)),
+        (pc, "c3", (0, 1)),
+        (pe, "e1", (0, 1)),
+        (pe, "e2", (1, 0)),
+        (pe, "e3", (1, 0)),
+    ];
+    for (part, node, held) in expected {
+        assert_eq!(node_counts(part, node), held, "{node} in {preview}");
+    }
+    for socket in &mut bob_sockets {
+        still_open(socket).await;
+    }
+    imap_still_open(&mut bob_mail[0]).await;
+    api.get(format!("{e1}/rest/v1/iam/sessions/current"))
+        .as_(&east_tokens[0])
+        .expect(200)
+        .await;
+    let stored = api
+        .get(format!("{c2}/rest/v1/incidents"))
+        .as_(&admin)
+        .expect(200)
+        .await;
+    assert_eq!(stored.body, json!([]), "a dry run keeps no receipt");
+
+    // The contain: one call, a receipt that matches the preview node for node.
+    let receipt = api
+        .post(format!("{c2}/rest/v1/incidents"))
+        .as_(&admin)
+        .body(json!({
+            "user": "bob@example.org", "sites": "all", "reason": "phished",
+            "lock": {"message": LOCKED, "ttl": "1h"},
+        }))
+        .expect(200)
+        .await
+        .body;
+    assert_eq!(receipt["complete"], true, "{receipt}");
+    assert_eq!(receipt["dry_run"], false);
+    assert_eq!(receipt["reason"], "phished");
+    assert!(receipt["elapsed_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    let lock_id = receipt["lock_id"].as_str().expect("a lock id").to_string();
+    let (rc, re) = (&receipt["sites"]["central"], &receipt["sites"]["east"]);
+    for part in [rc, re] {
+        assert_eq!(part["status"], "contained", "{receipt}");
+        assert!(
+            part["log_index"].as_u64().is_some_and(|i| i > 0),
+            "{receipt}"
+        );
+    }
+    assert_eq!(counts(rc), counts(pc), "{receipt}");
+    assert_eq!(counts(re), counts(pe), "{receipt}");
+    for (_, node, held) in expected {
+        let part = match node.starts_with('c') {
+            true => rc,
+            false => re,
+        };
+        assert_eq!(node_counts(part, node), held, "{node} in {receipt}");
+        assert!(part["nodes"][node]["applied_at"].is_string(), "{receipt}");
+    }
+
+    // What the clients saw: every socket told `locked` and closed with 4005, every channel
+    // said goodbye and closed; carol's stay open.
+    for socket in &mut bob_sockets {
+        let (said, code) = closing(socket).await;
+        assert_eq!(said, json!({"type": "session_closed", "reason": "locked"}));
+        assert_eq!(code, Some(4005));
+    }
+    for client in &mut bob_mail {
+        let goodbye = client.line().await.expect("a goodbye");
+        assert!(
+            goodbye.starts_with("* BYE") || goodbye.starts_with("421 "),
+            "{goodbye}"
+        );
+        assert!(client.closes_within(WAIT).await);
+    }
+    still_open(&mut carol_socket).await;
+    imap_still_open(&mut carol_imap).await;
+
+    // Every old token is refused at every node; carol's still works.
+    for (site, tokens) in [(&central, &central_tokens), (&east, &east_tokens)] {
+        for i in 0..3 {
+            for token in tokens.iter() {
+                let answer = api
+                    .get(format!("{}/rest/v1/iam/sessions/current", site.api_url(i)))
+                    .as_(token)
+                    .send()
+                    .await;
+                assert_eq!(answer.status, 401, "{}", answer.text);
+            }
+        }
+    }
+    api.get(format!("{c3}/rest/v1/iam/sessions/current"))
+        .as_(&carol)
+        .expect(200)
+        .await;
+
+    // The lock keeps bob out of every node by every protocol; a wrong password is still the
+    // ordinary refusal, and the locked attempts never earned a ban.
+    bob_is_kept_out_everywhere(&api, &central, &east).await;
+    let wrong = api
+        .login(&e3, "example.org", "bob", "not-the-password")
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    let (_, answer) = imap_login(central.nodes[0].imap, None, "bob@example.org", "wrong").await;
+    assert!(
+        answer.starts_with("a1 NO [AUTHENTICATIONFAILED]"),
+        "{answer}"
+    );
+
+    // The lock is listed in force at both sites, the receipt is kept.
+    let locks = api
+        .get(format!("{c1}/rest/v1/locks"))
+        .as_(&admin)
+        .query(&[("sites", "all")])
+        .expect(200)
+        .await
+        .body;
+    let listed = locks.as_array().expect("a list");
+    assert_eq!(listed.len(), 1, "{locks}");
+    assert_eq!(listed[0]["lock_id"], lock_id.as_str());
+    assert_eq!(listed[0]["target"], json!({"user": "bob@example.org"}));
+    assert_eq!(
+        listed[0]["sites"],
+        json!({"central": "in_force", "east": "in_force"})
+    );
+    let incident = receipt["incident_id"].as_str().expect("an id");
+    let kept = api
+        .get(format!("{c3}/rest/v1/incidents/{incident}"))
+        .as_(&admin)
+        .expect(200)
+        .await
+        .body;
+    assert_eq!(kept["sites"], receipt["sites"]);
+
+    // Lifting the lock lets bob in again, everywhere.
+    api.delete(format!("{c1}/rest/v1/locks/{lock_id}"))
+        .as_(&admin)
+        .expect(204)
+        .await;
+    for base in [&c1, &e2] {
+        bob_gets_in(&api, base).await;
+    }
+    let (_, answer) = imap_login(east.nodes[2].imap, None, "bob@example.org", BOB_PW).await;
+    assert!(answer.starts_with("a1 OK"), "{answer}");
+
+    // A lock's expiry lifts it without anyone.
+    let placed = api
+        .post(format!("{c1}/rest/v1/locks"))
+        .as_(&admin)
+        .body(json!({"target": {"user": "bob@example.org"}, "message": LOCKED, "ttl": "3s", "sites": "all"}))
+        .expect(201)
+        .await
+        .body;
+    assert_eq!(
+        placed["sites"],
+        json!({"central": "in_force", "east": "in_force"})
+    );
+    assert!(placed["expires_at"].is_string());
+    let refused = api.login(&e1, "example.org", "bob", BOB_PW).await;
+    assert_eq!(
+        (refused.status, refused.body["message"].as_str()),
+        (403, Some(LOCKED))
+    );
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    for base in [&c3, &e1] {
+        bob_gets_in(&api, base).await;
+    }
+    let in_force = api
+        .get(format!("{c1}/rest/v1/locks"))
+        .as_(&admin)
+        .expect(200)
+        .await;
+    assert_eq!(
+        in_force.body,
+        json!([]),
+        "an expired lock is no longer listed in force"
+    );
+}
