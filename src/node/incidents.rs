@@ -3,7 +3,8 @@
 //! and only then keeps its report ([`NodeReport`]: when it applied the entry, what it closed).
 //! Peers ask for the report on the cluster listener (`incident-report`), waiting a bounded
 //! time for it; the node that took the call asks every node of its site and names those that
-//! are down or did not answer.
+//! are down (the site's view has them down, or they cannot be reached) or answered without a
+//! report in time.
 //!
 //! Owns the reports this node keeps (for [`KEEP_REPORTS`]), the call's name and wire form, and
 //! the collection over the site's nodes; what a receipt says to a client is the api's.
@@ -179,8 +180,9 @@ impl SiteReporters<'_> {
                 Err(e) => NodePart::NoAnswer(e.to_string()),
             },
             Ok(Err(refusal)) => NodePart::NoAnswer(refusal),
-            Err(_) if self.is_down(node.id) => NodePart::Down,
-            Err(e) => NodePart::NoAnswer(e.to_string()),
+            // Not reachable from here (refused, reset, timed out): down, as this node sees it;
+            // if it lives on, it applies the entry when it catches up, before serving again.
+            Err(_) => NodePart::Down,
         }
     }
 }

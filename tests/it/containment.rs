@@ -428,3 +428,161 @@ async fn a_contain_closes_what_the_clients_hold_node_for_node_and_the_lock_keeps
         "an expired lock is no longer listed in force"
     );
 }
+
+/// carol's sessions and sockets as `base` lists them.
+async fn carols(api: &Api, base: &str, admin: &str) -> Value {
+    api.get(format!("{base}/rest/v1/master/logicalroles/ws/sessions"))
+        .as_(admin)
+        .query(&[("user", "carol"), ("domain", "example.org")])
+        .expect(200)
+        .await
+        .body
+}
+
+/// Polls `GET /tasks/{id}` at `base` until the task completed.
+async fn wait_completed(api: &Api, base: &str, admin: &str, task_id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let task = api
+            .get(format!("{base}/tasks/{task_id}"))
+            .as_(admin)
+            .expect(200)
+            .await;
+        if task.body["status"] == "completed" {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never completed: {}",
+            task.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_cut_off_is_contained_by_a_task_when_it_answers_and_a_dead_node_is_named() {
+    let (mut central, east) = deployment().await;
+    let api = Api::default();
+    let (c1, c2) = (central.api_url(0), central.api_url(1));
+    let (e1, e2, e3) = (east.api_url(0), east.api_url(1), east.api_url(2));
+    let admin = api.admin_token(&c1).await;
+    add_user(&api, &c1, &admin, "example.org", "bob", BOB_PW).await;
+    add_user(&api, &c1, &admin, "example.org", "carol", CAROL_PW).await;
+    let at_central = token(&api, &c2, "bob", BOB_PW).await;
+    let at_east = token(&api, &e1, "bob", BOB_PW).await;
+    let mut east_socket = ws::open(&e2, &at_east, Auth::Bearer).await;
+
+    let cut = common::net::Cut::sites(central.octet, east.octet);
+    let refused = api
+        .post(format!("{c1}/rest/v1/incidents"))
+        .as_(&admin)
+        .body(json!({"user": "bob@example.org", "sites": "all", "lock": {"message": LOCKED}}))
+        .expect_error(503, "Unavailable")
+        .await
+        .body;
+    let receipt = &refused["receipt"];
+    assert_eq!(receipt["complete"], false, "{refused}");
+    assert_eq!(
+        receipt["sites"]["central"]["status"], "contained",
+        "{refused}"
+    );
+    assert_eq!(counts(&receipt["sites"]["central"]), (1, 0, 0));
+    let pending = &receipt["sites"]["east"];
+    assert_eq!(pending["status"], "pending", "{refused}");
+    assert!(pending["cause"].is_string() && pending.get("sessions_ended").is_none());
+    let task_id = pending["task_id"].as_str().expect("a task").to_string();
+    assert_eq!(refused["taskId"], task_id.as_str());
+    // The reachable site is contained at once; the cut one is untouched until it answers.
+    api.get(format!("{c2}/rest/v1/iam/sessions/current"))
+        .as_(&at_central)
+        .expect(401)
+        .await;
+    let locked = api.login(&c2, "example.org", "bob", BOB_PW).await;
+    assert_eq!(
+        (locked.status, locked.body["message"].as_str()),
+        (403, Some(LOCKED))
+    );
+    still_open(&mut east_socket).await;
+    let incident = receipt["incident_id"].as_str().expect("an id").to_string();
+    let kept = api
+        .get(format!("{c1}/rest/v1/incidents/{incident}"))
+        .as_(&admin)
+        .expect(200)
+        .await;
+    assert_eq!(kept.body["sites"]["east"]["status"], "pending");
+
+    drop(cut);
+    wait_completed(&api, &c1, &admin, &task_id).await;
+    let (said, code) = closing(&mut east_socket).await;
+    assert_eq!(
+        (said["reason"].as_str(), code),
+        (Some("locked"), Some(4005))
+    );
+    let kept = api
+        .get(format!("{c2}/rest/v1/incidents/{incident}"))
+        .as_(&admin)
+        .expect(200)
+        .await;
+    let filled = &kept.body["sites"]["east"];
+    assert_eq!(filled["status"], "contained", "{}", kept.text);
+    assert_eq!(counts(filled), (1, 1, 0), "{}", kept.text);
+    assert_eq!(node_counts(filled, "e2"), (1, 0), "{}", kept.text);
+    assert_eq!(filled["task_id"], task_id.as_str());
+    for base in [&e1, &e3] {
+        let locked = api.login(base, "example.org", "bob", BOB_PW).await;
+        assert_eq!(
+            (locked.status, locked.body["message"].as_str()),
+            (403, Some(LOCKED))
+        );
+    }
+    let lock_id = receipt["lock_id"].as_str().expect("a lock");
+    let lock = api
+        .get(format!("{c1}/rest/v1/locks/{lock_id}"))
+        .as_(&admin)
+        .query(&[("sites", "all")])
+        .expect(200)
+        .await;
+    assert_eq!(
+        lock.body["sites"],
+        json!({"central": "in_force", "east": "in_force"})
+    );
+
+    // A node killed just before a contain is named down; the site is still contained, and
+    // the sockets that node held went with it.
+    let carol = token(&api, &c1, "carol", CAROL_PW).await;
+    let _dead_socket = ws::open(&central.api_url(2), &carol, Auth::Bearer).await;
+    let before = carols(&api, &c2, &admin).await;
+    assert_eq!(
+        before.as_array().map(Vec::len),
+        Some(2),
+        "a session and its socket: {before}"
+    );
+    central.kill(2);
+    let receipt = api
+        .post(format!("{c1}/rest/v1/incidents"))
+        .as_(&admin)
+        .body(json!({"user": "carol@example.org"}))
+        .expect(200)
+        .await
+        .body;
+    let part = &receipt["sites"]["central"];
+    assert_eq!(part["status"], "contained", "{receipt}");
+    assert_eq!(part["nodes"]["c3"], json!({"status": "down"}), "{receipt}");
+    assert_eq!(counts(part), (1, 1, 0), "{receipt}");
+    assert!(part["nodes"]["c1"]["applied_at"].is_string(), "{receipt}");
+    assert!(
+        receipt["sites"].get("east").is_none(),
+        "sites defaults to the current site"
+    );
+    assert_eq!(carols(&api, &c2, &admin).await, json!([]));
+    assert_eq!(
+        api.get(format!("{e2}/rest/v1/incidents"))
+            .as_(&api.admin_token(&e2).await)
+            .expect(200)
+            .await
+            .body,
+        json!([]),
+        "receipts are kept where the call was taken"
+    );
+}
