@@ -78,6 +78,8 @@ pub(super) struct Placed {
     pub expires_at_ms: Option<u64>,
     pub created_by: String,
     pub sites: Vec<String>,
+    #[serde(default)]
+    pub spares: Option<Uuid>,
 }
 
 /// A lock as the api shows it.
@@ -170,9 +172,8 @@ async fn create(
         record_wide: false,
     };
     let scatter = Scatter::new(&state, &caller, &plan, request, write);
-    let except = caller.session().map(|s| s.session_id);
     let parts = scatter
-        .run(async { Ok(state.site.place_lock(lock.clone(), except).await?) })
+        .run(async { Ok(state.site.place_lock(lock.clone()).await?) })
         .await?;
     let mut view = LockView::of(&lock, &current, now_ms());
     view.sites.clear();
@@ -202,6 +203,7 @@ pub(super) fn new_lock(
     sites: Vec<String>,
 ) -> Lock {
     let now = now_ms();
+    let spares = caller.session().map(|s| s.session_id);
     Lock {
         lock_id: Uuid::now_v7(),
         target,
@@ -211,10 +213,12 @@ pub(super) fn new_lock(
         created_by: caller.describe(),
         sites,
         lifted_at_ms: None,
+        spares,
     }
 }
 
 pub(super) fn placed_lock(placed: Placed, target: LockTarget, message: String) -> Lock {
+    let spares = placed.spares;
     Lock {
         lock_id: placed.lock_id,
         target,
@@ -224,6 +228,7 @@ pub(super) fn placed_lock(placed: Placed, target: LockTarget, message: String) -
         created_by: placed.created_by,
         sites: placed.sites,
         lifted_at_ms: None,
+        spares,
     }
 }
 
@@ -236,6 +241,7 @@ impl Placed {
             expires_at_ms: lock.expires_at_ms,
             created_by: lock.created_by.clone(),
             sites: lock.sites.clone(),
+            spares: lock.spares,
         }
     }
 }

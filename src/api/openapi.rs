@@ -112,6 +112,10 @@ mod tests {
             "/metrics",
             "/rest/v1/iam/sessions",
             "/rest/v1/iam/sessions/current",
+            "/rest/v1/incidents",
+            "/rest/v1/incidents/{incident_id}",
+            "/rest/v1/locks",
+            "/rest/v1/locks/{lock_id}",
             "/rest/v1/master/logicalroles/ws/sessions",
             "/rest/v1/master/logicalroles/ws/sessions/{session_id}",
             "/rest/v1/ws",
@@ -137,6 +141,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 44);
+        assert_eq!(operations, 51);
     }
 }

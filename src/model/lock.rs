@@ -72,9 +72,17 @@ pub struct Lock {
     /// The sites it was placed for.
     pub sites: Vec<String>,
     pub lifted_at_ms: Option<u64>,
+    /// The session of whoever placed it, which it never ends nor keeps out.
+    pub spares: Option<Uuid>,
 }
 
 impl Lock {
+    /// Whether it keeps `entrant` out at `now_ms`.
+    pub fn keeps_out(&self, entrant: &Entrant<'_>, now_ms: u64) -> bool {
+        let spared = self.spares.is_some() && entrant.session_id == self.spares;
+        !spared && self.in_force(now_ms) && self.target.matches(entrant)
+    }
+
     pub fn in_force(&self, now_ms: u64) -> bool {
         self.lifted_at_ms.is_none() && !matches!(self.expires_at_ms, Some(at) if at <= now_ms)
     }
@@ -158,6 +166,7 @@ mod tests {
             created_by: "admin@master.domain".into(),
             sites: vec!["central".into()],
             lifted_at_ms: None,
+            spares: None,
         };
         assert!(lock.in_force(4_999));
         assert!(!lock.in_force(5_000));

@@ -586,3 +586,282 @@ async fn a_site_cut_off_is_contained_by_a_task_when_it_answers_and_a_dead_node_i
         "receipts are kept where the call was taken"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ip_lock_keeps_its_network_out_of_every_protocol_and_lets_others_in() {
+    let tuning = common::Tuning {
+        mail: vec!["allow_plaintext_auth = true".into()],
+        ..Default::default()
+    };
+    let site = TestSite::start(3, tuning).await;
+    site.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = site.api_url(0);
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "example.org", "bob", BOB_PW).await;
+    // Sources on networks no node lives on: 127.0.{o}.0/24 is locked, 127.0.{o+1}.0/24 not.
+    let o = site.octet.wrapping_add(100);
+    let locked_ip: IpAddr = format!("127.0.{o}.9").parse().unwrap();
+    let other_ip: IpAddr = format!("127.0.{}.9", o.wrapping_add(1)).parse().unwrap();
+    let (from_locked, from_other) = (Api::from_source(locked_ip), Api::from_source(other_ip));
+    let opened = from_locked.token(&base, "example.org", "bob", BOB_PW).await;
+    let spared = from_other.token(&base, "example.org", "bob", BOB_PW).await;
+    let (mut imap_in, answer) = imap_login(
+        site.nodes[1].imap,
+        Some(locked_ip),
+        "bob@example.org",
+        BOB_PW,
+    )
+    .await;
+    assert!(answer.starts_with("a1 OK"), "{answer}");
+
+    let lock = api
+        .post(format!("{base}/rest/v1/locks"))
+        .as_(&admin)
+        .body(json!({"target": {"ip": format!("127.0.{o}.0/24")}, "message": LOCKED}))
+        .expect(201)
+        .await
+        .body;
+    assert_eq!(lock["target"], json!({"ip": format!("127.0.{o}.0/24")}));
+    assert_eq!(lock["expires_at"], Value::Null);
+    // What was open from the network is ended; what was not, stays.
+    let goodbye = imap_in.line().await.expect("a goodbye");
+    assert!(goodbye.starts_with("* BYE"), "{goodbye}");
+    api.get(format!("{base}/rest/v1/iam/sessions/current"))
+        .as_(&opened)
+        .expect(401)
+        .await;
+    api.get(format!("{base}/rest/v1/iam/sessions/current"))
+        .as_(&spared)
+        .expect(200)
+        .await;
+    for i in 0..3 {
+        let node = &site.nodes[i];
+        let url = site.api_url(i);
+        let refused = from_locked.login(&url, "example.org", "bob", BOB_PW).await;
+        assert_eq!(
+            (refused.status, refused.body["message"].as_str()),
+            (403, Some(LOCKED)),
+            "{url}"
+        );
+        let admitted = from_other.login(&url, "example.org", "bob", BOB_PW).await;
+        assert_eq!(admitted.status, 200, "{url}: {}", admitted.text);
+        let (_, answer) = imap_login(node.imap, Some(locked_ip), "bob@example.org", BOB_PW).await;
+        assert!(
+            answer.starts_with("a1 NO [AUTHORIZATIONFAILED]"),
+            "{answer}"
+        );
+        let (_, answer) = imap_login(node.imap, Some(other_ip), "bob@example.org", BOB_PW).await;
+        assert!(answer.starts_with("a1 OK"), "{answer}");
+        let (_, answer) = smtp_auth(node.smtp, Some(locked_ip), "bob@example.org", BOB_PW).await;
+        assert!(answer.starts_with("535 5.7.8"), "{answer}");
+        let (_, answer) = smtp_auth(node.smtp, Some(other_ip), "bob@example.org", BOB_PW).await;
+        assert!(answer.starts_with("235 "), "{answer}");
+        let (status, body) = jmap_basic(&from_locked, &url, "bob@example.org", BOB_PW).await;
+        assert_eq!((status, body["message"].as_str()), (403, Some(LOCKED)));
+        let (status, _) = jmap_basic(&from_other, &url, "bob@example.org", BOB_PW).await;
+        assert_eq!(status, 200);
+    }
+    let lock_id = lock["lock_id"].as_str().expect("an id");
+    api.delete(format!("{base}/rest/v1/locks/{lock_id}"))
+        .as_(&admin)
+        .expect(204)
+        .await;
+    let admitted = from_locked
+        .login(&site.api_url(2), "example.org", "bob", BOB_PW)
+        .await;
+    assert_eq!(admitted.status, 200, "{}", admitted.text);
+    let listed = api
+        .get(format!("{base}/rest/v1/locks"))
+        .as_(&admin)
+        .query(&[("all", "true")])
+        .expect(200)
+        .await
+        .body;
+    assert_eq!(listed[0]["sites"], json!({"local": "lifted"}), "{listed}");
+    assert!(listed[0]["lifted_at"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn locks_and_incidents_refuse_bad_input_and_callers_outside_their_reach() {
+    let (_site, api, base, admin) = common::admin_node(common::Tuning::default()).await;
+    add_user(&api, &base, &admin, "a.org", "anna", "anna-password").await;
+    add_user(&api, &base, &admin, "a.org", "andy", "andy-password").await;
+    add_user(&api, &base, &admin, "b.org", "bert", "bert-password").await;
+    add_user(&api, &base, &admin, "b.org", "nina", "nina-password").await;
+    api.put(format!("{base}/groups/admins@a.org"))
+        .as_(&admin)
+        .body(json!({"members": ["anna@a.org"]}))
+        .expect(201)
+        .await;
+    let anna = api.token(&base, "a.org", "anna", "anna-password").await;
+    let bert = api.token(&base, "b.org", "bert", "bert-password").await;
+    let nina = api.token(&base, "b.org", "nina", "nina-password").await;
+    let locks = format!("{base}/rest/v1/locks");
+    let incidents = format!("{base}/rest/v1/incidents");
+    let lock = |target: Value| json!({"target": target, "message": "locked"});
+
+    for bad in [
+        json!({"target": {}, "message": "m"}),
+        json!({"target": {"user": "andy@a.org", "domain": "a.org"}, "message": "m"}),
+        json!({"target": {"user": 7}, "message": "m"}),
+        json!({"target": {"host": "x"}, "message": "m"}),
+        json!({"target": "andy@a.org", "message": "m"}),
+        json!({"target": {"ip": "300.1.2.3"}, "message": "m"}),
+        json!({"target": {"session_id": "not-a-uuid"}, "message": "m"}),
+        json!({"target": {"user": "andy@a.org"}, "message": ""}),
+        json!({"target": {"user": "andy@a.org"}, "message": "two\nlines"}),
+        json!({"target": {"user": "andy@a.org"}, "message": "m", "ttl": "forever"}),
+        json!({"target": {"user": "andy@a.org"}, "message": "m", "ttl": "0s"}),
+        json!({"target": {"user": "andy@a.org"}, "message": "m", "sites": ["nowhere"]}),
+        json!({"target": {"user": "andy@a.org"}}),
+    ] {
+        api.post(&locks)
+            .as_(&admin)
+            .body(bad)
+            .expect_error(400, "InvalidArgument")
+            .await;
+    }
+    api.post(&locks)
+        .as_(&admin)
+        .body(lock(json!({"user": "nobody@a.org"})))
+        .expect_error(404, "notFound")
+        .await;
+    api.post(&locks)
+        .as_(&admin)
+        .body(lock(json!({"domain": "c.org"})))
+        .expect_error(404, "notFound")
+        .await;
+    api.get(format!("{locks}/not-a-uuid"))
+        .as_(&admin)
+        .expect_error(400, "InvalidArgument")
+        .await;
+    let unknown = uuid::Uuid::now_v7();
+    api.get(format!("{locks}/{unknown}"))
+        .as_(&admin)
+        .expect_error(404, "notFound")
+        .await;
+    api.delete(format!("{locks}/{unknown}"))
+        .as_(&admin)
+        .expect_error(404, "notFound")
+        .await;
+    api.post(&locks)
+        .body(lock(json!({"user": "andy@a.org"})))
+        .expect_error(401, "Unauthorized")
+        .await;
+
+    // A domain administrator locks its own domain's users only; domain and network locks
+    // need a global administrator; a user that administers nothing locks nothing.
+    api.post(&locks)
+        .as_(&anna)
+        .body(lock(json!({"user": "andy@a.org"})))
+        .expect(201)
+        .await;
+    api.post(&locks)
+        .as_(&anna)
+        .body(lock(json!({"user": "bert@b.org"})))
+        .expect_error(403, "Forbidden")
+        .await;
+    api.post(&locks)
+        .as_(&anna)
+        .body(lock(json!({"domain": "a.org"})))
+        .expect_error(403, "Forbidden")
+        .await;
+    api.post(&locks)
+        .as_(&anna)
+        .body(lock(json!({"ip": "10.0.0.0/8"})))
+        .expect_error(403, "Forbidden")
+        .await;
+    api.post(&locks)
+        .as_(&bert)
+        .body(lock(json!({"user": "bert@b.org"})))
+        .expect_error(403, "Forbidden")
+        .await;
+    let global = api
+        .post(&locks)
+        .as_(&admin)
+        .body(lock(json!({"user": "bert@b.org"})))
+        .expect(201)
+        .await;
+    let seen_by_anna = api.get(&locks).as_(&anna).expect(200).await.body;
+    assert_eq!(
+        seen_by_anna.as_array().map(Vec::len),
+        Some(1),
+        "anna sees her domain's: {seen_by_anna}"
+    );
+    let bert_lock = global.body["lock_id"].as_str().expect("an id");
+    api.delete(format!("{locks}/{bert_lock}"))
+        .as_(&anna)
+        .expect_error(403, "Forbidden")
+        .await;
+    for bad in [
+        json!({}),
+        json!({"user": 7}),
+        json!({"user": "andy@a.org", "dry_run": "yes"}),
+        json!({"user": "andy@a.org", "sites": "everywhere"}),
+        json!({"user": "andy@a.org", "lock": {"message": ""}}),
+        json!({"user": "andy@a.org", "lock": {"message": "m", "ttl": "soon"}}),
+        json!({"user": "andy@a.org", "reason": "two\nlines"}),
+        json!({"user": "not an address"}),
+    ] {
+        api.post(&incidents)
+            .as_(&admin)
+            .body(bad)
+            .expect_error(400, "InvalidArgument")
+            .await;
+    }
+    api.post(&incidents)
+        .as_(&admin)
+        .body(json!({"user": "nobody@a.org"}))
+        .expect_error(404, "notFound")
+        .await;
+    api.post(&incidents)
+        .as_(&anna)
+        .body(json!({"user": "bert@b.org"}))
+        .expect_error(403, "Forbidden")
+        .await;
+    api.post(&incidents)
+        .as_(&nina)
+        .body(json!({"user": "andy@a.org", "dry_run": true}))
+        .expect_error(403, "Forbidden")
+        .await;
+    api.post(&incidents)
+        .body(json!({"user": "andy@a.org"}))
+        .expect_error(401, "Unauthorized")
+        .await;
+    api.get(format!("{incidents}/not-a-uuid"))
+        .as_(&admin)
+        .expect_error(400, "InvalidArgument")
+        .await;
+    api.get(format!("{incidents}/{unknown}"))
+        .as_(&admin)
+        .expect_error(404, "notFound")
+        .await;
+    let receipt = api
+        .post(&incidents)
+        .as_(&anna)
+        .body(json!({"user": "andy@a.org"}))
+        .expect(200)
+        .await;
+    assert_eq!(receipt.body["requested_by"], "anna@a.org");
+    let kept = api.get(&incidents).as_(&anna).expect(200).await.body;
+    assert_eq!(kept.as_array().map(Vec::len), Some(1), "{kept}");
+    let kept_for_nina = api.get(&incidents).as_(&nina).send().await;
+    assert_eq!(kept_for_nina.status, 403, "{}", kept_for_nina.text);
+    // The caller's own session is never ended by its own lock call (everyone else's from
+    // that network is).
+    api.post(&locks)
+        .as_(&admin)
+        .body(lock(json!({"ip": "127.0.0.0/8"})))
+        .expect(201)
+        .await;
+    api.get(format!("{base}/rest/v1/iam/sessions/current"))
+        .as_(&admin)
+        .expect(200)
+        .await;
+
+    api.get(format!("{base}/rest/v1/iam/sessions/current"))
+        .as_(&anna)
+        .expect(401)
+        .await;
+}

@@ -43,7 +43,7 @@ impl SiteState {
         self.locks
             .values()
             .map(|l| &**l)
-            .find(|l| l.in_force(at_ms) && l.target.matches(entrant))
+            .find(|l| l.keeps_out(entrant, at_ms))
     }
 
     /// The lock that keeps a session (and so its sockets) out, if one does.
@@ -52,7 +52,7 @@ impl SiteState {
     }
 
     /// Places a lock and ends what it matches; placing the same lock again does nothing.
-    pub(super) fn place_lock(&mut self, at_ms: u64, lock: Lock, except: Option<Uuid>) -> SiteReply {
+    pub(super) fn place_lock(&mut self, at_ms: u64, lock: Lock) -> SiteReply {
         if self.locks.contains_key(&lock.lock_id) {
             return SiteReply::LockPlaced(Closed::default());
         }
@@ -60,7 +60,7 @@ impl SiteState {
             return SiteReply::Invalid("the lock has expired already".into());
         }
         let (mut sessions, channels) = self.matching(&lock.target, at_ms);
-        sessions.retain(|s| Some(*s) != except);
+        sessions.retain(|s| Some(*s) != lock.spares);
         self.locks.insert(lock.lock_id, Arc::new(lock));
         let websockets = self.count_connections(&sessions);
         let ended = self.end_sessions(sessions, CloseReason::Locked);

@@ -145,10 +145,9 @@ mod protocol {
             window_ms: u64,
             limit: u32,
         },
-        /// Places a lock, ending what it matches but `except` (the caller's own session).
+        /// Places a lock, ending what it matches but the session it spares.
         PlaceLock {
             lock: Lock,
-            except: Option<Uuid>,
         },
         LiftLock {
             lock_id: Uuid,
@@ -360,7 +359,7 @@ impl SiteState {
                 SiteReply::ChannelsClosed(self.remove_channels([channel_id]).len() as u32)
             }
             SiteCommand::DisconnectChannels(target) => self.disconnect_channels(target),
-            SiteCommand::PlaceLock { lock, except } => self.place_lock(at_ms, lock, except),
+            SiteCommand::PlaceLock { lock } => self.place_lock(at_ms, lock),
             SiteCommand::LiftLock { lock_id } => self.lift_lock(at_ms, lock_id),
             SiteCommand::Contain {
                 containment,

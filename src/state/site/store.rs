@@ -297,12 +297,10 @@ impl SiteStore {
         }
     }
 
-    /// Places a lock at this site, ending what it matches but `except`; what it ended.
-    pub async fn place_lock(&self, lock: Lock, except: Option<Uuid>) -> Result<Closed, StoreError> {
-        match self
-            .execute(SiteCommand::PlaceLock { lock, except })
-            .await?
-        {
+    /// Places a lock at this site, ending what it matches but the session it spares; what it
+    /// ended.
+    pub async fn place_lock(&self, lock: Lock) -> Result<Closed, StoreError> {
+        match self.execute(SiteCommand::PlaceLock { lock }).await? {
             SiteReply::LockPlaced(closed) => Ok(closed),
             other => Err(self.unexpected(other)),
         }

@@ -557,6 +557,7 @@ fn user_lock(user: Uuid, expires_at_ms: Option<u64>) -> Lock {
         created_by: "admin@master.domain".into(),
         sites: vec!["central".into()],
         lifted_at_ms: None,
+        spares: None,
     }
 }
 
@@ -616,10 +617,7 @@ fn a_user_lock_ends_what_is_open_and_keeps_every_way_in_shut_until_it_expires() 
     let placed = run(
         &mut state,
         20,
-        SiteCommand::PlaceLock {
-            lock: lock.clone(),
-            except: None,
-        },
+        SiteCommand::PlaceLock { lock: lock.clone() },
     );
     assert_eq!(
         placed,
@@ -665,11 +663,7 @@ fn a_user_lock_ends_what_is_open_and_keeps_every_way_in_shut_until_it_expires() 
     assert_eq!(state.locks_in_force(49_999), 1);
     // Placing it again (a retried task) ends nothing more and keeps one lock.
     assert_eq!(
-        run(
-            &mut state,
-            40,
-            SiteCommand::PlaceLock { lock, except: None }
-        ),
+        run(&mut state, 40, SiteCommand::PlaceLock { lock }),
         SiteReply::LockPlaced(Closed::default())
     );
     assert_eq!(state.locks().len(), 1);
@@ -689,36 +683,56 @@ fn a_user_lock_ends_what_is_open_and_keeps_every_way_in_shut_until_it_expires() 
 fn a_session_opened_before_a_lock_cannot_open_a_connection_after_it() {
     let mut state = SiteState::default();
     let user = Uuid::now_v7();
-    let session = session_of(run(
-        &mut state,
-        0,
-        SiteCommand::CreateSession(new_session(user, "d", 60_000)),
-    ));
+    let new = |state: &mut SiteState| {
+        session_of(run(
+            state,
+            0,
+            SiteCommand::CreateSession(new_session(user, "d", 60_000)),
+        ))
+    };
+    let (session, spared) = (new(&mut state), new(&mut state));
     let mut lock = user_lock(user, None);
     lock.target = crate::model::LockTarget::Session(session.session_id);
     let lock_id = lock.lock_id;
-    // The caller's own session is spared by its own lock call, but still cannot get back in.
-    run(
-        &mut state,
-        5,
-        SiteCommand::PlaceLock {
-            lock,
-            except: Some(session.session_id),
-        },
-    );
-    assert!(state.get(&session.session_id, 5).is_some());
+    run(&mut state, 5, SiteCommand::PlaceLock { lock: lock.clone() });
+    assert!(state.get(&session.session_id, 5).is_none());
+    let mut session_lock = lock;
+    session_lock.lock_id = Uuid::now_v7();
+    session_lock.target = crate::model::LockTarget::Session(spared.session_id);
+    session_lock.spares = Some(spared.session_id);
+    // The caller's own session is neither ended nor kept out by its own lock.
+    run(&mut state, 6, SiteCommand::PlaceLock { lock: session_lock });
+    assert!(state.get(&spared.session_id, 6).is_some());
     assert!(matches!(
-        open(&mut state, session.session_id, 1, 1),
+        open(&mut state, spared.session_id, 1, 1),
+        SiteReply::Connection(_)
+    ));
+    let later = new(&mut state);
+    let mut by_user = user_lock(user, None);
+    by_user.lock_id = Uuid::now_v7();
+    // A lock placed before a session's connection opens keeps the connection out.
+    state
+        .locks
+        .insert(by_user.lock_id, Arc::new(by_user.clone()));
+    assert!(matches!(
+        open(&mut state, later.session_id, 1, 1),
         SiteReply::Locked { .. }
     ));
-    let SiteReply::Lock(lifted) = run(&mut state, 20, SiteCommand::LiftLock { lock_id }) else {
+    let SiteReply::Lock(lifted) = run(
+        &mut state,
+        20,
+        SiteCommand::LiftLock {
+            lock_id: by_user.lock_id,
+        },
+    ) else {
         panic!()
     };
     assert_eq!(lifted.lifted_at_ms, Some(20));
     assert!(matches!(
-        open(&mut state, session.session_id, 1, 1),
+        open(&mut state, later.session_id, 1, 1),
         SiteReply::Connection(_)
     ));
+    assert!(state.lock(&lock_id).is_some_and(|l| l.in_force(20)));
     assert_eq!(
         run(
             &mut state,
@@ -761,7 +775,7 @@ fn a_network_lock_keeps_out_its_addresses_only() {
     );
     let mut lock = user_lock(user, None);
     lock.target = crate::model::LockTarget::Network("10.0.0.0/24".parse().unwrap());
-    let placed = run(&mut state, 1, SiteCommand::PlaceLock { lock, except: None });
+    let placed = run(&mut state, 1, SiteCommand::PlaceLock { lock });
     assert_eq!(
         placed,
         SiteReply::LockPlaced(Closed {
@@ -906,14 +920,7 @@ fn locks_and_receipts_survive_snapshots_and_older_snapshots_still_restore() {
     let mut state = SiteState::default();
     let user = Uuid::now_v7();
     let lock = user_lock(user, None);
-    run(
-        &mut state,
-        0,
-        SiteCommand::PlaceLock {
-            lock: lock.clone(),
-            except: None,
-        },
-    );
+    run(&mut state, 0, SiteCommand::PlaceLock { lock: lock.clone() });
     let receipt = Receipt {
         incident_id: Uuid::now_v7(),
         user: "alice@d".into(),
@@ -961,7 +968,7 @@ fn locks_and_receipts_survive_snapshots_and_older_snapshots_still_restore() {
 fn ended_locks_are_kept_a_month_then_purged() {
     let mut state = SiteState::default();
     let lock = user_lock(Uuid::now_v7(), Some(1_000));
-    run(&mut state, 0, SiteCommand::PlaceLock { lock, except: None });
+    run(&mut state, 0, SiteCommand::PlaceLock { lock });
     let month = crate::model::lock::KEEP_ENDED_LOCKS_MS;
     assert!(!state.has_expired(1_000 + month - 1));
     run(
