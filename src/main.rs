@@ -24,6 +24,8 @@ async fn main() -> std::process::ExitCode {
         Command::Groups { api, command } => cli::groups::groups(&api, command).await,
         Command::Tasks { api, command } => cli::tasks::tasks(&api, command).await,
         Command::Health { api } => cli::health::health(&api).await,
+        Command::Incident { api, command } => cli::incidents::incident(&api, command).await,
+        Command::Locks { api, command } => cli::incidents::locks(&api, command).await,
         Command::Completions { shell } => {
             let mut command = <cli::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "sessionplane", &mut std::io::stdout());

@@ -89,12 +89,20 @@ impl ApiClient {
 }
 
 impl ApiClient {
-    /// Sends a GET and returns its status and JSON whatever the status (health answers 503
-    /// with a report).
-    pub async fn call_any(&self, method: Method, path: &str) -> anyhow::Result<(u16, Value)> {
+    /// Sends a request and returns its status and JSON whatever the status (a containment
+    /// answers 503 with its receipt).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
         }
         let response = request
             .send()
@@ -103,6 +111,12 @@ impl ApiClient {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// Sends a GET and returns its status and JSON whatever the status (health answers 503
+    /// with a report).
+    pub async fn call_any(&self, method: Method, path: &str) -> anyhow::Result<(u16, Value)> {
+        self.send(method, path, None).await
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod demo;
 pub mod groups;
 pub mod health;
+pub mod incidents;
 pub mod serve;
 pub mod sessions;
 pub mod tasks;
@@ -113,6 +114,20 @@ pub enum Command {
         #[command(flatten)]
         api: client::ApiArgs,
     },
+    /// Contain an account: one call, a receipt per site and per node.
+    Incident {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: incidents::IncidentCommand,
+    },
+    /// Locks that keep a user, a domain, a network or a session out.
+    Locks {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: incidents::LocksCommand,
+    },
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Service tokens for automation.
@@ -134,6 +149,8 @@ impl Command {
             | Command::Cluster { api, .. }
             | Command::Groups { api, .. }
             | Command::Tasks { api, .. }
+            | Command::Incident { api, .. }
+            | Command::Locks { api, .. }
             | Command::Health { api } => Some(api),
             Command::Serve { .. }
             | Command::Demo(_)

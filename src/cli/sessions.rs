@@ -45,7 +45,7 @@ pub enum SessionsCommand {
 }
 
 /// The `sites` value as JSON for a body: a bare word becomes a JSON string.
-fn sites_value(raw: &str) -> anyhow::Result<Value> {
+pub(super) fn sites_value(raw: &str) -> anyhow::Result<Value> {
     match raw {
         "current" | "all" => Ok(Value::String(raw.into())),
         _ => serde_json::from_str(raw).map_err(|_| {
