@@ -7,6 +7,7 @@
 //! - [`failures`]: failed logins and the login ban's reservations;
 //! - [`holds`]: the sockets some node holds for a user (websocket connections, mail channels);
 //! - [`tasks`]: the task records' storage and attempts;
+//! - [`audit`]: the audit trail's hash chain, its listing, check and retention;
 //! - [`snapshot`]: writing and restoring the whole state;
 //! - [`store`]: the typed [`SiteStore`] the rest of the node goes through;
 //! - [`peer`]: commands for tests and benchmarks that speak to the group without a store.
@@ -23,6 +24,9 @@
 //! and they never feed back into the state. Everything here is deterministic and imports only
 //! `crate::model`: no clock but the entry's, no I/O.
 
+pub mod audit;
+#[cfg(test)]
+mod audit_tests;
 pub mod failures;
 pub mod holds;
 pub mod peer;
@@ -40,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use sessionplane_cluster::{SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
+use crate::model::audit::NewAuditEvent;
 use crate::model::task::{Attempt, NewTask, Task};
 use crate::model::{
     Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection, NewSession, Session,
@@ -139,6 +144,25 @@ mod protocol {
             window_ms: u64,
             limit: u32,
         },
+        /// Applies `command`, then records `event` with the outcome of its reply, in this one
+        /// entry (an event that cannot be recorded refuses the command: it is not applied).
+        Audited {
+            event: Box<NewAuditEvent>,
+            command: Box<SiteCommand>,
+        },
+        /// Records an event that has no change of its own (a refused call, a failed login).
+        RecordAudit(Box<NewAuditEvent>),
+        /// Records the directory's audit outbox event `seq` (a change to users, groups or
+        /// domains served at this site); `seq` and before are done.
+        CopyDirectoryAudit {
+            seq: u64,
+            event: Box<NewAuditEvent>,
+        },
+        /// Forgets at most `limit` audit events older than `keep_ms`, oldest first.
+        PurgeAudit {
+            keep_ms: u64,
+            limit: u32,
+        },
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +183,10 @@ mod protocol {
         OutsideDomain(String),
         /// No password check for this key now: as many as allowed already count.
         LoginBanned(LoginFailures),
+        /// The audit event's sequence in the site's chain.
+        AuditRecorded(u64),
+        /// How many audit events a purge forgot.
+        AuditPurged(u32),
     }
 }
 
@@ -231,6 +259,16 @@ pub struct SiteState {
     tasks: imbl::OrdMap<Uuid, Arc<Task>>,
     /// The last directory access revocation applied at this site.
     access_revocations_done: u64,
+    /// The audit trail by sequence (log order), and its index by (time, event id, sequence).
+    audit: imbl::OrdMap<u64, Arc<crate::model::audit::AuditEvent>>,
+    audit_by_time: BTreeSet<(u64, Uuid, u64)>,
+    audit_next_seq: u64,
+    /// The last event's hash (none: no event yet).
+    audit_head: Option<String>,
+    /// The `prev_hash` of the first event kept (none: no event was ever recorded).
+    audit_anchor: Option<String>,
+    /// The last directory audit outbox event copied into this site's chain.
+    directory_audit_done: u64,
 }
 
 impl SiteState {
@@ -303,6 +341,12 @@ impl SiteState {
                 SiteReply::ChannelsClosed(self.remove_channels([channel_id]).len() as u32)
             }
             SiteCommand::DisconnectChannels(target) => self.disconnect_channels(target),
+            SiteCommand::Audited { event, command } => self.audited(at_ms, *event, *command),
+            SiteCommand::RecordAudit(event) => self.record_alone(*event),
+            SiteCommand::CopyDirectoryAudit { seq, event } => {
+                self.copy_directory_audit(seq, *event)
+            }
+            SiteCommand::PurgeAudit { keep_ms, limit } => self.purge_audit(at_ms, keep_ms, limit),
         }
     }
 

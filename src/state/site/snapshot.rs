@@ -1,16 +1,19 @@
 //! Writing and restoring the whole site state: sessions, login failures, connections, channels,
-//! tasks and the last access revocation applied, in that order (the layout every existing
-//! snapshot has). Secondary indexes are never written: restore rebuilds them.
+//! tasks, the last access revocation applied and the audit trail, in that order (the layout
+//! every existing snapshot has; snapshots written before the audit trail end before it, and
+//! restore to an empty trail). Secondary indexes are never written: restore rebuilds them.
 //!
 //! Reads every record of [`SiteState`] but changes none of a live state: restore builds a new one.
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sessionplane_cluster::SnapshotWriter;
 use uuid::Uuid;
 
+use super::audit::AuditParts;
 use super::SiteState;
+use crate::model::audit::AuditEvent;
 use crate::model::task::Task;
 use crate::model::{Channel, Connection, Session};
 use crate::state::{decode, encode_into};
@@ -41,6 +44,13 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
     let channels = state.channels.clone();
     let tasks = state.tasks.clone();
     let revocations_done = state.access_revocations_done;
+    let audit = state.audit.clone();
+    let audit_tail = (
+        state.audit_next_seq,
+        state.audit_head.clone(),
+        state.audit_anchor.clone(),
+        state.directory_audit_done,
+    );
     Box::new(move || {
         let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
         let failures: Vec<(&str, &Vec<u64>)> = failures
@@ -50,6 +60,8 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
         let connections: Vec<&Connection> = connections.values().map(|c| &**c).collect();
         let channels: Vec<&Channel> = channels.values().map(|c| &**c).collect();
         let tasks: Vec<&Task> = tasks.values().map(|t| &**t).collect();
+        let events: Vec<(u64, &AuditEvent)> = audit.iter().map(|(s, e)| (*s, &**e)).collect();
+        let (next_seq, head, anchor, directory_done) = &audit_tail;
         let snapshot = (
             EverySession(&sessions),
             failures,
@@ -57,6 +69,7 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
             channels,
             tasks,
             revocations_done,
+            (events, next_seq, head, anchor, directory_done),
         );
         match encode_into(&mut bytes, &snapshot) {
             Ok(()) => bytes,
@@ -67,16 +80,15 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
 
 /// A new state from snapshot bytes, with the effects of `previous` and every index rebuilt.
 pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, String> {
-    type Parts = (
-        Vec<Session>,
-        Vec<(String, Vec<u64>)>,
-        Vec<Connection>,
-        Vec<Channel>,
-        Vec<Task>,
-        u64,
-    );
-    let (sessions, failures, connections, channels, tasks, revocations_done): Parts =
-        decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
+    let Parts {
+        sessions,
+        failures,
+        connections,
+        channels,
+        tasks,
+        revocations_done,
+        audit,
+    } = decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
     let mut state = SiteState {
         effects: previous.effects.clone(),
         ..SiteState::default()
@@ -108,5 +120,20 @@ pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, S
         .map(|t| (t.task_id, Arc::new(t)))
         .collect();
     state.access_revocations_done = revocations_done;
+    state.restore_audit(audit);
     Ok(state)
+}
+
+/// A snapshot's elements, in the order [`write`] puts them; the audit trail, last, is absent
+/// from snapshots written before it existed.
+#[derive(Deserialize)]
+struct Parts {
+    sessions: Vec<Session>,
+    failures: Vec<(String, Vec<u64>)>,
+    connections: Vec<Connection>,
+    channels: Vec<Channel>,
+    tasks: Vec<Task>,
+    revocations_done: u64,
+    #[serde(default)]
+    audit: AuditParts,
 }
