@@ -31,6 +31,7 @@ pub struct Telemetry {
     revocation_seconds: Family<Labels, Histogram>,
     federation_calls: Family<Labels, Counter>,
     http_seconds: Family<Labels, Histogram>,
+    audit_events: Family<Labels, Counter>,
 }
 
 /// 0.5 ms to ~16 s.
@@ -75,6 +76,12 @@ impl Telemetry {
             "api requests by method, route and status",
             http_seconds.clone(),
         );
+        let audit_events = Family::<Labels, Counter>::default();
+        registry.register(
+            "audit_events",
+            "Audit events this node recorded (as the proposing node), by action and outcome",
+            audit_events.clone(),
+        );
         for collector in collectors {
             registry.register_collector(collector);
         }
@@ -85,7 +92,17 @@ impl Telemetry {
             revocation_seconds,
             federation_calls,
             http_seconds,
+            audit_events,
         }
+    }
+
+    /// One audit event of `action` with `outcome` recorded.
+    pub fn audit_event(&self, action: &str, outcome: &str) {
+        let labels = vec![
+            ("action", action.to_string()),
+            ("outcome", outcome.to_string()),
+        ];
+        self.audit_events.get_or_create(&labels).inc();
     }
 
     pub fn login(&self, outcome: LoginOutcome) {
@@ -151,6 +168,7 @@ mod tests {
         telemetry.revocation("kill", 1, Duration::from_millis(3));
         telemetry.federation_call("east", "unreachable");
         telemetry.http_request("GET", "/healthcheck", 200, Duration::from_millis(1));
+        telemetry.audit_event("user.create", "ok");
         let text = telemetry.render().unwrap();
         assert!(
             text.contains("sessionplane_logins_total{outcome=\"failed\"} 2"),
@@ -161,6 +179,12 @@ mod tests {
         assert!(text.contains(
             "sessionplane_federation_calls_total{site=\"east\",outcome=\"unreachable\"} 1"
         ));
+        assert!(
+            text.contains(
+                "sessionplane_audit_events_total{action=\"user.create\",outcome=\"ok\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("sessionplane_http_request_seconds_count{method=\"GET\",route=\"/healthcheck\",status=\"200\"} 1"), "{text}");
     }
 }

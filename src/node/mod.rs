@@ -322,12 +322,17 @@ pub async fn start(
         tokio::spawn(iam::propagation::run(
             site.clone(),
             directory.clone(),
+            config.site.clone(),
             stopped.clone(),
         )),
         tokio::spawn(reaper::run(
             site.clone(),
             Duration::from_millis(config.sessions.purge_interval_ms),
             config.sessions.purge_batch,
+            reaper::AuditRetention {
+                keep_ms: config.audit.retention_secs.saturating_mul(1000),
+                batch: config.sessions.purge_batch,
+            },
             stopped.clone(),
         )),
     ];
@@ -387,6 +392,7 @@ fn identity(
         .map_err(|e| ConfigError::Invalid(format!("master_domain: {e}")))?;
     Ok(Iam {
         site_name: config.site.clone(),
+        node_label: config.node_label(),
         master_domain,
         site,
         directory,
