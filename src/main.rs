@@ -24,6 +24,7 @@ async fn main() -> std::process::ExitCode {
         Command::Groups { api, command } => cli::groups::groups(&api, command).await,
         Command::Tasks { api, command } => cli::tasks::tasks(&api, command).await,
         Command::Health { api } => cli::health::health(&api).await,
+        Command::Audit { api, args, command } => cli::audit::audit(&api, args, command).await,
         Command::Completions { shell } => {
             let mut command = <cli::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "sessionplane", &mut std::io::stdout());

@@ -218,6 +218,7 @@ pub async fn start(
         other_sites: config.sites.iter().map(|s| s.name.clone()).collect(),
         reach: reach.clone(),
         certificates,
+        audit_checked: std::sync::Mutex::default(),
     };
     let site_nodes = Arc::new(config.site_members());
     let node_ops = Arc::new(ops::RunningOps {
