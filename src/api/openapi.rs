@@ -83,7 +83,8 @@ impl Modify for BearerAuth {
         (name = "identity", description = "Domains, users and groups"),
         (name = "tasks", description = "Durable tasks (James)"),
         (name = "operations", description = "Health, metrics, cluster status"),
-        (name = "gateway", description = "Websocket gateway and JMAP")
+        (name = "gateway", description = "Websocket gateway and JMAP"),
+        (name = "audit", description = "The audit trail and its hash chain")
     )
 )]
 pub struct ApiDoc;
@@ -108,6 +109,8 @@ mod tests {
             "/jmap/eventsource",
             "/jmap/ws",
             "/metrics",
+            "/rest/v1/audit",
+            "/rest/v1/audit/verify",
             "/rest/v1/iam/sessions",
             "/rest/v1/iam/sessions/current",
             "/rest/v1/master/logicalroles/ws/sessions",
@@ -135,6 +138,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 44);
+        assert_eq!(operations, 46);
     }
 }
