@@ -32,6 +32,10 @@ use crate::model::audit::{Actor, NewAuditEvent, Outcome};
 /// At most this many `auth.refused` events a second on one node; the others are coalesced.
 pub const REFUSALS_PER_SECOND: u32 = 20;
 
+/// The longest a refusal's answer waits for its event to commit (it changes nothing, so a site
+/// group that cannot commit now does not hold the refusal back further).
+const REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The largest error body read to name a refusal's reason.
 const MAX_REFUSAL_BODY: usize = 16 * 1024;
 
@@ -258,9 +262,11 @@ pub async fn record_refusals(
     if coalesced > 0 {
         event = event.detail("coalesced", coalesced);
     }
-    match layer.api.site.record_audit(event).await {
-        Ok(_) => layer.api.telemetry.audit_event("auth.refused", "refused"),
-        Err(e) => tracing::warn!(error = %e, "could not record a refused call's audit event"),
+    let recorded = tokio::time::timeout(REFUSAL_WAIT, layer.api.site.record_audit(event)).await;
+    match recorded {
+        Ok(Ok(_)) => layer.api.telemetry.audit_event("auth.refused", "refused"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not record a refused call's audit event"),
+        Err(_) => tracing::warn!("a refused call's audit event is not committed yet; answering"),
     }
     response
 }
