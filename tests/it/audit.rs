@@ -61,7 +61,7 @@ fn key(action: &str, target: &str, outcome: &str) -> (String, String, String) {
 }
 
 /// The scripted run: its tokens (to look for in the trail) and the events it must leave.
-async fn scripted_run(api: &Api, base: &str, admin: &str) -> (Vec<String>, Tally) {
+async fn scripted_run(site: &TestSite, api: &Api, base: &str, admin: &str) -> (Vec<String>, Tally) {
     api.put(format!("{base}/domains/acme.test"))
         .as_(admin)
         .expect(204)
@@ -120,6 +120,13 @@ async fn scripted_run(api: &Api, base: &str, admin: &str) -> (Vec<String>, Tally
     }
     let banned = api.login(base, "acme.test", "carol", CAROL_PASSWORD).await;
     assert_error(&banned, 429, "TooManyRequests");
+    let ca = std::fs::read_to_string(&site.nodes[0].cert_file).expect("certificate");
+    let mut imap = common::mail::tls(site.nodes[0].imaps, &ca).await;
+    imap.line().await;
+    imap.send(&format!("i1 LOGIN eve@acme.test {WRONG_PASSWORD}"))
+        .await;
+    let said = imap.line().await.unwrap_or_default();
+    assert!(said.starts_with("i1 NO"), "{said}");
     let tokens = vec![
         admin.to_string(),
         first["token"].as_str().unwrap_or_default().to_string(),
@@ -139,6 +146,7 @@ async fn scripted_run(api: &Api, base: &str, admin: &str) -> (Vec<String>, Tally
         (key("auth.refused", "GET /domains", "refused"), 1),
         (key("login.failed", "bob@acme.test", "failed"), 1),
         (key("login.failed", "carol@acme.test", "failed"), 3),
+        (key("login.failed", "eve@acme.test", "failed"), 1),
         (key("login.banned", "carol@acme.test", "refused"), 1),
     ]);
     (tokens, expected)
@@ -164,7 +172,7 @@ async fn every_admin_write_refusal_failed_login_and_ban_is_one_event() {
     let api = Api::default();
     let base = site.api_url(0);
     let admin = api.admin_token(&base).await;
-    let (tokens, expected) = scripted_run(&api, &base, &admin).await;
+    let (tokens, expected) = scripted_run(&site, &api, &base, &admin).await;
     let total: usize = expected.values().sum();
     wait_for_events(&api, &base, &admin, total).await;
     // Settle: nothing more than expected arrives.
@@ -221,7 +229,7 @@ async fn every_admin_write_refusal_failed_login_and_ban_is_one_event() {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain(tokens)
+    .chain(tokens.iter().cloned())
     {
         assert!(!secret.is_empty());
         assert!(
@@ -249,11 +257,49 @@ async fn every_admin_write_refusal_failed_login_and_ban_is_one_event() {
         "{metrics}"
     );
     assert!(metrics
-        .contains("sessionplane_audit_events_total{action=\"login.failed\",outcome=\"failed\"} 4"));
+        .contains("sessionplane_audit_events_total{action=\"login.failed\",outcome=\"failed\"} 5"));
 
     filters_and_pages(&api, &base, &admin, &events).await;
     bad_input(&api, &base, &admin).await;
     cli_lists_and_verifies(&base, &admin);
+    a_domain_administrator_sees_its_domain(&api, &base, &admin, &tokens[3]).await;
+}
+
+/// eve, made an administrator of acme.test, sees the events of its users and its domain only.
+async fn a_domain_administrator_sees_its_domain(api: &Api, base: &str, admin: &str, eve: &str) {
+    api.put(format!("{base}/groups/admins@acme.test"))
+        .as_(admin)
+        .body(json!({"members": ["eve@acme.test"]}))
+        .expect(201)
+        .await;
+    let seen = audit(api, base, eve, &[("limit", "10000")]).await.body;
+    let seen = seen.as_array().cloned().unwrap_or_default();
+    let tallied = tally(&seen);
+    assert_eq!(
+        tallied.get(&key("user.create", "bob@acme.test", "ok")),
+        Some(&1)
+    );
+    assert_eq!(
+        tallied.get(&key("login.banned", "carol@acme.test", "refused")),
+        Some(&1)
+    );
+    assert_eq!(
+        tallied.get(&key("auth.refused", "GET /users", "refused")),
+        Some(&1),
+        "its own refusal"
+    );
+    assert!(
+        seen.iter().any(|e| e["action"] == "session.kill"),
+        "a kill in its domain"
+    );
+    assert!(
+        !seen.iter().any(|e| e["target"] == "GET /domains"),
+        "no event outside its domain: {seen:#?}"
+    );
+    api.get(format!("{base}/rest/v1/audit/verify"))
+        .as_(eve)
+        .expect_error(403, "Forbidden")
+        .await;
 }
 
 async fn filters_and_pages(api: &Api, base: &str, admin: &str, all: &[Value]) {
