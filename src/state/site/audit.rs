@@ -264,47 +264,22 @@ impl SiteState {
     /// Re-checks every event kept: its hash against its content, its link against the event
     /// before it (the anchor for the first), and the head against the last.
     pub fn verify_audit(&self) -> ChainCheck {
-        self.verify_audit_after(None)
+        self.audit_chain().verify_after(None)
     }
 
     /// As [`Self::verify_audit`], but going on after `from` (the `last` of an earlier check)
     /// when that event is still kept; from the anchor otherwise.
     pub fn verify_audit_after(&self, from: Option<&(u64, String)>) -> ChainCheck {
-        let anchor = self.audit_anchor.as_deref().unwrap_or(GENESIS_HASH);
-        let resume =
-            from.filter(|(seq, hash)| self.audit.get(seq).is_some_and(|e| &e.hash == hash));
-        let (start, mut expected) = match resume {
-            Some((seq, hash)) => (seq.saturating_add(1), hash.clone()),
-            None => (0, anchor.to_string()),
-        };
-        let mut check = ChainCheck {
-            last: resume.cloned(),
-            ..ChainCheck::default()
-        };
-        for (seq, event) in self.audit.range(start..) {
-            check.events += 1;
-            let fault = if event.prev_hash != expected {
-                Some("its prev_hash is not the hash of the event before it")
-            } else if event.computed_hash() != event.hash {
-                Some("its content does not match its hash")
-            } else {
-                None
-            };
-            if let Some(why) = fault {
-                check.first_bad = Some(event.event_id);
-                check.reason = Some(why.to_string());
-                return check;
-            }
-            expected = event.hash.clone();
-            check.last = Some((*seq, event.hash.clone()));
+        self.audit_chain().verify_after(from)
+    }
+
+    /// A copy of the chain (cheap: the map is persistent), to check without holding the state.
+    pub fn audit_chain(&self) -> AuditChain {
+        AuditChain {
+            events: self.audit.clone(),
+            anchor: self.audit_anchor.clone(),
+            head: self.audit_head.clone(),
         }
-        if let (Some((_, last)), Some(head)) = (&check.last, &self.audit_head) {
-            if last != head {
-                check.first_bad = self.audit.get_max().map(|(_, e)| e.event_id);
-                check.reason = Some("the chain's head is not the last event's hash".into());
-            }
-        }
-        check
     }
 
     /// The domain of the session a command ends, named in its event (so that the event shows
@@ -329,6 +304,57 @@ impl SiteState {
         self.audit_head = parts.head;
         self.audit_anchor = parts.anchor;
         self.directory_audit_done = parts.directory_done;
+    }
+}
+
+/// A site's chain as it stood when copied: what a check walks, apart from the live state.
+#[derive(Clone, Debug, Default)]
+pub struct AuditChain {
+    events: imbl::OrdMap<u64, Arc<AuditEvent>>,
+    anchor: Option<String>,
+    head: Option<String>,
+}
+
+impl AuditChain {
+    /// Re-checks every event after `from` (the `last` of an earlier check) when that event is
+    /// still kept, from the anchor otherwise: each hash against its content, each link against
+    /// the event before it, and the head against the last.
+    pub fn verify_after(&self, from: Option<&(u64, String)>) -> ChainCheck {
+        let anchor = self.anchor.as_deref().unwrap_or(GENESIS_HASH);
+        let resume =
+            from.filter(|(seq, hash)| self.events.get(seq).is_some_and(|e| &e.hash == hash));
+        let (start, mut expected) = match resume {
+            Some((seq, hash)) => (seq.saturating_add(1), hash.clone()),
+            None => (0, anchor.to_string()),
+        };
+        let mut check = ChainCheck {
+            last: resume.cloned(),
+            ..ChainCheck::default()
+        };
+        for (seq, event) in self.events.range(start..) {
+            check.events += 1;
+            let fault = if event.prev_hash != expected {
+                Some("its prev_hash is not the hash of the event before it")
+            } else if event.computed_hash() != event.hash {
+                Some("its content does not match its hash")
+            } else {
+                None
+            };
+            if let Some(why) = fault {
+                check.first_bad = Some(event.event_id);
+                check.reason = Some(why.to_string());
+                return check;
+            }
+            expected = event.hash.clone();
+            check.last = Some((*seq, event.hash.clone()));
+        }
+        if let (Some((_, last)), Some(head)) = (&check.last, &self.head) {
+            if last != head {
+                check.first_bad = self.events.get_max().map(|(_, e)| e.event_id);
+                check.reason = Some("the chain's head is not the last event's hash".into());
+            }
+        }
+        check
     }
 }
 
