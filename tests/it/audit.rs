@@ -470,3 +470,97 @@ async fn a_store_tampered_with_on_disk_is_named_and_makes_the_node_unhealthy() {
     assert_eq!(health.body["status"], "unhealthy", "{}", health.text);
     assert!(health.text.contains(&victim), "{}", health.text);
 }
+
+/// central and east, one node each: events stay in the chain of the site that served them, a
+/// forwarded call is recorded at the site that served it with the origin's caller, and the
+/// listing and the check span the sites (503, or a partial answer, when one is down).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_site_keeps_its_own_chain_and_the_listing_spans_them() {
+    let mut sites = TestSite::start_sites(
+        &[("central", 240), ("east", 241)],
+        1,
+        &[1],
+        Tuning::default(),
+    )
+    .await;
+    let mut east = sites.pop().expect("east");
+    let central = sites.pop().expect("central");
+    central.wait_for_admin(0).await;
+    east.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = central.api_url(0);
+    let admin = api.admin_token(&base).await;
+    common::add_user(&api, &base, &admin, "multi.test", "bob", BOB_PASSWORD).await;
+    api.token(&east.api_url(0), "multi.test", "bob", BOB_PASSWORD)
+        .await;
+    api.post(format!("{base}/rest/v1/master/logicalroles/ws/sessions"))
+        .as_(&admin)
+        .body(json!({"action": "logout", "domain": "multi.test", "user": "bob", "sites": "all"}))
+        .expect(200)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let listed = audit(&api, &base, &admin, &[("sites", "all")]).await.body;
+        let listed = listed.as_array().cloned().unwrap_or_default();
+        if listed.len() >= 4 || Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let at = |site: &str, action: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["site"] == site && e["action"] == action)
+            .collect()
+    };
+    assert_eq!(at("central", "domain.create").len(), 1, "{events:#?}");
+    assert_eq!(at("central", "user.create").len(), 1, "{events:#?}");
+    assert!(
+        at("east", "user.create").is_empty(),
+        "served by central: {events:#?}"
+    );
+    assert_eq!(at("central", "sessions.logout").len(), 1, "{events:#?}");
+    let forwarded = at("east", "sessions.logout");
+    assert_eq!(forwarded.len(), 1, "{events:#?}");
+    assert_eq!(
+        forwarded[0]["actor"],
+        json!({"federated": "admin@master.domain", "from_site": "central"})
+    );
+    assert_eq!(forwarded[0]["details"]["federated_from"], "central");
+    assert_eq!(forwarded[0]["details"]["sessions_ended"], 1);
+    assert_eq!(events.len(), 4, "{events:#?}");
+
+    let verified = api
+        .get(format!("{base}/rest/v1/audit/verify"))
+        .as_(&admin)
+        .query(&[("sites", "all")])
+        .expect(200)
+        .await
+        .body;
+    assert_eq!(
+        verified,
+        json!({"sites": {"central": {"events": 3, "ok": true}, "east": {"events": 1, "ok": true}}})
+    );
+
+    east.kill(0);
+    let answer = api
+        .get(format!("{base}/rest/v1/audit"))
+        .as_(&admin)
+        .query(&[("sites", "all")])
+        .send()
+        .await;
+    assert_error(&answer, 503, "Unavailable");
+    let partial = audit(
+        &api,
+        &base,
+        &admin,
+        &[("sites", "all"), ("allow_partial", "true")],
+    )
+    .await;
+    assert_eq!(partial.headers["x-unavailable-sites"], "east");
+    let partial = partial.body.as_array().cloned().unwrap_or_default();
+    assert!(
+        partial.iter().all(|e| e["site"] == "central"),
+        "{partial:#?}"
+    );
+}
