@@ -43,6 +43,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Connection caps, timeouts and the open files kept in reserve.
     pub limits: LimitsConfig,
+    /// The audit trail of the site group.
+    pub audit: AuditSettings,
     /// The first administrator's password, taken once on the deployment's first start (from
     /// `SESSIONPLANE_ADMIN_PASSWORD`; never from a file). Unset: one is generated and printed.
     #[serde(skip)]
@@ -304,6 +306,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
+            audit: AuditSettings::default(),
             initial_admin_password: None,
         }
     }
@@ -412,6 +415,21 @@ impl Default for RaftSettings {
     }
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// How long the site keeps an audit event; the leader forgets older ones in batches.
+    pub retention_secs: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            retention_secs: 90 * 24 * 3600,
+        }
+    }
+}
+
 impl Default for SessionSettings {
     fn default() -> Self {
         Self {
@@ -513,6 +531,9 @@ impl Config {
                 "sessions: lifetime_secs, purge_batch and purge_interval_ms must be positive"
                     .into(),
             );
+        }
+        if self.audit.retention_secs == 0 {
+            return invalid("audit: retention_secs must be positive".into());
         }
         if let Err(e) = self.master_domain.parse::<crate::model::DomainName>() {
             return invalid(format!("master_domain: {e}"));

@@ -33,6 +33,7 @@ pub struct Telemetry {
     http_seconds: Family<Labels, Histogram>,
     incidents: Family<Labels, Counter>,
     contain_seconds: Family<Labels, Histogram>,
+    audit_events: Family<Labels, Counter>,
 }
 
 /// 0.5 ms to ~16 s.
@@ -91,6 +92,12 @@ impl Telemetry {
             "From a containment call to its receipt, by outcome",
             contain_seconds.clone(),
         );
+        let audit_events = Family::<Labels, Counter>::default();
+        registry.register(
+            "audit_events",
+            "Audit events this node recorded (as the proposing node), by action and outcome",
+            audit_events.clone(),
+        );
         for collector in collectors {
             registry.register_collector(collector);
         }
@@ -103,6 +110,7 @@ impl Telemetry {
             http_seconds,
             incidents,
             contain_seconds,
+            audit_events,
         }
     }
 
@@ -113,6 +121,15 @@ impl Telemetry {
         self.contain_seconds
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// One audit event of `action` with `outcome` recorded.
+    pub fn audit_event(&self, action: &str, outcome: &str) {
+        let labels = vec![
+            ("action", action.to_string()),
+            ("outcome", outcome.to_string()),
+        ];
+        self.audit_events.get_or_create(&labels).inc();
     }
 
     pub fn login(&self, outcome: LoginOutcome) {
@@ -179,6 +196,7 @@ mod tests {
         telemetry.federation_call("east", "unreachable");
         telemetry.http_request("GET", "/healthcheck", 200, Duration::from_millis(1));
         telemetry.incident("contained", Duration::from_millis(8));
+        telemetry.audit_event("user.create", "ok");
         let text = telemetry.render().unwrap();
         assert!(
             text.contains("sessionplane_logins_total{outcome=\"failed\"} 2"),
@@ -189,6 +207,12 @@ mod tests {
         assert!(text.contains(
             "sessionplane_federation_calls_total{site=\"east\",outcome=\"unreachable\"} 1"
         ));
+        assert!(
+            text.contains(
+                "sessionplane_audit_events_total{action=\"user.create\",outcome=\"ok\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("sessionplane_http_request_seconds_count{method=\"GET\",route=\"/healthcheck\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("sessionplane_incidents_total{outcome=\"contained\"} 1"));
         assert!(text.contains("sessionplane_contain_seconds_count{outcome=\"contained\"} 1"));

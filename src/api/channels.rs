@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::audit_trail::Trail;
 use super::extract::{Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::scatter::{self, refusal, visible_domain, Gathered, Read, Scatter, Write};
@@ -205,8 +206,20 @@ async fn connected_users(
     Ok(missing.mark(listed))
 }
 
-async fn disconnect(state: &ApiState, target: ChannelTarget) -> Result<u32, ApiError> {
-    Ok(state.site.disconnect_channels(target).await?)
+async fn disconnect(
+    state: &ApiState,
+    target: ChannelTarget,
+    event: crate::model::audit::NewAuditEvent,
+) -> Result<u32, ApiError> {
+    let event = match &target {
+        ChannelTarget::Users(users) => event.detail("users", users.len()),
+        _ => event.detail("users", "all"),
+    };
+    Ok(state
+        .site
+        .audited(event)
+        .disconnect_channels(target)
+        .await?)
 }
 
 /// A disconnection at every selected site: here with `local`, elsewhere with `request`. A site
@@ -262,6 +275,7 @@ const TASK_HEADER: &str = "x-task-id";
 async fn disconnect_user(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(user): Path<String>,
     Query(params): Query<SitesParam>,
 ) -> Result<Response, ApiError> {
@@ -270,7 +284,10 @@ async fn disconnect_user(
     let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let name = address.to_string();
     let request = SiteRequest::new(Verb::Delete, format!("/servers/channels/{name}"));
-    let local = disconnect(&state, ChannelTarget::Users(vec![name.clone()]));
+    let event = trail
+        .event(&state, &caller, "channels.disconnect", &name)
+        .detail("sites", plan.sites(&state.federation.sites.current));
+    let local = disconnect(&state, ChannelTarget::Users(vec![name.clone()]), event);
     disconnect_everywhere(&state, &caller, &plan, request, false, local).await
 }
 
@@ -285,6 +302,7 @@ async fn disconnect_user(
 async fn disconnect_many(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Query(params): Query<SitesParam>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -303,6 +321,14 @@ async fn disconnect_many(
         request = request.json(&serde_json::json!(users));
     }
     let everyone = users.is_none();
+    let target = match (&users, &domain) {
+        (Some(users), _) => super::users::listed(users),
+        (None, Some(domain)) => format!("*@{domain}"),
+        (None, None) => "*".to_string(),
+    };
+    let event = trail
+        .event(&state, &caller, "channels.disconnect", &target)
+        .detail("sites", plan.sites(&state.federation.sites.current));
     let local = async {
         let target = match (users, domain) {
             (Some(users), _) => ChannelTarget::Users(users),
@@ -318,7 +344,7 @@ async fn disconnect_many(
                 ChannelTarget::Users(users.into_iter().collect())
             }
         };
-        disconnect(&state, target).await
+        disconnect(&state, target, event).await
     };
     disconnect_everywhere(&state, &caller, &plan, request, everyone, local).await
 }

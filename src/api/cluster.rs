@@ -7,6 +7,7 @@ use axum::extract::State;
 use serde::Serialize;
 use sessionplane_cluster::{GroupStatus, Liveness, UP_WITHIN};
 
+use super::audit_trail::{recorded_after, Trail};
 use super::extract::{Json, Path};
 use super::openapi::AdminErrors;
 use super::openapi::ErrorSchema;
@@ -204,6 +205,7 @@ async fn ask_leader(
 async fn add_node(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Json(node): Json<NewNode>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_global_admin()?;
@@ -223,12 +225,26 @@ async fn add_node(
             node.id, site.group
         )));
     }
+    let event = trail
+        .event(&state, &caller, "cluster.add_node", &node.id.to_string())
+        .detail("cluster", node.cluster.as_str())
+        .detail("voter", node.voter);
+    recorded_after(&state, event, add_to_groups(&state, &site, &node)).await?;
+    tracing::info!(caller = %caller.describe(), node = node.id, "added a node");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn add_to_groups(
+    state: &ApiState,
+    site: &GroupStatus,
+    node: &NewNode,
+) -> Result<(), ApiError> {
     let change = Change::Add {
         id: node.id,
         addr: node.cluster.clone(),
         voter: node.voter,
     };
-    ask_leader(&state, &site, change).await?;
+    ask_leader(state, site, change).await?;
     let directory = state.directory.group().status_now();
     if !directory.members.contains_key(&node.id) {
         let change = Change::Add {
@@ -236,10 +252,9 @@ async fn add_node(
             addr: node.cluster.clone(),
             voter: false,
         };
-        ask_leader(&state, &directory, change).await?;
+        ask_leader(state, &directory, change).await?;
     }
-    tracing::info!(caller = %caller.describe(), node = node.id, "added a node");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Removes a node from this site's group and from the directory. A node still listed in this
@@ -252,6 +267,7 @@ async fn add_node(
 async fn remove_node(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_global_admin()?;
@@ -270,11 +286,16 @@ async fn remove_node(
             "node {id} is listed in site_nodes: remove it from every node's config first, or it is added back"
         )));
     }
-    ask_leader(&state, &site, Change::Remove { id }).await?;
-    let directory = state.directory.group().status_now();
-    if directory.members.contains_key(&id) {
-        ask_leader(&state, &directory, Change::Remove { id }).await?;
-    }
+    let event = trail.event(&state, &caller, "cluster.remove_node", &id.to_string());
+    let change = async {
+        ask_leader(&state, &site, Change::Remove { id }).await?;
+        let directory = state.directory.group().status_now();
+        if directory.members.contains_key(&id) {
+            ask_leader(&state, &directory, Change::Remove { id }).await?;
+        }
+        Ok(())
+    };
+    recorded_after(&state, event, change).await?;
     tracing::info!(caller = %caller.describe(), node = id, "removed a node");
     Ok(StatusCode::NO_CONTENT)
 }

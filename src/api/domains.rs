@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::audit_trail::Trail;
 use super::extract::Path;
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
@@ -67,11 +68,17 @@ async fn exists(
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(domain): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let domain: DomainName = domain.parse()?;
     caller.require_global_admin()?;
-    state.directory.create_domain(domain.clone()).await??;
+    let event = trail.event(&state, &caller, "domain.create", domain.as_str());
+    state
+        .directory
+        .audited(event)
+        .create_domain(domain.clone())
+        .await??;
     tracing::info!(%domain, by = %caller.describe(), "domain created");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -82,6 +89,7 @@ async fn create(
 async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(domain): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let domain: DomainName = domain.parse()?;
@@ -91,7 +99,12 @@ async fn delete(
             "the master domain holds the administrators and cannot be deleted".into(),
         ));
     }
-    state.directory.delete_domain(domain.clone()).await??;
+    let event = trail.event(&state, &caller, "domain.delete", domain.as_str());
+    state
+        .directory
+        .audited(event)
+        .delete_domain(domain.clone())
+        .await??;
     tracing::info!(%domain, by = %caller.describe(), "domain deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum_extra::extract::CookieJar;
 use serde::de::DeserializeOwned;
 
+use super::audit_trail::RequestTrail;
 use super::{ApiError, ApiState};
 use crate::iam::{Caller, IamError};
 
@@ -91,6 +92,7 @@ impl FromRequestParts<ApiState> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let (token, presented) = required_token(parts)?;
         let caller = state.iam.authenticate(&token).await?;
+        note_caller(parts, &caller);
         Ok(Self { caller, presented })
     }
 }
@@ -106,7 +108,16 @@ impl FromRequestParts<ApiState> for Revoker {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let (token, _) = required_token(parts)?;
-        Ok(Self(state.iam.authenticate_deferred(&token).await?))
+        let caller = state.iam.authenticate_deferred(&token).await?;
+        note_caller(parts, &caller);
+        Ok(Self(caller))
+    }
+}
+
+/// Tells the request's audit trail who calls (a refusal after this names its actor).
+fn note_caller(parts: &Parts, caller: &Caller) {
+    if let Some(trail) = parts.extensions.get::<RequestTrail>() {
+        trail.caller(caller);
     }
 }
 

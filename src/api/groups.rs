@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::audit_trail::Trail;
 use super::extract::{Json, Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
@@ -133,15 +134,20 @@ async fn member_ids(
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(group): Path<String>,
     Json(body): Json<CreateBody>,
 ) -> Result<(StatusCode, axum::Json<GroupView>), ApiError> {
     let address: GroupAddress = group.parse()?;
     caller.require_admin_of(&address.domain)?;
     let members = member_ids(&state, &address.domain, &body.members).await?;
+    let event = trail
+        .event(&state, &caller, "group.create", &address.to_string())
+        .detail("members", members.len());
     let created = state
         .iam
         .directory
+        .audited(event)
         .create_group(
             address.domain.clone(),
             address.name.clone(),
@@ -178,6 +184,7 @@ async fn show(
 async fn update(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(group): Path<String>,
     Json(body): Json<UpdateBody>,
 ) -> Result<axum::Json<GroupView>, ApiError> {
@@ -185,9 +192,18 @@ async fn update(
     caller.require_admin_of(&address.domain)?;
     let add = member_ids(&state, &address.domain, &body.add).await?;
     let remove = member_ids(&state, &address.domain, &body.remove).await?;
+    let event = trail
+        .event(&state, &caller, "group.update", &address.to_string())
+        .detail("added", add.len())
+        .detail("removed", remove.len())
+        .detail(
+            "properties",
+            body.properties.keys().cloned().collect::<Vec<_>>(),
+        );
     let updated = state
         .iam
         .directory
+        .audited(event)
         .update_group(
             address.domain.clone(),
             address.name.clone(),
@@ -206,13 +222,16 @@ async fn update(
 async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(group): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let address: GroupAddress = group.parse()?;
     caller.require_admin_of(&address.domain)?;
+    let event = trail.event(&state, &caller, "group.delete", &address.to_string());
     state
         .iam
         .directory
+        .audited(event)
         .delete_group(address.domain.clone(), address.name.clone())
         .await??;
     tracing::info!(group = %address, by = %caller.describe(), "group deleted");

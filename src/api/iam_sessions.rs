@@ -214,7 +214,12 @@ async fn close_current(
     let session = current_session(&caller)?;
     state
         .iam
-        .end_session(session.session_id, CloseReason::Logout, Authority::system())
+        .end_session(
+            session.session_id,
+            CloseReason::Logout,
+            Authority::system(),
+            None,
+        )
         .await?;
     tracing::info!(session = %session.session_id, "logout");
     let gone = Cookie::build((SESSION_COOKIE, ""))

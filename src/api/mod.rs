@@ -5,6 +5,8 @@
 //! the node: [`service`] is what a node is started with, and the node hands the router it builds
 //! the state it wired ([`ApiState`]).
 
+pub mod audit;
+pub mod audit_trail;
 pub mod channels;
 pub mod cluster;
 pub mod domains;
@@ -61,6 +63,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(jmap::routes())
         .merge(locks::routes())
         .merge(incidents::routes())
+        .merge(audit::routes())
 }
 
 /// The OpenAPI document of every route (the served one is built with the router).
@@ -99,6 +102,13 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(with_charset))
+        .route_layer(axum::middleware::from_fn_with_state(
+            audit_trail::RefusalLayer {
+                api: state.clone(),
+                bound: Arc::default(),
+            },
+            audit_trail::record_refusals,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::timed,

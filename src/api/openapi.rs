@@ -85,7 +85,8 @@ impl Modify for BearerAuth {
         (name = "operations", description = "Health, metrics, cluster status"),
         (name = "gateway", description = "Websocket gateway and JMAP"),
         (name = "locks", description = "Locks that keep a user, domain, network or session out"),
-        (name = "incidents", description = "Containing an account in one call, and its receipts")
+        (name = "incidents", description = "Containing an account in one call, and its receipts"),
+        (name = "audit", description = "The audit trail and its hash chain")
     )
 )]
 pub struct ApiDoc;
@@ -110,6 +111,8 @@ mod tests {
             "/jmap/eventsource",
             "/jmap/ws",
             "/metrics",
+            "/rest/v1/audit",
+            "/rest/v1/audit/verify",
             "/rest/v1/iam/sessions",
             "/rest/v1/iam/sessions/current",
             "/rest/v1/incidents",
@@ -141,6 +144,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 51);
+        assert_eq!(operations, 53);
     }
 }

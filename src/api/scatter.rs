@@ -234,6 +234,28 @@ impl Scatter<'_, Read> {
         Ok(Gathered { items, missing })
     }
 
+    /// Each reached site's answer, decoded as one `T` (this site's from `local`), by site name,
+    /// and the sites left out.
+    pub async fn collect<T: DeserializeOwned>(
+        &self,
+        local: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<(BTreeMap<String, T>, Missing), ApiError> {
+        let parts = self.run(local).await?;
+        let mut reached: Vec<String> = parts.answered.keys().cloned().collect();
+        if self.plan.local {
+            reached.push(self.current().to_string());
+        }
+        let missing = self.judge(&reached, &parts.missed)?;
+        let mut answers = BTreeMap::new();
+        if let Some(local) = parts.local {
+            answers.insert(self.current().to_string(), local);
+        }
+        for (site, answer) in &parts.answered {
+            answers.insert(site.clone(), decoded::<T>(site, answer)?);
+        }
+        Ok((answers, missing))
+    }
+
     /// As [`Self::gather`], with each other site's JSON array still arriving: the parts of one
     /// array in site name order (`local` gives this site's items, comma-separated without
     /// brackets). A site that refuses fails the whole listing.

@@ -73,6 +73,7 @@ fn parse_port(raw: Option<&str>) -> Result<Option<u16>, ApiError> {
 async fn reload(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: super::audit_trail::Trail,
     Query(params): Query<ReloadParams>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_global_admin()?;
@@ -87,7 +88,16 @@ async fn reload(
     if let Some(port) = port {
         request = request.query("port", port.to_string());
     }
-    let local = async {
+    let event = trail
+        .event(
+            &state,
+            &caller,
+            "certificate.reload",
+            port.map_or("all".to_string(), |p| p.to_string()).as_str(),
+        )
+        .detail("port", port)
+        .detail("sites", plan.sites(&state.federation.sites.current));
+    let reload_here = async {
         let answers = state
             .node
             .reload_certificates(port)
@@ -99,6 +109,7 @@ async fn reload(
             Err(e) => Err(e),
         }
     };
+    let local = super::audit_trail::recorded_after(&state, event, reload_here);
     let write = Write {
         kind: TaskKind::CertificatesReload,
         record_wide: false,

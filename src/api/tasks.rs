@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::audit_trail::Trail;
 use super::extract::{Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
@@ -226,11 +227,13 @@ fn parse_timeout(raw: &str) -> Result<Duration, ApiError> {
 async fn cancel(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_global_admin()?;
     let task_id = task_id(&raw)?;
-    match state.site.cancel_task(task_id).await? {
+    let event = trail.event(&state, &caller, "task.cancel", &task_id.to_string());
+    match state.site.audited(event).cancel_task(task_id).await? {
         Some(task) => {
             tracing::info!(caller = %caller.describe(), %task_id, status = task.status.name(), "task cancel asked");
             Ok(StatusCode::NO_CONTENT)

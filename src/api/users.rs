@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::audit_trail::Trail;
 use super::extract::{Json, Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
@@ -102,14 +103,18 @@ fn address(raw: &str) -> Result<UserAddress, ApiError> {
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(user): Path<String>,
     Json(body): Json<CreateBody>,
 ) -> Result<(StatusCode, axum::Json<UserView>), ApiError> {
     let address = address(&user)?;
     caller.require_admin_of(&address.domain)?;
+    let event = trail
+        .event(&state, &caller, "user.create", &address.to_string())
+        .detail("properties", property_names(body.properties.keys()));
     let user = state
         .iam
-        .create_user(&address, &body.password, body.properties)
+        .create_user(&address, &body.password, body.properties, Some(event))
         .await?;
     tracing::info!(user = %address, id = %user.user_id, by = %caller.describe(), "user created");
     Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))))
@@ -134,15 +139,28 @@ async fn show(
 async fn update(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(user): Path<String>,
     Json(body): Json<UpdateBody>,
 ) -> Result<axum::Json<UserView>, ApiError> {
     let address = address(&user)?;
     caller.require_admin_of(&address.domain)?;
     let user = state.iam.find_user(&address).await?;
+    let action = match body.disabled {
+        Some(true) => "user.disable",
+        Some(false) => "user.enable",
+        None => "user.update",
+    };
+    let mut event = trail
+        .event(&state, &caller, action, &address.to_string())
+        .detail("user_id", user.user_id.to_string())
+        .detail("properties", property_names(body.properties.keys()));
+    if let Some(disabled) = body.disabled {
+        event = event.detail("disabled", disabled);
+    }
     let updated = state
         .iam
-        .update_user(&user, body.properties, body.disabled)
+        .update_user(&user, body.properties, body.disabled, Some(event))
         .await?;
     tracing::info!(user = %address, by = %caller.describe(), "user updated");
     Ok(axum::Json(UserView::from(&updated)))
@@ -155,6 +173,7 @@ async fn change_password(
     State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
+    trail: Trail,
     Path(user): Path<String>,
     Json(body): Json<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
@@ -169,6 +188,10 @@ async fn change_password(
         ));
     }
     let user = state.iam.find_user(&address).await?;
+    let event = trail
+        .event(&state, &caller, "user.password", &address.to_string())
+        .detail("user_id", user.user_id.to_string())
+        .detail("by_self", is_self);
     state
         .iam
         .change_password(
@@ -177,6 +200,7 @@ async fn change_password(
             body.old.as_deref(),
             &body.new,
             Some(peer.ip()),
+            Some(event),
         )
         .await?;
     tracing::info!(user = %address, by = %caller.describe(), "password changed");
@@ -189,9 +213,10 @@ async fn change_password(
 async fn delete_one(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(user): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    delete(state, caller, vec![user]).await
+    delete(state, caller, trail, vec![user]).await
 }
 
 /// Body: `["a@d", "b@d"]`; all are deleted, or none when one is unknown or out of reach.
@@ -201,6 +226,7 @@ async fn delete_one(
 async fn delete_many(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Json(users): Json<Vec<String>>,
 ) -> Result<StatusCode, ApiError> {
     if users.is_empty() {
@@ -208,21 +234,44 @@ async fn delete_many(
             "name at least one user: [\"login@domain\", ...]".into(),
         ));
     }
-    delete(state, caller, users).await
+    delete(state, caller, trail, users).await
 }
 
-async fn delete(state: ApiState, caller: Caller, raw: Vec<String>) -> Result<StatusCode, ApiError> {
+async fn delete(
+    state: ApiState,
+    caller: Caller,
+    trail: Trail,
+    raw: Vec<String>,
+) -> Result<StatusCode, ApiError> {
     let mut users = Vec::with_capacity(raw.len());
     for user in &raw {
         let address = address(user)?;
         caller.require_admin_of(&address.domain)?;
         users.push(state.iam.find_user(&address).await?);
     }
-    state.iam.delete_users(&users).await?;
+    let names: Vec<String> = users.iter().map(|u| u.address().to_string()).collect();
+    let event = trail
+        .event(&state, &caller, "user.delete", &listed(&names))
+        .detail("users", names.len());
+    state.iam.delete_users(&users, Some(event)).await?;
     for user in &users {
         tracing::info!(user = %user.address(), by = %caller.describe(), "user deleted");
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Names as one target, cut at 1,000 characters (the details count them all).
+pub(super) fn listed(names: &[String]) -> String {
+    let all = names.join(",");
+    match all.char_indices().nth(1000) {
+        Some((at, _)) => format!("{}…", &all[..at]),
+        None => all,
+    }
+}
+
+/// The names of the properties a change sets (their values may be anything: not recorded).
+fn property_names<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<String> {
+    keys.cloned().collect()
 }
 
 #[utoipa::path(get, path = "/users", tag = "identity", params(ListParams),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::audit_trail::Trail;
 use super::extract::{Json, Path, Query, Revoker};
 use super::listing::{self, Filter, PageToken, SessionItem as SessionItemSchema};
 use super::openapi::{AdminErrors, ErrorSchema};
@@ -149,6 +150,7 @@ struct LogoutAnswer {
 async fn logout(
     State(state): State<ApiState>,
     Revoker(caller): Revoker,
+    trail: Trail,
     Json(body): Json<LogoutBody>,
 ) -> Result<axum::Json<LogoutAnswer>, ApiError> {
     let started = std::time::Instant::now();
@@ -165,6 +167,15 @@ async fn logout(
     let authority = caller.authority()?;
     let user = state.iam.find_user_in(&domain, &body.user).await?;
     let except = caller.session().map(|s| s.session_id);
+    let event = trail
+        .event(
+            &state,
+            &caller,
+            "sessions.logout",
+            &user.address().to_string(),
+        )
+        .detail("user_id", user.user_id.to_string())
+        .detail("sites", plan.sites(&state.federation.sites.current));
     let request = SiteRequest::new(Verb::Post, PATH).json(&serde_json::json!({
         "action": "logout",
         "domain": domain.to_string(),
@@ -174,7 +185,7 @@ async fn logout(
     let local = async {
         state
             .iam
-            .close_user_sessions(&user, except, CloseReason::Logout, authority)
+            .close_user_sessions(&user, except, CloseReason::Logout, authority, Some(event))
             .await
             .map_err(ApiError::from)
     };
@@ -227,6 +238,7 @@ struct KillParams {
 async fn kill(
     State(state): State<ApiState>,
     Revoker(caller): Revoker,
+    trail: Trail,
     Path(raw_id): Path<String>,
     Query(params): Query<KillParams>,
 ) -> Result<StatusCode, ApiError> {
@@ -241,8 +253,11 @@ async fn kill(
         record_wide: false,
     };
     let scatter = Scatter::new(&state, &caller, &plan, request, write);
+    let event = trail
+        .event(&state, &caller, "session.kill", &session_id.to_string())
+        .detail("sites", plan.sites(&state.federation.sites.current));
     let parts = scatter
-        .run(kill_here(&state, session_id, authority))
+        .run(kill_here(&state, session_id, authority, event))
         .await?;
     let mut killed = parts.local.unwrap_or(false);
     let mut done = BTreeMap::new();
@@ -279,9 +294,10 @@ async fn kill_here(
     state: &ApiState,
     session_id: Uuid,
     authority: Authority,
+    event: crate::model::audit::NewAuditEvent,
 ) -> Result<bool, ApiError> {
     Ok(state
         .iam
-        .end_session(session_id, CloseReason::Revoked, authority)
+        .end_session(session_id, CloseReason::Revoked, authority, Some(event))
         .await?)
 }

@@ -1,6 +1,7 @@
 //! The `sessionplane` command line: `serve` runs a node, `demo` a whole local deployment, the
 //! other commands speak a node's REST API.
 
+pub mod audit;
 pub mod channels;
 pub mod client;
 pub mod cluster;
@@ -109,6 +110,16 @@ pub enum Command {
         #[command(subcommand)]
         command: tasks::TasksCommand,
     },
+    /// The audit trail of the selected sites (`audit verify`: each site's hash chain).
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(flatten)]
+        args: audit::AuditArgs,
+        #[command(subcommand)]
+        command: Option<audit::AuditCommand>,
+    },
     /// A node's health checks (exit status 1 when it is unhealthy).
     Health {
         #[command(flatten)]
@@ -151,6 +162,7 @@ impl Command {
             | Command::Tasks { api, .. }
             | Command::Incident { api, .. }
             | Command::Locks { api, .. }
+            | Command::Audit { api, .. }
             | Command::Health { api } => Some(api),
             Command::Serve { .. }
             | Command::Demo(_)

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::{Caller, Iam, IamError};
+use crate::model::audit::NewAuditEvent;
 use crate::model::{
     ChannelTarget, CloseReason, Closed, Containment, DomainName, Login, PropertyChanges, User,
     UserAddress,
@@ -14,6 +15,9 @@ use crate::model::{
 use crate::state::directory::NewUser;
 use crate::state::site::{Authority, Ended, Refusal};
 use crate::state::StoreError;
+
+/// The audit event a change records in its own entry; none for the system's own changes.
+pub type Audit = Option<NewAuditEvent>;
 
 /// The longest password taken: argon2 would hash more, but nobody types it.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -36,6 +40,7 @@ impl Iam {
         address: &UserAddress,
         password: &str,
         properties: BTreeMap<String, String>,
+        audit: Audit,
     ) -> Result<User, IamError> {
         check_password(password)?;
         let new = NewUser {
@@ -45,7 +50,7 @@ impl Iam {
             password_hash: self.hasher.hash(password).await?,
             properties,
         };
-        Ok(self.directory.create_user(new).await??)
+        Ok(self.directory.audited(audit).create_user(new).await??)
     }
 
     /// A user by address, read after a barrier.
@@ -114,9 +119,11 @@ impl Iam {
         user: &User,
         properties: PropertyChanges,
         disabled: Option<bool>,
+        audit: Audit,
     ) -> Result<User, IamError> {
         let updated = self
             .directory
+            .audited(audit)
             .update_user(user.user_id, properties, disabled)
             .await??;
         if disabled == Some(true) {
@@ -135,6 +142,7 @@ impl Iam {
         old: Option<&str>,
         new: &str,
         source: Option<std::net::IpAddr>,
+        audit: Audit,
     ) -> Result<(), IamError> {
         let is_self = caller.user().is_some_and(|u| u.user_id == user.user_id);
         if !is_self {
@@ -158,6 +166,7 @@ impl Iam {
         let keep = caller.session().map(|s| s.session_id);
         let password_hash = self.hasher.hash(new).await?;
         self.directory
+            .audited(audit)
             .set_password(user.user_id, password_hash, keep)
             .await??;
         self.end_user_access(user, keep, CloseReason::Revoked)
@@ -165,9 +174,9 @@ impl Iam {
         Ok(())
     }
 
-    pub async fn delete_users(&self, users: &[User]) -> Result<(), IamError> {
+    pub async fn delete_users(&self, users: &[User], audit: Audit) -> Result<(), IamError> {
         let ids = users.iter().map(|u| u.user_id).collect();
-        self.directory.delete_users(ids).await??;
+        self.directory.audited(audit).delete_users(ids).await??;
         for user in users {
             self.end_user_access(user, None, CloseReason::UserDisabled)
                 .await?;
@@ -182,9 +191,11 @@ impl Iam {
         except: Option<Uuid>,
         reason: CloseReason,
         authority: Authority,
+        audit: Audit,
     ) -> Result<usize, IamError> {
         let ended = self
             .site
+            .audited(audit)
             .end_user_sessions(
                 user.domain.to_string(),
                 user.user_id,
@@ -202,8 +213,13 @@ impl Iam {
         session_id: Uuid,
         reason: CloseReason,
         authority: Authority,
+        audit: Audit,
     ) -> Result<bool, IamError> {
-        let ended = self.site.end_session(session_id, reason, authority).await;
+        let ended = self
+            .site
+            .audited(audit)
+            .end_session(session_id, reason, authority)
+            .await;
         Ok(!revoked(ended)?.sessions.is_empty())
     }
 
@@ -215,7 +231,7 @@ impl Iam {
         except: Option<Uuid>,
         reason: CloseReason,
     ) -> Result<(), IamError> {
-        self.close_user_sessions(user, except, reason, Authority::system())
+        self.close_user_sessions(user, except, reason, Authority::system(), None)
             .await?;
         let target = ChannelTarget::Users(vec![user.address().to_string()]);
         self.site.disconnect_channels(target).await?;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::token::{FederationClaims, Verified};
 use super::{Iam, IamError};
+use crate::model::audit::Actor;
 use crate::model::{DomainName, Session, User};
 use crate::state::directory::AdminScope;
 use crate::state::site::Authority;
@@ -101,6 +102,29 @@ impl Caller {
                 "this needs an administrator of the master domain; you administer {own} only"
             ))),
             None => Err(IamError::Forbidden("administrators only".into())),
+        }
+    }
+
+    /// The caller as an audit event names it: never a token (a session by its id).
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::User { session, user, .. } => Actor::User {
+                user_id: user.user_id,
+                login: user.login.to_string(),
+                domain: user.domain.to_string(),
+                session_id: Some(session.session_id),
+            },
+            Self::Service { subject } => Actor::Service {
+                sub: subject.clone(),
+            },
+            Self::Federated {
+                from_site,
+                on_behalf_of,
+                ..
+            } => Actor::Federated {
+                on_behalf_of: on_behalf_of.clone(),
+                from_site: from_site.clone(),
+            },
         }
     }
 

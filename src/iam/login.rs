@@ -1,4 +1,6 @@
 //! Password login: the site-wide ban, the password check, the new session and its token.
+//! Every failed check is an audit event (`login.failed`, recorded after the check), and every
+//! check refused by the ban one too (`login.banned`, in the entry that refuses it).
 
 use std::net::IpAddr;
 
@@ -7,7 +9,11 @@ use uuid::Uuid;
 
 use super::token::SessionClaims;
 use super::{Iam, IamError};
+use crate::model::audit::{Actor, NewAuditEvent, Outcome};
 use crate::model::{DomainName, Login, NewSession, Session, User};
+
+/// The longest `login@domain` an event names (a longer one is cut): whatever a client sends.
+const MAX_TARGET_CHARS: usize = 320;
 
 pub struct LoginAttempt<'a> {
     pub domain: &'a str,
@@ -51,11 +57,53 @@ impl Iam {
         let checked = self.verify_password(domain, login, password, source).await;
         match &checked {
             Ok(_) => self.telemetry.login(LoginOutcome::Ok),
-            Err(IamError::Banned { .. }) => self.telemetry.login(LoginOutcome::Banned),
-            Err(IamError::BadCredentials) => self.telemetry.login(LoginOutcome::Failed),
+            Err(IamError::Banned { .. }) => {
+                self.telemetry.login(LoginOutcome::Banned);
+                self.telemetry
+                    .audit_event("login.banned", Outcome::Refused.name());
+            }
+            Err(IamError::BadCredentials) => {
+                self.telemetry.login(LoginOutcome::Failed);
+                self.record_login_failure(domain, login, source).await;
+            }
             Err(_) => {}
         }
         checked
+    }
+
+    /// A login event of `action` for `login@domain` from `source` (no password, ever).
+    fn login_event(
+        &self,
+        action: &str,
+        domain: &str,
+        login: &str,
+        source: Option<IpAddr>,
+    ) -> NewAuditEvent {
+        let target: String = format!("{login}@{domain}")
+            .chars()
+            .take(MAX_TARGET_CHARS)
+            .collect();
+        NewAuditEvent::new(
+            &self.site_name,
+            &self.node_label,
+            Actor::None,
+            action,
+            &target,
+        )
+        .with_remote(source)
+        .with_outcome(Outcome::Failed)
+    }
+
+    /// Records a failed password check; a failure to record it is logged (the login fails
+    /// anyway).
+    async fn record_login_failure(&self, domain: &str, login: &str, source: Option<IpAddr>) {
+        let event = self.login_event("login.failed", domain, login, source);
+        match self.site.record_audit(event).await {
+            Ok(_) => self
+                .telemetry
+                .audit_event("login.failed", Outcome::Failed.name()),
+            Err(e) => tracing::warn!(error = %e, "could not record a failed login's audit event"),
+        }
     }
 
     /// The check is reserved in the site log before the hash is computed, so concurrent
@@ -73,7 +121,10 @@ impl Iam {
             return Err(IamError::BadCredentials);
         };
         let key = self.failure_key(&domain, &login, source);
-        self.reserve_password_check(&key).await?;
+        let ban_event = self
+            .login_event("login.banned", domain.as_str(), login.as_str(), source)
+            .with_outcome(Outcome::Refused);
+        self.reserve_password_check(&key, ban_event).await?;
         let user = self
             .directory
             .read_fresh_or_local(|d| d.user_by_login(&domain, &login).cloned())
@@ -107,9 +158,15 @@ impl Iam {
     }
 
     /// Takes one of the key's password checks, or answers the ban when none is left.
-    async fn reserve_password_check(&self, key: &str) -> Result<(), IamError> {
+    /// A refusal records `ban_event` in its entry.
+    async fn reserve_password_check(
+        &self,
+        key: &str,
+        ban_event: NewAuditEvent,
+    ) -> Result<(), IamError> {
         let reserved = self
             .site
+            .audited(ban_event)
             .reserve_login_attempt(
                 key.to_string(),
                 self.login_failure_window_ms,

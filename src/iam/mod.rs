@@ -67,6 +67,8 @@ impl From<Rejection> for IamError {
 /// Everything identity needs on one node.
 pub struct Iam {
     pub site_name: String,
+    /// This node, `name@host`, as audit events name it.
+    pub node_label: String,
     pub master_domain: DomainName,
     pub site: SiteStore,
     pub directory: DirectoryStore,

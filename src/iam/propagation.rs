@@ -3,6 +3,9 @@
 //! order, and the site's log remembers how far it got, so that every site ends the user's
 //! sessions and channels exactly once, as soon as the directory entry reaches it, whether the
 //! WAN was cut when the change was made or a node restarted since.
+//!
+//! The directory's audit outbox travels the same way: the events of this site's directory
+//! changes (users, groups, domains) are copied into the site's audit chain, in order, once.
 
 use std::time::Duration;
 
@@ -12,7 +15,12 @@ use crate::state::{DirectoryStore, SiteStore};
 
 const ROUND: Duration = Duration::from_millis(100);
 
-pub async fn run(site: SiteStore, directory: DirectoryStore, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    site: SiteStore,
+    directory: DirectoryStore,
+    site_name: String,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -32,6 +40,20 @@ pub async fn run(site: SiteStore, directory: DirectoryStore, mut stop: watch::Re
                     break;
                 }
             }
+        }
+        copy_audit_events(&site, &directory, &site_name).await;
+    }
+}
+
+/// Copies the directory's audit outbox events of this site into its chain, in order.
+async fn copy_audit_events(site: &SiteStore, directory: &DirectoryStore, name: &str) {
+    let done = site.group().state().read(|s| s.directory_audit_done());
+    let pending = directory.read_local(|d| d.audit_outbox_after(done, name));
+    for outbox in pending {
+        let (seq, action) = (outbox.seq, outbox.event.action.clone());
+        if let Err(e) = site.copy_directory_audit(seq, outbox.event).await {
+            tracing::warn!(seq, %action, error = %e, "could not copy a directory audit event");
+            return;
         }
     }
 }

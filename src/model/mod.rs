@@ -3,6 +3,7 @@
 //! The bottom of the node: plain data and its rules, with no I/O. It imports nothing of the
 //! crate but itself; every other module may import it.
 
+pub mod audit;
 pub mod channel;
 pub mod connection;
 pub mod identity;

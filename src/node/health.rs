@@ -1,5 +1,6 @@
 //! The node's health checks (James's format is the api's business): each Raft group, the data
-//! directory, the other sites, the TLS certificates. Each check reads what the node already
+//! directory, the other sites, the TLS certificates, the site's audit chain (re-checked from
+//! where the last check left it, so a check does not rehash the whole retention each time). Each check reads what the node already
 //! knows; none of them writes to a group or calls another site.
 
 use std::path::PathBuf;
@@ -28,11 +29,14 @@ pub struct HealthChecks {
     pub other_sites: Vec<String>,
     pub reach: Arc<SiteReachability>,
     pub certificates: Arc<NodeCertificates>,
+    /// The last audit event found good (its sequence and hash): where the next check goes on.
+    pub audit_checked: std::sync::Mutex<Option<(u64, String)>>,
 }
 
 const DIRECTORY: &str = "Raft directory group";
 const STORAGE: &str = "Storage";
 const TLS: &str = "TLS certificates";
+const AUDIT: &str = "Audit trail";
 
 impl HealthChecks {
     /// Every check's name.
@@ -41,6 +45,7 @@ impl HealthChecks {
         names.push(STORAGE.into());
         names.extend(self.other_sites.iter().map(|s| site_component(s)));
         names.push(TLS.into());
+        names.push(AUDIT.into());
         names
     }
 
@@ -70,6 +75,7 @@ impl HealthChecks {
             )),
             STORAGE => Some(self.storage()),
             TLS => Some(self.tls()),
+            AUDIT => Some(self.audit().await),
             _ => {
                 let site = self
                     .other_sites
@@ -115,6 +121,34 @@ impl HealthChecks {
                 Some(format!("free space unknown: {e}")),
             ),
         }
+    }
+
+    /// The site's audit chain as this node holds it: unhealthy once an event does not match
+    /// its hash or its link.
+    async fn audit(&self) -> Check {
+        let from = self.audit_checked.lock().ok().and_then(|c| c.clone());
+        let chain = self.site.state().read(|s| s.audit_chain());
+        // Apart from the state and off the runtime: the first check rehashes every event kept.
+        let checked = tokio::task::spawn_blocking(move || chain.verify_after(from.as_ref())).await;
+        let Ok(check) = checked else {
+            return Check::new(
+                AUDIT,
+                Status::Degraded,
+                Some("the chain check stopped".into()),
+            );
+        };
+        if let Some(bad) = check.first_bad {
+            let why = check.reason.unwrap_or_default();
+            return Check::new(
+                AUDIT,
+                Status::Unhealthy,
+                Some(format!("audit event {bad} fails verification: {why}")),
+            );
+        }
+        if let (Ok(mut cached), Some(last)) = (self.audit_checked.lock(), check.last) {
+            *cached = Some(last);
+        }
+        Check::new(AUDIT, Status::Healthy, None)
     }
 
     fn remote(&self, name: &str, site: &str) -> Check {

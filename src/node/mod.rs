@@ -226,6 +226,7 @@ pub async fn start(
         other_sites: config.sites.iter().map(|s| s.name.clone()).collect(),
         reach: reach.clone(),
         certificates,
+        audit_checked: std::sync::Mutex::default(),
     };
     let site_nodes = Arc::new(config.site_members());
     let node_ops = Arc::new(ops::RunningOps {
@@ -332,12 +333,17 @@ pub async fn start(
         tokio::spawn(iam::propagation::run(
             site.clone(),
             directory.clone(),
+            config.site.clone(),
             stopped.clone(),
         )),
         tokio::spawn(reaper::run(
             site.clone(),
             Duration::from_millis(config.sessions.purge_interval_ms),
             config.sessions.purge_batch,
+            reaper::AuditRetention {
+                keep_ms: config.audit.retention_secs.saturating_mul(1000),
+                batch: config.sessions.purge_batch,
+            },
             stopped.clone(),
         )),
     ];
@@ -397,6 +403,7 @@ fn identity(
         .map_err(|e| ConfigError::Invalid(format!("master_domain: {e}")))?;
     Ok(Iam {
         site_name: config.site.clone(),
+        node_label: config.node_label(),
         master_domain,
         site,
         directory,

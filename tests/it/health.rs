@@ -34,6 +34,7 @@ async fn a_node_reports_each_check_and_answers_by_name() {
         "Raft directory group",
         "Storage",
         "TLS certificates",
+        "Audit trail",
     ] {
         let one = check(&report.body, name);
         assert_eq!(one["status"], "healthy", "{one}");
@@ -55,7 +56,8 @@ async fn a_node_reports_each_check_and_answers_by_name() {
             "Raft site group",
             "Raft directory group",
             "Storage",
-            "TLS certificates"
+            "TLS certificates",
+            "Audit trail"
         ]
     );
     let one = get(&api, &base, "/healthcheck/checks/Raft%20site%20group").await;

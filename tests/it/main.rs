@@ -5,6 +5,7 @@
 
 mod common;
 
+mod audit;
 mod certificates;
 mod channels;
 mod chaos;

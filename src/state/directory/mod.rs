@@ -9,9 +9,10 @@
 //!
 //! This module owns the group's protocol (its command and reply enums, which never leave
 //! `state`), [`DirectoryState`], the dispatch of each command to its record's module
-//! ([`domains`], [`users`], [`groups`], [`revocations`]) and the snapshot; [`store`] is the typed
+//! ([`domains`], [`users`], [`groups`], [`revocations`], [`audit_outbox`]) and the snapshot; [`store`] is the typed
 //! [`DirectoryStore`] the rest of the node goes through. It imports only `crate::model`.
 
+pub mod audit_outbox;
 pub mod domains;
 pub mod groups;
 pub mod revocations;
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::audit::NewAuditEvent;
 use crate::model::CloseReason;
 use sessionplane_cluster::{Applying, SnapshotWriter, StateMachine};
 use uuid::Uuid;
@@ -33,6 +35,7 @@ use crate::model::{
 };
 use crate::state::{decode, encode};
 
+pub use audit_outbox::OutboxEvent;
 pub use groups::AdminScope;
 pub use revocations::AccessRevocation;
 #[cfg(test)]
@@ -90,6 +93,12 @@ mod protocol {
             domain: DomainName,
             name: GroupName,
         },
+        /// Applies `command`, then keeps `event` (with the outcome of its reply) in the audit
+        /// outbox for the site that served the call, in this one entry.
+        Audited {
+            event: Box<NewAuditEvent>,
+            command: Box<DirectoryCommand>,
+        },
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +143,9 @@ pub struct DirectoryState {
     /// ends their sessions and channels when the entry reaches it.
     revocations: imbl::OrdMap<u64, AccessRevocation>,
     next_revocation: u64,
+    /// Audit events of directory changes, in order, until their site copies them.
+    audit_outbox: imbl::OrdMap<u64, OutboxEvent>,
+    next_audit: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -145,6 +157,10 @@ struct Snapshot {
     revocations: Vec<AccessRevocation>,
     #[serde(default)]
     next_revocation: u64,
+    #[serde(default)]
+    audit_outbox: Vec<OutboxEvent>,
+    #[serde(default)]
+    next_audit: u64,
 }
 
 impl DirectoryState {
@@ -206,6 +222,7 @@ impl DirectoryState {
                 Some(_) => DirectoryReply::Done,
                 None => DirectoryReply::NotFound(format!("no group {name}")),
             },
+            C::Audited { event, command } => self.audited(at_ms, *event, *command),
         }
     }
 
@@ -266,6 +283,8 @@ impl StateMachine for DirectoryState {
                 groups: copy.groups.values().cloned().collect(),
                 revocations: copy.revocations.values().cloned().collect(),
                 next_revocation: copy.next_revocation,
+                audit_outbox: copy.audit_outbox.values().cloned().collect(),
+                next_audit: copy.next_audit,
             };
             encode(&snapshot).unwrap_or_default()
         })
@@ -295,6 +314,12 @@ impl StateMachine for DirectoryState {
             .map(|r| (r.seq, r))
             .collect();
         state.next_revocation = snapshot.next_revocation;
+        state.audit_outbox = snapshot
+            .audit_outbox
+            .into_iter()
+            .map(|e| (e.seq, e))
+            .collect();
+        state.next_audit = snapshot.next_audit;
         Ok(state)
     }
 

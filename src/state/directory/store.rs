@@ -5,7 +5,9 @@
 //! Each write proposes its own command and turns that command's reply into its own result: a
 //! rule the directory enforces at apply is a [`Rejection`], and a reply of another kind (only a
 //! replica of another version could send one) is handled once, in
-//! [`DirectoryStore::unexpected`]. Owns [`DirectoryStore`]; must not keep any state of its own.
+//! [`DirectoryStore::unexpected`]. A store made with [`DirectoryStore::audited`] carries an
+//! audit event its next write keeps in the same entry (`DirectoryCommand::Audited`). Owns
+//! [`DirectoryStore`]; must not keep any state of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +15,7 @@ use sessionplane_cluster::Group;
 use uuid::Uuid;
 
 use super::{DirectoryCommand, DirectoryReply, DirectoryState, NewUser};
+use crate::model::audit::NewAuditEvent;
 use crate::model::{Domain, DomainName, GroupName, PropertyChanges, User};
 use crate::state::StoreError;
 
@@ -33,18 +36,35 @@ pub type Outcome<T> = Result<Result<T, Rejection>, StoreError>;
 #[derive(Clone)]
 pub struct DirectoryStore {
     group: Group<DirectoryState>,
+    /// The event the next write keeps (see [`Self::audited`]).
+    event: Option<Box<NewAuditEvent>>,
 }
 
 impl DirectoryStore {
     pub fn new(group: Group<DirectoryState>) -> Self {
-        Self { group }
+        Self { group, event: None }
     }
 
     pub fn group(&self) -> &Group<DirectoryState> {
         &self.group
     }
 
+    /// This store, its writes keeping `event` in their own entry (none: as it is).
+    pub fn audited(&self, event: impl Into<Option<NewAuditEvent>>) -> Self {
+        Self {
+            group: self.group.clone(),
+            event: event.into().map(Box::new),
+        }
+    }
+
     async fn execute(&self, command: DirectoryCommand) -> Result<DirectoryReply, StoreError> {
+        let command = match &self.event {
+            Some(event) => DirectoryCommand::Audited {
+                event: event.clone(),
+                command: Box::new(command),
+            },
+            None => command,
+        };
         let reply = self
             .group
             .propose(command)

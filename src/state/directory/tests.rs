@@ -302,3 +302,62 @@ fn properties_set_and_delete_and_snapshot_round_trips() {
         DirectoryReply::Invalid(_)
     ));
 }
+
+#[test]
+fn audited_changes_keep_their_event_in_the_outbox_per_site_and_snapshotted() {
+    use crate::model::audit::{Actor, NewAuditEvent, Outcome};
+    let mut state = DirectoryState::default();
+    let event =
+        |site: &str| NewAuditEvent::new(site, "n1@h", Actor::None, "domain.create", "d.example");
+    let audited = |site: &str| DirectoryCommand::Audited {
+        event: Box::new(event(site)),
+        command: Box::new(DirectoryCommand::CreateDomain("d.example".parse().unwrap())),
+    };
+    assert!(matches!(
+        run(&mut state, audited("central")),
+        DirectoryReply::Domain(_)
+    ));
+    assert!(matches!(
+        run(&mut state, audited("east")),
+        DirectoryReply::Conflict(_)
+    ));
+    let central = state.audit_outbox_after(0, "central");
+    assert_eq!(central.len(), 1);
+    assert_eq!(central[0].event.outcome, Outcome::Ok);
+    let east = state.audit_outbox_after(0, "east");
+    assert_eq!((east[0].seq, east[0].event.outcome), (2, Outcome::Failed));
+    assert!(state.audit_outbox_after(2, "east").is_empty());
+    let mut bad = event("central");
+    bad.details = serde_json::json!(null);
+    let refused = DirectoryCommand::Audited {
+        event: Box::new(bad),
+        command: Box::new(DirectoryCommand::CreateDomain("e.example".parse().unwrap())),
+    };
+    assert!(matches!(
+        run(&mut state, refused),
+        DirectoryReply::Invalid(_)
+    ));
+    assert!(
+        state.domain(&"e.example".parse().unwrap()).is_none(),
+        "fail closed"
+    );
+    let restored = state.restore(&(state.snapshot())()).unwrap();
+    assert_eq!(restored.audit_outbox_after(0, "east"), east);
+    let mut later = restored.clone();
+    let reply = later.apply(
+        sessionplane_cluster::Applying {
+            at_ms: 7 + audit_outbox::KEEP_AUDIT_OUTBOX_MS,
+            log_index: 0,
+        },
+        DirectoryCommand::Audited {
+            event: Box::new(event("central")),
+            command: Box::new(DirectoryCommand::CreateDomain("f.example".parse().unwrap())),
+        },
+    );
+    assert!(matches!(reply, DirectoryReply::Domain(_)));
+    assert!(
+        later.audit_outbox_after(0, "east").is_empty(),
+        "forgotten after a week"
+    );
+    assert_eq!(later.audit_outbox_after(0, "central").len(), 1);
+}

@@ -10,6 +10,7 @@
 //! - [`locks`]: the locks in force, and the check every session, connection and channel
 //!   passes when it opens;
 //! - [`incidents`]: containing a user in one entry, its preview, and the receipts kept;
+//! - [`audit`]: the audit trail's hash chain, its listing, check and retention;
 //! - [`snapshot`]: writing and restoring the whole state;
 //! - [`store`]: the typed [`SiteStore`] the rest of the node goes through;
 //! - [`peer`]: commands for tests and benchmarks that speak to the group without a store.
@@ -26,6 +27,9 @@
 //! and they never feed back into the state. Everything here is deterministic and imports only
 //! `crate::model`: no clock but the entry's, no I/O.
 
+pub mod audit;
+#[cfg(test)]
+mod audit_tests;
 pub mod failures;
 pub mod holds;
 pub mod incidents;
@@ -45,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use sessionplane_cluster::{Applying, SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
+use crate::model::audit::NewAuditEvent;
 use crate::model::task::{Attempt, NewTask, Task};
 use crate::model::{
     Channel, ChannelTarget, CloseReason, Closed, Connection, Containment, Lock, NewChannel,
@@ -159,6 +164,25 @@ mod protocol {
         },
         /// Keeps (or updates) an incident's receipt.
         RecordReceipt(Box<Receipt>),
+        /// Applies `command`, then records `event` with the outcome of its reply, in this one
+        /// entry (an event that cannot be recorded refuses the command: it is not applied).
+        Audited {
+            event: Box<NewAuditEvent>,
+            command: Box<SiteCommand>,
+        },
+        /// Records an event that has no change of its own (a refused call, a failed login).
+        RecordAudit(Box<NewAuditEvent>),
+        /// Records the directory's audit outbox event `seq` (a change to users, groups or
+        /// domains served at this site); `seq` and before are done.
+        CopyDirectoryAudit {
+            seq: u64,
+            event: Box<NewAuditEvent>,
+        },
+        /// Forgets at most `limit` audit events older than `keep_ms`, oldest first.
+        PurgeAudit {
+            keep_ms: u64,
+            limit: u32,
+        },
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +216,10 @@ mod protocol {
             log_index: u64,
         },
         Receipt(Box<Receipt>),
+        /// The audit event's sequence in the site's chain.
+        AuditRecorded(u64),
+        /// How many audit events a purge forgot.
+        AuditPurged(u32),
     }
 }
 
@@ -279,6 +307,16 @@ pub struct SiteState {
     access_revocations_done: u64,
     locks: imbl::OrdMap<Uuid, Arc<Lock>>,
     receipts: imbl::OrdMap<Uuid, Arc<Receipt>>,
+    /// The audit trail by sequence (log order), and its index by (time, event id, sequence).
+    audit: imbl::OrdMap<u64, Arc<crate::model::audit::AuditEvent>>,
+    audit_by_time: BTreeSet<(u64, Uuid, u64)>,
+    audit_next_seq: u64,
+    /// The last event's hash (none: no event yet).
+    audit_head: Option<String>,
+    /// The `prev_hash` of the first event kept (none: no event was ever recorded).
+    audit_anchor: Option<String>,
+    /// The last directory audit outbox event copied into this site's chain.
+    directory_audit_done: u64,
 }
 
 impl SiteState {
@@ -366,6 +404,12 @@ impl SiteState {
                 authority,
             } => self.contain(entry, containment, &authority),
             SiteCommand::RecordReceipt(receipt) => self.record_receipt(*receipt),
+            SiteCommand::Audited { event, command } => self.audited(entry, *event, *command),
+            SiteCommand::RecordAudit(event) => self.record_alone(*event),
+            SiteCommand::CopyDirectoryAudit { seq, event } => {
+                self.copy_directory_audit(seq, *event)
+            }
+            SiteCommand::PurgeAudit { keep_ms, limit } => self.purge_audit(at_ms, keep_ms, limit),
         }
     }
 

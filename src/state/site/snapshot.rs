@@ -1,17 +1,19 @@
 //! Writing and restoring the whole site state: sessions, login failures, connections, channels,
 //! tasks and the last access revocation applied, in that order (the layout every existing
-//! snapshot has), then the locks and the incident receipts (absent from older snapshots, read
-//! as none). Secondary indexes are never written: restore rebuilds them.
+//! snapshot has), then the locks, the incident receipts and the audit trail (absent from older
+//! snapshots, read as none). Secondary indexes are never written: restore rebuilds them.
 //!
 //! Reads every record of [`SiteState`] but changes none of a live state: restore builds a new one.
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sessionplane_cluster::SnapshotWriter;
 use uuid::Uuid;
 
+use super::audit::AuditParts;
 use super::SiteState;
+use crate::model::audit::AuditEvent;
 use crate::model::task::Task;
 use crate::model::{Channel, Connection, Lock, Receipt, Session};
 use crate::state::{decode, encode_into};
@@ -44,6 +46,13 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
     let revocations_done = state.access_revocations_done;
     let locks = state.locks.clone();
     let receipts = state.receipts.clone();
+    let audit = state.audit.clone();
+    let audit_tail = (
+        state.audit_next_seq,
+        state.audit_head.clone(),
+        state.audit_anchor.clone(),
+        state.directory_audit_done,
+    );
     Box::new(move || {
         let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
         let failures: Vec<(&str, &Vec<u64>)> = failures
@@ -55,6 +64,8 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
         let tasks: Vec<&Task> = tasks.values().map(|t| &**t).collect();
         let locks: Vec<&Lock> = locks.values().map(|l| &**l).collect();
         let receipts: Vec<&Receipt> = receipts.values().map(|r| &**r).collect();
+        let events: Vec<(u64, &AuditEvent)> = audit.iter().map(|(s, e)| (*s, &**e)).collect();
+        let (next_seq, head, anchor, directory_done) = &audit_tail;
         let snapshot = (
             EverySession(&sessions),
             failures,
@@ -64,6 +75,7 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
             revocations_done,
             locks,
             receipts,
+            (events, next_seq, head, anchor, directory_done),
         );
         match encode_into(&mut bytes, &snapshot) {
             Ok(()) => bytes,
@@ -83,6 +95,7 @@ pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, S
         revocations_done,
         locks,
         receipts,
+        audit,
     } = decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
     let mut state = SiteState {
         effects: previous.effects.clone(),
@@ -123,11 +136,13 @@ pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, S
         .into_iter()
         .map(|r| (r.incident_id, Arc::new(r)))
         .collect();
+    state.restore_audit(audit);
     Ok(state)
 }
 
-/// A snapshot's parts in order; those added later default to empty for older snapshots.
-#[derive(serde::Deserialize)]
+/// A snapshot's elements, in the order [`write`] puts them; those added later (locks,
+/// receipts, the audit trail) are absent from older snapshots and read as empty.
+#[derive(Deserialize)]
 struct Parts {
     sessions: Vec<Session>,
     failures: Vec<(String, Vec<u64>)>,
@@ -139,4 +154,6 @@ struct Parts {
     locks: Vec<Lock>,
     #[serde(default)]
     receipts: Vec<Receipt>,
+    #[serde(default)]
+    audit: AuditParts,
 }

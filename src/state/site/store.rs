@@ -4,6 +4,10 @@
 //! a reply of another kind (only a replica of another version could send one) is handled once,
 //! in [`SiteStore::unexpected`].
 //!
+//! A store made with [`SiteStore::audited`] carries an audit event that its next command takes
+//! along, in the same entry (`SiteCommand::Audited`): the typed methods stay as they are, and a
+//! change and its event are never apart.
+//!
 //! Owns [`SiteStore`] and the outcomes of its methods ([`Ended`], [`Refusal`]); must not keep
 //! any state of its own.
 
@@ -11,6 +15,7 @@ use sessionplane_cluster::{now_ms, Group};
 use uuid::Uuid;
 
 use super::{Authority, LoginFailures, SiteCommand, SiteReply, SiteState};
+use crate::model::audit::NewAuditEvent;
 use crate::model::task::{Attempt, NewTask, Task};
 use crate::model::{Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection};
 use crate::model::{Closed, Containment, Lock, NewSession, Receipt, Session};
@@ -36,18 +41,35 @@ pub enum Refusal {
 #[derive(Clone)]
 pub struct SiteStore {
     group: Group<SiteState>,
+    /// The event the next command records (see [`Self::audited`]).
+    event: Option<Box<NewAuditEvent>>,
 }
 
 impl SiteStore {
     pub fn new(group: Group<SiteState>) -> Self {
-        Self { group }
+        Self { group, event: None }
     }
 
     pub fn group(&self) -> &Group<SiteState> {
         &self.group
     }
 
+    /// This store, its commands recording `event` in their own entry (none: as it is).
+    pub fn audited(&self, event: impl Into<Option<NewAuditEvent>>) -> Self {
+        Self {
+            group: self.group.clone(),
+            event: event.into().map(Box::new),
+        }
+    }
+
     async fn execute(&self, command: SiteCommand) -> Result<SiteReply, StoreError> {
+        let command = match &self.event {
+            Some(event) => SiteCommand::Audited {
+                event: event.clone(),
+                command: Box::new(command),
+            },
+            None => command,
+        };
         match self.group.propose(command).await? {
             SiteReply::Invalid(reason) => Err(StoreError::Invalid(reason)),
             SiteReply::Locked { lock_id, message } => Err(StoreError::Locked { lock_id, message }),
@@ -341,6 +363,44 @@ impl SiteStore {
             .await?
         {
             SiteReply::Receipt(receipt) => Ok(*receipt),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Records an event that has no change of its own; its sequence in the chain.
+    pub async fn record_audit(&self, event: NewAuditEvent) -> Result<u64, StoreError> {
+        match self
+            .execute(SiteCommand::RecordAudit(Box::new(event)))
+            .await?
+        {
+            SiteReply::AuditRecorded(seq) => Ok(seq),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Records the directory's audit outbox event `seq` in this site's chain (once).
+    pub async fn copy_directory_audit(
+        &self,
+        seq: u64,
+        event: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let command = SiteCommand::CopyDirectoryAudit {
+            seq,
+            event: Box::new(event),
+        };
+        match self.execute(command).await? {
+            SiteReply::AuditRecorded(_) => Ok(()),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Forgets at most `limit` audit events older than `keep_ms`; how many.
+    pub async fn purge_audit(&self, keep_ms: u64, limit: u32) -> Result<u32, StoreError> {
+        match self
+            .execute(SiteCommand::PurgeAudit { keep_ms, limit })
+            .await?
+        {
+            SiteReply::AuditPurged(n) => Ok(n),
             other => Err(self.unexpected(other)),
         }
     }
