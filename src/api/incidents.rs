@@ -22,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::audit_trail::Trail;
 use super::extract::{Json, Path, Query, Revoker};
 use super::locks::{lock_message, new_lock, parse_ttl, placed_lock, Placed};
 use super::openapi::{AdminErrors, ErrorSchema};
@@ -121,6 +122,7 @@ struct ReceiptSchema {
 async fn contain(
     State(state): State<ApiState>,
     Revoker(caller): Revoker,
+    trail: Trail,
     Json(body): Json<ContainBody>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -181,7 +183,18 @@ async fn contain(
                     lock: lock.clone(),
                     except,
                 };
-                let (closed, log_index) = state.iam.contain(containment, authority).await?;
+                let event = trail
+                    .event(
+                        &state,
+                        &caller,
+                        "incident.contain",
+                        &user.address().to_string(),
+                    )
+                    .detail("incident_id", incident_id.to_string())
+                    .detail("lock_id", lock.as_ref().map(|l| l.lock_id.to_string()))
+                    .detail("reason", reason.clone())
+                    .detail("sites", plan.sites(&current));
+                let (closed, log_index) = state.iam.contain(containment, authority, event).await?;
                 let nodes = state.node.incident_parts(incident_id, REPORT_BOUND).await;
                 Ok(SiteReceipt::committed(log_index, closed, nodes))
             }

@@ -22,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::audit_trail::Trail;
 use super::channels::rfc3339_ms;
 use super::extract::{Json, Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
@@ -152,6 +153,7 @@ pub(super) fn target_json(target: &LockTarget) -> Value {
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Json(body): Json<CreateBody>,
 ) -> Result<(StatusCode, axum::Json<LockView>), ApiError> {
     let selector = state.federation.sites.parse_value(body.sites.as_ref())?;
@@ -172,8 +174,13 @@ async fn create(
         record_wide: false,
     };
     let scatter = Scatter::new(&state, &caller, &plan, request, write);
+    let event = trail
+        .event(&state, &caller, "lock.create", &lock.lock_id.to_string())
+        .detail("target", target_json(&lock.target))
+        .detail("sites", lock.sites.clone())
+        .detail("expires_at_ms", lock.expires_at_ms);
     let parts = scatter
-        .run(async { Ok(state.site.place_lock(lock.clone()).await?) })
+        .run(async { Ok(state.site.audited(event).place_lock(lock.clone()).await?) })
         .await?;
     let mut view = LockView::of(&lock, &current, now_ms());
     view.sites.clear();
@@ -545,6 +552,7 @@ fn parse_lock_id(raw: &str) -> Result<Uuid, ApiError> {
 async fn lift(
     State(state): State<ApiState>,
     caller: Caller,
+    trail: Trail,
     Path(raw_id): Path<String>,
     Query(params): Query<OneParams>,
 ) -> Result<StatusCode, ApiError> {
@@ -575,8 +583,11 @@ async fn lift(
         record_wide: false,
     };
     let scatter = Scatter::new(&state, &caller, &plan, request, write);
+    let event = trail
+        .event(&state, &caller, "lock.delete", &lock_id.to_string())
+        .detail("sites", plan.sites(&state.federation.sites.current));
     let parts = scatter
-        .run(async { Ok(state.site.lift_lock(lock_id).await?) })
+        .run(async { Ok(state.site.audited(event).lift_lock(lock_id).await?) })
         .await?;
     let mut done = BTreeMap::new();
     let mut lifted = parts.local.as_ref().is_some_and(Option::is_some);

@@ -246,8 +246,14 @@ impl Iam {
         &self,
         containment: Containment,
         authority: Authority,
+        event: NewAuditEvent,
     ) -> Result<(Closed, u64), IamError> {
-        match self.site.contain(containment, authority).await? {
+        match self
+            .site
+            .audited(event)
+            .contain(containment, authority)
+            .await?
+        {
             Ok(contained) => Ok(contained),
             Err(refusal) => Err(refused(refusal)),
         }

@@ -1,6 +1,7 @@
 //! Password login: the site-wide ban, the password check, the new session and its token.
 //! Every failed check is an audit event (`login.failed`, recorded after the check), and every
-//! check refused by the ban one too (`login.banned`, in the entry that refuses it).
+//! check refused by the ban one too (`login.banned`, in the entry that refuses it), and every
+//! right password a lock keeps out (`login.locked`).
 
 use std::net::IpAddr;
 
@@ -11,6 +12,7 @@ use super::token::SessionClaims;
 use super::{Iam, IamError};
 use crate::model::audit::{Actor, NewAuditEvent, Outcome};
 use crate::model::{DomainName, Login, NewSession, Session, User};
+use crate::state::StoreError;
 
 /// The longest `login@domain` an event names (a longer one is cut): whatever a client sends.
 const MAX_TARGET_CHARS: usize = 320;
@@ -106,6 +108,22 @@ impl Iam {
         }
     }
 
+    /// Records a login a lock refused after the right password (`login.locked`); it does not
+    /// count towards the ban. A failure to record it is logged (the login is refused anyway).
+    pub async fn record_locked_login(&self, address: &str, source: Option<IpAddr>, lock_id: Uuid) {
+        let (login, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+        let event = self
+            .login_event("login.locked", domain, login, source)
+            .with_outcome(Outcome::Refused)
+            .detail("lock_id", lock_id.to_string());
+        match self.site.record_audit(event).await {
+            Ok(_) => self
+                .telemetry
+                .audit_event("login.locked", Outcome::Refused.name()),
+            Err(e) => tracing::warn!(error = %e, "could not record a locked login's audit event"),
+        }
+    }
+
     /// The check is reserved in the site log before the hash is computed, so concurrent
     /// attempts, on any node, get no more checks between them than the ban allows.
     async fn verify_password(
@@ -196,7 +214,15 @@ impl Iam {
             client_addr,
             user_agent,
         };
-        let session = self.site.create_session(new).await?;
+        let session = match self.site.create_session(new).await {
+            Err(StoreError::Locked { lock_id, message }) => {
+                let address = user.address().to_string();
+                self.record_locked_login(&address, client_addr, lock_id)
+                    .await;
+                return Err(StoreError::Locked { lock_id, message }.into());
+            }
+            created => created?,
+        };
         let token = self.token_for(&session)?;
         Ok(LoggedIn { session, token })
     }

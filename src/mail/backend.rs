@@ -54,6 +54,7 @@ impl NodeMailBackend {
     }
 
     async fn register(&self, open: ChannelOpen) -> Result<ChannelHandle, OpenError> {
+        let (address, open_remote) = (open.user.username.clone(), open.remote);
         let me = self.liveness.me();
         let channel_id = Uuid::now_v7();
         let disconnect = self.channels.hold(channel_id);
@@ -85,8 +86,11 @@ impl NodeMailBackend {
                 disconnect,
                 Box::new(registration),
             )),
-            Err(StoreError::Locked { message, .. }) => {
+            Err(StoreError::Locked { message, lock_id }) => {
                 self.channels.release(channel_id);
+                self.iam
+                    .record_locked_login(&address, Some(open_remote.ip()), lock_id)
+                    .await;
                 Err(OpenError::Locked(message))
             }
             Err(e) => Err(OpenError::Unavailable(e.to_string())),

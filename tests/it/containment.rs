@@ -427,6 +427,49 @@ async fn a_contain_closes_what_the_clients_hold_node_for_node_and_the_lock_keeps
         json!([]),
         "an expired lock is no longer listed in force"
     );
+
+    // Each site keeps its own event of each change; every locked login is an event too.
+    let events = |action: &'static str| {
+        let call = api.get(format!("{c1}/rest/v1/audit")).as_(&admin).query(&[
+            ("sites", "all"),
+            ("action", action),
+            ("limit", "1000"),
+        ]);
+        async move { call.expect(200).await.body }
+    };
+    let contained = events("incident.contain").await;
+    let sites: Vec<&str> = contained
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["site"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(sites.len(), 2, "{contained}");
+    assert!(
+        sites.contains(&"central") && sites.contains(&"east"),
+        "{contained}"
+    );
+    assert_eq!(contained[0]["target"], "bob@example.org");
+    assert_eq!(contained[0]["outcome"], "ok");
+    assert_eq!(
+        events("lock.create").await.as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        events("lock.delete").await.as_array().map(Vec::len),
+        Some(2)
+    );
+    let locked = events("login.locked").await;
+    assert_eq!(locked.as_array().map(Vec::len), Some(6 * 4 + 1), "{locked}");
+    let verified = api
+        .get(format!("{e2}/rest/v1/audit/verify"))
+        .as_(&api.admin_token(&e2).await)
+        .query(&[("sites", "all")])
+        .expect(200)
+        .await
+        .body;
+    assert_eq!(verified["sites"]["central"]["ok"], true, "{verified}");
+    assert_eq!(verified["sites"]["east"]["ok"], true, "{verified}");
 }
 
 /// carol's sessions and sockets as `base` lists them.
