@@ -130,3 +130,22 @@ impl FromRequestParts<ApiState> for Caller {
             .caller)
     }
 }
+
+/// `text` trimmed, when it is one line (no control characters) of `chars` characters; else a
+/// 400 naming `what`.
+pub(super) fn one_line(
+    what: &str,
+    text: &str,
+    chars: std::ops::RangeInclusive<usize>,
+) -> Result<String, ApiError> {
+    let text = text.trim();
+    let count = text.chars().count();
+    if !chars.contains(&count) || text.chars().any(char::is_control) {
+        return Err(ApiError::InvalidArgument(format!(
+            "{what} is one line of {} to {} characters, without control characters",
+            chars.start(),
+            chars.end()
+        )));
+    }
+    Ok(text.to_string())
+}

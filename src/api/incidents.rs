@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::audit_trail::Trail;
-use super::extract::{Json, Path, Query, Revoker};
+use super::extract::{one_line, Json, Path, Query, Revoker};
 use super::locks::{lock_message, new_lock, parse_ttl, placed_lock, Placed};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::scatter::{self, refusal, Read, Scatter, Write};
@@ -342,13 +342,7 @@ fn remote_part(site: &str, answer: &SiteAnswer) -> Result<SiteReceipt, ApiError>
 }
 
 fn incident_reason(reason: &str) -> Result<String, ApiError> {
-    let reason = reason.trim();
-    if reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
-        return Err(ApiError::InvalidArgument(format!(
-            "reason is one line of at most {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(reason.to_string())
+    one_line("a reason", reason, 0..=MAX_REASON_CHARS)
 }
 
 #[derive(Deserialize, IntoParams)]

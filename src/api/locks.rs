@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::audit_trail::Trail;
 use super::channels::rfc3339_ms;
-use super::extract::{Json, Path, Query};
+use super::extract::{one_line, Json, Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::scatter::{self, decoded, refusal, Read, Scatter, Write};
 use super::{ApiError, ApiState};
@@ -270,18 +270,7 @@ fn forwarded_body(lock: &Lock) -> Value {
 }
 
 pub(super) fn lock_message(message: &str) -> Result<String, ApiError> {
-    let message = message.trim();
-    if message.is_empty() || message.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(ApiError::InvalidArgument(format!(
-            "a lock's message is 1 to {MAX_MESSAGE_CHARS} characters"
-        )));
-    }
-    if message.chars().any(char::is_control) {
-        return Err(ApiError::InvalidArgument(
-            "a lock's message is one line, without control characters".into(),
-        ));
-    }
-    Ok(message.to_string())
+    one_line("a lock's message", message, 1..=MAX_MESSAGE_CHARS)
 }
 
 pub(super) fn parse_ttl(raw: &str) -> Result<Duration, ApiError> {
