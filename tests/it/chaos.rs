@@ -1,9 +1,10 @@
 //! Faults under load on two sites of three nodes (real processes, each site on its own
 //! 127.0.x.0/24): a site leader killed with SIGKILL, a node frozen (SIGSTOP), the WAN cut, a
 //! minority cut off inside a site, a rolling restart of every node. Throughout, workers log in,
-//! open websockets and revoke sessions at random nodes. Afterwards: every acknowledged session
-//! survives, every acknowledged revocation holds, no revoked token was ever accepted after its
-//! revocation was acknowledged, and both sites are healthy again on their own.
+//! open websockets, revoke sessions, lock and contain users at random nodes. Afterwards: every
+//! acknowledged session survives, every acknowledged revocation and lock holds, no revoked
+//! token or locked user was ever accepted after the site acknowledged it, and both sites are
+//! healthy again on their own.
 
 use crate::common;
 
@@ -78,7 +79,7 @@ async fn acknowledged_work_survives_faults_and_the_sites_heal() {
     wait_healthy(&api, &everyone, Duration::from_secs(30)).await;
 
     let load = Load::new(
-        vec![api_urls(&central), api_urls(&east)],
+        vec![("central", api_urls(&central)), ("east", api_urls(&east))],
         vec![service_token.clone(), service_token],
     );
     let running = load.start();

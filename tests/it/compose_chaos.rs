@@ -88,7 +88,7 @@ async fn acknowledged_work_survives_container_faults_and_the_sites_heal() {
     chaos::create_users(&api, &central[0], &central_admin).await;
 
     let load = Load::new(
-        vec![central.clone(), east.clone()],
+        vec![("central", central.clone()), ("east", east.clone())],
         vec![central_admin.clone(), east_admin],
     );
     let running = load.start();

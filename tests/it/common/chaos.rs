@@ -3,7 +3,9 @@
 //! websockets and revoke sessions at random nodes of every site while faults happen; a ledger
 //! keeps what was acknowledged; afterwards every acknowledged session must still answer, every
 //! acknowledged revocation must still hold, and no revoked token may ever have been accepted
-//! after its revocation was acknowledged.
+//! after its revocation was acknowledged. Locks and contains of the target users run beside
+//! them: every lock a site acknowledged must still be in force there, and no login of a locked
+//! user may ever have been accepted by a site after it acknowledged the lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,10 +22,16 @@ pub const SESSIONS: &str = "/rest/v1/master/logicalroles/ws/sessions";
 /// Users `user0`..`user7` of `chaos.example` log in.
 pub const USERS: usize = 8;
 pub const DOMAIN: &str = "chaos.example";
+/// Users `target0`..`target3` are locked and contained, never logged in by the load.
+pub const TARGETS: usize = 4;
 const WORKERS: u64 = 6;
 
 pub fn password(user: usize) -> String {
     format!("chaos-user-{user}-password")
+}
+
+fn target_password(target: usize) -> String {
+    format!("chaos-target-{target}-password")
 }
 
 /// Creates the load's domain and users through `base`, as the administrator.
@@ -36,6 +44,22 @@ pub async fn create_users(api: &Api, base: &str, admin: &str) {
             .expect(201)
             .await;
     }
+    for target in 0..TARGETS {
+        api.put(format!("{base}/users/target{target}@{DOMAIN}"))
+            .as_(admin)
+            .body(serde_json::json!({"password": target_password(target)}))
+            .expect(201)
+            .await;
+    }
+}
+
+/// A lock that sites acknowledged: in force there from the answer on.
+#[derive(Clone, Debug)]
+struct AcknowledgedLock {
+    lock_id: String,
+    target: usize,
+    /// The sites whose answer said the lock is in force (or the user contained).
+    sites: Vec<usize>,
 }
 
 /// What the workers got acknowledged, and what went wrong.
@@ -52,9 +76,17 @@ pub struct Ledger {
     refused: AtomicU64,
     /// Revocations whose outcome is unknown (no answer, or an error during a fault).
     uncertain: AtomicU64,
+    locks: Mutex<Vec<AcknowledgedLock>>,
+    contains: AtomicU64,
+    /// Logins of locked users tried at sites that acknowledged the lock.
+    locked_logins: AtomicU64,
+    /// Logins of locked users accepted at a site after it acknowledged the lock.
+    locked_accepted: Mutex<Vec<String>>,
 }
 
 pub struct Load {
+    /// The name of each site.
+    names: Vec<String>,
     /// The api base URLs of each site's nodes.
     sites: Vec<Vec<String>>,
     /// For each site, a token allowed to revoke its sessions.
@@ -82,9 +114,16 @@ impl Random {
 }
 
 impl Load {
-    pub fn new(sites: Vec<Vec<String>>, revokers: Vec<String>) -> Arc<Self> {
+    /// `sites`: each site's name and its nodes' api base URLs; `revokers`: for each site, a
+    /// token of a global administrator there (it revokes, locks and contains).
+    pub fn new(sites: Vec<(&str, Vec<String>)>, revokers: Vec<String>) -> Arc<Self> {
         assert_eq!(sites.len(), revokers.len(), "a revoker per site");
+        let (names, sites) = sites
+            .into_iter()
+            .map(|(name, nodes)| (name.to_string(), nodes))
+            .unzip();
         Arc::new(Self {
+            names,
             sites,
             revokers,
             api: Api::default(),
@@ -105,10 +144,12 @@ impl Load {
         while !*stop.borrow() {
             let site = random.below(self.sites.len());
             let node = &self.sites[site][random.below(self.sites[site].len())];
-            match random.below(4) {
+            match random.below(7) {
                 0 | 1 => self.login(site, node, random.below(USERS)).await,
                 2 => self.revoke(site, &mut random).await,
-                _ => self.open_socket(site, node, &mut random).await,
+                3 => self.open_socket(site, node, &mut random).await,
+                4 => self.lock_or_contain(site, node, &mut random).await,
+                _ => self.try_locked_login(&mut random).await,
             }
             tokio::select! {
                 _ = stop.changed() => {}
@@ -212,6 +253,93 @@ impl Load {
         }
     }
 
+    /// Locks a target user at every site, with `POST /rest/v1/locks` or as part of a contain,
+    /// at `node` of `site`; the sites that answered in force are kept as acknowledged.
+    async fn lock_or_contain(&self, site: usize, node: &str, random: &mut Random) {
+        let target = random.below(TARGETS);
+        let user = format!("target{target}@{DOMAIN}");
+        let asked = serde_json::json!({"message": "locked by the chaos suite", "ttl": "1h"});
+        let contain = random.below(2) == 0;
+        let (url, body) = match contain {
+            true => (
+                format!("{node}/rest/v1/incidents"),
+                serde_json::json!({"user": user, "sites": "all", "lock": asked}),
+            ),
+            false => (
+                format!("{node}/rest/v1/locks"),
+                serde_json::json!({"target": {"user": user}, "sites": "all",
+                    "message": asked["message"], "ttl": asked["ttl"]}),
+            ),
+        };
+        let request = self
+            .api
+            .http
+            .post(url)
+            .bearer_auth(&self.revokers[site])
+            .json(&body)
+            .timeout(Duration::from_secs(5));
+        let Some(answer) = self.api.try_send(request).await else {
+            return;
+        };
+        let acknowledged = match (contain, answer.status) {
+            (true, 200) => self.sites_where(&answer.body["sites"], "contained"),
+            (true, 503) => self.sites_where(&answer.body["receipt"]["sites"], "contained"),
+            (false, 201) => self.sites_where(&answer.body["sites"], "in_force"),
+            _ => return,
+        };
+        let lock_id = match contain {
+            true => answer.body["lock_id"]
+                .as_str()
+                .or(answer.body["receipt"]["lock_id"].as_str()),
+            false => answer.body["lock_id"].as_str(),
+        };
+        let Some(lock_id) = lock_id.filter(|_| !acknowledged.is_empty()) else {
+            return;
+        };
+        if contain {
+            self.ledger.contains.fetch_add(1, Ordering::Relaxed);
+        }
+        lock(&self.ledger.locks).push(AcknowledgedLock {
+            lock_id: lock_id.to_string(),
+            target,
+            sites: acknowledged,
+        });
+    }
+
+    /// The sites of a `sites` map whose part is `status` (a string, or an object's `status`).
+    fn sites_where(&self, parts: &serde_json::Value, status: &str) -> Vec<usize> {
+        (0..self.names.len())
+            .filter(|s| {
+                let part = &parts[&self.names[*s]];
+                part == status || part["status"] == status
+            })
+            .collect()
+    }
+
+    /// A login of a locked user with the right password, at a node of a site that acknowledged
+    /// the lock: accepted, it is a violation.
+    async fn try_locked_login(&self, random: &mut Random) {
+        let locked = {
+            let locks = lock(&self.ledger.locks);
+            match locks.is_empty() {
+                true => return,
+                false => locks[random.below(locks.len())].clone(),
+            }
+        };
+        let site = locked.sites[random.below(locked.sites.len())];
+        let node = &self.sites[site][random.below(self.sites[site].len())];
+        let login = format!("target{}", locked.target);
+        let password = target_password(locked.target);
+        let answer = self.api.try_login(node, DOMAIN, &login, &password).await;
+        self.ledger.locked_logins.fetch_add(1, Ordering::Relaxed);
+        if let Some(answer) = answer.filter(|a| a.status == 200) {
+            lock(&self.ledger.locked_accepted).push(format!(
+                "{login} logged in at {node} after {} acknowledged lock {}: {}",
+                self.names[site], locked.lock_id, answer.text
+            ));
+        }
+    }
+
     /// Each node's view of its groups (role, term, leader, last log and applied index), for a
     /// violation's report: which node believed it led, at which term, and how far it had applied.
     async fn groups_seen_by(&self, nodes: &[String], token: &str) -> String {
@@ -271,8 +399,62 @@ impl Load {
                 }
             }
         }
+        let locks = lock(&self.ledger.locks).clone();
+        let mut locked_at = std::collections::BTreeSet::new();
+        for acknowledged in &locks {
+            for site in &acknowledged.sites {
+                self.verify_lock(api, acknowledged, *site, &mut verdict)
+                    .await;
+                locked_at.insert((acknowledged.target, *site));
+            }
+        }
+        for (target, site) in locked_at {
+            self.verify_kept_out(api, target, site, &mut verdict).await;
+        }
         verdict.violations = lock(&self.ledger.violations).clone();
         verdict
+            .locked_accepted
+            .extend(lock(&self.ledger.locked_accepted).iter().cloned());
+        verdict
+    }
+
+    /// Whether `site` still has the lock in force.
+    async fn verify_lock(
+        &self,
+        api: &Api,
+        acknowledged: &AcknowledgedLock,
+        site: usize,
+        verdict: &mut Verdict,
+    ) {
+        let name = &self.names[site];
+        let url = format!(
+            "{}/rest/v1/locks/{}?sites=%5B%22{name}%22%5D",
+            self.sites[site][0], acknowledged.lock_id
+        );
+        let answer = api
+            .call(Method::GET, url, Some(&self.revokers[site]), None)
+            .await;
+        if answer.status != 200 || answer.body["sites"][name] != "in_force" {
+            verdict.locks_lost.push(format!(
+                "lock {} at {name}: {}",
+                acknowledged.lock_id, answer.text
+            ));
+        }
+    }
+
+    /// Whether every node of `site`, which acknowledged a lock of `target`, keeps it out.
+    async fn verify_kept_out(&self, api: &Api, target: usize, site: usize, verdict: &mut Verdict) {
+        let login = format!("target{target}");
+        for node in &self.sites[site] {
+            let answer = api
+                .login(node, DOMAIN, &login, &target_password(target))
+                .await;
+            if answer.status == 200 {
+                verdict.locked_accepted.push(format!(
+                    "{login} logged in at {node} after the site acknowledged its lock"
+                ));
+            }
+        }
     }
 
     /// The table CI prints: each fault and how long the sites took to be healthy again, what
@@ -293,10 +475,21 @@ impl Load {
             ledger.uncertain.load(Ordering::Relaxed),
         );
         summary += &format!(
+            "acknowledged: {} locks ({} placed by a contain), {} logins of locked users tried\n",
+            lock(&ledger.locks).len(),
+            ledger.contains.load(Ordering::Relaxed),
+            ledger.locked_logins.load(Ordering::Relaxed),
+        );
+        summary += &format!(
             "lost sessions: {}   revocations undone: {}   revoked tokens accepted: {}\n",
             verdict.lost.len(),
             verdict.resurrected.len(),
             verdict.violations.len()
+        );
+        summary += &format!(
+            "acknowledged locks lost: {}   locked logins accepted after acknowledgement: {}\n",
+            verdict.locks_lost.len(),
+            verdict.locked_accepted.len()
         );
         summary
     }
@@ -316,7 +509,26 @@ impl Load {
             "acknowledged sessions lost: {:?}",
             verdict.lost
         );
+        assert!(
+            lock(&self.ledger.locks).len() > 3,
+            "too few acknowledged locks to judge"
+        );
+        assert!(
+            self.ledger.locked_logins.load(Ordering::Relaxed) > 10,
+            "too few logins of locked users to judge"
+        );
         assert!(verdict.resurrected.is_empty(), "{:?}", verdict.resurrected);
+        assert!(
+            verdict.locks_lost.is_empty(),
+            "{} acknowledged locks lost, the first: {:?}",
+            verdict.locks_lost.len(),
+            verdict.locks_lost.iter().take(3).collect::<Vec<_>>()
+        );
+        assert!(
+            verdict.locked_accepted.is_empty(),
+            "{:?}",
+            verdict.locked_accepted
+        );
         assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
     }
 }
@@ -335,6 +547,8 @@ impl Running {
 pub struct Verdict {
     pub lost: Vec<String>,
     pub resurrected: Vec<String>,
+    pub locks_lost: Vec<String>,
+    pub locked_accepted: Vec<String>,
     pub violations: Vec<String>,
 }
 
