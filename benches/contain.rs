@@ -14,7 +14,7 @@
 
 mod common;
 #[path = "../tests/it/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod deployment;
 
 use std::net::SocketAddr;
@@ -175,7 +175,12 @@ fn total(receipt: &Value, key: &str) -> u64 {
 }
 
 /// One round: the holdings, the contain, the closes; (to the receipt, to the last close).
-async fn round(api: &Api, admin: &str, central: &TestSite, east: &TestSite) -> (Duration, Duration) {
+async fn round(
+    api: &Api,
+    admin: &str,
+    central: &TestSite,
+    east: &TestSite,
+) -> (Duration, Duration) {
     let held = hold(api, central, east).await;
     let base = central.api_url(0);
     let started = Instant::now();
@@ -267,7 +272,15 @@ async fn main() {
     let (central, east) = (Arc::new(central), Arc::new(east));
     let api = Api::default();
     let admin = api.admin_token(&central.api_url(1)).await;
-    add_user(&api, &central.api_url(1), &admin, "example.org", "bob", PASSWORD).await;
+    add_user(
+        &api,
+        &central.api_url(1),
+        &admin,
+        "example.org",
+        "bob",
+        PASSWORD,
+    )
+    .await;
 
     if others > 0 {
         let started = Instant::now();
@@ -305,7 +318,9 @@ async fn main() {
     }
 
     println!("contain: 2 sites x 3 nodes, 10 sessions + 4 websockets + 4 IMAP channels a round");
-    println!("rounds {rounds}, other sessions per site {others}, background {per_second} creates/s");
+    println!(
+        "rounds {rounds}, other sessions per site {others}, background {per_second} creates/s"
+    );
     if per_second > 0 {
         println!(
             "background creates made: {made} ({:.0}/s over the rounds)",

@@ -53,6 +53,8 @@ pub struct ApiState {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Whether the api listener speaks TLS (cookies are then `Secure`).
     pub tls: bool,
+    /// The applications behind this node (`[[proxy]]`).
+    pub proxy: Arc<crate::gateway::proxy::Proxy>,
 }
 
 /// What a node serves on its api listener: the routes over the state it wired, and the JSON

@@ -63,6 +63,12 @@ pub enum ApiError {
     /// `GET /tasks/{id}/await` ran out of time.
     #[error("{0}")]
     Timeout(String),
+    /// A proxied application's upstream could not be reached or broke off: 502.
+    #[error("{0}")]
+    BadGateway(String),
+    /// A proxied application's upstream did not answer in time: 504.
+    #[error("{0}")]
+    GatewayTimeout(String),
     /// A containment some selected site did not confirm: its receipt, as far as it goes.
     #[error("{message}")]
     NotContained {
@@ -105,6 +111,8 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) | Self::CommandTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -129,6 +137,8 @@ impl ApiError {
                 "Unavailable"
             }
             Self::Timeout(_) => "WrongState",
+            Self::BadGateway(_) => "BadGateway",
+            Self::GatewayTimeout(_) => "GatewayTimeout",
         }
     }
 }

@@ -91,6 +91,9 @@ impl FromRequestParts<ApiState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let (token, presented) = required_token(parts)?;
+        if presented == Presented::Cookie {
+            super::csrf::same_origin_parts(&parts.method, &parts.headers)?;
+        }
         let caller = state.iam.authenticate(&token).await?;
         note_caller(parts, &caller);
         Ok(Self { caller, presented })
@@ -107,7 +110,10 @@ impl FromRequestParts<ApiState> for Revoker {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let (token, _) = required_token(parts)?;
+        let (token, presented) = required_token(parts)?;
+        if presented == Presented::Cookie {
+            super::csrf::same_origin_parts(&parts.method, &parts.headers)?;
+        }
         let caller = state.iam.authenticate_deferred(&token).await?;
         note_caller(parts, &caller);
         Ok(Self(caller))

@@ -140,7 +140,11 @@ async fn login(
     Ok((jar, axum::Json(answer)).into_response())
 }
 
-fn session_cookie(state: &ApiState, token: String, session: &Session) -> Cookie<'static> {
+pub(super) fn session_cookie(
+    state: &ApiState,
+    token: String,
+    session: &Session,
+) -> Cookie<'static> {
     let max_age = session.ttl_secs(now_ms()) as i64;
     Cookie::build((SESSION_COOKIE, token))
         .path("/")
@@ -151,7 +155,7 @@ fn session_cookie(state: &ApiState, token: String, session: &Session) -> Cookie<
         .build()
 }
 
-fn time_secs(secs: i64) -> cookie::time::Duration {
+pub(super) fn time_secs(secs: i64) -> cookie::time::Duration {
     cookie::time::Duration::seconds(secs)
 }
 

@@ -7,8 +7,10 @@
 
 pub mod audit;
 pub mod audit_trail;
+pub mod auth_verify;
 pub mod channels;
 pub mod cluster;
+pub mod csrf;
 pub mod domains;
 pub mod error;
 pub mod extract;
@@ -19,8 +21,10 @@ pub mod incidents;
 pub mod jmap;
 pub mod listing;
 pub mod locks;
+pub mod login;
 pub mod metrics;
 pub mod openapi;
+pub mod proxy;
 pub mod scatter;
 pub mod servers;
 pub mod tasks;
@@ -64,6 +68,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(locks::routes())
         .merge(incidents::routes())
         .merge(audit::routes())
+        .merge(auth_verify::routes())
 }
 
 /// The OpenAPI document of every route (the served one is built with the router).
@@ -96,7 +101,8 @@ pub fn router(state: ApiState) -> Router {
                 }
             }),
         )
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .merge(login::routes())
+        .fallback(proxy::fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not take that method".into())
         })

@@ -113,6 +113,7 @@ mod tests {
             "/metrics",
             "/rest/v1/audit",
             "/rest/v1/audit/verify",
+            "/rest/v1/auth/verify",
             "/rest/v1/iam/sessions",
             "/rest/v1/iam/sessions/current",
             "/rest/v1/incidents",
@@ -144,6 +145,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 53);
+        assert_eq!(operations, 54);
     }
 }

@@ -1,6 +1,8 @@
 //! The node's configuration: a TOML file where every field has a default, so `serve` with no file
 //! at all runs one node of site `local`. Unknown keys are refused, so a typo never goes unnoticed.
 
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,6 +47,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The audit trail of the site group.
     pub audit: AuditSettings,
+    /// The applications behind this node (`[[proxy]]`), longest prefix first at a request.
+    pub proxy: Vec<proxy::ProxyRoute>,
     /// The first administrator's password, taken once on the deployment's first start (from
     /// `SESSIONPLANE_ADMIN_PASSWORD`; never from a file). Unset: one is generated and printed.
     #[serde(skip)]
@@ -307,6 +311,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             audit: AuditSettings::default(),
+            proxy: Vec::new(),
             initial_admin_password: None,
         }
     }
@@ -513,6 +518,7 @@ impl Config {
             }
         }
         self.validate_sites()?;
+        proxy::validate(&self.proxy).map_err(ConfigError::Invalid)?;
         let r = &self.raft;
         if r.heartbeat_ms == 0
             || r.election_timeout_min_ms <= r.heartbeat_ms

@@ -5,6 +5,7 @@
 //! writes them. The directory is not its business: a user's end reaches it as session ends.
 
 pub mod jmap;
+pub mod proxy;
 pub mod sockets;
 pub mod websocket;
 

@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, ConfigError};
 use crate::federation::watch::SiteReachability;
 use crate::federation::Federation;
+use crate::gateway::proxy::Proxy;
 use crate::gateway::{Gateway, GatewaySettings, LocalSockets};
 use crate::iam::{self, Iam, PasswordHasher, TokenKeys};
 use crate::mail::backend::NodeMailBackend;
@@ -63,6 +64,9 @@ pub enum StartError {
     Tls(String),
     #[error("identity: {0}")]
     Iam(String),
+    /// A `[[proxy]]` route that cannot be served (an unreadable `ca_file`).
+    #[error("{0}")]
+    Proxy(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -131,6 +135,7 @@ pub async fn start(
     api: ApiService,
 ) -> Result<RunningNode, StartError> {
     config.validate()?;
+    let proxy = Arc::new(Proxy::new(&config.proxy).map_err(StartError::Proxy)?);
     let config = Arc::new(config);
     let secret = secrets::cluster_secret(&config)?;
     let cluster = ClusterNode::open(ClusterOptions {
@@ -249,6 +254,7 @@ pub async fn start(
         node: node_ops,
         telemetry,
         tls: config.listen.api_tls,
+        proxy,
     };
     let api_router = (api.router)(api_state);
     let api_task = match api_cert {

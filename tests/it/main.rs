@@ -21,6 +21,7 @@ mod limits;
 mod mail;
 mod metrics;
 mod openapi;
+mod proxy;
 mod shipped_setups;
 mod site_replication;
 mod ws_sessions;

@@ -73,6 +73,8 @@ pub struct Tuning {
     pub federation: Vec<String>,
     /// Extra `[limits]` lines (the section is written only when there are some).
     pub limits: Vec<String>,
+    /// TOML written at the end of each node's config (`[[proxy]]` routes).
+    pub tail: Vec<String>,
     /// The open-file limit (soft and hard) each node runs under; `None`: the test's own.
     pub fd_limit: Option<u64>,
     /// Nodes beyond `n` in each site, configured (their own config lists every node) but
@@ -194,7 +196,7 @@ impl TestSite {
                     "node_id = {id}\nnode_name = \"{label}\"\nsite = \"{name}\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
                      [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\nimap = \"{imap}\"\nimaps = \"{imaps}\"\nsmtp = \"{smtp}\"\nsmtps = \"{smtps}\"\n{source}\n{listen}\n\n\
                      [tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n\n[mail]\n{mail}\n\n{members}{others}{voters}[raft]\n{raft}\n\n[sessions]\n{sessions}\n\n\
-                     [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n\n[federation]\n{federation}\n{limits}",
+                     [iam]\ntoken_key = \"{TOKEN_KEY}\"\n{iam}\n\n[gateway]\n{gateway}\n\n[federation]\n{federation}\n{limits}\n{tail}\n",
                     id = node.id,
                     label = node.name,
                     data = dir.path().join(&node.name).display(),
@@ -213,6 +215,7 @@ impl TestSite {
                     iam = tuning.iam.join("\n"),
                     gateway = tuning.gateway.join("\n"),
                     federation = tuning.federation.join("\n"),
+                    tail = tuning.tail.join("\n"),
                     limits = match tuning.limits.is_empty() {
                         true => String::new(),
                         false => format!("\n[limits]\n{}\n", tuning.limits.join("\n")),
