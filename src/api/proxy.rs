@@ -5,16 +5,18 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{HOST, LOCATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header::{HOST, LOCATION, UPGRADE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::extract::{presented_token, Presented};
 use super::{ApiError, ApiState};
+use crate::gateway::proxy::websocket::relay;
 use crate::gateway::proxy::{Forwarded, Identity, ProxyError, Route};
 use crate::iam::{Caller, IamError};
-use crate::model::{DomainName, GroupName, User};
+use crate::model::{DomainName, GroupName, Session, User};
 
 /// Every request no api route took.
 pub async fn fallback(
@@ -70,14 +72,65 @@ async fn pass(
         },
         host: request.headers().get(HOST).cloned(),
     };
+    if wants_websocket(request.headers()) {
+        return open_websocket(state, route, request, session, &identity, &forwarded).await;
+    }
     route
         .forward(request, &identity, &forwarded)
         .await
-        .map_err(|e| match e {
-            ProxyError::BadPath(m) => ApiError::InvalidArgument(m),
-            ProxyError::BadGateway(m) => ApiError::BadGateway(m),
-            ProxyError::GatewayTimeout(m) => ApiError::GatewayTimeout(m),
-        })
+        .map_err(from_proxy)
+}
+
+fn from_proxy(error: ProxyError) -> ApiError {
+    match error {
+        ProxyError::BadPath(m) => ApiError::InvalidArgument(m),
+        ProxyError::BadGateway(m) => ApiError::BadGateway(m),
+        ProxyError::GatewayTimeout(m) => ApiError::GatewayTimeout(m),
+    }
+}
+
+fn wants_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// A websocket under a route: the upstream's socket first (a 502 when it cannot be had), then
+/// the client's registered as a connection of its session, then the client's `101`.
+async fn open_websocket(
+    state: &ApiState,
+    route: &Route,
+    request: Request,
+    session: &Session,
+    identity: &Identity,
+    forwarded: &Forwarded,
+) -> Result<Response, ApiError> {
+    let (mut parts, _) = request.into_parts();
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, state)
+        .await
+        .map_err(|rejection| {
+            ApiError::InvalidArgument(format!(
+                "expected a websocket upgrade: {}",
+                rejection.body_text()
+            ))
+        })?;
+    let upstream = route
+        .connect_websocket(&parts.uri, parts.headers.clone(), identity, forwarded)
+        .await
+        .map_err(from_proxy)?;
+    let registration = state.gateway.register(session).await?;
+    let send_timeout = state.gateway.settings.send_timeout;
+    let stop = state.gateway.stop.clone();
+    let largest = route.config.max_message_bytes;
+    let mut upgrade = upgrade
+        .max_message_size(largest)
+        .max_frame_size(largest)
+        .on_failed_upgrade(|error| tracing::debug!(%error, "proxied websocket upgrade failed"));
+    if let Some(protocol) = upstream.protocol.as_ref().and_then(|p| p.to_str().ok()) {
+        upgrade = upgrade.protocols([protocol.to_string()]);
+    }
+    Ok(upgrade.on_upgrade(move |socket| relay(socket, upstream, registration, send_timeout, stop)))
 }
 
 /// A caller without a live session: to the login page (a `GET` or `HEAD` of a route that sends

@@ -65,6 +65,13 @@ pub struct ProxyRoute {
     /// The CA (PEM) an `https` upstream's certificate chains to; unset: the web's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The largest websocket message relayed either way (a larger one closes with 1009).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+fn default_max_message_bytes() -> usize {
+    1 << 20
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -164,6 +171,7 @@ mod tests {
             connect_timeout_ms: 1,
             response_timeout_ms: 1,
             ca_file: None,
+            max_message_bytes: 1024,
         }
     }
 

@@ -63,6 +63,27 @@ async fn download(request: Request) -> impl IntoResponse {
     Body::from_stream(stream)
 }
 
+/// Close codes the upstream's websockets received from the proxy.
+static UPSTREAM_CLOSES: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// An echo websocket: every text and binary message comes back as it was.
+async fn echo_socket(upgrade: axum::extract::ws::WebSocketUpgrade) -> impl IntoResponse {
+    use axum::extract::ws::Message;
+    upgrade.on_upgrade(|mut socket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if let Message::Close(frame) = message {
+                let code = frame.map_or(1005, |f| f.code);
+                UPSTREAM_CLOSES.lock().expect("closes").push(code);
+                return;
+            }
+            let data = matches!(message, Message::Text(_) | Message::Binary(_));
+            if data && socket.send(message).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_secs(5)).await;
     "late"
@@ -74,6 +95,7 @@ async fn upstream() -> SocketAddr {
         .route("/app/download", get(download))
         .route("/app/upload", post(echo))
         .route("/app/slow", get(slow))
+        .route("/app/ws", get(echo_socket))
         .fallback(any(echo));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -729,4 +751,101 @@ async fn nginx_auth_request_lets_a_live_session_in_and_not_a_killed_one() {
         )
         .await;
     assert_eq!(killed.status, 401, "{}", killed.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxied_websocket_relays_frames_is_listed_and_a_kill_closes_both_sides() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let Setup {
+        site: _site,
+        api,
+        base,
+        admin,
+        node,
+        ..
+    } = setup().await;
+    let bob = api.login(&base, "example.org", "bob", BOB_PW).await;
+    let token = bob.body["token"].as_str().expect("token").to_string();
+    let session_id = bob.body["session_id"]
+        .as_str()
+        .expect("session")
+        .to_string();
+
+    let mut request = format!("ws://{node}/app/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the proxied websocket opens");
+    socket
+        .send(Message::Text("hello".into()))
+        .await
+        .expect("send");
+    let echoed = socket.next().await.expect("an answer").expect("ok");
+    assert_eq!(echoed, Message::Text("hello".into()));
+    socket
+        .send(Message::Binary(vec![0u8, 1, 2, 255].into()))
+        .await
+        .expect("send");
+    let echoed = socket.next().await.expect("an answer").expect("ok");
+    assert_eq!(echoed, Message::Binary(vec![0u8, 1, 2, 255].into()));
+
+    // Listed as a connection of bob's session, on this node.
+    let listed = api
+        .get(format!("{base}/rest/v1/master/logicalroles/ws/sessions"))
+        .as_(&admin)
+        .expect(200)
+        .await;
+    assert!(
+        listed.text.contains(&session_id) && listed.text.contains("conn_id"),
+        "{}",
+        listed.text
+    );
+
+    // Without a session the upgrade is refused; an upgrade that is not one is a 400.
+    let anonymous = format!("ws://{node}/app/ws")
+        .into_client_request()
+        .expect("request");
+    assert!(tokio_tungstenite::connect_async(anonymous).await.is_err());
+    let broken = raw(
+        node,
+        &format!(
+            "GET /app/ws HTTP/1.1\r\nHost: {node}\r\nAuthorization: Bearer {token}\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(broken.starts_with("HTTP/1.1 400"), "{broken}");
+
+    // An admin kill closes the client with 4001 and the upstream with 1001.
+    api.delete(format!(
+        "{base}/rest/v1/master/logicalroles/ws/sessions/{session_id}"
+    ))
+    .as_(&admin)
+    .expect(204)
+    .await;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(code, Some(4001));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !UPSTREAM_CLOSES.lock().expect("closes").contains(&1001) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream was not closed with 1001"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

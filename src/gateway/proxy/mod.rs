@@ -9,6 +9,7 @@
 
 pub mod headers;
 mod upstream;
+pub mod websocket;
 
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ pub struct Route {
     pub config: ProxyRoute,
     base: Uri,
     client: UpstreamClient,
+    tls: websocket::TlsConfig,
 }
 
 impl Proxy {
@@ -74,11 +76,13 @@ impl Route {
             .upstream
             .parse()
             .map_err(|e| format!("proxy {:?}: upstream: {e}", config.prefix))?;
-        let client = upstream::client(config)?;
+        let tls = std::sync::Arc::new(upstream::tls_config(config)?);
+        let client = upstream::client(config, (*tls).clone());
         Ok(Self {
             config: config.clone(),
             base,
             client,
+            tls,
         })
     }
 
@@ -176,6 +180,7 @@ mod tests {
             connect_timeout_ms: 1000,
             response_timeout_ms: 1000,
             ca_file: None,
+            max_message_bytes: 1024,
         }
     }
 

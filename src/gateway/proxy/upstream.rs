@@ -18,23 +18,22 @@ pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Bo
 /// Idle upstream connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-pub fn client(route: &ProxyRoute) -> Result<UpstreamClient, String> {
+pub fn client(route: &ProxyRoute, tls: rustls::ClientConfig) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_millis(route.connect_timeout_ms)));
-    let tls = tls_config(route)?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
-        .build(connector))
+        .build(connector)
 }
 
-fn tls_config(route: &ProxyRoute) -> Result<rustls::ClientConfig, String> {
+pub fn tls_config(route: &ProxyRoute) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match &route.ca_file {
         Some(file) => {
