@@ -840,11 +840,55 @@ async fn a_proxied_websocket_relays_frames_is_listed_and_a_kill_closes_both_side
         }
     };
     assert_eq!(code, Some(4001));
+    wait_for_upstream_closes(1).await;
+
+    // A lock on the user closes a new proxied socket with 4005, the upstream again with 1001.
+    let again = api.token(&base, "example.org", "bob", BOB_PW).await;
+    let mut request = format!("ws://{node}/app/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {again}").parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the proxied websocket opens");
+    socket
+        .send(Message::Text("still here".into()))
+        .await
+        .expect("send");
+    socket.next().await.expect("an echo").expect("ok");
+    api.post(format!("{base}/rest/v1/locks"))
+        .as_(&admin)
+        .body(json!({"target": {"user": "bob@example.org"}, "message": "locked out", "ttl": "1h"}))
+        .expect(201)
+        .await;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(code, Some(4005));
+    wait_for_upstream_closes(2).await;
+}
+
+/// Waits until the upstream has been closed with 1001 `count` times.
+async fn wait_for_upstream_closes(count: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !UPSTREAM_CLOSES.lock().expect("closes").contains(&1001) {
+    loop {
+        let closes = UPSTREAM_CLOSES.lock().expect("closes").clone();
+        if closes.iter().filter(|c| **c == 1001).count() >= count {
+            return;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "the upstream was not closed with 1001"
+            "the upstream was closed with {closes:?}, not {count} times with 1001"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
