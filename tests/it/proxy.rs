@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const BOB_PW: &str = "bob-proxy-pw-41";
+static NEXT_OCTET: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(170);
 
 /// What the upstream saw of a request, as JSON.
 async fn echo(request: Request) -> axum::Json<Value> {
@@ -119,6 +120,7 @@ fn routes(app: SocketAddr) -> Vec<String> {
             "[[proxy]]\nprefix = \"/api/\"\nupstream = \"http://{app}/app/echo\"\nstrip_prefix = true\nunauthenticated = \"401\""
         ),
         format!("[[proxy]]\nprefix = \"/members/\"\nupstream = \"http://{app}\"\ndomains = [\"other.org\"]"),
+        format!("[[proxy]]\nprefix = \"/staff/\"\nupstream = \"http://{app}\"\ngroups = [\"staff@example.org\"]"),
         format!("[[proxy]]\nprefix = \"/down/\"\nupstream = \"http://127.0.0.1:{down}\""),
         format!(
             "[[proxy]]\nprefix = \"/late/\"\nupstream = \"http://{app}/app\"\nstrip_prefix = true\nresponse_timeout_ms = 1000"
@@ -153,7 +155,12 @@ async fn setup() -> Setup {
         tail: routes(app),
         ..Tuning::default()
     };
-    let site = TestSite::start(1, tuning).await;
+    // Each test's node on a network of its own: the proxy tests run side by side, and ports
+    // picked on one address cannot be taken by a neighbour's node on another.
+    let octet = NEXT_OCTET.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let site = TestSite::start_sites(&[("local", octet)], 1, &[], tuning)
+        .await
+        .remove(0);
     site.wait_for_admin(0).await;
     let api = browser();
     let base = site.api_url(0);
@@ -274,6 +281,25 @@ async fn the_proxy_forwards_who_calls_and_keeps_its_routes() {
         )
         .await;
     assert_error(&members, 403, "Forbidden");
+    let staff = |api: &Api| api.http.get(format!("{base}/staff/x")).bearer_auth(&token);
+    assert_error(&api.send(staff(&api)).await, 403, "Forbidden");
+    api.put(format!("{base}/groups/staff@example.org"))
+        .as_(&admin)
+        .body(json!({"members": []}))
+        .expect(201)
+        .await;
+    assert_error(&api.send(staff(&api)).await, 403, "Forbidden");
+    api.patch(format!("{base}/groups/staff@example.org"))
+        .as_(&admin)
+        .body(json!({"add": ["bob@example.org"]}))
+        .expect(200)
+        .await;
+    let member = api.send(staff(&api)).await;
+    assert_eq!(
+        member.status, 200,
+        "a member of the route's group gets in: {}",
+        member.text
+    );
 
     // The upstream down, the upstream too slow.
     let down = api
