@@ -216,6 +216,12 @@ async fn close_current(
     jar: CookieJar,
 ) -> Result<Response, ApiError> {
     let session = current_session(&caller)?;
+    log_out(&state, session).await?;
+    Ok((StatusCode::NO_CONTENT, jar.add(forgotten_cookie())).into_response())
+}
+
+/// Ends `session` as its owner's logout (its websockets close with 4003).
+pub(super) async fn log_out(state: &ApiState, session: &Session) -> Result<(), ApiError> {
     state
         .iam
         .end_session(
@@ -226,9 +232,13 @@ async fn close_current(
         )
         .await?;
     tracing::info!(session = %session.session_id, "logout");
-    let gone = Cookie::build((SESSION_COOKIE, ""))
+    Ok(())
+}
+
+/// The `RSession` cookie cleared.
+pub(super) fn forgotten_cookie() -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, ""))
         .path("/")
         .max_age(time_secs(0))
-        .build();
-    Ok((StatusCode::NO_CONTENT, jar.add(gone)).into_response())
+        .build()
 }

@@ -11,17 +11,14 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum_extra::extract::cookie::Cookie;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::extract::{presented_token, Query, SESSION_COOKIE};
-use super::iam_sessions::{session_cookie, time_secs};
+use super::extract::{presented_token, Query};
+use super::iam_sessions::{forgotten_cookie, log_out, session_cookie};
 use super::{csrf, ApiError, ApiState};
 use crate::iam::login::LoginAttempt;
 use crate::iam::{Caller, IamError};
-use crate::model::CloseReason;
-use crate::state::site::Authority;
 
 /// Where a browser goes after logging in when it was not sent from somewhere.
 const DEFAULT_NEXT: &str = "/login";
@@ -170,24 +167,16 @@ async fn logout(
     csrf::same_origin_parts(&Method::POST, &headers)?;
     if let Some((token, _)) = presented_token(&headers).filter(|(t, _)| !t.is_empty()) {
         if let Ok(Caller::User { session, .. }) = state.iam.authenticate(&token).await {
-            state
-                .iam
-                .end_session(
-                    session.session_id,
-                    CloseReason::Logout,
-                    Authority::system(),
-                    None,
-                )
-                .await?;
-            tracing::info!(session = %session.session_id, "logout (form)");
+            log_out(&state, &session).await?;
         }
     }
-    let gone = Cookie::build((SESSION_COOKIE, ""))
-        .path("/")
-        .max_age(time_secs(0))
-        .build();
     let location = HeaderValue::from_static("/login");
-    Ok((StatusCode::SEE_OTHER, jar.add(gone), [(LOCATION, location)]).into_response())
+    Ok((
+        StatusCode::SEE_OTHER,
+        jar.add(forgotten_cookie()),
+        [(LOCATION, location)],
+    )
+        .into_response())
 }
 
 fn html(status: StatusCode, body: &str) -> Response {

@@ -799,16 +799,7 @@ async fn a_proxied_websocket_relays_frames_is_listed_and_a_kill_closes_both_side
         .expect("session")
         .to_string();
 
-    let mut request = format!("ws://{node}/app/ws")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("the proxied websocket opens");
+    let mut socket = open_proxied(node, &token).await;
     socket
         .send(Message::Text("hello".into()))
         .await
@@ -855,31 +846,13 @@ async fn a_proxied_websocket_relays_frames_is_listed_and_a_kill_closes_both_side
     .as_(&admin)
     .expect(204)
     .await;
-    let code = loop {
-        match tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            _ => break None,
-        }
-    };
+    let code = close_code(&mut socket).await;
     assert_eq!(code, Some(4001));
     wait_for_upstream_closes(1).await;
 
     // A lock on the user closes a new proxied socket with 4005, the upstream again with 1001.
     let again = api.token(&base, "example.org", "bob", BOB_PW).await;
-    let mut request = format!("ws://{node}/app/ws")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {again}").parse().expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("the proxied websocket opens");
+    let mut socket = open_proxied(node, &again).await;
     socket
         .send(Message::Text("still here".into()))
         .await
@@ -890,18 +863,43 @@ async fn a_proxied_websocket_relays_frames_is_listed_and_a_kill_closes_both_side
         .body(json!({"target": {"user": "bob@example.org"}, "message": "locked out", "ttl": "1h"}))
         .expect(201)
         .await;
-    let code = loop {
+    let code = close_code(&mut socket).await;
+    assert_eq!(code, Some(4005));
+    wait_for_upstream_closes(2).await;
+}
+
+type ProxiedSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// A websocket to the echo upstream through the node's proxy, with `token`.
+async fn open_proxied(node: SocketAddr, token: &str) -> ProxiedSocket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{node}/app/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the proxied websocket opens");
+    socket
+}
+
+/// The code of the close frame the socket gets next (skipping other frames).
+async fn close_code(socket: &mut ProxiedSocket) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
         match tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
             .expect("closed in time")
         {
-            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
             Some(Ok(_)) => continue,
-            _ => break None,
+            _ => return None,
         }
-    };
-    assert_eq!(code, Some(4005));
-    wait_for_upstream_closes(2).await;
+    }
 }
 
 /// Waits until the upstream has been closed with 1001 `count` times.
