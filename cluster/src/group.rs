@@ -20,6 +20,7 @@ use openraft::{ChangeMembers, ServerState};
 use serde_bytes::ByteBuf;
 
 use crate::batcher::{Batcher, MAX_COMMAND_BYTES};
+use crate::lease::ReadLease;
 use crate::network::{PeerClient, PeerError};
 use crate::state_machine::{Queryable, Raft, StateHandle, StateMachine};
 use crate::types::{GroupId, Member, NodeId, RaftMetrics};
@@ -58,6 +59,7 @@ pub(crate) struct GroupCore {
     pub(crate) queryable: Arc<dyn Queryable>,
     batcher: Batcher,
     membership_changes: tokio::sync::Mutex<()>,
+    pub(crate) lease: ReadLease,
 }
 
 /// One Raft group on this node, with read access to its applied state.
@@ -82,6 +84,10 @@ impl<S: StateMachine> Group<S> {
 
     pub fn id(&self) -> &GroupId {
         &self.core.id
+    }
+
+    pub(crate) fn core(&self) -> &Arc<GroupCore> {
+        &self.core
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -239,6 +245,7 @@ impl GroupCore {
         raft: Raft,
         peers: PeerClient,
         timeout: Duration,
+        read_lease: Duration,
         queryable: Arc<dyn Queryable>,
     ) -> Self {
         let batcher = Batcher::start(raft.clone());
@@ -251,6 +258,7 @@ impl GroupCore {
             queryable,
             batcher,
             membership_changes: Default::default(),
+            lease: ReadLease::new(read_lease),
         }
     }
 
@@ -303,8 +311,23 @@ impl GroupCore {
         self.batcher.submit(command).await
     }
 
+    /// Waits until this node has applied every entry committed before the call; a barrier that
+    /// completes extends this node's read lease from the moment it started.
     pub(crate) async fn read_barrier(&self) -> Result<(), ClusterError> {
         let started = Instant::now();
+        let index = self.read_index(started).await?;
+        self.wait_applied(index, started).await?;
+        self.lease.count_barrier();
+        if self.member_since(index) {
+            self.lease.extend_from(started);
+        } else if !self.is_member() {
+            self.lease.give_up();
+        }
+        Ok(())
+    }
+
+    /// The index a linearizable read must see, from the leader (this node or another).
+    async fn read_index(&self, started: Instant) -> Result<Option<u64>, ClusterError> {
         loop {
             let read_index = match self.leader() {
                 Some((leader, _)) if leader == self.node_id => self.read_index_as_leader().await,
@@ -322,11 +345,27 @@ impl GroupCore {
                 None => Err(Refusal::NotLeader),
             };
             match read_index {
-                Ok(index) => return self.wait_applied(index, started).await,
+                Ok(index) => return Ok(index),
                 Err(Refusal::NotLeader) => self.pause_or_give_up(started).await?,
                 Err(Refusal::Failed(reason)) => return Err(self.indeterminate(reason)),
             }
         }
+    }
+
+    /// Whether this node is a member under a membership entry at or before `index`: a node
+    /// that joined after `index` may have been left out of a settling it should have been in.
+    fn member_since(&self, index: Option<u64>) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let config = &metrics.membership_config;
+        let entry = config.log_id().as_ref().map(|id| id.index());
+        entry <= index && config.get_node(&self.node_id).is_some()
+    }
+
+    fn is_member(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.membership_config.get_node(&self.node_id).is_some()
     }
 
     /// Confirms leadership with a quorum and returns the index a linearizable read must see.
@@ -373,7 +412,7 @@ impl GroupCore {
     }
 
     /// The current leader and its cluster address, as this node knows them.
-    fn leader(&self) -> Option<(NodeId, String)> {
+    pub(crate) fn leader(&self) -> Option<(NodeId, String)> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
         let leader = metrics.current_leader?;
@@ -438,7 +477,7 @@ impl GroupCore {
         }
     }
 
-    fn indeterminate(&self, reason: String) -> ClusterError {
+    pub(crate) fn indeterminate(&self, reason: String) -> ClusterError {
         ClusterError::Indeterminate {
             group: self.id.clone(),
             reason,

@@ -28,6 +28,10 @@ pub struct RaftTuning {
     pub logs_kept_after_snapshot: u64,
     /// How long a proposal or read may wait for a leader and an answer.
     pub operation_timeout: Duration,
+    /// How long a completed read barrier lets this node answer leased reads without another
+    /// (see [`crate::Group::holds_read_lease`]); a settled write waits a quarter more for a
+    /// member that does not confirm it.
+    pub read_lease: Duration,
 }
 
 impl Default for RaftTuning {
@@ -42,6 +46,7 @@ impl Default for RaftTuning {
             snapshot_every: 100_000,
             logs_kept_after_snapshot: 10_000,
             operation_timeout: Duration::from_secs(5),
+            read_lease: Duration::from_millis(500),
         }
     }
 }
@@ -193,6 +198,7 @@ impl ClusterNode {
             raft,
             self.peers.clone(),
             self.options.tuning.operation_timeout,
+            self.options.tuning.read_lease,
             Arc::new(handle.clone()),
         ));
         self.registry.insert(core.clone());

@@ -15,12 +15,14 @@
 
 // Each module imports only those below it (see its `use crate::` lines), from the bottom up:
 // `types` (nothing of this crate), `wire` (messages between nodes and their encoding),
-// `private_fs`; storage: `snapshot_store`, `state_machine`, `log_store`; `network` (the peer
-// client), `node_calls`, `batcher`, `liveness`; `group`, then `server` (the listener, which serves
-// groups); `host` and `membership` on top.
+// `private_fs`, `lease`; storage: `snapshot_store`, `state_machine`, `log_store`; `network` (the
+// peer client), `node_calls`, `batcher`, `liveness`; `group`, `settle` (settled writes and the
+// lease's renewal), then `server` (the listener, which serves groups); `host` and `membership`
+// on top.
 mod batcher;
 mod group;
 mod host;
+mod lease;
 mod liveness;
 mod log_store;
 mod membership;
@@ -28,6 +30,7 @@ mod network;
 mod node_calls;
 pub mod private_fs;
 mod server;
+mod settle;
 mod snapshot_store;
 mod state_machine;
 mod types;
@@ -41,6 +44,7 @@ pub use log_store::{GroupLog, LogDb};
 pub use membership::{keep_membership, MemberList};
 pub use network::{PeerClient, PeerError, PeerRoutes};
 pub use node_calls::{CallFuture, NodeCalls};
+pub use settle::ReadCounts;
 pub use snapshot_store::SnapshotStore;
 pub use state_machine::{
     decode_reply, encode_command, Applying, SnapshotWriter, StateHandle, StateMachine,

@@ -1,4 +1,4 @@
-//! The cluster listener's routes: `/raft/{group}/{append|vote|snapshot|propose|read-index|query|status}`
+//! The cluster listener's routes: `/raft/{group}/{append|vote|snapshot|propose|read-index|applied|query|status}`
 //! `/node/hello` (this node's id and incarnation) and `/node/call/{name}` (a domain's handler).
 //!
 //! Peers only: every request must carry the cluster secret (compared in constant time), or it is
@@ -30,8 +30,12 @@ use crate::group::GroupCore;
 use crate::node_calls::NodeCalls;
 use crate::types::{GroupId, TypeConfig};
 use crate::wire::{
-    decode, encode, ForwardedCommand, NodeHello, Refusal, MAX_BODY_BYTES, SECRET_HEADER,
+    decode, encode, AppliedQuery, ForwardedCommand, NodeHello, Refusal, MAX_BODY_BYTES,
+    SECRET_HEADER,
 };
+
+/// The longest a peer may keep an `applied` question waiting.
+const MAX_APPLIED_WAIT_MS: u64 = 10_000;
 
 /// The groups this node serves, by id.
 #[derive(Clone, Default)]
@@ -84,6 +88,7 @@ pub(crate) fn router(
         .route("/raft/{group}/propose", post(propose))
         .route("/raft/{group}/read-index", post(read_index))
         .route("/raft/{group}/query", post(query))
+        .route("/raft/{group}/applied", post(applied))
         .route("/raft/{group}/status", post(status))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such cluster route") })
         // One limit, tower-http's: it refuses a declared length unread and bounds a streamed body.
@@ -185,6 +190,13 @@ async fn read_index(State(l): State<Listener>, Path(name): Path<String>, bytes: 
     let core = group(&l, &name)?;
     let () = body(&bytes)?;
     reply(&core.read_index_as_leader().await)
+}
+
+async fn applied(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {
+    let core = group(&l, &name)?;
+    let query: AppliedQuery = body(&bytes)?;
+    let wait = std::time::Duration::from_millis(query.wait_ms.min(MAX_APPLIED_WAIT_MS));
+    reply(&core.applied_at_least(query.index, wait).await)
 }
 
 async fn query(State(l): State<Listener>, Path(name): Path<String>, bytes: Bytes) -> Answer {

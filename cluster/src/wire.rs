@@ -36,6 +36,13 @@ pub(crate) struct ForwardedCommand {
     pub(crate) forwarded: bool,
 }
 
+/// Asks a member whether it has applied `index`, waiting at most `wait_ms` for it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AppliedQuery {
+    pub(crate) index: u64,
+    pub(crate) wait_ms: u64,
+}
+
 /// What `/node/hello` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeHello {

@@ -266,6 +266,11 @@ impl Default for FederationSettings {
     }
 }
 
+/// A shorter lease renews too often to be worth it; a longer one holds revocations back for too
+/// long while a node is down.
+const MIN_READ_LEASE_MS: u64 = 40;
+const MAX_READ_LEASE_MS: u64 = 10_000;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RaftSettings {
@@ -275,6 +280,10 @@ pub struct RaftSettings {
     pub snapshot_every: u64,
     pub logs_kept_after_snapshot: u64,
     pub operation_timeout_ms: u64,
+    /// How long after a read barrier a node checks tokens from its own copy of the site (see
+    /// docs/DECISIONS.md, "The token check without a round trip"); a revocation waits up to a
+    /// quarter more than this for a node that does not confirm it.
+    pub read_lease_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -416,6 +425,7 @@ impl Default for RaftSettings {
             snapshot_every: t.snapshot_every,
             logs_kept_after_snapshot: t.logs_kept_after_snapshot,
             operation_timeout_ms: t.operation_timeout.as_millis() as u64,
+            read_lease_ms: t.read_lease.as_millis() as u64,
         }
     }
 }
@@ -528,6 +538,11 @@ impl Config {
                 "raft: need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms"
                     .into(),
             );
+        }
+        if !(MIN_READ_LEASE_MS..=MAX_READ_LEASE_MS).contains(&r.read_lease_ms) {
+            return invalid(format!(
+                "raft: read_lease_ms must be between {MIN_READ_LEASE_MS} and {MAX_READ_LEASE_MS}"
+            ));
         }
         if self.sessions.lifetime_secs == 0
             || self.sessions.purge_batch == 0
@@ -729,6 +744,7 @@ impl Config {
             snapshot_every: r.snapshot_every.max(1),
             logs_kept_after_snapshot: r.logs_kept_after_snapshot,
             operation_timeout: Duration::from_millis(r.operation_timeout_ms.max(1)),
+            read_lease: Duration::from_millis(r.read_lease_ms),
         }
     }
 }

@@ -17,7 +17,8 @@ use crate::state::site::Authority;
 /// How a user caller's session was checked when its request came in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionCheck {
-    /// Read after a read barrier of the site group: live at that moment.
+    /// Read under this node's read lease or after a read barrier of the site group: no
+    /// revocation acknowledged before the request has been missed.
     Confirmed,
     /// Read from this node's copy, which may lag behind a revocation: whatever the request
     /// does must go through a site command carrying the caller's [`Authority`], which the group
@@ -143,7 +144,8 @@ impl Caller {
 }
 
 impl Iam {
-    /// Who calls with `token`; a session token's session is read after a read barrier.
+    /// Who calls with `token`; a session token's session is read under the read lease (or
+    /// after a barrier when the lease has lapsed).
     pub async fn authenticate(&self, token: &str) -> Result<Caller, IamError> {
         self.authenticate_with(token, SessionCheck::Confirmed).await
     }
@@ -241,12 +243,12 @@ impl Iam {
         })
     }
 
-    /// The session as the site's group has it now: after a read barrier, so that a revocation
-    /// acknowledged anywhere in the site is honoured here at once, even on a node that has not
-    /// applied it yet (a lagging or cut-off node cannot pass the barrier and refuses: 503).
+    /// The session as the site's group has it now: from this node's copy while its read lease
+    /// holds, since every revocation acknowledged anywhere in the site has then been applied
+    /// here; else after a read barrier, which a lagging or cut-off node cannot pass (503).
     async fn live_session(&self, session_id: Uuid) -> Result<Session, IamError> {
         self.site
-            .get(session_id)
+            .get_leased(session_id)
             .await?
             .ok_or(IamError::SessionClosed)
     }

@@ -336,6 +336,10 @@ pub async fn start(
             },
             stopped.clone(),
         )),
+        tokio::spawn({
+            let (group, stop) = (site.group().clone(), stopped.clone());
+            async move { group.keep_read_lease(stop).await }
+        }),
         tokio::spawn(iam::propagation::run(
             site.clone(),
             directory.clone(),

@@ -4,6 +4,7 @@
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use sessionplane_cluster::{now_ms, Group, GroupStatus};
@@ -35,6 +36,20 @@ fn gauges(
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, value) in rows {
         ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One counter family read at the scrape: its name (without `_total`), help, and values.
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: Vec<(Labels, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in rows {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -159,6 +174,21 @@ impl Collector for StateCollector {
             "raft_replication_lag",
             "Leader only: entries each follower is behind, per group",
             lag,
+        )?;
+        let reads = self.site.read_counts();
+        let group = || vec![("group", self.site.id().to_string())];
+        counters(
+            &mut encoder,
+            "leased_reads",
+            "Token checks this node answered from its own copy of the site, under its read lease",
+            vec![(group(), reads.leased)],
+        )?;
+        counters(
+            &mut encoder,
+            "read_barriers",
+            "Read barriers of the site group this node completed (the lease's renewals, token \
+             checks without a lease, listings)",
+            vec![(group(), reads.barriers)],
         )?;
         Ok(())
     }

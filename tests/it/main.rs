@@ -22,6 +22,7 @@ mod mail;
 mod metrics;
 mod openapi;
 mod proxy;
+mod read_lease;
 mod shipped_setups;
 mod site_replication;
 mod ws_sessions;

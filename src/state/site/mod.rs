@@ -221,6 +221,42 @@ mod protocol {
         /// How many audit events a purge forgot.
         AuditPurged(u32),
     }
+
+    impl SiteCommand {
+        /// Whether the command takes access away (ends sessions, places a lock): such a command
+        /// is acknowledged only once settled, so that no node checks a token from a copy
+        /// without it (see `SiteStore::get_leased`).
+        pub fn revokes_access(&self) -> bool {
+            match self {
+                Self::DeleteSession { .. }
+                | Self::DeleteUserSessions { .. }
+                | Self::ApplyAccessRevocation(_)
+                | Self::PlaceLock { .. }
+                | Self::Contain { .. } => true,
+                Self::Audited { command, .. } => command.revokes_access(),
+                Self::CreateSession(_)
+                | Self::RenewSession { .. }
+                | Self::PurgeExpired { .. }
+                | Self::RecordLoginFailure { .. }
+                | Self::ClearLoginFailures { .. }
+                | Self::OpenConnection(_)
+                | Self::CloseConnection { .. }
+                | Self::ReapNode { .. }
+                | Self::OpenChannel(_)
+                | Self::CloseChannel { .. }
+                | Self::DisconnectChannels(_)
+                | Self::SubmitTask(_)
+                | Self::RecordTaskAttempt { .. }
+                | Self::CancelTask { .. }
+                | Self::ReserveLoginAttempt { .. }
+                | Self::LiftLock { .. }
+                | Self::RecordReceipt(_)
+                | Self::RecordAudit(_)
+                | Self::CopyDirectoryAudit { .. }
+                | Self::PurgeAudit { .. } => false,
+            }
+        }
+    }
 }
 
 /// What a revocation's caller may do, checked when the revocation applies: in log order, so a

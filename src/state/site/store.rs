@@ -70,7 +70,12 @@ impl SiteStore {
             },
             None => command,
         };
-        match self.group.propose(command).await? {
+        let reply = if command.revokes_access() {
+            self.group.propose_settled(command).await?
+        } else {
+            self.group.propose(command).await?
+        };
+        match reply {
             SiteReply::Invalid(reason) => Err(StoreError::Invalid(reason)),
             SiteReply::Locked { lock_id, message } => Err(StoreError::Locked { lock_id, message }),
             reply => Ok(reply),
@@ -424,6 +429,19 @@ impl SiteStore {
         self.group
             .state()
             .read(|state| state.lock_against_session(session, now_ms()).cloned())
+    }
+
+    /// A live session, from this node's copy while its read lease holds (every revocation
+    /// acknowledged anywhere in the site has then been applied here), else after a barrier. A
+    /// session this copy does not have is looked up after a barrier: it may be too new for it.
+    pub async fn get_leased(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {
+        let leased = self
+            .group
+            .read_leased(|state| state.get(&session_id, now_ms()).cloned());
+        match leased {
+            Some(Some(session)) => Ok(Some(session)),
+            _ => self.get(session_id).await,
+        }
     }
 
     pub async fn get(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {

@@ -188,10 +188,8 @@ impl TestSite {
                 };
                 std::fs::write(&node.cert_file, &cert).expect("write certificate");
                 std::fs::write(&node.key_file, &key).expect("write key");
-                let source = match sites.len() > 1 {
-                    true => format!("source_address = \"{}\"", node.api.ip()),
-                    false => String::new(),
-                };
+                // Peer traffic leaves from the node's own address, so that a test can cut it.
+                let source = format!("source_address = \"{}\"", node.api.ip());
                 let text = format!(
                     "node_id = {id}\nnode_name = \"{label}\"\nsite = \"{name}\"\ndata_dir = \"{data}\"\ncluster_secret = \"{SECRET}\"\n\n\
                      [listen]\napi = \"{api}\"\ncluster = \"{cluster}\"\nimap = \"{imap}\"\nimaps = \"{imaps}\"\nsmtp = \"{smtp}\"\nsmtps = \"{smtps}\"\n{source}\n{listen}\n\n\
