@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const BOB_PW: &str = "bob-proxy-pw-41";
+const WAIT: Duration = Duration::from_secs(5);
 static NEXT_OCTET: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(170);
 
 /// What the upstream saw of a request, as JSON.
@@ -64,17 +65,25 @@ async fn download(request: Request) -> impl IntoResponse {
     Body::from_stream(stream)
 }
 
-/// Close codes the upstream's websockets received from the proxy.
-static UPSTREAM_CLOSES: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+/// Close codes the upstream's websockets received from the proxy, with the query each socket
+/// was opened with (the test that opened it).
+static UPSTREAM_CLOSES: std::sync::Mutex<Vec<(String, u16)>> = std::sync::Mutex::new(Vec::new());
 
 /// An echo websocket: every text and binary message comes back as it was.
-async fn echo_socket(upgrade: axum::extract::ws::WebSocketUpgrade) -> impl IntoResponse {
+async fn echo_socket(
+    uri: axum::http::Uri,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> impl IntoResponse {
     use axum::extract::ws::Message;
+    let opened_by = uri.query().unwrap_or_default().to_string();
     upgrade.on_upgrade(|mut socket| async move {
         while let Some(Ok(message)) = socket.recv().await {
             if let Message::Close(frame) = message {
                 let code = frame.map_or(1005, |f| f.code);
-                UPSTREAM_CLOSES.lock().expect("closes").push(code);
+                UPSTREAM_CLOSES
+                    .lock()
+                    .expect("closes")
+                    .push((opened_by, code));
                 return;
             }
             let data = matches!(message, Message::Text(_) | Message::Binary(_));
@@ -150,6 +159,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_nodes(1).await
+}
+
+/// A site of `n` nodes, each with the routes to one upstream; `base` and `node` are the first's.
+async fn setup_nodes(n: u64) -> Setup {
     let app = upstream().await;
     let tuning = Tuning {
         tail: routes(app),
@@ -158,7 +172,7 @@ async fn setup() -> Setup {
     // Each test's node on a network of its own: the proxy tests run side by side, and ports
     // picked on one address cannot be taken by a neighbour's node on another.
     let octet = NEXT_OCTET.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let site = TestSite::start_sites(&[("local", octet)], 1, &[], tuning)
+    let site = TestSite::start_sites(&[("local", octet)], n, &[], tuning)
         .await
         .remove(0);
     site.wait_for_admin(0).await;
@@ -799,7 +813,7 @@ async fn a_proxied_websocket_relays_frames_is_listed_and_a_kill_closes_both_side
         .expect("session")
         .to_string();
 
-    let mut socket = open_proxied(node, &token).await;
+    let mut socket = open_proxied(node, &token, "relay").await;
     socket
         .send(Message::Text("hello".into()))
         .await
@@ -848,11 +862,11 @@ async fn a_proxied_websocket_relays_frames_is_listed_and_a_kill_closes_both_side
     .await;
     let code = close_code(&mut socket).await;
     assert_eq!(code, Some(4001));
-    wait_for_upstream_closes(1).await;
+    wait_for_upstream_closes("relay", 1).await;
 
     // A lock on the user closes a new proxied socket with 4005, the upstream again with 1001.
     let again = api.token(&base, "example.org", "bob", BOB_PW).await;
-    let mut socket = open_proxied(node, &again).await;
+    let mut socket = open_proxied(node, &again, "relay").await;
     socket
         .send(Message::Text("still here".into()))
         .await
@@ -865,16 +879,141 @@ async fn a_proxied_websocket_relays_frames_is_listed_and_a_kill_closes_both_side
         .await;
     let code = close_code(&mut socket).await;
     assert_eq!(code, Some(4005));
-    wait_for_upstream_closes(2).await;
+    wait_for_upstream_closes("relay", 2).await;
+}
+
+/// The connections of `session` as listed at `base`: (node, is_pid_alive) of each.
+async fn proxied_connections(
+    api: &Api,
+    base: &str,
+    admin: &str,
+    session: &str,
+) -> Vec<(String, bool)> {
+    let listed = api
+        .get(format!("{base}/rest/v1/master/logicalroles/ws/sessions"))
+        .as_(admin)
+        .expect(200)
+        .await;
+    let items = listed.body.as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter(|i| i["session_id"] == session)
+        .filter_map(|i| i["connections"].as_array())
+        .flatten()
+        .map(|c| {
+            (
+                c["node"].as_str().unwrap_or_default().to_string(),
+                c["is_pid_alive"] == true,
+            )
+        })
+        .collect()
+}
+
+async fn wait_for_connections(
+    api: &Api,
+    base: &str,
+    admin: &str,
+    session: &str,
+    within: Duration,
+    wanted: impl Fn(&[(String, bool)]) -> bool,
+) -> Vec<(String, bool)> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let found = proxied_connections(api, base, admin, session).await;
+        if wanted(&found) {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session's connections stayed {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxied_websocket_on_node_2_is_killed_from_node_3_and_reaped_when_node_2_dies() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let Setup {
+        mut site,
+        api,
+        base,
+        admin,
+        ..
+    } = setup_nodes(3).await;
+    let (n2, n3) = (site.nodes[1].api, site.api_url(2));
+    for i in 1..3 {
+        site.wait_for_admin(i).await;
+    }
+    let bob = api.login(&base, "example.org", "bob", BOB_PW).await;
+    let token = bob.body["token"].as_str().expect("token").to_string();
+    let session = bob.body["session_id"].as_str().expect("id").to_string();
+
+    // Opened through node 2, listed from node 1 as node 2's and alive.
+    let mut socket = open_proxied(n2, &token, "across").await;
+    socket.send(Message::Text("hi".into())).await.expect("send");
+    socket.next().await.expect("an echo").expect("ok");
+    let listed = wait_for_connections(&api, &base, &admin, &session, WAIT, |c| c.len() == 1).await;
+    let node_2 = format!("{}@{}", site.nodes[1].name, n2.ip());
+    assert_eq!(listed, vec![(node_2, true)]);
+
+    // An admin kill through node 3 closes it at the client (4001) and at the upstream (1001).
+    api.delete(format!(
+        "{n3}/rest/v1/master/logicalroles/ws/sessions/{session}"
+    ))
+    .as_(&admin)
+    .expect(204)
+    .await;
+    assert_eq!(close_code(&mut socket).await, Some(4001));
+    wait_for_upstream_closes("across", 1).await;
+
+    // Node 2 killed with SIGKILL: its proxied socket is listed dead, then reaped.
+    let bob = api.login(&base, "example.org", "bob", BOB_PW).await;
+    let token = bob.body["token"].as_str().expect("token").to_string();
+    let session = bob.body["session_id"].as_str().expect("id").to_string();
+    let mut held = open_proxied(n2, &token, "orphaned").await;
+    held.send(Message::Text("hi".into())).await.expect("send");
+    held.next().await.expect("an echo").expect("ok");
+    wait_for_connections(&api, &base, &admin, &session, WAIT, |c| c.len() == 1).await;
+    site.kill(1);
+    wait_for_connections(
+        &api,
+        &base,
+        &admin,
+        &session,
+        Duration::from_secs(10),
+        |c| c.len() == 1 && !c[0].1,
+    )
+    .await;
+    wait_for_connections(
+        &api,
+        &base,
+        &admin,
+        &session,
+        Duration::from_secs(30),
+        |c| c.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        api.get(format!("{base}/rest/v1/iam/sessions/current"))
+            .as_(&token)
+            .expect(200)
+            .await
+            .body["session_id"],
+        session.as_str(),
+        "the session outlives its dead node's socket"
+    );
 }
 
 type ProxiedSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-/// A websocket to the echo upstream through the node's proxy, with `token`.
-async fn open_proxied(node: SocketAddr, token: &str) -> ProxiedSocket {
+/// A websocket to the echo upstream through the node's proxy, with `token`; `opened_by` goes
+/// to the upstream as the query, which keeps it with the close code it gets.
+async fn open_proxied(node: SocketAddr, token: &str, opened_by: &str) -> ProxiedSocket {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{node}/app/ws")
+    let mut request = format!("ws://{node}/app/ws?{opened_by}")
         .into_client_request()
         .expect("request");
     request.headers_mut().insert(
@@ -902,11 +1041,18 @@ async fn close_code(socket: &mut ProxiedSocket) -> Option<u16> {
     }
 }
 
-/// Waits until the upstream has been closed with 1001 `count` times.
-async fn wait_for_upstream_closes(count: usize) {
+/// Waits until the upstream sockets opened by `opened_by` have been closed with 1001 `count`
+/// times.
+async fn wait_for_upstream_closes(opened_by: &str, count: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let closes = UPSTREAM_CLOSES.lock().expect("closes").clone();
+        let closes: Vec<u16> = UPSTREAM_CLOSES
+            .lock()
+            .expect("closes")
+            .iter()
+            .filter(|(by, _)| by == opened_by)
+            .map(|(_, code)| *code)
+            .collect();
         if closes.iter().filter(|c| **c == 1001).count() >= count {
             return;
         }
