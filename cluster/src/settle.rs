@@ -141,20 +141,21 @@ impl GroupCore {
         }
     }
 
-    /// An index at or after every entry committed before now: this node's applied index when
-    /// it leads (a leader answers a write once applied), else the leader's read index.
+    /// An index at or after every entry committed before now: the leader's read index. (Not
+    /// the leader's applied index from its metrics: they are published after the write's answer,
+    /// so they may still be short of the write.)
     async fn settle_target(&self, deadline: Instant) -> Option<u64> {
         let (leader, addr) = self.leader()?;
-        if leader == self.node_id {
-            let metrics = self.raft.metrics();
-            let applied = metrics.borrow_watched().last_applied.as_ref()?.index();
-            return Some(applied);
-        }
-        let answer: Result<Result<Option<u64>, Refusal>, PeerError> = self
-            .peers
-            .call(&addr, &self.id, "read-index", &(), left(deadline))
-            .await;
-        answer.ok()?.ok()?
+        let answer = if leader == self.node_id {
+            self.read_index_as_leader().await
+        } else {
+            let answer: Result<Result<Option<u64>, Refusal>, PeerError> = self
+                .peers
+                .call(&addr, &self.id, "read-index", &(), left(deadline))
+                .await;
+            answer.ok()?
+        };
+        answer.ok()?
     }
 
     /// Asks the member at `addr` until `deadline` whether it has applied `target`.
