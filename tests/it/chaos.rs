@@ -1,10 +1,11 @@
 //! Faults under load on two sites of three nodes (real processes, each site on its own
 //! 127.0.x.0/24): a site leader killed with SIGKILL, a node frozen (SIGSTOP), the WAN cut, a
 //! minority cut off inside a site, a rolling restart of every node. Throughout, workers log in,
-//! open websockets, revoke sessions, lock and contain users at random nodes. Afterwards: every
-//! acknowledged session survives, every acknowledged revocation and lock holds, no revoked
-//! token or locked user was ever accepted after the site acknowledged it, and both sites are
-//! healthy again on their own.
+//! open websockets, call an application through every node's reverse proxy, revoke sessions,
+//! lock and contain users at random nodes. Afterwards: every acknowledged session survives,
+//! every acknowledged revocation and lock holds, no revoked token or locked user was ever
+//! accepted after the site acknowledged it (by the api or through the proxy), and both sites
+//! are healthy again on their own.
 
 use crate::common;
 
@@ -25,6 +26,24 @@ fn api_urls(site: &TestSite) -> Vec<String> {
     (0..site.nodes.len()).map(|i| site.api_url(i)).collect()
 }
 
+/// The application behind every node's `/app/` route: 200 with the session it was told of.
+async fn application() -> std::net::SocketAddr {
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let session = headers
+            .get("x-sessionplane-session")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        format!("session {session}")
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the application");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_work_survives_faults_and_the_sites_heal() {
     let _alone = common::turns::alone();
@@ -32,7 +51,11 @@ async fn acknowledged_work_survives_faults_and_the_sites_heal() {
     let key = keys.path().join("service.key");
     std::fs::write(&key, "chaos-service-key-0123456789abcdef").expect("key");
     let octet = 200 + (std::process::id() % 20) as u8 * 2;
+    let app = application().await;
     let tuning = Tuning {
+        tail: vec![format!(
+            "[[proxy]]\nprefix = \"/app/\"\nupstream = \"http://{app}\"\nstrip_prefix = true\nunauthenticated = \"401\""
+        )],
         iam: vec![format!("service_key_file = \"{}\"", key.display())],
         federation: vec![
             "timeout_ms = 1000".into(),
@@ -81,6 +104,7 @@ async fn acknowledged_work_survives_faults_and_the_sites_heal() {
     let load = Load::new(
         vec![("central", api_urls(&central)), ("east", api_urls(&east))],
         vec![service_token.clone(), service_token],
+        Some("/app/"),
     );
     let running = load.start();
     let mut faults: Vec<(String, Duration)> = Vec::new();

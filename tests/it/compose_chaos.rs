@@ -90,6 +90,7 @@ async fn acknowledged_work_survives_container_faults_and_the_sites_heal() {
     let load = Load::new(
         vec![("central", central.clone()), ("east", east.clone())],
         vec![central_admin.clone(), east_admin],
+        Some("/app/"),
     );
     let running = load.start();
     let mut faults: Vec<(String, Duration)> = Vec::new();

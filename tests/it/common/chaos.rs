@@ -3,7 +3,8 @@
 //! websockets and revoke sessions at random nodes of every site while faults happen; a ledger
 //! keeps what was acknowledged; afterwards every acknowledged session must still answer, every
 //! acknowledged revocation must still hold, and no revoked token may ever have been accepted
-//! after its revocation was acknowledged. Locks and contains of the target users run beside
+//! after its revocation was acknowledged, neither by the api nor through the reverse proxy (when
+//! the nodes have a `[[proxy]]` route to an application). Locks and contains of the target users run beside
 //! them: every lock a site acknowledged must still be in force there, and no login of a locked
 //! user may ever have been accepted by a site after it acknowledged the lock.
 
@@ -82,6 +83,10 @@ pub struct Ledger {
     locked_logins: AtomicU64,
     /// Logins of locked users accepted at a site after it acknowledged the lock.
     locked_accepted: Mutex<Vec<String>>,
+    /// Requests of live sessions that reached the application through the proxy.
+    proxied: AtomicU64,
+    /// Requests with revoked tokens sent through the proxy (each refused, or a violation).
+    proxied_revoked: AtomicU64,
 }
 
 pub struct Load {
@@ -91,6 +96,8 @@ pub struct Load {
     sites: Vec<Vec<String>>,
     /// For each site, a token allowed to revoke its sessions.
     revokers: Vec<String>,
+    /// The nodes' `[[proxy]]` route to the application, when they have one (`/app/`).
+    proxy: Option<String>,
     api: Api,
     ledger: Ledger,
 }
@@ -115,8 +122,13 @@ impl Random {
 
 impl Load {
     /// `sites`: each site's name and its nodes' api base URLs; `revokers`: for each site, a
-    /// token of a global administrator there (it revokes, locks and contains).
-    pub fn new(sites: Vec<(&str, Vec<String>)>, revokers: Vec<String>) -> Arc<Self> {
+    /// token of a global administrator there (it revokes, locks and contains); `proxy`: the
+    /// prefix of the nodes' route to an application answering 200, if they have one.
+    pub fn new(
+        sites: Vec<(&str, Vec<String>)>,
+        revokers: Vec<String>,
+        proxy: Option<&str>,
+    ) -> Arc<Self> {
         assert_eq!(sites.len(), revokers.len(), "a revoker per site");
         let (names, sites) = sites
             .into_iter()
@@ -126,6 +138,7 @@ impl Load {
             names,
             sites,
             revokers,
+            proxy: proxy.map(str::to_string),
             api: Api::default(),
             ledger: Ledger::default(),
         })
@@ -144,11 +157,12 @@ impl Load {
         while !*stop.borrow() {
             let site = random.below(self.sites.len());
             let node = &self.sites[site][random.below(self.sites[site].len())];
-            match random.below(7) {
+            match random.below(8) {
                 0 | 1 => self.login(site, node, random.below(USERS)).await,
                 2 => self.revoke(site, &mut random).await,
                 3 => self.open_socket(site, node, &mut random).await,
                 4 => self.lock_or_contain(site, node, &mut random).await,
+                5 => self.proxied_request(site, node, &mut random).await,
                 _ => self.try_locked_login(&mut random).await,
             }
             tokio::select! {
@@ -215,6 +229,7 @@ impl Load {
         // Acknowledged: from now on no node of the site may take the token.
         let acknowledged = std::time::Instant::now();
         for other in nodes {
+            self.proxied_revoked(other, &id, &token, acknowledged).await;
             let url = format!("{other}/rest/v1/iam/sessions/current");
             if let Some(answer) = self.api.try_call(Method::GET, url, &token).await {
                 if answer.status == 200 {
@@ -227,6 +242,38 @@ impl Load {
                         answer.text
                     ));
                 }
+            }
+        }
+    }
+
+    /// A request of a live session to the application through `node`'s proxy.
+    async fn proxied_request(&self, site: usize, node: &str, random: &mut Random) {
+        let (Some(prefix), Some((_, token))) = (&self.proxy, self.pick_live(site, random)) else {
+            return;
+        };
+        let url = format!("{node}{prefix}whoami");
+        let answer = self.api.try_call(Method::GET, url, &token).await;
+        if answer.is_some_and(|a| a.status == 200) {
+            self.ledger.proxied.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A request with a revoked token through `node`'s proxy: reaching the application (200)
+    /// after the revocation was acknowledged is a violation.
+    async fn proxied_revoked(&self, node: &str, id: &str, token: &str, acknowledged: Instant) {
+        let Some(prefix) = &self.proxy else {
+            return;
+        };
+        let url = format!("{node}{prefix}whoami");
+        self.ledger.proxied_revoked.fetch_add(1, Ordering::Relaxed);
+        if let Some(answer) = self.api.try_call(Method::GET, url, token).await {
+            if answer.status == 200 {
+                self.violate(format!(
+                    "session {id} reached the application through {node} {:?} after its \
+                     revocation was acknowledged: {}",
+                    acknowledged.elapsed(),
+                    answer.text
+                ));
             }
         }
     }
@@ -397,6 +444,14 @@ impl Load {
                         .resurrected
                         .push(format!("a revoked session answered at {node}"));
                 }
+                if let Some(prefix) = &self.proxy {
+                    let url = format!("{node}{prefix}whoami");
+                    if api.call(Method::GET, url, Some(token), None).await.status == 200 {
+                        verdict.resurrected.push(format!(
+                            "a revoked session reached the application through {node}"
+                        ));
+                    }
+                }
             }
         }
         let locks = lock(&self.ledger.locks).clone();
@@ -480,6 +535,13 @@ impl Load {
             ledger.contains.load(Ordering::Relaxed),
             ledger.locked_logins.load(Ordering::Relaxed),
         );
+        if self.proxy.is_some() {
+            summary += &format!(
+                "through the proxy: {} requests of live sessions reached the application, {} with revoked tokens were tried\n",
+                ledger.proxied.load(Ordering::Relaxed),
+                ledger.proxied_revoked.load(Ordering::Relaxed),
+            );
+        }
         summary += &format!(
             "lost sessions: {}   revocations undone: {}   revoked tokens accepted: {}\n",
             verdict.lost.len(),
@@ -504,6 +566,12 @@ impl Load {
             self.ledger.revocations.load(Ordering::Relaxed) > 10,
             "too few revocations to judge"
         );
+        if self.proxy.is_some() {
+            assert!(
+                self.ledger.proxied.load(Ordering::Relaxed) > 10,
+                "too few proxied requests to judge"
+            );
+        }
         assert!(
             verdict.lost.is_empty(),
             "acknowledged sessions lost: {:?}",
