@@ -345,6 +345,18 @@ async fn the_proxy_forwards_who_calls_and_keeps_its_routes() {
         assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
         assert!(answer.contains("\"InvalidArgument\""), "{path}: {answer}");
     }
+    // Oversized headers on a proxied path: the listener's 431, in the contract's format.
+    let oversized = raw(
+        node,
+        &format!(
+            "GET /app/echo HTTP/1.1\r\nHost: {node}\r\nAuthorization: Bearer {token}\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            "b".repeat(70 * 1024)
+        ),
+    )
+    .await;
+    assert!(oversized.starts_with("HTTP/1.1 431"), "{oversized}");
+    assert!(oversized.contains("\"statusCode\":431"), "{oversized}");
+
     // Outside every route and the api: the contract's 404.
     let nowhere = api
         .send(api.http.get(format!("{base}/nowhere")).bearer_auth(&token))
