@@ -71,6 +71,16 @@ listed=$(curl -s -w '\n%{http_code}' "$central$sessions?sites=all" -H "authoriza
 grep -q '"site":"east"' <<<"$listed" || fail "no east session in the list of all sites: $listed"
 echo "a listing of all sites from central shows both sites"
 
+# The example application behind every node's /app/ route: it is told who calls, never the token.
+app=$(curl -s -w '\n%{http_code}' "$central/app/whoami" -H "authorization: Bearer $central_token")
+[ "$(tail -1 <<<"$app")" = 200 ] || fail "the application through c1's proxy: $app"
+grep -q '"x-sessionplane-user":"admin@master.domain"' <<<"$app" \
+    || fail "the application was not told who calls: $app"
+grep -q "$central_token" <<<"$app" && fail "the application saw the session token"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$central/app/whoami")
+[ "$code" = 303 ] || fail "the application without a session: $code, not a redirect to /login"
+echo "the example application answers through the proxy, with the caller's identity"
+
 # The honest answer to a listing of all sites while east is cut off, and the heal after it.
 for node in e1 e2 e3; do docker network disconnect sessionplane-wan "sessionplane-$node"; done
 code=$(curl -s -o /tmp/sessionplane-cut.json -w '%{http_code}' "$central$sessions?sites=all" \
