@@ -68,8 +68,8 @@ struct AcknowledgedLock {
 pub struct Ledger {
     /// (site, session id) → token, for sessions acknowledged and not revoked.
     live: Mutex<BTreeMap<(usize, String), String>>,
-    /// (site, token) of acknowledged revocations.
-    revoked: Mutex<Vec<(usize, String)>>,
+    /// (site, session id, token) of acknowledged revocations.
+    revoked: Mutex<Vec<(usize, String, String)>>,
     violations: Mutex<Vec<String>>,
     logins: AtomicU64,
     revocations: AtomicU64,
@@ -225,7 +225,7 @@ impl Load {
             return;
         }
         self.ledger.revocations.fetch_add(1, Ordering::Relaxed);
-        lock(&self.ledger.revoked).push((site, token.clone()));
+        lock(&self.ledger.revoked).push((site, id.clone(), token.clone()));
         // Acknowledged: from now on no node of the site may take the token.
         let acknowledged = std::time::Instant::now();
         for other in nodes {
@@ -248,18 +248,18 @@ impl Load {
 
     /// A request of a live session to the application through `node`'s proxy.
     async fn proxied_request(&self, site: usize, node: &str, random: &mut Random) {
-        let (Some(prefix), Some((_, token))) = (&self.proxy, self.pick_live(site, random)) else {
+        let (Some(prefix), Some((id, token))) = (&self.proxy, self.pick_live(site, random)) else {
             return;
         };
         let url = format!("{node}{prefix}whoami");
         let answer = self.api.try_call(Method::GET, url, &token).await;
-        if answer.is_some_and(|a| a.status == 200) {
+        if answer.is_some_and(|a| reached_application(&a, &id)) {
             self.ledger.proxied.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// A request with a revoked token through `node`'s proxy: reaching the application (200)
-    /// after the revocation was acknowledged is a violation.
+    /// A request with a revoked token through `node`'s proxy: reaching the application as that
+    /// session after the revocation was acknowledged is a violation.
     async fn proxied_revoked(&self, node: &str, id: &str, token: &str, acknowledged: Instant) {
         let Some(prefix) = &self.proxy else {
             return;
@@ -267,7 +267,7 @@ impl Load {
         let url = format!("{node}{prefix}whoami");
         self.ledger.proxied_revoked.fetch_add(1, Ordering::Relaxed);
         if let Some(answer) = self.api.try_call(Method::GET, url, token).await {
-            if answer.status == 200 {
+            if reached_application(&answer, id) {
                 self.violate(format!(
                     "session {id} reached the application through {node} {:?} after its \
                      revocation was acknowledged: {}",
@@ -437,7 +437,7 @@ impl Load {
                 verdict.lost.push(format!("session {id}: {}", answer.text));
             }
         }
-        for (site, token) in &revoked {
+        for (site, id, token) in &revoked {
             for node in &self.sites[*site] {
                 if current(api, node, token).await.status == 200 {
                     verdict
@@ -446,7 +446,8 @@ impl Load {
                 }
                 if let Some(prefix) = &self.proxy {
                     let url = format!("{node}{prefix}whoami");
-                    if api.call(Method::GET, url, Some(token), None).await.status == 200 {
+                    let answer = api.call(Method::GET, url, Some(token), None).await;
+                    if reached_application(&answer, id) {
                         verdict.resurrected.push(format!(
                             "a revoked session reached the application through {node}"
                         ));
@@ -663,6 +664,13 @@ pub fn keep_summary(file: &str, summary: &str) {
     println!("\n{summary}");
     let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
     std::fs::write(&kept, summary).expect("write the chaos summary");
+}
+
+/// Whether a proxied answer came from the application, which was told it is session `id` (both
+/// the suites' applications echo the `X-Sessionplane-Session` they got). The login page a
+/// refused browser request is redirected to answers 200 too, but it is not the application.
+fn reached_application(answer: &super::Answer, id: &str) -> bool {
+    answer.status == 200 && answer.text.contains(id)
 }
 
 /// `GET /rest/v1/iam/sessions/current` at `node` with `token`.
