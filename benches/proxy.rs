@@ -16,7 +16,9 @@
 //! then made with one connection (`wrk -t1 -c1`): the latency each hop adds when nothing queues.
 //!
 //! Everything shares the machine's cores: wrk, nginx, the node and the upstream compete for
-//! them, as they would on one small host.
+//! them, as they would on one small host. So each run also reports the CPU time (user and
+//! system, from /proc) the node, nginx (master and workers) and the upstream spent per request:
+//! what each hop costs, less swayed than requests/s by what else the machine runs.
 //!
 //! Usage: `cargo bench --bench proxy [-- --rounds 5 --duration 10 --connections 64]`
 
@@ -198,12 +200,54 @@ struct Target {
     token: bool,
 }
 
-/// What one wrk run measured.
+/// What one wrk run measured, and the CPU time each server process spent per request in it
+/// (µs: the node, nginx's master and workers, the upstream).
 #[derive(Clone, Copy)]
 struct Run {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    requests: u64,
+    cpu_us: [f64; 3],
+}
+
+/// The processes whose CPU time is counted: the node, nginx's master, the upstream.
+struct Servers {
+    pids: [u32; 3],
+    /// Clock ticks per second, as /proc/<pid>/stat counts them.
+    ticks: f64,
+}
+
+impl Servers {
+    /// User and system CPU time (s) of `pid` and of its children that run now.
+    fn cpu_of(&self, pid: u32) -> f64 {
+        let stat = |pid: &str| -> Option<(u32, u64)> {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command's closing parenthesis: state, ppid, …; utime and stime are
+            // the 12th and 13th fields from there.
+            let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+            let ppid = fields.get(1)?.parse().ok()?;
+            let time =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some((ppid, time))
+        };
+        let own = stat(&pid.to_string()).map_or(0, |(_, t)| t);
+        let children: u64 = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+            .filter_map(|name| stat(&name))
+            .filter(|(ppid, _)| *ppid == pid)
+            .map(|(_, t)| t)
+            .sum();
+        (own + children) as f64 / self.ticks
+    }
+
+    fn cpu(&self) -> [f64; 3] {
+        self.pids.map(|pid| self.cpu_of(pid))
+    }
 }
 
 /// A latency as wrk prints it (`291.00us`, `1.38ms`, `1.02s`), in milliseconds.
@@ -273,6 +317,8 @@ fn wrk(target: &Target, token: &str, threads: u64, connections: u64, seconds: u6
         rps: field("Requests/sec:").parse().expect("requests/s"),
         p50_ms: wrk_ms(&field("50%")),
         p99_ms: wrk_ms(&field("99%")),
+        requests,
+        cpu_us: [0.0; 3],
     }
 }
 
@@ -300,6 +346,7 @@ async fn fetch(http: &reqwest::Client, target: &Target, path: &str, token: &str)
 /// Rounds of every target interleaved: each target's runs.
 fn measure(
     targets: &[Target],
+    servers: &Servers,
     token: &str,
     rounds: u64,
     (threads, connections, seconds): (u64, u64, u64),
@@ -307,14 +354,23 @@ fn measure(
     let mut runs = vec![Vec::new(); targets.len()];
     for round in 0..rounds {
         for (k, target) in targets.iter().enumerate() {
-            let run = wrk(target, token, threads, connections, seconds);
+            let before = servers.cpu();
+            let mut run = wrk(target, token, threads, connections, seconds);
+            let after = servers.cpu();
+            for i in 0..3 {
+                run.cpu_us[i] = (after[i] - before[i]) * 1e6 / run.requests as f64;
+            }
             eprintln!(
-                "  round {} {:<28} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms",
+                "  round {} {:<28} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  CPU µs/request: \
+                 node {:.1}, nginx {:.1}, upstream {:.1}",
                 round + 1,
                 target.name,
                 run.rps,
                 run.p50_ms,
-                run.p99_ms
+                run.p99_ms,
+                run.cpu_us[0],
+                run.cpu_us[1],
+                run.cpu_us[2]
             );
             runs[k].push(run);
         }
@@ -330,20 +386,24 @@ fn report(targets: &[Target], runs: &[Vec<Run>], connections: u64, seconds: u64)
             rps: median(r.iter().map(|x| x.rps).collect()),
             p50_ms: median(r.iter().map(|x| x.p50_ms).collect()),
             p99_ms: median(r.iter().map(|x| x.p99_ms).collect()),
+            requests: r.iter().map(|x| x.requests).sum(),
+            cpu_us: [0, 1, 2].map(|i| median(r.iter().map(|x| x.cpu_us[i]).collect())),
         })
         .collect();
     println!(
         "\n{connections} connections, {} runs of {seconds} s each, medians (range of requests/s):",
         runs[0].len()
     );
-    println!("| path | requests/s | p50 ms | p99 ms |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| path | requests/s | p50 ms | p99 ms | CPU µs per request: node | nginx | upstream |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for ((target, m), r) in targets.iter().zip(&medians).zip(runs) {
         let low = r.iter().map(|x| x.rps).fold(f64::INFINITY, f64::min);
         let high = r.iter().map(|x| x.rps).fold(0.0, f64::max);
         println!(
-            "| {} | {:.0} ({low:.0} – {high:.0}) | {:.3} | {:.3} |",
-            target.name, m.rps, m.p50_ms, m.p99_ms
+            "| {} | {:.0} ({low:.0} – {high:.0}) | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} |",
+            target.name, m.rps, m.p50_ms, m.p99_ms, m.cpu_us[0], m.cpu_us[1], m.cpu_us[2]
         );
     }
     let (a, b, c, d) = (medians[0], medians[1], medians[2], medians[3]);
@@ -374,8 +434,8 @@ async fn main() {
     let seconds = common::arg("--duration", 10);
     let connections = common::arg("--connections", 64);
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_upstream, app) = start_upstream();
-    let (_node, api) = start_node(dir.path(), app);
+    let (upstream, app) = start_upstream();
+    let (node, api) = start_node(dir.path(), app);
     let base = format!("http://127.0.0.1:{api}");
     let http = reqwest::Client::new();
     let admin = common::admin_login(&http, &base).await;
@@ -411,7 +471,7 @@ async fn main() {
 
     let nginx_dir = tempfile::tempdir().expect("temp dir");
     let (auth, plain) = (free_port(), free_port());
-    let _nginx = start_nginx(nginx_dir.path(), api, app, auth, plain);
+    let nginx = start_nginx(nginx_dir.path(), api, app, auth, plain);
     wait_for_port(auth, "nginx").await;
     wait_for_port(plain, "nginx").await;
 
@@ -472,11 +532,33 @@ async fn main() {
     );
 
     eprintln!("warm-up");
-    measure(&targets, &token, 1, (2, connections, 2));
+    let ticks = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    let servers = Servers {
+        pids: [node.0.id(), nginx.0.id(), upstream.0.id()],
+        ticks,
+    };
+    measure(&targets, &servers, &token, 1, (2, connections, 2));
     eprintln!("{connections} connections");
-    let loaded = measure(&targets, &token, rounds, (2, connections, seconds));
+    let loaded = measure(
+        &targets,
+        &servers,
+        &token,
+        rounds,
+        (2, connections, seconds),
+    );
     eprintln!("1 connection");
-    let single = measure(&targets, &token, rounds, (1, 1, seconds.div_ceil(2)));
+    let single = measure(
+        &targets,
+        &servers,
+        &token,
+        rounds,
+        (1, 1, seconds.div_ceil(2)),
+    );
     report(&targets, &loaded, connections, seconds);
     report(&targets, &single, 1, seconds.div_ceil(2));
     println!(
