@@ -123,9 +123,13 @@ async fn open_websocket(
     let send_timeout = state.gateway.settings.send_timeout;
     let stop = state.gateway.stop.clone();
     let largest = route.config.max_message_bytes;
+    // Small buffers, as the gateway's own sockets: a proxied socket is held by thousands.
     let mut upgrade = upgrade
         .max_message_size(largest)
         .max_frame_size(largest)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(largest.saturating_mul(2))
         .on_failed_upgrade(|error| tracing::debug!(%error, "proxied websocket upgrade failed"));
     if let Some(protocol) = upstream.protocol.as_ref().and_then(|p| p.to_str().ok()) {
         upgrade = upgrade.protocols([protocol.to_string()]);

@@ -70,9 +70,14 @@ impl Route {
             request.headers_mut().append(name.clone(), value.clone());
         }
         let io = self.connect_io(&target).await?;
+        let largest = self.config.max_message_bytes;
+        // The upstream's half of a proxied socket, as small as the client's half.
         let config = WebSocketConfig::default()
-            .max_message_size(Some(self.config.max_message_bytes))
-            .max_frame_size(Some(self.config.max_message_bytes));
+            .max_message_size(Some(largest))
+            .max_frame_size(Some(largest))
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(largest.saturating_mul(2));
         let within = Duration::from_millis(self.config.response_timeout_ms);
         let handshake = tokio_tungstenite::client_async_with_config(request, io, Some(config));
         let (socket, answer) = match tokio::time::timeout(within, handshake).await {
