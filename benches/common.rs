@@ -210,3 +210,63 @@ pub fn arg(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A port free on 127.0.0.1 now (for a process this benchmark starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The resident memory of process `pid`, in bytes (Linux).
+pub fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Starts `sessionplane serve --config <config>` as its own process, quiet.
+pub fn spawn_node(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sessionplane"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("SESSIONPLANE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the node")
+}
+
+/// A child process ended when dropped: SIGTERM (nginx's master then stops its workers), then
+/// waited for.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves `app` on a free port of 127.0.0.1 as an upstream process: prints the port on a line,
+/// and exits when its standard input closes (the benchmark that started it has gone).
+pub async fn serve_upstream(app: axum::Router) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
+    let port = listener.local_addr().expect("addr").port();
+    println!("{port}");
+    std::io::stdout().flush().expect("flush");
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    axum::serve(listener, app).await.expect("serve");
+}

@@ -8,28 +8,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
 
 async fn login(i: usize, imap: u16) -> BufReader<TcpStream> {
     let source = format!("127.0.{}.{}:0", 1 + i / 20_000, 2 + (i % 200))
@@ -59,7 +43,11 @@ async fn login(i: usize, imap: u16) -> BufReader<TcpStream> {
 async fn main() {
     let channels = common::arg("--channels", 10_000) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
-    let (api, cluster, imap) = (free_port(), free_port(), free_port());
+    let (api, cluster, imap) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
     let config = dir.path().join("node.toml");
     std::fs::write(
         &config,
@@ -73,26 +61,19 @@ async fn main() {
              [iam]\ntoken_key = \"bench-token-key\"\nmax_login_failures = 1000000\n\
              [iam.argon2]\nmemory_kib = 64\niterations = 1\nparallelism = 1\n",
             dir.path().join("data").display(),
-            free_port(),
-            free_port(),
-            free_port()
+            common::free_port(),
+            common::free_port(),
+            common::free_port()
         ),
     )
     .expect("config");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("SESSIONPLANE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn the node");
+    let mut server = common::spawn_node(&config);
     let pid = server.id();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{api}");
     let admin = common::admin_login(&http, &base).await;
     let token = admin["token"].as_str().expect("token").to_string();
-    let idle_rss = rss_of(pid);
+    let idle_rss = common::rss_of(pid);
 
     let started = Instant::now();
     let mut clients = futures_util::stream::iter(0..channels)
@@ -102,7 +83,7 @@ async fn main() {
         .await;
     let opened_in = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let held_rss = rss_of(pid);
+    let held_rss = common::rss_of(pid);
 
     let started = Instant::now();
     let answer = http

@@ -21,8 +21,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use common::Process;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,22 +42,6 @@ const TOKEN_KEY: &str = "bench-token-key";
 const HELD: usize = 100;
 
 type Socket = tokio_tungstenite::WebSocketStream<TcpStream>;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
 
 fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
@@ -103,27 +89,7 @@ async fn upstream_main() {
     let app = axum::Router::new()
         .route("/app/ws", get(echo))
         .route("/closes", get(closes));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind upstream");
-    let port = listener.local_addr().expect("addr").port();
-    println!("{port}");
-    std::io::stdout().flush().expect("flush");
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        std::process::exit(0);
-    });
-    axum::serve(listener, app).await.expect("serve");
-}
-
-/// A child process ended (SIGTERM) and waited for when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
+    common::serve_upstream(app).await;
 }
 
 /// What the benchmark needs to make sessions of one user and open sockets on them.
@@ -266,7 +232,7 @@ async fn main() {
     let _upstream = Process(child);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let (api, cluster) = (free_port(), free_port());
+    let (api, cluster) = (common::free_port(), common::free_port());
     let config = dir.path().join("node.toml");
     // Each proxied socket takes two of the node's files: the upstream's half is held back from
     // the listeners' caps as reserve.
@@ -286,14 +252,7 @@ async fn main() {
         ),
     )
     .expect("config");
-    let node = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("SESSIONPLANE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn the node");
+    let node = common::spawn_node(&config);
     let pid = node.id();
     let _node = Process(node);
     let base = format!("http://127.0.0.1:{api}");
@@ -339,7 +298,7 @@ async fn main() {
     let token = opener.session(admin_id, "admin", "master.domain").await;
     drop(opener.open(&token).await);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss = rss_of(pid);
+    let idle_rss = common::rss_of(pid);
 
     let tokens = futures_util::stream::iter(0..sockets)
         .map(|_| {
@@ -350,7 +309,7 @@ async fn main() {
         .collect::<Vec<_>>()
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let sessions_rss = rss_of(pid);
+    let sessions_rss = common::rss_of(pid);
     let files_before = open_files(pid);
     let started = Instant::now();
     let held = futures_util::stream::iter(tokens)
@@ -363,7 +322,7 @@ async fn main() {
         .await;
     let open_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let held_rss = rss_of(pid);
+    let held_rss = common::rss_of(pid);
     let files_held = open_files(pid);
     let per_socket = held_rss.saturating_sub(sessions_rss) as f64 / held.len().max(1) as f64;
     let per_session = sessions_rss.saturating_sub(idle_rss) as f64 / held.len().max(1) as f64;

@@ -24,9 +24,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use common::Process;
+
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -43,13 +45,6 @@ const BODY: &str = concat!(
     "\"state\":\"ready\"}],\"next\":null,\"generated\":\"2026-12-01T10:00:00Z\",",
     "\"padding\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789\"}",
 );
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 async fn wait_for_port(port: u16, what: &str) {
     for _ in 0..200 {
@@ -82,28 +77,7 @@ async fn upstream_main() {
                     .to_string()
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind upstream");
-    let port = listener.local_addr().expect("addr").port();
-    println!("{port}");
-    std::io::stdout().flush().expect("flush");
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        std::process::exit(0);
-    });
-    axum::serve(listener, app).await.expect("serve");
-}
-
-/// A child process ended when dropped: SIGTERM (nginx's master then stops its workers), then
-/// waited for.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
+    common::serve_upstream(app).await;
 }
 
 fn start_upstream() -> (Process, u16) {
@@ -122,7 +96,7 @@ fn start_upstream() -> (Process, u16) {
 }
 
 fn start_node(dir: &Path, app: u16) -> (Process, u16) {
-    let (api, cluster) = (free_port(), free_port());
+    let (api, cluster) = (common::free_port(), common::free_port());
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
@@ -136,14 +110,7 @@ fn start_node(dir: &Path, app: u16) -> (Process, u16) {
         ),
     )
     .expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("SESSIONPLANE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn the node");
+    let child = common::spawn_node(&config);
     (Process(child), api)
 }
 
@@ -472,7 +439,7 @@ async fn main() {
     let token = login["token"].as_str().expect("bob's token").to_string();
 
     let nginx_dir = tempfile::tempdir().expect("temp dir");
-    let (auth, plain) = (free_port(), free_port());
+    let (auth, plain) = (common::free_port(), common::free_port());
     let nginx = start_nginx(nginx_dir.path(), api, app, auth, plain);
     wait_for_port(auth, "nginx").await;
     wait_for_port(plain, "nginx").await;

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,22 +26,6 @@ use uuid::Uuid;
 const SECRET: &str = "bench-cluster-secret";
 const TOKEN_KEY: &str = "bench-token-key";
 
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn mib(bytes: u64) -> String {
     format!("{:.0}", bytes as f64 / 1048576.0)
 }
@@ -50,7 +34,7 @@ fn mib(bytes: u64) -> String {
 async fn main() {
     let sockets = common::arg("--sockets", 19_000) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
-    let (api, cluster) = (free_port(), free_port());
+    let (api, cluster) = (common::free_port(), common::free_port());
     let config = dir.path().join("node.toml");
     std::fs::write(
         &config,
@@ -63,14 +47,7 @@ async fn main() {
         ),
     )
     .expect("config");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("SESSIONPLANE_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn the node");
+    let mut server = common::spawn_node(&config);
     let pid = server.id();
     let http = reqwest::Client::new();
     let admin = common::admin_login(&http, &format!("http://127.0.0.1:{api}")).await;
@@ -79,7 +56,7 @@ async fn main() {
         .expect("id")
         .parse()
         .expect("uuid");
-    let idle_rss = rss_of(pid);
+    let idle_rss = common::rss_of(pid);
 
     let peers = PeerClient::new(SECRET, None, Default::default()).expect("peer client");
     let group = GroupId::new("site:local").expect("group");
@@ -148,7 +125,7 @@ async fn main() {
         .await;
     let open_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let held_rss = rss_of(pid);
+    let held_rss = common::rss_of(pid);
     let per_socket = held_rss.saturating_sub(idle_rss) / opened.len().max(1) as u64;
     println!(
         "{} websockets held by one node (each its own session), opened in {open_secs:.1} s",

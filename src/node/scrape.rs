@@ -26,32 +26,47 @@ impl std::fmt::Debug for StateCollector {
 
 type Labels = Vec<(&'static str, String)>;
 
-/// One gauge family: its name, help, and a value per label set.
+/// One family read at the scrape: its name, help and type, and a metric per label set.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    rows: Vec<(Labels, M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, metric) in rows {
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One gauge family: a value per label set.
 fn gauges(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     rows: Vec<(Labels, i64)>,
 ) -> Result<(), std::fmt::Error> {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in rows {
-        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    let rows = rows
+        .into_iter()
+        .map(|(l, v)| (l, ConstGauge::new(v)))
+        .collect();
+    family(encoder, name, help, MetricType::Gauge, rows)
 }
 
-/// One counter family read at the scrape: its name (without `_total`), help, and values.
+/// One counter family (its name without `_total`): a value per label set.
 fn counters(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     rows: Vec<(Labels, u64)>,
 ) -> Result<(), std::fmt::Error> {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in rows {
-        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    let rows = rows
+        .into_iter()
+        .map(|(l, v)| (l, ConstCounter::new(v)))
+        .collect();
+    family(encoder, name, help, MetricType::Counter, rows)
 }
 
 fn clamp(value: u64) -> i64 {
