@@ -29,9 +29,27 @@ use crate::net::settings::ErrorBody;
 use crate::state::{DirectoryStore, SiteStore};
 use crate::tls::listeners::{ListenerCertificate, ReloadOutcome};
 
-/// What the node hands its api: the stores and services it wired, and its named calls.
+/// What the node hands its api, behind one `Arc`: every request clones it (each `State`
+/// extractor, each layer), and a clone is then one increment.
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiWiring>);
+
+impl ApiState {
+    pub fn new(wiring: ApiWiring) -> Self {
+        Self(Arc::new(wiring))
+    }
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiWiring;
+
+    fn deref(&self) -> &ApiWiring {
+        &self.0
+    }
+}
+
+/// The stores and services the node wired for its api, and its named calls.
+pub struct ApiWiring {
     pub iam: Arc<Iam>,
     /// This site's group: sessions, channels, tasks.
     pub site: SiteStore,

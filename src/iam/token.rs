@@ -87,6 +87,36 @@ pub struct TokenKeys {
     session_verify: DecodingKey,
     service: Option<(DecodingKey, Algorithm)>,
     federation: Option<(EncodingKey, DecodingKey)>,
+    verified_sessions: VerifiedSessions,
+}
+
+/// Session tokens whose signature and claims were checked once, by their exact text: a token
+/// checked again skips the JWT's parsing and HMAC (its `exp` is still read every time). At most
+/// [`VerifiedSessions::CAPACITY`] are kept; when full the map starts over, so that a flood of
+/// distinct tokens costs what it cost without the map.
+#[derive(Default)]
+struct VerifiedSessions(std::sync::Mutex<std::collections::HashMap<Box<str>, SessionClaims>>);
+
+impl VerifiedSessions {
+    const CAPACITY: usize = 4096;
+
+    fn get(&self, token: &str) -> Option<SessionClaims> {
+        self.0.lock().ok()?.get(token).cloned()
+    }
+
+    fn keep(&self, token: &str, claims: &SessionClaims) {
+        let Ok(mut map) = self.0.lock() else { return };
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(token.into(), claims.clone());
+    }
+
+    fn forget(&self, token: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(token);
+        }
+    }
 }
 
 impl TokenKeys {
@@ -104,6 +134,7 @@ impl TokenKeys {
             session_verify: DecodingKey::from_secret(session_key.as_bytes()),
             service,
             federation: None,
+            verified_sessions: VerifiedSessions::default(),
         })
     }
 
@@ -133,6 +164,21 @@ impl TokenKeys {
     /// that of the first key that did sign it, which names the claim at fault; a token no key
     /// signed has a bad signature, or an algorithm nothing here verifies.
     pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        if let Some(claims) = self.verified_sessions.get(token) {
+            if claims.exp < jsonwebtoken::get_current_timestamp() {
+                self.verified_sessions.forget(token);
+                return Err(TokenError::Expired);
+            }
+            return Ok(Verified::Session(claims));
+        }
+        let verified = self.verify_signed(token)?;
+        if let Verified::Session(claims) = &verified {
+            self.verified_sessions.keep(token, claims);
+        }
+        Ok(verified)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Verified, TokenError> {
         let algorithm = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid("malformed".into()))?
             .alg;
@@ -388,6 +434,39 @@ mod tests {
 
     fn now() -> u64 {
         sessionplane_cluster::now_ms() / 1000
+    }
+
+    #[test]
+    fn a_verified_session_token_is_kept_and_still_expires() {
+        let keys = TokenKeys::new("k", None).expect("keys");
+        let exp = now();
+        let token = keys.sign_session(&claims(exp)).expect("sign");
+        assert!(matches!(keys.verify(&token), Ok(Verified::Session(_))));
+        assert!(
+            keys.verified_sessions.get(&token).is_some(),
+            "kept once verified"
+        );
+        let tampered = format!("{token}x");
+        assert!(
+            keys.verify(&tampered).is_err(),
+            "only the exact text is kept"
+        );
+        while now() <= exp {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(matches!(keys.verify(&token), Err(TokenError::Expired)));
+        assert!(keys.verified_sessions.get(&token).is_none());
+    }
+
+    #[test]
+    fn the_kept_tokens_stay_bounded() {
+        let keys = TokenKeys::new("k", None).expect("keys");
+        for _ in 0..VerifiedSessions::CAPACITY + 10 {
+            let token = keys.sign_session(&claims(now() + 60)).expect("sign");
+            keys.verify(&token).expect("valid");
+        }
+        let kept = keys.verified_sessions.0.lock().expect("lock").len();
+        assert!(kept <= VerifiedSessions::CAPACITY, "{kept}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::net::fds;
 use crate::net::http::{HttpListener, NoHandshake};
 use crate::net::limits::{Caps, ConnectionLimiter};
 use crate::net::settings::ErrorBody;
-use crate::node_ops::{ApiService, ApiState};
+use crate::node_ops::{ApiService, ApiState, ApiWiring};
 use crate::state::directory::DirectoryState;
 use crate::state::site::SiteState;
 use crate::state::{DirectoryStore, SiteStore};
@@ -67,6 +67,9 @@ pub enum StartError {
     /// A `[[proxy]]` route that cannot be served (an unreadable `ca_file`).
     #[error("{0}")]
     Proxy(String),
+    /// `[mail.upstream]` cannot be used (an unreadable CA or secret file).
+    #[error("{0}")]
+    Mail(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -241,7 +244,7 @@ pub async fn start(
         health,
         reports,
     });
-    let api_state = ApiState {
+    let api_state = ApiState::new(ApiWiring {
         iam: iam.clone(),
         site: site.clone(),
         directory: directory.clone(),
@@ -255,7 +258,7 @@ pub async fn start(
         telemetry,
         tls: config.listen.api_tls,
         proxy,
-    };
+    });
     let api_router = (api.router)(api_state);
     let api_task = match api_cert {
         Some(cert) => {

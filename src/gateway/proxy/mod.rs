@@ -20,7 +20,7 @@ use axum::http::{Request, Response, Uri, Version};
 pub use headers::{Forwarded, Identity};
 
 use crate::config::proxy::{ProxyRoute, Unauthenticated};
-use upstream::UpstreamClient;
+use upstream::Upstream;
 
 /// Why a request did not reach its upstream, or the upstream did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +41,11 @@ pub struct Proxy {
     routes: Vec<Route>,
 }
 
-/// One route and its upstream connection pool.
+/// One route and its upstream's kept-alive connections.
 pub struct Route {
     pub config: ProxyRoute,
     base: Uri,
-    client: UpstreamClient,
-    tls: websocket::TlsConfig,
+    upstream: std::sync::Arc<Upstream>,
 }
 
 impl Proxy {
@@ -77,12 +76,11 @@ impl Route {
             .parse()
             .map_err(|e| format!("proxy {:?}: upstream: {e}", config.prefix))?;
         let tls = std::sync::Arc::new(upstream::tls_config(config)?);
-        let client = upstream::client(config, (*tls).clone());
+        let upstream = Upstream::new(config, &base, tls)?;
         Ok(Self {
             config: config.clone(),
             base,
-            client,
-            tls,
+            upstream: std::sync::Arc::new(upstream),
         })
     }
 
@@ -106,19 +104,17 @@ impl Route {
         *request.version_mut() = Version::HTTP_11;
         headers::to_upstream(request.headers_mut(), identity, forwarded);
         let within = Duration::from_millis(self.config.response_timeout_ms);
-        let answer = match tokio::time::timeout(within, self.client.request(request)).await {
+        let mut answer = match tokio::time::timeout(within, self.upstream.send(request)).await {
             Err(_) => {
                 return Err(ProxyError::GatewayTimeout(format!(
                     "the upstream of {} did not answer within {within:?}",
                     self.config.prefix
                 )))
             }
-            Ok(Err(e)) => return Err(ProxyError::BadGateway(upstream::describe(&e, &self.config))),
-            Ok(Ok(answer)) => answer,
+            Ok(answer) => answer?,
         };
-        let (mut parts, body) = answer.into_parts();
-        headers::drop_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, Body::new(body)))
+        headers::drop_hop_by_hop(answer.headers_mut());
+        Ok(answer)
     }
 
     /// The upstream's URI for a request's: its base path, then the request's path (without

@@ -4,7 +4,6 @@
 //! socket, and when the session ends (kill, logout, expiry, user disabled, lock) both sides are
 //! closed: the client with the reason's close code, the upstream with 1001 going away.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{self, WebSocket};
@@ -12,7 +11,6 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::Uri;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -69,7 +67,7 @@ impl Route {
         for (name, value) in headers.iter() {
             request.headers_mut().append(name.clone(), value.clone());
         }
-        let io = self.connect_io(&target).await?;
+        let io = self.upstream.connect().await?;
         let largest = self.config.max_message_bytes;
         // The upstream's half of a proxied socket, as small as the client's half.
         let config = WebSocketConfig::default()
@@ -102,36 +100,6 @@ impl Route {
                 .get(header::SEC_WEBSOCKET_PROTOCOL)
                 .cloned(),
         })
-    }
-
-    async fn connect_io(&self, target: &Uri) -> Result<Box<dyn Io>, ProxyError> {
-        let host = target.host().unwrap_or_default().trim_matches(['[', ']']);
-        let tls = target.scheme_str() == Some("https");
-        let port = target.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let within = Duration::from_millis(self.config.connect_timeout_ms);
-        let unreachable = |why: String| {
-            ProxyError::BadGateway(format!(
-                "the upstream of {} could not be reached: {why}",
-                self.config.prefix
-            ))
-        };
-        let tcp = match tokio::time::timeout(within, TcpStream::connect((host, port))).await {
-            Err(_) => return Err(unreachable(format!("no connection within {within:?}"))),
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Ok(Ok(tcp)) => tcp,
-        };
-        let _ = tcp.set_nodelay(true);
-        if !tls {
-            return Ok(Box::new(tcp));
-        }
-        let name = rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(|e| unreachable(e.to_string()))?;
-        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-        let stream = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        Ok(Box::new(stream))
     }
 }
 
@@ -245,6 +213,3 @@ fn to_client(message: Message) -> Option<ws::Message> {
         Message::Frame(_) => return None,
     })
 }
-
-/// The rustls configuration a route's websocket connections share.
-pub type TlsConfig = Arc<rustls::ClientConfig>;
