@@ -1,6 +1,7 @@
 //! The node's configuration: a TOML file where every field has a default, so `serve` with no file
 //! at all runs one node of site `local`. Unknown keys are refused, so a typo never goes unnoticed.
 
+pub mod mail;
 pub mod proxy;
 
 use std::net::SocketAddr;
@@ -109,6 +110,12 @@ pub struct MailConfig {
     pub handshake_timeout_secs: u64,
     /// Connections at once on the mail listeners together; more are refused.
     pub max_connections: usize,
+    /// The largest IMAP literal (an APPEND's message) relayed to the IMAP server upstream; a
+    /// larger one ends the connection.
+    pub max_message_bytes: u64,
+    /// The mail servers authenticated channels are relayed to. Unset: none, the listeners
+    /// serve on their own.
+    pub upstream: mail::MailUpstreamConfig,
 }
 
 /// What slow and abusive clients may hold: the listeners' connection caps (in all, and from one
@@ -354,6 +361,8 @@ impl Default for MailConfig {
             max_literal_bytes: 64 * 1024,
             handshake_timeout_secs: 10,
             max_connections: 10_000,
+            max_message_bytes: 64 * 1024 * 1024,
+            upstream: mail::MailUpstreamConfig::default(),
         }
     }
 }
@@ -529,6 +538,9 @@ impl Config {
         }
         self.validate_sites()?;
         proxy::validate(&self.proxy).map_err(ConfigError::Invalid)?;
+        if self.mail.upstream.is_configured() {
+            self.mail.upstream.validate()?;
+        }
         let r = &self.raft;
         if r.heartbeat_ms == 0
             || r.election_timeout_min_ms <= r.heartbeat_ms

@@ -1,7 +1,9 @@
-//! IMAP (an RFC 3501/9051 subset): enough for a client to authenticate, select an empty INBOX
-//! and IDLE, so that the connection is a channel an administrator can see and end. LOGIN and
-//! AUTHENTICATE PLAIN check the directory under the login ban; STARTTLS discards what the
-//! client pipelined; lines and literals are bounded; a silent client is logged out.
+//! IMAP: LOGIN and AUTHENTICATE PLAIN check the directory under the login ban and the locks;
+//! STARTTLS discards what the client pipelined; lines and literals are bounded; a silent
+//! client is logged out. With an IMAP server upstream (`[mail.upstream]`), a user who logged
+//! in is logged in there too and the channel is relayed to it (`relay`) for its life. Without
+//! one, an RFC 3501/9051 subset: an empty INBOX and IDLE, so that the connection is a channel
+//! an administrator can see and end.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,7 +13,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::lines::{read_line, Read};
+use super::relay::imap::ImapDialect;
+use super::relay::{self, Sides};
 use super::sasl::{self, SaslError};
+use super::upstream::imap::ImapBackend;
 use super::{one_line, AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream, OpenError};
 use super::{Endpoint, Protocol, ProtocolSettings};
 
@@ -110,12 +115,15 @@ struct Session {
     backend: Arc<dyn MailBackend>,
     state: State,
     client_id: BTreeMap<String, String>,
+    /// The IMAP server's connection, logged in for the user, once there is one.
+    upstream: Option<ImapBackend>,
 }
 
 enum Next {
     Continue,
     StartTls,
     Close,
+    Relay,
 }
 
 /// Serves one IMAP connection until the client logs out, the connection fails or times out, or
@@ -132,6 +140,7 @@ pub async fn serve(
         backend,
         state: State::NotAuthenticated,
         client_id: BTreeMap::new(),
+        upstream: None,
     };
     let mut reader = BufReader::new(stream);
     let greeting = format!(
@@ -150,6 +159,7 @@ pub async fn serve(
         match next {
             Next::Continue => {}
             Next::Close => return,
+            Next::Relay => return session.relay(reader).await,
             Next::StartTls => {
                 let Some(acceptor) = session.settings.tls.clone() else {
                     return;
@@ -175,6 +185,27 @@ async fn send(reader: &mut BufReader<MailStream>, line: &str) -> std::io::Result
 }
 
 impl Session {
+    /// Relays the logged-in channel to the IMAP server until it ends.
+    async fn relay(mut self, reader: BufReader<MailStream>) {
+        let (Some(upstream), State::Authenticated { channel, .. }) =
+            (self.upstream.take(), &mut self.state)
+        else {
+            return;
+        };
+        let sides = Sides {
+            client_pending: reader.buffer().to_vec(),
+            client: reader.into_inner(),
+            server_pending: upstream.stream.buffer().to_vec(),
+            server: upstream.stream.into_inner(),
+        };
+        let dialect = ImapDialect::new(
+            self.settings.max_line_bytes,
+            self.settings.max_message_bytes,
+        );
+        let ended = relay::relay(sides, channel, dialect, self.settings.idle_timeout).await;
+        tracing::debug!(channel_id = %channel.channel_id, ?ended, "IMAP relay ended");
+    }
+
     fn encrypted(reader: &BufReader<MailStream>) -> bool {
         reader.get_ref().is_encrypted()
     }
@@ -302,7 +333,11 @@ impl Session {
                 return Ok(Next::Continue);
             }
         };
-        self.dispatch(reader, &tag, &verb, &args).await
+        let next = self.dispatch(reader, &tag, &verb, &args).await?;
+        Ok(match self.upstream.is_some() {
+            true => Next::Relay,
+            false => next,
+        })
     }
 
     async fn dispatch(
@@ -431,29 +466,68 @@ impl Session {
                 return format!("{tag} NO [UNAVAILABLE] Try again later")
             }
         };
+        let username = user.username.clone();
+        let mut info = self.client_id.clone();
+        let server = self
+            .settings
+            .upstream
+            .as_ref()
+            .and_then(|u| u.imap.as_ref());
+        if let Some(server) = server {
+            info.insert("upstream".into(), server.address.clone());
+        }
         let open = ChannelOpen {
             protocol: Protocol::Imap,
             endpoint: Endpoint::ImapServer,
             user,
             remote: self.remote,
             encrypted: Self::encrypted(reader),
-            info: self.client_id.clone(),
+            info,
         };
         match self.backend.open_channel(open).await {
             Ok(channel) => {
+                let capabilities = match self.log_in_upstream(&username, &password).await {
+                    Ok(Some(upstream)) => upstream,
+                    Ok(None) => self.capabilities(reader),
+                    Err(()) => {
+                        return format!(
+                        "{tag} NO [UNAVAILABLE] The mail server is unavailable, try again later"
+                    )
+                    }
+                };
                 self.state = State::Authenticated {
                     channel,
                     selected: None,
                 };
-                format!(
-                    "{tag} OK [CAPABILITY {}] Logged in",
-                    self.capabilities(reader)
-                )
+                format!("{tag} OK [CAPABILITY {capabilities}] Logged in")
             }
             Err(OpenError::Locked(message)) => {
                 format!("{tag} NO [AUTHORIZATIONFAILED] {}", one_line(&message))
             }
             Err(OpenError::Unavailable(_)) => format!("{tag} NO [UNAVAILABLE] Try again later"),
+        }
+    }
+
+    /// Logs in to the IMAP server upstream, if there is one: its capabilities for the user
+    /// then. A server that cannot be reached or refuses is logged; the user is told only that
+    /// it is unavailable.
+    async fn log_in_upstream(&mut self, user: &str, password: &str) -> Result<Option<String>, ()> {
+        let Some(upstream) = self.settings.upstream.clone() else {
+            return Ok(None);
+        };
+        let Some(server) = upstream.imap.as_ref() else {
+            return Ok(None);
+        };
+        match upstream.imap_login(server, user, password).await {
+            Ok(logged_in) => {
+                let capabilities = logged_in.capabilities.clone();
+                self.upstream = Some(logged_in);
+                Ok(Some(capabilities))
+            }
+            Err(error) => {
+                tracing::warn!(user, %error, "the IMAP server did not take the user's login");
+                Err(())
+            }
         }
     }
 

@@ -3,22 +3,28 @@
 //! connection as a channel in the site group, through [`MailBackend`]; they know nothing of
 //! Raft or HTTP. A channel ends when its client leaves or when an administrator disconnects it
 //! ([`ChannelHandle::disconnected`]): IMAP says `* BYE`, SMTP `421 4.7.0`, then the socket closes.
+//! With mail servers upstream (`[mail.upstream]`), an authenticated channel is logged in there
+//! too (`upstream`) and relayed to them for its life (`relay`); a disconnect then also logs
+//! out of the server and closes its connection.
 
 pub mod backend;
 pub mod channels;
 pub mod imap;
 pub mod lines;
 pub mod listener;
+pub mod relay;
 pub mod sasl;
 pub mod smtp;
 pub mod stream;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -154,4 +160,8 @@ pub struct ProtocolSettings {
     pub max_literal_bytes: usize,
     /// A TLS handshake (implicit or STARTTLS) that does not finish in this time is dropped.
     pub handshake_timeout: Duration,
+    /// The mail servers an authenticated channel is relayed to (`[mail.upstream]`).
+    pub upstream: Option<Arc<upstream::MailUpstream>>,
+    /// The largest literal relayed to the IMAP server (an APPEND's message).
+    pub max_message_bytes: u64,
 }

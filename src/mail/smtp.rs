@@ -1,6 +1,9 @@
 //! SMTP submission (RFC 5321 with STARTTLS, AUTH PLAIN/LOGIN and enhanced status codes): a user
-//! authenticates and is registered as a channel; this node delivers no mail, so `MAIL FROM`
-//! answers `554 5.3.2`. Lines are read with a bound; a silent or abusive client is closed.
+//! authenticates and is registered as a channel. With a submission server upstream
+//! (`[mail.upstream]`), the user is logged in there too and the rest of the session (envelope,
+//! message, replies) is relayed to it (`relay`); without one this node delivers no mail, so
+//! `MAIL FROM` answers `554 5.3.2`. Lines are read with a bound; a silent or abusive client is
+//! closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +11,10 @@ use std::sync::Arc;
 use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::lines::{read_line, Read};
+use super::relay::smtp::SmtpDialect;
+use super::relay::{self, Sides};
 use super::sasl::{self, SaslError};
+use super::upstream::smtp::SmtpBackend;
 use super::OpenError;
 use super::{one_line, AuthError, ChannelHandle, ChannelOpen, MailBackend, MailStream, MailUser};
 use super::{Endpoint, Protocol, ProtocolSettings};
@@ -19,12 +25,15 @@ struct Session {
     backend: Arc<dyn MailBackend>,
     helo: Option<String>,
     user: Option<(MailUser, ChannelHandle)>,
+    /// The submission server's connection, logged in for the user, once there is one.
+    upstream: Option<SmtpBackend>,
 }
 
 enum Next {
     Continue,
     StartTls,
     Close,
+    Relay,
 }
 
 /// Serves one SMTP submission connection until QUIT, failure, timeout, or an administrator's
@@ -41,6 +50,7 @@ pub async fn serve(
         backend,
         helo: None,
         user: None,
+        upstream: None,
     };
     let mut reader = BufReader::new(stream);
     let greeting = format!("220 {} ESMTP sessionplane", session.settings.hostname);
@@ -59,6 +69,7 @@ pub async fn serve(
                 Some(upgraded) => reader = upgraded,
                 None => return,
             },
+            Ok(Next::Relay) => return session.relay(reader).await,
             Ok(Next::Close) | Err(_) => return,
         }
     }
@@ -80,6 +91,23 @@ async fn reply(reader: &mut BufReader<MailStream>, line: &str) -> std::io::Resul
 }
 
 impl Session {
+    /// Relays the authenticated channel to the submission server until it ends.
+    async fn relay(mut self, reader: BufReader<MailStream>) {
+        let (Some(upstream), Some((_, channel))) = (self.upstream.take(), self.user.as_mut())
+        else {
+            return;
+        };
+        let sides = Sides {
+            client_pending: reader.buffer().to_vec(),
+            client: reader.into_inner(),
+            server_pending: upstream.stream.buffer().to_vec(),
+            server: upstream.stream.into_inner(),
+        };
+        let dialect = SmtpDialect::new(self.settings.max_line_bytes, &self.settings.hostname);
+        let ended = relay::relay(sides, channel, dialect, self.settings.idle_timeout).await;
+        tracing::debug!(channel_id = %channel.channel_id, ?ended, "SMTP relay ended");
+    }
+
     /// The next client line of at most `max` bytes, or `None` when the session ends: the client
     /// left, or was told why it ends (a line too long, idle, disconnected by an administrator).
     async fn next_line(
@@ -139,6 +167,10 @@ impl Session {
                 Err(refusal) => refusal.to_string(),
             },
             "AUTH" => match self.auth(reader, argument).await? {
+                Some(answer) if self.upstream.is_some() => {
+                    reply(reader, &answer).await?;
+                    return Ok(Next::Relay);
+                }
                 Some(answer) => answer,
                 None => return Ok(Next::Close),
             },
@@ -168,6 +200,11 @@ impl Session {
             "8BITMIME".into(),
             "PIPELINING".into(),
         ];
+        // What the submission server offers, as far as the relay carries it.
+        if let Some(upstream) = self.settings.upstream.as_ref().filter(|u| u.smtp.is_some()) {
+            lines.truncate(1);
+            lines.extend(upstream.smtp_extensions());
+        }
         if !Self::encrypted(reader) && self.settings.tls.is_some() {
             lines.push("STARTTLS".into());
         }
@@ -266,6 +303,13 @@ impl Session {
         if let Some(helo) = &self.helo {
             info.insert("ehlo".to_string(), helo.clone());
         }
+        let upstream = self.settings.upstream.clone();
+        let server = upstream
+            .as_ref()
+            .and_then(|u| u.smtp.as_ref().map(|s| (u, s)));
+        if let Some((_, server)) = server {
+            info.insert("upstream".to_string(), server.address.clone());
+        }
         let open = ChannelOpen {
             protocol: Protocol::Smtp,
             endpoint: Endpoint::SmtpServer,
@@ -276,6 +320,20 @@ impl Session {
         };
         match self.backend.open_channel(open).await {
             Ok(channel) => {
+                if let Some((upstream, server)) = server {
+                    let helo = &self.settings.hostname;
+                    match upstream
+                        .smtp_login(server, helo, &user.username, password)
+                        .await
+                    {
+                        Ok(logged_in) => self.upstream = Some(logged_in),
+                        Err(error) => {
+                            tracing::warn!(user = %user.username, %error, "the submission server did not take the user's login");
+                            return "451 4.4.1 The mail server is unavailable, try again later"
+                                .into();
+                        }
+                    }
+                }
                 self.user = Some((user, channel));
                 "235 2.7.0 Authentication successful".into()
             }

@@ -60,6 +60,8 @@ pub fn settings(idle_timeout: Duration) -> Arc<ProtocolSettings> {
         max_line_bytes: 256,
         max_literal_bytes: 64,
         handshake_timeout: Duration::from_secs(1),
+        upstream: None,
+        max_message_bytes: 1024,
     })
 }
 

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use super::StartError;
 use crate::config::Config;
 use crate::mail::listener::{MailListener, Serve};
+use crate::mail::upstream::MailUpstream;
 use crate::mail::{imap, smtp, MailBackend, ProtocolSettings};
 use crate::net::limits::{Caps, ConnectionLimiter};
 use crate::tls::listeners::{NodeCertificates, TlsListener};
@@ -41,7 +42,12 @@ pub(super) fn files_for(config: &Config, listener: &str) -> Result<CertificateFi
         .map_err(|e| StartError::Tls(e.to_string()))
 }
 
-fn settings(config: &Config, idle_secs: u64, tls: &Arc<ReloadableCert>) -> Arc<ProtocolSettings> {
+fn settings(
+    config: &Config,
+    idle_secs: u64,
+    tls: &Arc<ReloadableCert>,
+    upstream: &Option<Arc<MailUpstream>>,
+) -> Arc<ProtocolSettings> {
     let m = &config.mail;
     let hostname = match m.hostname.is_empty() {
         true => config.node_name.clone(),
@@ -55,6 +61,8 @@ fn settings(config: &Config, idle_secs: u64, tls: &Arc<ReloadableCert>) -> Arc<P
         max_line_bytes: m.max_line_bytes,
         max_literal_bytes: m.max_literal_bytes,
         handshake_timeout: Duration::from_secs(m.handshake_timeout_secs),
+        upstream: upstream.clone(),
+        max_message_bytes: m.max_message_bytes,
     })
 }
 
@@ -82,6 +90,7 @@ pub fn wire(
     };
     // The mail listeners share their caps: a node holds so many mail connections in all.
     let limiter = ConnectionLimiter::new("mail", caps);
+    let upstream = mail_upstream(config)?;
     for (name, socket) in sockets {
         let (serve, implicit, idle): (Serve, bool, u64) = match name {
             "imap" => (serve_imap, false, config.mail.imap_idle_timeout_secs),
@@ -105,13 +114,36 @@ pub fn wire(
             name,
             listener: socket,
             implicit_tls: implicit.then(|| tls::acceptor(cert.clone())),
-            settings: settings(config, idle, &cert),
+            settings: settings(config, idle, &cert, &upstream),
             backend: backend.clone(),
             serve,
             limiter: limiter.clone(),
         });
     }
     Ok(wiring)
+}
+
+/// The mail servers of `[mail.upstream]`, if any. What the submission server offers is asked
+/// once now, so that the first client's `EHLO` already hears it.
+fn mail_upstream(config: &Config) -> Result<Option<Arc<MailUpstream>>, StartError> {
+    if !config.mail.upstream.is_configured() {
+        return Ok(None);
+    }
+    let upstream = Arc::new(MailUpstream::new(&config.mail.upstream).map_err(StartError::Mail)?);
+    if !config.mail.upstream.verify_certificates {
+        tracing::warn!("mail.upstream: the mail servers' certificates are not verified");
+    }
+    let probe = upstream.clone();
+    let helo = match config.mail.hostname.is_empty() {
+        true => config.node_name.clone(),
+        false => config.mail.hostname.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(error) = probe.probe_smtp(&helo).await {
+            tracing::warn!(%error, "the submission server upstream did not answer its probe");
+        }
+    });
+    Ok(Some(upstream))
 }
 
 fn serve_smtp(
