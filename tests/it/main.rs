@@ -19,6 +19,7 @@ mod health;
 mod identity;
 mod limits;
 mod mail;
+mod mail_upstream;
 mod metrics;
 mod openapi;
 mod proxy;

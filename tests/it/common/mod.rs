@@ -5,6 +5,7 @@
 pub mod chaos;
 pub mod client;
 pub mod mail;
+pub mod mail_servers;
 pub mod net;
 pub mod sites;
 pub mod turns;
