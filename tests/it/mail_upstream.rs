@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::mail::{self, plain_credentials, LineClient};
-use common::mail_servers::{crlf_to_lf, MailServers, ALICE, BOB, MASTER_USER};
+use common::mail_servers::{crlf_to_lf, MailServers, ALICE, ALICE_PW, BOB, MASTER_USER};
 use common::{add_user, Api, TestSite, Tuning};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -19,6 +19,8 @@ const ALICE_SP: &str = "alice-directory-pw";
 const BOB_SP: &str = "bob-directory-pw";
 const MASTER_PW: &str = "master-of-mail-41";
 const WAIT: Duration = Duration::from_secs(10);
+/// In an override's value: the port of Dovecot's implicit-TLS listener.
+const IMAPS_PORT: &str = "@IMAPS@";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -37,6 +39,11 @@ struct Setup {
 }
 
 async fn setup(nodes: u64, overrides: &[(&str, String)]) -> Setup {
+    setup_with(nodes, overrides, ALICE_SP).await
+}
+
+/// [`setup`], alice's directory password being `alice_password`.
+async fn setup_with(nodes: u64, overrides: &[(&str, String)], alice_password: &str) -> Setup {
     let servers = MailServers::start(free_port(), free_port(), free_port(), MASTER_PW);
     let dir = servers.dovecot.dir().to_path_buf();
     let secret = dir.join("master.secret");
@@ -52,7 +59,12 @@ async fn setup(nodes: u64, overrides: &[(&str, String)]) -> Setup {
         ("master_secret_file", format!("{secret:?}")),
         ("connect_timeout_ms", "3000".to_string()),
     ]);
-    keys.extend(overrides.iter().cloned());
+    let imaps = servers.dovecot.imaps.to_string();
+    keys.extend(
+        overrides
+            .iter()
+            .map(|(key, value)| (*key, value.replace(IMAPS_PORT, &imaps))),
+    );
     let mut section = vec!["[mail.upstream]".to_string()];
     section.extend(keys.iter().map(|(key, value)| format!("{key} = {value}")));
     let tuning = Tuning {
@@ -65,7 +77,7 @@ async fn setup(nodes: u64, overrides: &[(&str, String)]) -> Setup {
     let api = Api::default();
     let base = site.api_url(0);
     let admin = api.admin_token(&base).await;
-    add_user(&api, &base, &admin, "example.test", "alice", ALICE_SP).await;
+    add_user(&api, &base, &admin, "example.test", "alice", alice_password).await;
     add_user(&api, &base, &admin, "example.test", "bob", BOB_SP).await;
     Setup {
         servers,
@@ -506,4 +518,137 @@ async fn servers_that_are_down_are_unavailable_at_once() {
     no_channels_left(&setup, ALICE).await;
     let log = setup.site.log_of(0);
     assert!(log.contains("could not be reached"), "the cause is logged");
+}
+
+/// LOGIN through the relay on a raw client, SELECT INBOX: the number of messages.
+async fn raw_login(node: SocketAddr, password: &str) -> (LineClient<TcpStream>, String) {
+    let mut raw = mail::plain(node).await;
+    raw.line().await;
+    raw.send(&format!("a LOGIN {ALICE} {password}")).await;
+    let answer = raw.until("a ").await.join("\n");
+    assert!(answer.contains("a OK"), "{answer}");
+    raw.send("b SELECT INBOX").await;
+    let selected = raw.until("b ").await.join("\n");
+    assert!(selected.contains("b OK"), "{selected}");
+    (raw, selected)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn implicit_tls_passthrough_logins_and_unverified_servers_when_configured() {
+    // Implicit TLS to Dovecot's IMAPS port, the user's own password passed through.
+    let passthrough = [
+        ("auth", "\"passthrough\"".to_string()),
+        ("imap", format!("\"127.0.0.1:{IMAPS_PORT}\"")),
+        ("imap_tls", "\"implicit\"".to_string()),
+    ];
+    let over_tls = setup_with(1, &passthrough, ALICE_PW).await;
+    over_tls
+        .servers
+        .dovecot
+        .deliver(ALICE, &message("over imaps"));
+    let (mut raw, selected) = raw_login(over_tls.site.nodes[0].imap, ALICE_PW).await;
+    assert!(selected.contains("* 1 EXISTS"), "{selected}");
+    // COMPRESS would change the stream under the relay: refused, and the session goes on.
+    raw.send("c COMPRESS DEFLATE").await;
+    assert_eq!(
+        raw.line().await.expect("answer"),
+        "c NO COMPRESS is not available through this server"
+    );
+    raw.send("d NOOP").await;
+    assert!(raw.until("d ").await.join("\n").contains("d OK"));
+    drop(raw);
+    drop(over_tls);
+
+    // A certificate that does not verify is taken when verification is turned off.
+    let other = tempfile::tempdir().expect("temp dir");
+    let (cert, _) = common::certificate(&["127.0.0.1".parse().expect("ip")]);
+    let wrong_ca = other.path().join("other-ca.pem");
+    std::fs::write(&wrong_ca, cert).expect("write");
+    let unverified = [
+        ("ca_file", format!("{wrong_ca:?}")),
+        ("verify_certificates", "false".to_string()),
+    ];
+    let setup = setup(1, &unverified).await;
+    raw_login(setup.site.nodes[0].imap, ALICE_SP).await;
+    assert!(
+        setup.site.log_of(0).contains("not verified"),
+        "the choice is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abuse_through_the_relay_is_refused_or_ended_cleanly() {
+    let setup = setup(1, &[]).await;
+    let node = setup.site.nodes[0].imap;
+
+    // Garbage before STARTTLS and the login is answered, and the login still works.
+    let mut raw = mail::plain(node).await;
+    raw.line().await;
+    raw.send_raw(b"\x00\xff\x16\x03\x01 garbage\r\n")
+        .await
+        .expect("garbage");
+    assert!(raw.line().await.expect("answer").contains("BAD"));
+    raw.send("s STARTTLS").await;
+    assert!(raw.line().await.expect("answer").starts_with("s OK"));
+    drop(raw);
+
+    // A line of 1 MiB after the login ends the channel, and Dovecot's session.
+    let (mut raw, _) = raw_login(node, ALICE_SP).await;
+    let mut line = b"e NOOP ".to_vec();
+    line.extend(std::iter::repeat_n(b'x', 1 << 20));
+    line.extend_from_slice(b"\r\n");
+    let _ = raw.send_raw(&line).await;
+    let bye = raw.until("* BYE").await.join("\n");
+    assert!(bye.contains("* BYE Line too long"), "{bye}");
+    assert!(raw.closes_within(WAIT).await);
+    gone_from_dovecot(&setup.servers, ALICE).await;
+
+    // A literal of 2 GiB announced: refused before a byte of it is taken.
+    let (mut raw, _) = raw_login(node, ALICE_SP).await;
+    raw.send("f APPEND INBOX {2147483648+}").await;
+    let bye = raw.until("* BYE").await.join("\n");
+    assert!(bye.contains("* BYE Literal too large"), "{bye}");
+    assert!(raw.closes_within(WAIT).await);
+    gone_from_dovecot(&setup.servers, ALICE).await;
+    no_channels_left(&setup, ALICE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_half_closes_ends_the_channel_with_a_bye() {
+    // An IMAP server that takes the login, answers one command, then closes its side.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        let mut server = LineClient::new(socket);
+        server.send("* OK ready").await;
+        server.line().await;
+        server.send("+ ").await;
+        server.line().await;
+        server
+            .send("sp2 OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
+            .await;
+        server.line().await;
+        server.send("b OK [READ-WRITE] SELECT completed").await;
+        let mut socket = server.into_inner();
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut socket).await;
+        tokio::time::sleep(WAIT).await;
+    });
+    let overrides = [
+        ("imap", format!("\"127.0.0.1:{port}\"")),
+        ("imap_tls", "\"none\"".to_string()),
+    ];
+    let setup = setup(1, &overrides).await;
+    let (mut raw, _) = raw_login(setup.site.nodes[0].imap, ALICE_SP).await;
+    let bye = raw.until("* BYE").await.join("\n");
+    assert!(
+        bye.contains("* BYE The mail server closed the connection"),
+        "{bye}"
+    );
+    assert!(raw.closes_within(WAIT).await);
+    no_channels_left(&setup, ALICE).await;
 }
