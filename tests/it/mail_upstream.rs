@@ -42,11 +42,10 @@ async fn setup(nodes: u64, overrides: &[(&str, String)]) -> Setup {
     setup_with(nodes, overrides, ALICE_SP).await
 }
 
-/// [`setup`], alice's directory password being `alice_password`.
-async fn setup_with(nodes: u64, overrides: &[(&str, String)], alice_password: &str) -> Setup {
-    let servers = MailServers::start(free_port(), free_port(), free_port(), MASTER_PW);
-    let dir = servers.dovecot.dir().to_path_buf();
-    let secret = dir.join("master.secret");
+/// The nodes' config for relaying to `servers`: `[mail.upstream]` with `overrides`, and
+/// plaintext logins allowed on the listeners (the tests' clients speak plain IMAP and SMTP).
+fn upstream_tuning(servers: &MailServers, overrides: &[(&str, String)]) -> Tuning {
+    let secret = servers.dovecot.dir().join("master.secret");
     std::fs::write(&secret, format!("{MASTER_PW}\n")).expect("write the master secret");
     let mut keys = std::collections::BTreeMap::from([
         ("imap", format!("\"127.0.0.1:{}\"", servers.dovecot.imap)),
@@ -67,11 +66,17 @@ async fn setup_with(nodes: u64, overrides: &[(&str, String)], alice_password: &s
     );
     let mut section = vec!["[mail.upstream]".to_string()];
     section.extend(keys.iter().map(|(key, value)| format!("{key} = {value}")));
-    let tuning = Tuning {
+    Tuning {
         mail: vec!["allow_plaintext_auth = true".into()],
         tail: section,
         ..Tuning::default()
-    };
+    }
+}
+
+/// [`setup`], alice's directory password being `alice_password`.
+async fn setup_with(nodes: u64, overrides: &[(&str, String)], alice_password: &str) -> Setup {
+    let servers = MailServers::start(free_port(), free_port(), free_port(), MASTER_PW);
+    let tuning = upstream_tuning(&servers, overrides);
     let site = TestSite::start(nodes, tuning).await;
     site.wait_for_admin(0).await;
     let api = Api::default();
@@ -651,4 +656,75 @@ async fn a_server_that_half_closes_ends_the_channel_with_a_bye() {
     );
     assert!(raw.closes_within(WAIT).await);
     no_channels_left(&setup, ALICE).await;
+}
+
+/// A raw IMAP client's wait for the relay's goodbye, and for its socket to close.
+async fn said_bye(raw: &mut LineClient<TcpStream>, expected: &str) {
+    let bye = tokio::time::timeout(WAIT, raw.until("* BYE"))
+        .await
+        .expect("a BYE in time")
+        .join("\n");
+    assert!(bye.contains(expected), "{bye}");
+    assert!(raw.closes_within(WAIT).await, "the client's socket closes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_sites_disconnect_lock_and_disabling_end_relayed_channels() {
+    let servers = MailServers::start(free_port(), free_port(), free_port(), MASTER_PW);
+    let tuning = upstream_tuning(&servers, &[]);
+    let mut sites =
+        TestSite::start_sites(&[("central", 236), ("east", 237)], 1, &[1], tuning).await;
+    let east = sites.pop().expect("east");
+    let central = sites.pop().expect("central");
+    central.wait_for_admin(0).await;
+    east.wait_for_admin(0).await;
+    let api = Api::default();
+    let base = central.api_url(0);
+    let admin = api.admin_token(&base).await;
+    add_user(&api, &base, &admin, "example.test", "alice", ALICE_SP).await;
+    let at_east = east.nodes[0].imap;
+    let east_site = || [("sites", "all")];
+
+    // Disconnected from central: the channel held at east says BYE, Dovecot's session ends.
+    let (mut raw, _) = raw_login(at_east, ALICE_SP).await;
+    assert!(servers.dovecot.who().contains(ALICE));
+    api.delete(format!("{base}/servers/channels/{ALICE}"))
+        .query(&east_site())
+        .as_(&admin)
+        .expect(204)
+        .await;
+    said_bye(&mut raw, "* BYE Disconnected by an administrator").await;
+    gone_from_dovecot(&servers, ALICE).await;
+
+    // A lock placed at central for every site ends it too, and keeps the user out.
+    let (mut raw, _) = raw_login(at_east, ALICE_SP).await;
+    let lock = api
+        .post(format!("{base}/rest/v1/locks"))
+        .as_(&admin)
+        .body(json!({"target": {"user": ALICE}, "message": "under investigation", "sites": "all"}))
+        .expect(201)
+        .await
+        .body;
+    said_bye(&mut raw, "* BYE").await;
+    gone_from_dovecot(&servers, ALICE).await;
+    let mut refused = mail::plain(at_east).await;
+    refused.line().await;
+    refused.send(&format!("a LOGIN {ALICE} {ALICE_SP}")).await;
+    let answer = refused.until("a ").await.join("\n");
+    assert!(answer.contains("a NO [AUTHORIZATIONFAILED]"), "{answer}");
+    let lock_id = lock["lock_id"].as_str().expect("a lock id").to_string();
+    api.delete(format!("{base}/rest/v1/locks/{lock_id}"))
+        .as_(&admin)
+        .expect(204)
+        .await;
+
+    // Disabling the user (the directory spans the sites) ends the channel as well.
+    let (mut raw, _) = raw_login(at_east, ALICE_SP).await;
+    api.patch(format!("{base}/users/{ALICE}"))
+        .as_(&admin)
+        .body(json!({"disabled": true}))
+        .expect(200)
+        .await;
+    said_bye(&mut raw, "* BYE").await;
+    gone_from_dovecot(&servers, ALICE).await;
 }
