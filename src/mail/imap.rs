@@ -177,10 +177,11 @@ pub async fn serve(
     }
 }
 
+/// Writes `line` and its CRLF at once: a client that starts TLS as soon as it reads an answer
+/// must not find the CRLF still to come.
 async fn send(reader: &mut BufReader<MailStream>, line: &str) -> std::io::Result<()> {
     let stream = reader.get_mut();
-    stream.write_all(line.as_bytes()).await?;
-    stream.write_all(b"\r\n").await?;
+    stream.write_all(format!("{line}\r\n").as_bytes()).await?;
     stream.flush().await
 }
 

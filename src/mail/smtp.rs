@@ -83,10 +83,10 @@ fn parse(line: &str) -> (String, &str) {
     }
 }
 
+/// Writes `line` and its CRLF at once (see `imap::send`).
 async fn reply(reader: &mut BufReader<MailStream>, line: &str) -> std::io::Result<()> {
     let stream = reader.get_mut();
-    stream.write_all(line.as_bytes()).await?;
-    stream.write_all(b"\r\n").await?;
+    stream.write_all(format!("{line}\r\n").as_bytes()).await?;
     stream.flush().await
 }
 

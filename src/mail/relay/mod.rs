@@ -1,6 +1,7 @@
 //! Relaying an authenticated channel to its mail server, both ways, for the channel's life.
 //!
-//! Bytes travel as they come, through two 4 KiB buffers, never a whole message in memory. A
+//! Bytes travel as they come, through two buffers (4 KiB up, 16 KiB down), never a whole
+//! message in memory. A
 //! [`Dialect`] follows each direction's framing (IMAP's lines and literals, SMTP's replies and
 //! message data) only as far as the relay needs: to refuse what it cannot carry, and to know
 //! where it may speak to the client itself (between two of the server's responses) and to the
@@ -19,8 +20,11 @@ use tokio::time::Instant;
 
 use super::ChannelHandle;
 
-/// Each direction's buffer.
+/// The buffer of the client's bytes: commands, and now and then a message's.
 const BUFFER: usize = 4 * 1024;
+/// The buffer of the server's bytes, which carry the messages: fewer reads and writes per
+/// message, at 12 KiB more per channel.
+const DOWN_BUFFER: usize = 16 * 1024;
 
 /// How long the goodbye, the logout and the wait for a response to end may take at most.
 const FAREWELL: Duration = Duration::from_secs(1);
@@ -98,45 +102,49 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin,
     D: Dialect,
 {
-    let (mut client_rx, mut client_tx) = tokio::io::split(sides.client);
-    let (mut server_rx, mut server_tx) = tokio::io::split(sides.server);
+    // Each side is read in the loop's select and written in a branch's body, never both at
+    // once: the streams need no split (and its lock on every read and write).
+    let (mut client, mut server) = (sides.client, sides.server);
     let mut link = Link {
         dialect: &mut dialect,
         for_client: Vec::new(),
         to_server: Vec::new(),
     };
     let ended = async {
-        link.down(&mut client_tx, &sides.server_pending).await?;
-        link.up(&mut server_tx, &mut client_tx, &sides.client_pending)
+        link.down(&mut client, &sides.server_pending).await?;
+        link.up(&mut server, &mut client, &sides.client_pending)
             .await?;
         let mut up = vec![0u8; BUFFER];
-        let mut down = vec![0u8; BUFFER];
-        let mut heard = Instant::now();
+        let mut down = vec![0u8; DOWN_BUFFER];
+        // One timer for the channel's life, moved on when the client speaks: not one armed
+        // and dropped for every chunk relayed.
+        let quiet = tokio::time::sleep(link.dialect.client_idle_limit(idle));
+        tokio::pin!(quiet);
         loop {
-            let quiet = heard + link.dialect.client_idle_limit(idle);
             tokio::select! {
                 biased;
                 _ = channel.disconnected() => return Err(Ended::Disconnected),
-                read = server_rx.read(&mut down) => match read {
+                read = server.read(&mut down) => match read {
                     Ok(0) | Err(_) => return Err(Ended::ServerLeft),
                     // A client that does not read holds this write: the disconnect still
                     // ends the channel.
                     Ok(n) => tokio::select! {
-                        relayed = link.down(&mut client_tx, &down[..n]) => relayed?,
+                        relayed = link.down(&mut client, &down[..n]) => relayed?,
                         _ = channel.disconnected() => return Err(Ended::Cut),
                     },
                 },
-                read = client_rx.read(&mut up) => match read {
+                read = client.read(&mut up) => match read {
                     Ok(0) | Err(_) => return Err(Ended::ClientLeft),
                     Ok(n) => {
-                        heard = Instant::now();
                         tokio::select! {
-                            relayed = link.up(&mut server_tx, &mut client_tx, &up[..n]) => relayed?,
+                            relayed = link.up(&mut server, &mut client, &up[..n]) => relayed?,
                             _ = channel.disconnected() => return Err(Ended::Cut),
                         }
+                        let limit = link.dialect.client_idle_limit(idle);
+                        quiet.as_mut().reset(Instant::now() + limit);
                     }
                 },
-                _ = tokio::time::sleep_until(quiet) => return Err(Ended::Idle),
+                _ = &mut quiet => return Err(Ended::Idle),
             }
         }
     };
@@ -154,17 +162,20 @@ where
     };
     if let Some(why) = goodbye {
         if ended == Ended::Disconnected {
-            finish_response(&mut server_rx, &mut client_tx, link.dialect).await;
+            finish_response(&mut server, &mut client, link.dialect).await;
         }
         if link.dialect.server_at_boundary() {
             let bye = link.dialect.goodbye(why);
-            let _ = tokio::time::timeout(FAREWELL, write(&mut client_tx, &bye)).await;
+            let _ = tokio::time::timeout(FAREWELL, write(&mut client, &bye)).await;
         }
     }
+    // The client first: it is done once it has its goodbye, whatever the server takes to log
+    // out.
+    let _ = tokio::time::timeout(FAREWELL, client.shutdown()).await;
+    drop(client);
     if ended != Ended::ServerLeft {
-        log_out(&mut server_rx, &mut server_tx, link.dialect).await;
+        log_out(&mut server, link.dialect).await;
     }
-    let _ = tokio::time::timeout(FAREWELL, client_tx.shutdown()).await;
     ended
 }
 
@@ -194,24 +205,23 @@ where
 
 /// Sends the server its logout when the client is between commands, and waits (briefly) for
 /// the server to close, so that it has counted the session ended.
-async fn log_out<S, W, D>(server_rx: &mut S, server_tx: &mut W, dialect: &D)
+async fn log_out<S, D>(server: &mut S, dialect: &D)
 where
-    S: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
     D: Dialect + ?Sized,
 {
     if !dialect.client_between_commands() {
         return;
     }
     let logging_out = async {
-        if write(server_tx, dialect.logout()).await.is_err() {
+        if write(server, dialect.logout()).await.is_err() {
             return;
         }
         let mut buf = vec![0u8; BUFFER];
-        while matches!(server_rx.read(&mut buf).await, Ok(n) if n > 0) {}
+        while matches!(server.read(&mut buf).await, Ok(n) if n > 0) {}
     };
     let _ = tokio::time::timeout(FAREWELL, logging_out).await;
-    let _ = tokio::time::timeout(FAREWELL, server_tx.shutdown()).await;
+    let _ = tokio::time::timeout(FAREWELL, server.shutdown()).await;
 }
 
 async fn write<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::io::Result<()> {

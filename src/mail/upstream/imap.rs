@@ -38,15 +38,23 @@ impl MailUpstream {
         if server.wants_starttls() {
             stream = starttls(server, stream).await?;
         }
-        server
-            .send(&mut stream, &format!("{LOGIN_TAG} AUTHENTICATE PLAIN\r\n"))
-            .await?;
-        let go_on = server.line(&mut stream).await?;
-        if !go_on.starts_with('+') {
-            return Err(server.refused(&go_on));
-        }
         let response = self.login.plain(user, password);
-        server.send(&mut stream, &format!("{response}\r\n")).await?;
+        // With SASL-IR (RFC 4959) the response goes with the command: one round trip less.
+        match greeting.to_ascii_uppercase().contains("SASL-IR") {
+            true => {
+                let command = format!("{LOGIN_TAG} AUTHENTICATE PLAIN {response}\r\n");
+                server.send(&mut stream, &command).await?;
+            }
+            false => {
+                let command = format!("{LOGIN_TAG} AUTHENTICATE PLAIN\r\n");
+                server.send(&mut stream, &command).await?;
+                let go_on = server.line(&mut stream).await?;
+                if !go_on.starts_with('+') {
+                    return Err(server.refused(&go_on));
+                }
+                server.send(&mut stream, &format!("{response}\r\n")).await?;
+            }
+        }
         let (answer, mut capabilities) = tagged(server, &mut stream, LOGIN_TAG).await?;
         if !is_ok(&answer, LOGIN_TAG) {
             return Err(server.refused(&answer));
