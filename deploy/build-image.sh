@@ -2,7 +2,8 @@
 # Builds the image sessionplane:local from this checkout, with no registry: a release build (or
 # the debug one, see below), then a FROM-scratch image holding the binary and the shared
 # libraries it links; and sessionplane-whoami:local, the example application the compose
-# deployment puts behind the nodes' reverse proxy.
+# deployment puts behind the nodes' reverse proxy; and sessionplane-mail:local, the Dovecot +
+# Postfix pair behind their mail listeners (deploy/build-mail-image.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,3 +41,6 @@ pack() {
 pack sessionplane:local "target/$profile/sessionplane" /usr/local/bin/sessionplane
 # The example application behind the nodes' /app/ route (examples/whoami.rs).
 pack sessionplane-whoami:local "target/$profile/examples/whoami" /usr/local/bin/whoami
+# The mail pair behind the nodes' IMAP and submission listeners (deploy/mail/): Dovecot and
+# Postfix from Debian's packages on a debootstrapped base image, which is kept between runs.
+deploy/build-mail-image.sh
