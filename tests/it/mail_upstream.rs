@@ -561,7 +561,15 @@ async fn implicit_tls_passthrough_logins_and_unverified_servers_when_configured(
     );
     raw.send("d NOOP").await;
     assert!(raw.until("d ").await.join("\n").contains("d OK"));
-    drop(raw);
+    // The client's LOGOUT is Dovecot's to answer; the relay adds nothing before the close.
+    raw.send("z LOGOUT").await;
+    let said = raw.until("z ").await.join("\n");
+    assert!(said.contains("* BYE") && said.contains("z OK"), "{said}");
+    assert_eq!(
+        raw.line().await,
+        None,
+        "closed after the LOGOUT, nothing more said"
+    );
     drop(over_tls);
 
     // A certificate that does not verify is taken when verification is turned off.

@@ -29,6 +29,7 @@ pub struct ImapDialect {
     /// Whether the client's next line goes on with a command (it follows a literal).
     continuing: bool,
     idling: bool,
+    logged_out: bool,
     server: Responses,
 }
 
@@ -41,6 +42,7 @@ impl ImapDialect {
             client_literal: 0,
             continuing: false,
             idling: false,
+            logged_out: false,
             server: Responses::default(),
         }
     }
@@ -64,6 +66,7 @@ impl ImapDialect {
                     return Ok(());
                 }
                 "IDLE" => self.idling = true,
+                "LOGOUT" => self.logged_out = true,
                 _ => {}
             }
         }
@@ -145,6 +148,10 @@ impl Dialect for ImapDialect {
 
     fn logout(&self) -> &'static [u8] {
         LOGOUT
+    }
+
+    fn client_logged_out(&self) -> bool {
+        self.logged_out
     }
 }
 
@@ -275,6 +282,15 @@ mod tests {
         let (up, _, result) = relayed(&mut imap, b"a APPEND INBOX {2147483648+}\r\n");
         assert_eq!(result, Err(Goodbye::LiteralTooLarge));
         assert!(up.is_empty(), "the announcement is not passed on");
+    }
+
+    #[test]
+    fn a_logout_is_the_clients() {
+        let mut imap = ImapDialect::new(1024, 100);
+        assert_eq!(relayed(&mut imap, b"a NOOP\r\n").2, Ok(()));
+        assert!(!imap.client_logged_out());
+        assert_eq!(relayed(&mut imap, b"b LOGOUT\r\n").2, Ok(()));
+        assert!(imap.client_logged_out());
     }
 
     #[test]

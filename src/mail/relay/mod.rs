@@ -67,6 +67,10 @@ pub trait Dialect: Send {
 
     /// What ends the session with the server.
     fn logout(&self) -> &'static [u8];
+
+    /// Whether the client asked the server to end the session (`LOGOUT`, `QUIT`): the server
+    /// closing is then the end the client expects, with no goodbye of the relay's.
+    fn client_logged_out(&self) -> bool;
 }
 
 /// How the relay ended.
@@ -155,6 +159,7 @@ where
     };
     let goodbye = match &ended {
         Ended::Disconnected => Some(Goodbye::Disconnected),
+        Ended::ServerLeft if link.dialect.client_logged_out() => None,
         Ended::ServerLeft => Some(Goodbye::ServerLeft),
         Ended::Idle => Some(Goodbye::Idle),
         Ended::Refused(why) => Some(*why),

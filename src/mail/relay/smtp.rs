@@ -35,6 +35,7 @@ pub struct SmtpDialect {
     in_reply_line: bool,
     /// Whether the server's last full line was a reply's last.
     reply_done: bool,
+    quit: bool,
     hostname: String,
 }
 
@@ -47,6 +48,7 @@ impl SmtpDialect {
             reply_start: Vec::new(),
             in_reply_line: false,
             reply_done: true,
+            quit: false,
             hostname: hostname.to_string(),
         }
     }
@@ -58,6 +60,10 @@ impl SmtpDialect {
         let mut words = text.split_ascii_whitespace();
         match (words.next(), words.next()) {
             (Some("DATA"), None) => Client::Message { matched: 2 },
+            (Some("QUIT"), None) => {
+                self.quit = true;
+                Client::Command { length: 0 }
+            }
             (Some("BDAT"), Some(size)) => match size.parse::<u64>() {
                 Ok(left) if left > 0 => Client::Chunk { left },
                 _ => Client::Command { length: 0 },
@@ -166,6 +172,10 @@ impl Dialect for SmtpDialect {
     fn logout(&self) -> &'static [u8] {
         QUIT
     }
+
+    fn client_logged_out(&self) -> bool {
+        self.quit
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +200,9 @@ mod tests {
         assert!(!smtp.client_between_commands(), "inside a chunk");
         send(&mut smtp, b"456789").expect("relayed");
         assert!(smtp.client_between_commands(), "after the chunk");
+        assert!(!smtp.client_logged_out(), "QUIT inside a message is data");
+        send(&mut smtp, b"QUIT\r\n").expect("relayed");
+        assert!(smtp.client_logged_out());
     }
 
     #[test]
