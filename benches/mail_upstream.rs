@@ -133,6 +133,19 @@ async fn session(path: &Path, from: usize) -> usize {
     fetched
 }
 
+/// What the workers did in all, per second since `started`.
+async fn per_second(
+    workers: impl Iterator<Item = tokio::task::JoinHandle<u64>>,
+    started: Instant,
+) -> f64 {
+    let done: u64 = futures_util::future::join_all(workers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("worker"))
+        .sum();
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Sessions per second, `CLIENTS` at once, for `duration`.
 async fn login_load(path: &Path, duration: Duration) -> f64 {
     let started = Instant::now();
@@ -147,12 +160,7 @@ async fn login_load(path: &Path, duration: Duration) -> f64 {
             done
         })
     });
-    let done: u64 = futures_util::future::join_all(workers)
-        .await
-        .into_iter()
-        .map(|r| r.expect("worker"))
-        .sum();
-    done as f64 / started.elapsed().as_secs_f64()
+    per_second(workers, started).await
 }
 
 /// FETCHes per second on `CLIENTS` open connections, for `duration`.
@@ -176,12 +184,7 @@ async fn fetch_load(path: &Path, duration: Duration) -> f64 {
             done
         })
     });
-    let done: u64 = futures_util::future::join_all(workers)
-        .await
-        .into_iter()
-        .map(|r| r.expect("worker"))
-        .sum();
-    done as f64 / started.elapsed().as_secs_f64()
+    per_second(workers, started).await
 }
 
 fn node_config(dir: &std::path::Path, dovecot: u16) -> (std::path::PathBuf, u16, u16) {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, BufReader};
 
 use super::lines::{read_line, Read};
 use super::relay::imap::ImapDialect;
@@ -177,12 +177,8 @@ pub async fn serve(
     }
 }
 
-/// Writes `line` and its CRLF at once: a client that starts TLS as soon as it reads an answer
-/// must not find the CRLF still to come.
 async fn send(reader: &mut BufReader<MailStream>, line: &str) -> std::io::Result<()> {
-    let stream = reader.get_mut();
-    stream.write_all(format!("{line}\r\n").as_bytes()).await?;
-    stream.flush().await
+    super::stream::write_line(reader.get_mut(), line).await
 }
 
 impl Session {

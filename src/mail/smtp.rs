@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 
 use super::lines::{read_line, Read};
 use super::relay::smtp::SmtpDialect;
@@ -83,11 +83,8 @@ fn parse(line: &str) -> (String, &str) {
     }
 }
 
-/// Writes `line` and its CRLF at once (see `imap::send`).
 async fn reply(reader: &mut BufReader<MailStream>, line: &str) -> std::io::Result<()> {
-    let stream = reader.get_mut();
-    stream.write_all(format!("{line}\r\n").as_bytes()).await?;
-    stream.flush().await
+    super::stream::write_line(reader.get_mut(), line).await
 }
 
 impl Session {

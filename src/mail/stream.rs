@@ -75,3 +75,11 @@ impl AsyncWrite for MailStream {
         }
     }
 }
+
+/// Writes `line` and its CRLF at once, then flushes: a client that starts TLS as soon as it
+/// reads an answer must not find the CRLF still to come.
+pub async fn write_line<W: AsyncWrite + Unpin>(to: &mut W, line: &str) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    to.write_all(format!("{line}\r\n").as_bytes()).await?;
+    to.flush().await
+}

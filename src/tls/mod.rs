@@ -4,6 +4,7 @@
 //! details `GET /servers/certificates` shows.
 
 pub mod api_listener;
+pub mod client;
 mod info;
 pub mod listeners;
 mod load;

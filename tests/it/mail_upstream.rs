@@ -110,7 +110,7 @@ fn message(subject: &str) -> Vec<u8> {
 
 type Imap = async_imap::Session<TcpStream>;
 
-async fn imap_login(node: SocketAddr, user: &str, password: &str) -> Imap {
+async fn imap_session(node: SocketAddr, user: &str, password: &str) -> Imap {
     let tcp = TcpStream::connect(node).await.expect("connect");
     let mut client = async_imap::Client::new(tcp);
     client
@@ -184,7 +184,7 @@ async fn imap_through_sessionplane_is_dovecot_and_a_disconnect_logs_out_there() 
     let node = setup.site.nodes[0].imap;
 
     // Rust's IMAP client: LOGIN, SELECT, FETCH byte for byte, APPEND then FETCH.
-    let mut imap = imap_login(node, ALICE, ALICE_SP).await;
+    let mut imap = imap_session(node, ALICE, ALICE_SP).await;
     let capabilities = imap.capabilities().await.expect("capabilities");
     assert!(
         capabilities.has_str("IDLE"),
@@ -229,10 +229,7 @@ async fn imap_through_sessionplane_is_dovecot_and_a_disconnect_logs_out_there() 
     gone_from_dovecot(&setup.servers, ALICE).await;
 
     // A raw client sees the BYE when node 2 disconnects it; Dovecot then has no connection.
-    let mut raw = mail::plain(node).await;
-    raw.line().await;
-    raw.send(&format!("a LOGIN {ALICE} {ALICE_SP}")).await;
-    let ok = raw.until("a ").await.join("\n");
+    let (mut raw, ok) = imap_login(node, ALICE, ALICE_SP).await;
     assert!(
         ok.contains("a OK [CAPABILITY") && ok.contains("IDLE"),
         "{ok}"
@@ -396,15 +393,9 @@ async fn locked_disabled_and_banned_users_never_reach_the_servers() {
 
     // Banned: failures then the right password; none of it is forwarded.
     for _ in 0..6 {
-        let mut raw = mail::plain(node.imap).await;
-        raw.line().await;
-        raw.send(&format!("a LOGIN {BOB} wrong")).await;
-        raw.until("a ").await;
+        imap_login(node.imap, BOB, "wrong").await;
     }
-    let mut raw = mail::plain(node.imap).await;
-    raw.line().await;
-    raw.send(&format!("a LOGIN {BOB} {BOB_SP}")).await;
-    let answer = raw.until("a ").await.join("\n");
+    let (_, answer) = imap_login(node.imap, BOB, BOB_SP).await;
     assert!(answer.contains("a NO [AUTHENTICATIONFAILED]"), "{answer}");
 
     // Locked: a lock on alice refuses IMAP and SMTP before the servers are asked.
@@ -416,21 +407,9 @@ async fn locked_disabled_and_banned_users_never_reach_the_servers() {
         .expect(201)
         .await
         .body;
-    let mut raw = mail::plain(node.imap).await;
-    raw.line().await;
-    raw.send(&format!("a LOGIN {ALICE} {ALICE_SP}")).await;
-    let answer = raw.until("a ").await.join("\n");
+    let (_, answer) = imap_login(node.imap, ALICE, ALICE_SP).await;
     assert!(answer.contains("a NO [AUTHORIZATIONFAILED]"), "{answer}");
-    let mut smtp = mail::plain(node.smtp).await;
-    smtp.line().await;
-    smtp.send("EHLO x").await;
-    smtp.until("250 ").await;
-    smtp.send(&format!(
-        "AUTH PLAIN {}",
-        plain_credentials(ALICE, ALICE_SP)
-    ))
-    .await;
-    assert!(smtp.line().await.expect("answer").starts_with("535 5.7.8"));
+    assert!(smtp_auth(node.smtp).await.starts_with("535 5.7.8"));
     let lock_id = lock["lock_id"].as_str().expect("lock id").to_string();
     setup
         .api
@@ -447,10 +426,7 @@ async fn locked_disabled_and_banned_users_never_reach_the_servers() {
         .body(json!({"disabled": true}))
         .expect(200)
         .await;
-    let mut raw = mail::plain(node.imap).await;
-    raw.line().await;
-    raw.send(&format!("a LOGIN {ALICE} {ALICE_SP}")).await;
-    let answer = raw.until("a ").await.join("\n");
+    let (_, answer) = imap_login(node.imap, ALICE, ALICE_SP).await;
     assert!(answer.contains("a NO [AUTHENTICATIONFAILED]"), "{answer}");
 
     let log = setup.servers.dovecot.log();
@@ -470,24 +446,11 @@ async fn a_server_down_or_with_a_wrong_certificate_is_unavailable_never_a_hang()
     std::fs::write(&wrong_ca, cert).expect("write");
     let setup = setup(1, &[("ca_file", format!("{wrong_ca:?}"))]).await;
     let node = &setup.site.nodes[0];
-    let mut raw = mail::plain(node.imap).await;
-    raw.line().await;
-    raw.send(&format!("a LOGIN {ALICE} {ALICE_SP}")).await;
-    let answer = tokio::time::timeout(WAIT, raw.until("a "))
+    let (_, answer) = tokio::time::timeout(WAIT, imap_login(node.imap, ALICE, ALICE_SP))
         .await
-        .expect("an answer in time")
-        .join("\n");
+        .expect("an answer in time");
     assert!(answer.contains("a NO [UNAVAILABLE]"), "{answer}");
-    let mut smtp = mail::plain(node.smtp).await;
-    smtp.line().await;
-    smtp.send("EHLO x").await;
-    smtp.until("250 ").await;
-    smtp.send(&format!(
-        "AUTH PLAIN {}",
-        plain_credentials(ALICE, ALICE_SP)
-    ))
-    .await;
-    let answer = smtp.line().await.expect("answer");
+    let answer = smtp_auth(node.smtp).await;
     assert!(answer.starts_with("451 4.4.1"), "{answer}");
     no_channels_left(&setup, ALICE).await;
     let log = setup.site.log_of(0);
@@ -504,12 +467,32 @@ async fn servers_that_are_down_are_unavailable_at_once() {
     let setup = setup(1, &[("imap", closed.clone()), ("smtp", closed)]).await;
     let node = &setup.site.nodes[0];
     let started = Instant::now();
-    let mut raw = mail::plain(node.imap).await;
-    raw.line().await;
-    raw.send(&format!("a LOGIN {ALICE} {ALICE_SP}")).await;
-    let answer = raw.until("a ").await.join("\n");
+    let (_, answer) = imap_login(node.imap, ALICE, ALICE_SP).await;
     assert!(answer.contains("a NO [UNAVAILABLE]"), "{answer}");
-    let mut smtp = mail::plain(node.smtp).await;
+    assert!(smtp_auth(node.smtp).await.starts_with("451 4.4.1"));
+    assert!(started.elapsed() < WAIT, "refused, not hung");
+    no_channels_left(&setup, ALICE).await;
+    let log = setup.site.log_of(0);
+    assert!(log.contains("could not be reached"), "the cause is logged");
+}
+
+/// A raw client's IMAP LOGIN through the relay: the client, and what was said up to the
+/// tagged answer.
+async fn imap_login(
+    node: SocketAddr,
+    user: &str,
+    password: &str,
+) -> (LineClient<TcpStream>, String) {
+    let mut raw = mail::plain(node).await;
+    raw.line().await;
+    raw.send(&format!("a LOGIN {user} {password}")).await;
+    let answer = raw.until("a ").await.join("\n");
+    (raw, answer)
+}
+
+/// EHLO, then AUTH PLAIN as alice on a raw submission client: the answer to the AUTH.
+async fn smtp_auth(node: SocketAddr) -> String {
+    let mut smtp = mail::plain(node).await;
     smtp.line().await;
     smtp.send("EHLO x").await;
     smtp.until("250 ").await;
@@ -518,19 +501,12 @@ async fn servers_that_are_down_are_unavailable_at_once() {
         plain_credentials(ALICE, ALICE_SP)
     ))
     .await;
-    assert!(smtp.line().await.expect("answer").starts_with("451 4.4.1"));
-    assert!(started.elapsed() < WAIT, "refused, not hung");
-    no_channels_left(&setup, ALICE).await;
-    let log = setup.site.log_of(0);
-    assert!(log.contains("could not be reached"), "the cause is logged");
+    smtp.line().await.expect("an answer to AUTH")
 }
 
 /// LOGIN through the relay on a raw client, SELECT INBOX: the number of messages.
 async fn raw_login(node: SocketAddr, password: &str) -> (LineClient<TcpStream>, String) {
-    let mut raw = mail::plain(node).await;
-    raw.line().await;
-    raw.send(&format!("a LOGIN {ALICE} {password}")).await;
-    let answer = raw.until("a ").await.join("\n");
+    let (mut raw, answer) = imap_login(node, ALICE, password).await;
     assert!(answer.contains("a OK"), "{answer}");
     raw.send("b SELECT INBOX").await;
     let selected = raw.until("b ").await.join("\n");
@@ -715,10 +691,7 @@ async fn another_sites_disconnect_lock_and_disabling_end_relayed_channels() {
         .body;
     said_bye(&mut raw, "* BYE").await;
     gone_from_dovecot(&servers, ALICE).await;
-    let mut refused = mail::plain(at_east).await;
-    refused.line().await;
-    refused.send(&format!("a LOGIN {ALICE} {ALICE_SP}")).await;
-    let answer = refused.until("a ").await.join("\n");
+    let (_, answer) = imap_login(at_east, ALICE, ALICE_SP).await;
     assert!(answer.contains("a NO [AUTHORIZATIONFAILED]"), "{answer}");
     let lock_id = lock["lock_id"].as_str().expect("a lock id").to_string();
     api.delete(format!("{base}/rest/v1/locks/{lock_id}"))

@@ -19,8 +19,7 @@ use axum::http::{header, HeaderValue, Request, Response, Uri};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use super::websocket::Io;
@@ -318,22 +317,8 @@ impl Drop for PooledBody {
 }
 
 pub fn tls_config(route: &ProxyRoute) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &route.ca_file {
-        Some(file) => {
-            let refuse =
-                |e: String| format!("proxy {:?}: ca_file {}: {e}", route.prefix, file.display());
-            let pem = std::fs::read(file).map_err(|e| refuse(e.to_string()))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| refuse(e.to_string()))?;
-                roots.add(cert).map_err(|e| refuse(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(refuse("holds no certificate".into()));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
+    let roots = crate::tls::client::trusted_roots(route.ca_file.as_deref())
+        .map_err(|e| format!("proxy {:?}: {e}", route.prefix))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

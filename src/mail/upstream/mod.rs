@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 
@@ -279,21 +278,8 @@ fn client_config(config: &MailUpstreamConfig) -> Result<rustls::ClientConfig, St
             .with_custom_certificate_verifier(Arc::new(unverified::AnyCertificate(provider)))
             .with_no_client_auth());
     }
-    let mut roots = rustls::RootCertStore::empty();
-    match &config.ca_file {
-        Some(file) => {
-            let refuse = |e: String| format!("mail.upstream: ca_file {}: {e}", file.display());
-            let pem = std::fs::read(file).map_err(|e| refuse(e.to_string()))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| refuse(e.to_string()))?;
-                roots.add(cert).map_err(|e| refuse(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(refuse("holds no certificate".into()));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
+    let roots = crate::tls::client::trusted_roots(config.ca_file.as_deref())
+        .map_err(|e| format!("mail.upstream: {e}"))?;
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
