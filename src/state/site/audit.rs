@@ -199,6 +199,7 @@ impl SiteState {
             self.audit_anchor = Some(head);
         }
         self.audit.insert(seq, Arc::new(event));
+        self.feed_audit(seq);
         seq
     }
 

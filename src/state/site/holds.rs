@@ -132,6 +132,7 @@ impl SiteState {
             pid: new.pid,
         };
         self.insert_channel(channel.clone());
+        self.feed_channel(&channel, true);
         SiteReply::Channel(channel)
     }
 
@@ -150,6 +151,7 @@ impl SiteState {
                 self.channels_by_user.remove(&(c.username.clone(), id));
                 self.channels_by_node
                     .remove(&(c.pid.node_id, c.pid.incarnation, id));
+                self.feed_channel(&c, false);
                 removed.push(id);
             }
         }
@@ -178,6 +180,7 @@ impl SiteState {
             opened_at_ms: at_ms,
         };
         self.insert_connection(connection.clone());
+        self.feed_connection(&connection, true);
         SiteReply::Connection(connection)
     }
 
@@ -199,6 +202,7 @@ impl SiteState {
             if let Some(c) = self.connections.remove(&(session, conn)) {
                 self.conns_by_node
                     .remove(&(c.pid.node_id, c.pid.incarnation, conn));
+                self.feed_connection(&c, false);
                 removed += 1;
             }
         }

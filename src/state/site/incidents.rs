@@ -87,7 +87,7 @@ impl SiteState {
             .filter(|s| Some(s.session_id) != containment.except)
             .map(|s| s.session_id)
             .collect();
-        let (sessions, websockets) = self.forget_sessions(doomed);
+        let (sessions, websockets) = self.forget_sessions(doomed, reason);
         let channels: Vec<Uuid> = self
             .user_channels(&containment.address)
             .iter()

@@ -11,6 +11,7 @@
 //!   passes when it opens;
 //! - [`incidents`]: containing a user in one entry, its preview, and the receipts kept;
 //! - [`audit`]: the audit trail's hash chain, its listing, check and retention;
+//! - [`feed`]: the event feed (audit events and session lifecycle changes, in log order);
 //! - [`snapshot`]: writing and restoring the whole state;
 //! - [`store`]: the typed [`SiteStore`] the rest of the node goes through;
 //! - [`peer`]: commands for tests and benchmarks that speak to the group without a store.
@@ -31,6 +32,9 @@ pub mod audit;
 #[cfg(test)]
 mod audit_tests;
 pub mod failures;
+pub mod feed;
+#[cfg(test)]
+mod feed_tests;
 pub mod holds;
 pub mod incidents;
 pub mod locks;
@@ -183,6 +187,11 @@ mod protocol {
             keep_ms: u64,
             limit: u32,
         },
+        /// Forgets at most `limit` feed events up to `upto` (inclusive), oldest first.
+        TrimFeed {
+            upto: u64,
+            limit: u32,
+        },
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +229,8 @@ mod protocol {
         AuditRecorded(u64),
         /// How many audit events a purge forgot.
         AuditPurged(u32),
+        /// How many feed events a trim forgot.
+        FeedTrimmed(u32),
     }
 
     impl SiteCommand {
@@ -253,7 +264,8 @@ mod protocol {
                 | Self::RecordReceipt(_)
                 | Self::RecordAudit(_)
                 | Self::CopyDirectoryAudit { .. }
-                | Self::PurgeAudit { .. } => false,
+                | Self::PurgeAudit { .. }
+                | Self::TrimFeed { .. } => false,
             }
         }
     }
@@ -285,6 +297,8 @@ pub trait SiteEffects: Send + Sync {
     /// A containment ended these sessions and channels: close this node's sockets of them,
     /// then report this node's part of the incident.
     fn contained(&self, _contained: ContainedHere) {}
+    /// The feed's last event is now `last_seq`.
+    fn feed_advanced(&self, _last_seq: u64) {}
 }
 
 /// What one containment entry ended at this site, as each node applies it.
@@ -353,6 +367,7 @@ pub struct SiteState {
     audit_anchor: Option<String>,
     /// The last directory audit outbox event copied into this site's chain.
     directory_audit_done: u64,
+    feed: feed::Feed,
 }
 
 impl SiteState {
@@ -376,6 +391,7 @@ impl SiteState {
 
     fn execute(&mut self, entry: Applying, command: SiteCommand) -> SiteReply {
         let at_ms = entry.at_ms;
+        self.feed.entry_ms = at_ms;
         match command {
             SiteCommand::CreateSession(new) => self.create(at_ms, new),
             SiteCommand::RenewSession {
@@ -446,6 +462,7 @@ impl SiteState {
                 self.copy_directory_audit(seq, *event)
             }
             SiteCommand::PurgeAudit { keep_ms, limit } => self.purge_audit(at_ms, keep_ms, limit),
+            SiteCommand::TrimFeed { upto, limit } => self.trim_feed(upto, limit),
         }
     }
 
@@ -495,7 +512,12 @@ impl StateMachine for SiteState {
     type QueryReply = SiteQueryReply;
 
     fn apply(&mut self, entry: Applying, command: SiteCommand) -> SiteReply {
-        self.execute(entry, command)
+        let before = self.feed.last_seq;
+        let reply = self.execute(entry, command);
+        if let (Some(effects), true) = (&self.effects, self.feed.last_seq != before) {
+            effects.feed_advanced(self.feed.last_seq);
+        }
+        reply
     }
 
     fn undecodable_command(error: String) -> SiteReply {

@@ -221,7 +221,7 @@ impl SiteState {
         ids: impl IntoIterator<Item = Uuid>,
         reason: CloseReason,
     ) -> Vec<Uuid> {
-        let (removed, _) = self.forget_sessions(ids);
+        let (removed, _) = self.forget_sessions(ids, reason);
         if let (Some(effects), false) = (&self.effects, removed.is_empty()) {
             effects.sessions_ended(&removed, reason);
         }
@@ -233,16 +233,22 @@ impl SiteState {
     pub(super) fn forget_sessions(
         &mut self,
         ids: impl IntoIterator<Item = Uuid>,
+        reason: CloseReason,
     ) -> (Vec<Uuid>, u32) {
-        let removed = self.remove_all(ids);
+        let mut removed = Vec::new();
         let mut connections = 0;
-        for session in &removed {
+        for id in ids {
             let conns: Vec<Uuid> = self
                 .connections
-                .range((*session, Uuid::nil())..=(*session, Uuid::max()))
+                .range((id, Uuid::nil())..=(id, Uuid::max()))
                 .map(|((_, conn), _)| *conn)
                 .collect();
+            // The connections first: their events name the session, still there.
             connections += self.remove_connections(conns);
+            if let Some(session) = self.remove_session(id) {
+                self.feed_session_ended(&session, reason);
+                removed.push(id);
+            }
         }
         (removed, connections)
     }
@@ -275,6 +281,7 @@ impl SiteState {
             user_agent: new.user_agent.map(|ua| self.intern(&ua)),
         };
         self.insert(session.clone());
+        self.feed_session_created(&session);
         SiteReply::Session(session)
     }
 
@@ -298,16 +305,11 @@ impl SiteState {
         self.sessions.insert(id, Arc::new(session));
     }
 
-    pub(super) fn remove_all(&mut self, ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
-        let mut removed = Vec::new();
-        for id in ids {
-            if let Some(session) = self.sessions.remove(&id) {
-                self.by_user.remove(&(session.user_id, id));
-                self.by_domain.remove(&(session.domain.clone(), id));
-                self.by_expiry.remove(&(session.expires_at_ms, id));
-                removed.push(id);
-            }
-        }
-        removed
+    fn remove_session(&mut self, id: Uuid) -> Option<Arc<Session>> {
+        let session = self.sessions.remove(&id)?;
+        self.by_user.remove(&(session.user_id, id));
+        self.by_domain.remove(&(session.domain.clone(), id));
+        self.by_expiry.remove(&(session.expires_at_ms, id));
+        Some(session)
     }
 }

@@ -1,7 +1,7 @@
 //! Writing and restoring the whole site state: sessions, login failures, connections, channels,
 //! tasks and the last access revocation applied, in that order (the layout every existing
-//! snapshot has), then the locks, the incident receipts and the audit trail (absent from older
-//! snapshots, read as none). Secondary indexes are never written: restore rebuilds them.
+//! snapshot has), then the locks, the incident receipts, the audit trail and the event feed
+//! (absent from older snapshots, read as none). Secondary indexes are never written: restore rebuilds them.
 //!
 //! Reads every record of [`SiteState`] but changes none of a live state: restore builds a new one.
 
@@ -12,8 +12,10 @@ use sessionplane_cluster::SnapshotWriter;
 use uuid::Uuid;
 
 use super::audit::AuditParts;
+use super::feed::FeedParts;
 use super::SiteState;
 use crate::model::audit::AuditEvent;
+use crate::model::event::FeedEvent;
 use crate::model::task::Task;
 use crate::model::{Channel, Connection, Lock, Receipt, Session};
 use crate::state::{decode, encode_into};
@@ -53,6 +55,7 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
         state.audit_anchor.clone(),
         state.directory_audit_done,
     );
+    let feed = (state.feed.events.clone(), state.feed.last_seq);
     Box::new(move || {
         let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
         let failures: Vec<(&str, &Vec<u64>)> = failures
@@ -66,6 +69,7 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
         let receipts: Vec<&Receipt> = receipts.values().map(|r| &**r).collect();
         let events: Vec<(u64, &AuditEvent)> = audit.iter().map(|(s, e)| (*s, &**e)).collect();
         let (next_seq, head, anchor, directory_done) = &audit_tail;
+        let feed_events: Vec<&FeedEvent> = feed.0.values().map(|e| &**e).collect();
         let snapshot = (
             EverySession(&sessions),
             failures,
@@ -76,6 +80,7 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
             locks,
             receipts,
             (events, next_seq, head, anchor, directory_done),
+            (feed_events, feed.1),
         );
         match encode_into(&mut bytes, &snapshot) {
             Ok(()) => bytes,
@@ -96,6 +101,7 @@ pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, S
         locks,
         receipts,
         audit,
+        feed,
     } = decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
     let mut state = SiteState {
         effects: previous.effects.clone(),
@@ -137,11 +143,12 @@ pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, S
         .map(|r| (r.incident_id, Arc::new(r)))
         .collect();
     state.restore_audit(audit);
+    state.restore_feed(feed);
     Ok(state)
 }
 
 /// A snapshot's elements, in the order [`write`] puts them; those added later (locks,
-/// receipts, the audit trail) are absent from older snapshots and read as empty.
+/// receipts, the audit trail, the feed) are absent from older snapshots and read as empty.
 #[derive(Deserialize)]
 struct Parts {
     sessions: Vec<Session>,
@@ -156,4 +163,6 @@ struct Parts {
     receipts: Vec<Receipt>,
     #[serde(default)]
     audit: AuditParts,
+    #[serde(default)]
+    feed: FeedParts,
 }

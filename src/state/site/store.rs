@@ -410,6 +410,20 @@ impl SiteStore {
         }
     }
 
+    /// Forgets at most `limit` feed events up to `upto`; how many.
+    pub async fn trim_feed(&self, upto: u64, limit: u32) -> Result<u32, StoreError> {
+        match self.execute(SiteCommand::TrimFeed { upto, limit }).await? {
+            SiteReply::FeedTrimmed(n) => Ok(n),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// The feed as this node has applied it, without a barrier (a reader that resumes waits
+    /// for the events it has not seen).
+    pub fn feed_local(&self) -> crate::state::site::feed::FeedView {
+        self.group.state().read(|state| state.feed_view())
+    }
+
     /// Reads the site's state linearizably: every write committed before the call is seen.
     pub async fn read<T>(&self, read: impl FnOnce(&SiteState, u64) -> T) -> Result<T, StoreError> {
         self.group.read_barrier().await?;
