@@ -9,8 +9,9 @@
 //!   sweeper of stale records, membership, health);
 //! - `node_ops`: the calls the api makes into its node (certificates, membership, health),
 //!   which `node` implements;
-//! - `gateway` (websockets), `mail` (IMAP and SMTP), `iam` (identity and access) and
-//!   `federation` (calls to other sites);
+//! - `gateway` (websockets), `mail` (IMAP and SMTP), `events` (the event stream, webhooks and
+//!   Shared Signals out of the site's feed), `iam` (identity and access) and `federation`
+//!   (calls to other sites);
 //! - `state`: the replicated state machines, one folder per group (`state::site`,
 //!   `state::directory`), each with its typed store, the only way in;
 //! - `model`: the records, plain data.
@@ -25,6 +26,7 @@
 pub(crate) mod api;
 pub mod cli;
 pub(crate) mod config;
+pub(crate) mod events;
 pub(crate) mod federation;
 pub(crate) mod gateway;
 pub(crate) mod iam;

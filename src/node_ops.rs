@@ -73,6 +73,8 @@ pub struct ApiWiring {
     pub tls: bool,
     /// The applications behind this node (`[[proxy]]`).
     pub proxy: Arc<crate::gateway::proxy::Proxy>,
+    /// Moves on each time this node applies an entry that adds to the site's feed.
+    pub feed_advanced: tokio::sync::watch::Receiver<u64>,
 }
 
 /// What a node serves on its api listener: the routes over the state it wired, and the JSON

@@ -14,16 +14,16 @@ use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::extract::Query;
 use super::openapi::AdminErrors;
 use super::scatter::{self, visible_domain, Read, Scatter};
 use super::{ApiError, ApiState};
+use crate::events::json::AuditEventView as EventView;
 use crate::federation::{SiteRequest, Verb};
 use crate::iam::Caller;
-use crate::model::audit::{Actor, AuditEvent, Outcome};
+use crate::model::audit::Outcome;
 use crate::state::site::audit::{AuditCursor, AuditFilter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -68,86 +68,6 @@ struct ListParams {
     allow_partial: bool,
 }
 
-/// An audit event as the api shows it.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
-#[schema(as = AuditEvent)]
-struct EventView {
-    event_id: Uuid,
-    /// RFC 3339, UTC, milliseconds.
-    time: String,
-    site: String,
-    node: String,
-    /// `{"user_id","login","domain","session_id"}`, `{"service"}`, `{"federated","from_site"}`
-    /// or null.
-    #[schema(value_type = Option<Object>)]
-    actor: Value,
-    remote_address: Option<String>,
-    action: String,
-    target: String,
-    /// `ok`, `refused` or `failed`.
-    outcome: String,
-    #[schema(value_type = Object)]
-    details: Value,
-    hash: String,
-    prev_hash: String,
-}
-
-fn actor_view(actor: &Actor) -> Value {
-    match actor {
-        Actor::User {
-            user_id,
-            login,
-            domain,
-            session_id,
-        } => {
-            json!({"user_id": user_id, "login": login, "domain": domain, "session_id": session_id})
-        }
-        Actor::Service { sub } => json!({ "service": sub }),
-        Actor::Federated {
-            on_behalf_of,
-            from_site,
-        } => json!({"federated": on_behalf_of, "from_site": from_site}),
-        Actor::None => Value::Null,
-    }
-}
-
-impl From<&AuditEvent> for EventView {
-    fn from(event: &AuditEvent) -> Self {
-        Self {
-            event_id: event.event_id,
-            time: rfc3339_millis(event.time_ms),
-            site: event.site.clone(),
-            node: event.node.clone(),
-            actor: actor_view(&event.actor),
-            remote_address: event.remote_address.map(|ip| ip.to_string()),
-            action: event.action.clone(),
-            target: event.target.clone(),
-            outcome: event.outcome.name().to_string(),
-            details: event.details.clone(),
-            hash: event.hash.clone(),
-            prev_hash: event.prev_hash.clone(),
-        }
-    }
-}
-
-/// `2026-12-02T10:00:00.009Z`: fixed width, so the text sorts as the time.
-pub fn rfc3339_millis(ms: u64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        ),
-        Err(_) => String::new(),
-    }
-}
-
 fn parse_time(name: &str, raw: &str) -> Result<u64, ApiError> {
     let bad = || {
         ApiError::InvalidArgument(format!(
@@ -159,9 +79,20 @@ fn parse_time(name: &str, raw: &str) -> Result<u64, ApiError> {
     u64::try_from(time.unix_timestamp_nanos() / 1_000_000).map_err(|_| bad())
 }
 
-impl ListParams {
-    fn filter(&self, domain: Option<String>) -> Result<AuditFilter, ApiError> {
-        let outcome = match self.outcome.as_deref() {
+/// The filters the audit listing and the event stream share, as the query gives them.
+pub(super) struct FilterFields<'a> {
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+}
+
+impl FilterFields<'_> {
+    /// The filter, for a caller who sees `domain` only (none: every domain).
+    pub fn filter(&self, domain: Option<String>) -> Result<AuditFilter, ApiError> {
+        let outcome = match self.outcome {
             None => None,
             Some(raw) => Some(Outcome::parse(raw).ok_or_else(|| {
                 ApiError::InvalidArgument(format!(
@@ -169,29 +100,38 @@ impl ListParams {
                 ))
             })?),
         };
+        Ok(AuditFilter {
+            since_ms: self.since.map(|t| parse_time("since", t)).transpose()?,
+            until_ms: self.until.map(|t| parse_time("until", t)).transpose()?,
+            actor: self.actor.map(str::to_owned),
+            action: self.action.map(str::to_owned),
+            target: self.target.map(str::to_owned),
+            outcome,
+            domain,
+            after: None,
+        })
+    }
+}
+
+impl ListParams {
+    fn filter(&self, domain: Option<String>) -> Result<AuditFilter, ApiError> {
         let after = self
             .page_token
             .as_deref()
             .map(str::parse::<AuditCursor>)
             .transpose()
             .map_err(ApiError::InvalidArgument)?;
+        let fields = FilterFields {
+            since: self.since.as_deref(),
+            until: self.until.as_deref(),
+            actor: self.actor.as_deref(),
+            action: self.action.as_deref(),
+            target: self.target.as_deref(),
+            outcome: self.outcome.as_deref(),
+        };
         Ok(AuditFilter {
-            since_ms: self
-                .since
-                .as_deref()
-                .map(|t| parse_time("since", t))
-                .transpose()?,
-            until_ms: self
-                .until
-                .as_deref()
-                .map(|t| parse_time("until", t))
-                .transpose()?,
-            actor: self.actor.clone(),
-            action: self.action.clone(),
-            target: self.target.clone(),
-            outcome,
-            domain,
             after,
+            ..fields.filter(domain)?
         })
     }
 
@@ -352,6 +292,7 @@ async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::json::rfc3339_millis;
 
     #[test]
     fn times_have_milliseconds_and_parse_back() {

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod csrf;
 pub mod domains;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod groups;
 pub mod health;
@@ -68,6 +69,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(locks::routes())
         .merge(incidents::routes())
         .merge(audit::routes())
+        .merge(events::routes())
         .merge(auth_verify::routes())
 }
 

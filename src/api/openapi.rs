@@ -86,7 +86,8 @@ impl Modify for BearerAuth {
         (name = "gateway", description = "Websocket gateway and JMAP"),
         (name = "locks", description = "Locks that keep a user, domain, network or session out"),
         (name = "incidents", description = "Containing an account in one call, and its receipts"),
-        (name = "audit", description = "The audit trail and its hash chain")
+        (name = "audit", description = "The audit trail and its hash chain"),
+        (name = "events", description = "The stream of audit and session lifecycle events")
     )
 )]
 pub struct ApiDoc;
@@ -114,6 +115,7 @@ mod tests {
             "/rest/v1/audit",
             "/rest/v1/audit/verify",
             "/rest/v1/auth/verify",
+            "/rest/v1/events",
             "/rest/v1/iam/sessions",
             "/rest/v1/iam/sessions/current",
             "/rest/v1/incidents",

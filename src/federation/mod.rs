@@ -65,6 +65,16 @@ impl Federation {
             .collect()
     }
 
+    /// As [`Self::call`], with a successful answer's body still arriving.
+    pub async fn call_streaming(
+        &self,
+        site: &str,
+        request: &SiteRequest,
+        token: &str,
+    ) -> Result<Received, SiteFailure> {
+        self.remote.call_streaming(site, request, token).await
+    }
+
     /// Sends `request` (already made for `site` alone) to that site.
     pub async fn call(
         &self,

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod channel;
 pub mod connection;
+pub mod delivery;
 pub mod event;
 pub mod identity;
 pub mod incident;

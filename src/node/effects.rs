@@ -16,6 +16,8 @@ pub struct NodeEffects {
     pub sockets: Arc<LocalSockets>,
     pub channels: Arc<LocalChannels>,
     pub containing: Containing,
+    /// The feed's last sequence, for the stream's readers.
+    pub feed: tokio::sync::watch::Sender<u64>,
 }
 
 impl SiteEffects for NodeEffects {
@@ -29,5 +31,9 @@ impl SiteEffects for NodeEffects {
 
     fn contained(&self, contained: ContainedHere) {
         self.containing.contained(contained);
+    }
+
+    fn feed_advanced(&self, last_seq: u64) {
+        self.feed.send_replace(last_seq);
     }
 }

@@ -155,7 +155,9 @@ pub async fn start(
     let sockets = Arc::new(LocalSockets::default());
     let channels = Arc::new(LocalChannels::default());
     let reports = Arc::new(incidents::IncidentReports::default());
+    let (feed, feed_advanced) = watch::channel(0);
     let effects = Arc::new(effects::NodeEffects {
+        feed,
         sockets: sockets.clone(),
         channels: channels.clone(),
         containing: incidents::Containing {
@@ -258,6 +260,7 @@ pub async fn start(
         telemetry,
         tls: config.listen.api_tls,
         proxy,
+        feed_advanced,
     });
     let api_router = (api.router)(api_state);
     let api_task = match api_cert {

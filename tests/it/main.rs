@@ -14,6 +14,7 @@ mod cluster_listener;
 mod compose_chaos;
 mod containment;
 mod disk_full;
+mod events;
 mod federation;
 mod health;
 mod identity;

@@ -32,7 +32,7 @@ async fn the_api_keeps_to_its_openapi_document() {
     assert!(spec.body["openapi"]
         .as_str()
         .is_some_and(|v| v.starts_with("3.")));
-    assert_eq!(spec.body["paths"].as_object().map(|p| p.len()), Some(36));
+    assert_eq!(spec.body["paths"].as_object().map(|p| p.len()), Some(37));
 
     // A service token: the run may log a session out, never this.
     let issued = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
@@ -54,6 +54,8 @@ async fn the_api_keeps_to_its_openapi_document() {
         // Adding an unreachable voter to a one-node site would take its quorum away for the
         // rest of the run (tests/it/health.rs adds a real node).
         .args(["--exclude-path", "/cluster/nodes"])
+        // A stream that does not end (tests/it/events.rs reads it and tries its bad input).
+        .args(["--exclude-path", "/rest/v1/events"])
         .args(["--max-examples", "60", "--seed", "20261124", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")
         .output()

@@ -101,7 +101,7 @@ fn actor_is(actor: &Actor, wanted: &str) -> bool {
     }
 }
 
-fn action_is(action: &str, wanted: &str) -> bool {
+pub(super) fn action_is(action: &str, wanted: &str) -> bool {
     match wanted.strip_suffix('*') {
         Some(prefix) => action.starts_with(prefix),
         None => action == wanted,

@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
+use super::audit::{action_is, AuditFilter};
 use super::{SiteReply, SiteState};
-use crate::model::audit::AuditEvent;
+use crate::model::audit::{AuditEvent, Outcome};
 use crate::model::event::{ChannelRef, ConnectionRef, FeedEvent, FeedKind, SessionRef};
 use crate::model::{Channel, CloseReason, Connection, Session};
 
@@ -239,4 +240,50 @@ fn session_ref(session: &Session) -> SessionRef {
 pub struct FeedParts {
     pub events: Vec<FeedEvent>,
     pub last_seq: u64,
+}
+
+impl AuditFilter {
+    /// Whether a feed entry passes the filter: an audit event as the audit listing judges it;
+    /// a lifecycle event by its entry's time, its action, the user it is about (its target,
+    /// also matched by the session, connection or channel id) and that user's domain. A
+    /// lifecycle event has no actor and always the outcome `ok`.
+    pub fn matches_entry(&self, entry: &Entry) -> bool {
+        let event = match &entry.event {
+            Resolved::Audit(audit) => return self.matches(audit),
+            Resolved::Lifecycle(event) => event,
+        };
+        let address = event.kind.user_address().unwrap_or_default();
+        self.since_ms.is_none_or(|t| entry.time_ms >= t)
+            && self.until_ms.is_none_or(|t| entry.time_ms <= t)
+            && self.actor.is_none()
+            && self.outcome.is_none_or(|o| o == Outcome::Ok)
+            && self
+                .action
+                .as_deref()
+                .is_none_or(|a| event.kind.action().is_some_and(|b| action_is(b, a)))
+            && self
+                .target
+                .as_deref()
+                .is_none_or(|t| address.eq_ignore_ascii_case(t) || names(&event.kind, t))
+            && self.domain.as_deref().is_none_or(|d| {
+                address
+                    .rsplit_once('@')
+                    .is_some_and(|(_, of)| of.eq_ignore_ascii_case(d))
+            })
+    }
+}
+
+/// Whether `id` is the session, connection or channel a lifecycle event is about.
+fn names(kind: &FeedKind, id: &str) -> bool {
+    let ids: [Option<uuid::Uuid>; 2] = match kind {
+        FeedKind::SessionCreated { session, .. } | FeedKind::SessionEnded { session, .. } => {
+            [Some(session.session_id), None]
+        }
+        FeedKind::ConnectionOpened(c) | FeedKind::ConnectionClosed(c) => {
+            [Some(c.conn_id), Some(c.session.session_id)]
+        }
+        FeedKind::ChannelOpened(c) | FeedKind::ChannelClosed(c) => [Some(c.channel_id), None],
+        FeedKind::Audit { .. } => [None, None],
+    };
+    ids.iter().flatten().any(|known| known.to_string() == id)
 }

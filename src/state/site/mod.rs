@@ -12,6 +12,7 @@
 //! - [`incidents`]: containing a user in one entry, its preview, and the receipts kept;
 //! - [`audit`]: the audit trail's hash chain, its listing, check and retention;
 //! - [`feed`]: the event feed (audit events and session lifecycle changes, in log order);
+//! - [`deliveries`]: how far the feed's delivery to each webhook and signals receiver got;
 //! - [`snapshot`]: writing and restoring the whole state;
 //! - [`store`]: the typed [`SiteStore`] the rest of the node goes through;
 //! - [`peer`]: commands for tests and benchmarks that speak to the group without a store.
@@ -31,6 +32,7 @@
 pub mod audit;
 #[cfg(test)]
 mod audit_tests;
+pub mod deliveries;
 pub mod failures;
 pub mod feed;
 #[cfg(test)]
@@ -54,6 +56,7 @@ use sessionplane_cluster::{Applying, SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
 use crate::model::audit::NewAuditEvent;
+use crate::model::delivery::{Delivery, DeliveryOutcome, SinkName};
 use crate::model::task::{Attempt, NewTask, Task};
 use crate::model::{
     Channel, ChannelTarget, CloseReason, Closed, Connection, Containment, Lock, NewChannel,
@@ -192,6 +195,15 @@ mod protocol {
             upto: u64,
             limit: u32,
         },
+        /// What an attempt to deliver the feed to `sink` came to.
+        RecordDelivery {
+            sink: SinkName,
+            outcome: DeliveryOutcome,
+        },
+        /// Forgets the delivery to a receiver no longer configured.
+        ForgetDelivery {
+            sink: SinkName,
+        },
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +243,7 @@ mod protocol {
         AuditPurged(u32),
         /// How many feed events a trim forgot.
         FeedTrimmed(u32),
+        Delivery(Box<Delivery>),
     }
 
     impl SiteCommand {
@@ -265,7 +278,9 @@ mod protocol {
                 | Self::RecordAudit(_)
                 | Self::CopyDirectoryAudit { .. }
                 | Self::PurgeAudit { .. }
-                | Self::TrimFeed { .. } => false,
+                | Self::TrimFeed { .. }
+                | Self::RecordDelivery { .. }
+                | Self::ForgetDelivery { .. } => false,
             }
         }
     }
@@ -368,6 +383,7 @@ pub struct SiteState {
     /// The last directory audit outbox event copied into this site's chain.
     directory_audit_done: u64,
     feed: feed::Feed,
+    deliveries: imbl::OrdMap<SinkName, Arc<Delivery>>,
 }
 
 impl SiteState {
@@ -463,6 +479,10 @@ impl SiteState {
             }
             SiteCommand::PurgeAudit { keep_ms, limit } => self.purge_audit(at_ms, keep_ms, limit),
             SiteCommand::TrimFeed { upto, limit } => self.trim_feed(upto, limit),
+            SiteCommand::RecordDelivery { sink, outcome } => {
+                self.record_delivery(at_ms, sink, outcome)
+            }
+            SiteCommand::ForgetDelivery { sink } => self.forget_delivery(&sink),
         }
     }
 

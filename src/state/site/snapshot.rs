@@ -1,7 +1,7 @@
 //! Writing and restoring the whole site state: sessions, login failures, connections, channels,
 //! tasks and the last access revocation applied, in that order (the layout every existing
-//! snapshot has), then the locks, the incident receipts, the audit trail and the event feed
-//! (absent from older snapshots, read as none). Secondary indexes are never written: restore rebuilds them.
+//! snapshot has), then the locks, the incident receipts, the audit trail, the event feed and
+//! the deliveries (absent from older snapshots, read as none). Secondary indexes are never written: restore rebuilds them.
 //!
 //! Reads every record of [`SiteState`] but changes none of a live state: restore builds a new one.
 
@@ -15,6 +15,7 @@ use super::audit::AuditParts;
 use super::feed::FeedParts;
 use super::SiteState;
 use crate::model::audit::AuditEvent;
+use crate::model::delivery::Delivery;
 use crate::model::event::FeedEvent;
 use crate::model::task::Task;
 use crate::model::{Channel, Connection, Lock, Receipt, Session};
@@ -56,6 +57,7 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
         state.directory_audit_done,
     );
     let feed = (state.feed.events.clone(), state.feed.last_seq);
+    let deliveries = state.deliveries.clone();
     Box::new(move || {
         let mut bytes = Vec::with_capacity(sessions.len() * SNAPSHOT_BYTES_PER_SESSION);
         let failures: Vec<(&str, &Vec<u64>)> = failures
@@ -70,6 +72,7 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
         let events: Vec<(u64, &AuditEvent)> = audit.iter().map(|(s, e)| (*s, &**e)).collect();
         let (next_seq, head, anchor, directory_done) = &audit_tail;
         let feed_events: Vec<&FeedEvent> = feed.0.values().map(|e| &**e).collect();
+        let deliveries: Vec<&Delivery> = deliveries.values().map(|d| &**d).collect();
         let snapshot = (
             EverySession(&sessions),
             failures,
@@ -81,6 +84,7 @@ pub(super) fn write(state: &SiteState) -> SnapshotWriter {
             receipts,
             (events, next_seq, head, anchor, directory_done),
             (feed_events, feed.1),
+            deliveries,
         );
         match encode_into(&mut bytes, &snapshot) {
             Ok(()) => bytes,
@@ -102,6 +106,7 @@ pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, S
         receipts,
         audit,
         feed,
+        deliveries,
     } = decode(bytes).map_err(|e| format!("site snapshot does not decode: {e}"))?;
     let mut state = SiteState {
         effects: previous.effects.clone(),
@@ -144,11 +149,15 @@ pub(super) fn restore(previous: &SiteState, bytes: &[u8]) -> Result<SiteState, S
         .collect();
     state.restore_audit(audit);
     state.restore_feed(feed);
+    state.deliveries = deliveries
+        .into_iter()
+        .map(|d| (d.sink.clone(), Arc::new(d)))
+        .collect();
     Ok(state)
 }
 
 /// A snapshot's elements, in the order [`write`] puts them; those added later (locks,
-/// receipts, the audit trail, the feed) are absent from older snapshots and read as empty.
+/// receipts, the audit trail, the feed, the deliveries) are absent from older snapshots and read as empty.
 #[derive(Deserialize)]
 struct Parts {
     sessions: Vec<Session>,
@@ -165,4 +174,6 @@ struct Parts {
     audit: AuditParts,
     #[serde(default)]
     feed: FeedParts,
+    #[serde(default)]
+    deliveries: Vec<Delivery>,
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{Authority, LoginFailures, SiteCommand, SiteReply, SiteState};
 use crate::model::audit::NewAuditEvent;
+use crate::model::delivery::{Delivery, DeliveryOutcome, SinkName};
 use crate::model::task::{Attempt, NewTask, Task};
 use crate::model::{Channel, ChannelTarget, CloseReason, Connection, NewChannel, NewConnection};
 use crate::model::{Closed, Containment, Lock, NewSession, Receipt, Session};
@@ -414,6 +415,29 @@ impl SiteStore {
     pub async fn trim_feed(&self, upto: u64, limit: u32) -> Result<u32, StoreError> {
         match self.execute(SiteCommand::TrimFeed { upto, limit }).await? {
             SiteReply::FeedTrimmed(n) => Ok(n),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Records what an attempt to deliver the feed to `sink` came to.
+    pub async fn record_delivery(
+        &self,
+        sink: SinkName,
+        outcome: DeliveryOutcome,
+    ) -> Result<Option<Delivery>, StoreError> {
+        match self
+            .execute(SiteCommand::RecordDelivery { sink, outcome })
+            .await?
+        {
+            SiteReply::Delivery(delivery) => Ok(Some(*delivery)),
+            SiteReply::NotFound => Ok(None),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    pub async fn forget_delivery(&self, sink: SinkName) -> Result<(), StoreError> {
+        match self.execute(SiteCommand::ForgetDelivery { sink }).await? {
+            SiteReply::Delivery(_) | SiteReply::NotFound => Ok(()),
             other => Err(self.unexpected(other)),
         }
     }

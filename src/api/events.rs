@@ -1,0 +1,169 @@
+//! `/rest/v1/events`: the selected sites' audit events and session lifecycle events as a
+//! server-sent-events stream, each event's `id:` the reader's place in every site's feed, so
+//! that `Last-Event-ID` (or `last_event_id`, for a browser's first connect) resumes it at any
+//! node without a loss or a repeat.
+//!
+//! Administrators only, with the audit listing's filters and domain scope. Owns the stream's
+//! HTTP shape; reading the feeds is `events::stream`'s.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::audit::FilterFields;
+use super::extract::Query;
+use super::openapi::AdminErrors;
+use super::scatter::{self, visible_domain};
+use super::{ApiError, ApiState};
+use crate::events::cursor::StreamCursor;
+use crate::events::stream::{self, Item, Opening, Sources};
+use crate::iam::Caller;
+use crate::state::directory::AdminScope;
+
+/// A comment line this often keeps the stream (and every proxy on its way) open; it is also
+/// how a node streaming for another site shows that it is still there.
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(events))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StreamParams {
+    /// `current` (default), `all`, or a JSON list of site names.
+    sites: Option<String>,
+    /// Without an id to resume from: the events from this time on (RFC 3339); otherwise from
+    /// now.
+    since: Option<String>,
+    /// Events at or before this time (RFC 3339).
+    until: Option<String>,
+    /// `login@domain`, a user id, or a service token's `sub` (lifecycle events have none).
+    actor: Option<String>,
+    /// An action (`session.ended`), or a prefix ending in `.*` (`session.*`).
+    action: Option<String>,
+    /// The event's target; a lifecycle event's is its user (`login@domain`), and its session,
+    /// connection or channel id also matches.
+    target: Option<String>,
+    /// `ok`, `refused` or `failed`.
+    outcome: Option<String>,
+    /// Where to resume, as the `Last-Event-ID` header says (which wins when both are given).
+    last_event_id: Option<String>,
+}
+
+impl StreamParams {
+    fn fields(&self) -> FilterFields<'_> {
+        FilterFields {
+            since: self.since.as_deref(),
+            until: self.until.as_deref(),
+            actor: self.actor.as_deref(),
+            action: self.action.as_deref(),
+            target: self.target.as_deref(),
+            outcome: self.outcome.as_deref(),
+        }
+    }
+
+    /// The filters for another site's stream.
+    fn query(&self) -> Vec<(String, String)> {
+        let pairs = [
+            ("until", &self.until),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+            ("outcome", &self.outcome),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(name, value)| value.clone().map(|v| (name.to_string(), v)))
+            .collect()
+    }
+}
+
+/// The audit and session lifecycle events of the selected sites, as they happen.
+#[utoipa::path(get, path = "/rest/v1/events", tag = "events", params(StreamParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id:` of the last event received: the stream resumes after it")),
+    responses(
+        (status = 200, description = "A text/event-stream: each event's `data:` a JSON object (`id`, `site`, `seq`, `kind`, `time`, `action`, `target`, `actor`, `outcome`, `details`, and an audit event's other fields); `event: notice` for a site that does not answer or a gap in a trimmed feed", content_type = "text/event-stream", body = String),
+        AdminErrors
+    ))]
+async fn events(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(params): Query<StreamParams>,
+) -> Result<Response, ApiError> {
+    let domain = visible_domain(&caller, None)?.map(|d| d.to_string());
+    let mut filter = params.fields().filter(domain.clone())?;
+    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| params.last_event_id.clone());
+    let cursor = match resume {
+        Some(raw) => raw
+            .parse::<StreamCursor>()
+            .map_err(ApiError::InvalidArgument)?,
+        None => StreamCursor {
+            seen: Default::default(),
+            from_ms: Some(filter.since_ms.unwrap_or_else(sessionplane_cluster::now_ms)),
+        },
+    };
+    // Where to start is the cursor's; `since` only chooses it when there is none.
+    filter.since_ms = None;
+    let token = token_source(&state, &caller, domain);
+    let sources = Sources {
+        site: state.site.clone(),
+        advanced: state.feed_advanced.clone(),
+        federation: state.federation.clone(),
+        token,
+    };
+    let opening = Opening {
+        current: state.federation.sites.current.clone(),
+        local: plan.local,
+        remote: plan.remote.clone(),
+        cursor: cursor.clone(),
+        filter,
+        query: params.query(),
+    };
+    let open = stream::open(sources, opening);
+    let body = futures_util::stream::unfold((open, cursor), |(mut open, mut cursor)| async {
+        let item = tokio::select! {
+            item = open.items.recv() => item?,
+            // Dropped: the reader resumes from the last id it has.
+            _ = open.too_slow.notified() => return None,
+        };
+        let event = match item {
+            Item::Event { site, seq, json } => {
+                cursor.saw(&site, seq);
+                Event::default()
+                    .id(cursor.to_string())
+                    .data(json.to_string())
+            }
+            Item::Notice(json) => Event::default().event("notice").data(json.to_string()),
+        };
+        Some((Ok::<_, Infallible>(event), (open, cursor)))
+    });
+    let keep_alive = KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive");
+    Ok(Sse::new(body).keep_alive(keep_alive).into_response())
+}
+
+/// The caller's federation token, made fresh for each call the stream makes to another site.
+fn token_source(state: &ApiState, caller: &Caller, domain: Option<String>) -> stream::TokenSource {
+    let iam = state.iam.clone();
+    let on_behalf_of = caller.describe();
+    let scoped = matches!(caller.scope(), Some(AdminScope::Domain(_)));
+    Arc::new(move || {
+        let domain = if scoped { domain.clone() } else { None };
+        iam.federation_token(&on_behalf_of, domain).ok()
+    })
+}
