@@ -34,6 +34,7 @@ pub struct Telemetry {
     incidents: Family<Labels, Counter>,
     contain_seconds: Family<Labels, Histogram>,
     audit_events: Family<Labels, Counter>,
+    deliveries: Family<Labels, Counter>,
 }
 
 /// 0.5 ms to ~16 s.
@@ -98,6 +99,12 @@ impl Telemetry {
             "Audit events this node recorded (as the proposing node), by action and outcome",
             audit_events.clone(),
         );
+        let deliveries = Family::<Labels, Counter>::default();
+        registry.register(
+            "delivery_events",
+            "Events this node (as the site leader) delivered to each webhook or signals receiver, and failed attempts, by receiver and outcome: delivered, failed",
+            deliveries.clone(),
+        );
         for collector in collectors {
             registry.register_collector(collector);
         }
@@ -111,7 +118,17 @@ impl Telemetry {
             incidents,
             contain_seconds,
             audit_events,
+            deliveries,
         }
+    }
+
+    /// `count` events delivered to `receiver` (`outcome` delivered), or a failed attempt.
+    pub fn delivery(&self, receiver: &str, outcome: &'static str, count: u64) {
+        let labels = vec![
+            ("receiver", receiver.to_string()),
+            ("outcome", outcome.to_string()),
+        ];
+        self.deliveries.get_or_create(&labels).inc_by(count);
     }
 
     /// One containment call, by outcome (`contained`, `incomplete`, `preview`).

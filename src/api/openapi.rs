@@ -147,6 +147,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 54);
+        assert_eq!(operations, 55);
     }
 }

@@ -16,6 +16,7 @@ use super::extract::{Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
 use crate::iam::Caller;
+use crate::model::delivery::Delivery;
 use crate::model::task::{SiteProgress, Task, TaskStatus};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -77,6 +78,40 @@ impl TaskReport {
     }
 }
 
+impl TaskReport {
+    /// A receiver's delivery of the feed, as a task that runs for as long as the receiver is
+    /// configured: `inProgress`, or `waiting` while a failed attempt waits to be made again.
+    fn of_delivery(delivery: &Delivery, site: &str, last_seq: u64) -> Self {
+        let date = |ms: Option<u64>| ms.map(super::channels::rfc3339_ms);
+        let status = match delivery.failures {
+            0 => TaskStatus::InProgress,
+            _ => TaskStatus::Waiting,
+        };
+        Self {
+            task_id: delivery.delivery_id,
+            kind: delivery.sink.kind.task_type(),
+            status: status.name(),
+            submit_date: super::channels::rfc3339_ms(delivery.started_at_ms),
+            started_date: date(Some(delivery.started_at_ms)),
+            completed_date: None,
+            failed_date: None,
+            canceled_date: None,
+            additional_information: json!({
+                "receiver": delivery.sink.name,
+                "deliveredThrough": format!("{site}:{}", delivery.delivered_seq),
+                "backlog": last_seq.saturating_sub(delivery.delivered_seq),
+                "delivered": delivery.delivered,
+                "attempts": delivery.failures,
+                "lastError": delivery.last_error,
+                "lastAttemptDate": date(delivery.last_attempt_ms),
+                "lastDeliveryDate": date(delivery.last_success_ms),
+            }),
+            submitted_from: "config".into(),
+            executed_on: None,
+        }
+    }
+}
+
 fn additional_information(task: &Task) -> Value {
     let sites: serde_json::Map<String, Value> = task
         .sites
@@ -125,12 +160,22 @@ async fn list(
             ))
         })?),
     };
-    let tasks = state.site.read(|s, _| s.tasks()).await?;
-    let reports = tasks
+    let (tasks, deliveries, last_seq) = state
+        .site
+        .read(|s, _| (s.tasks(), s.deliveries(), s.feed_last_seq()))
+        .await?;
+    let site = &state.federation.sites.current;
+    let mut reports: Vec<TaskReport> = tasks
         .values()
         .filter(|t| status.is_none_or(|wanted| t.status == wanted))
         .map(|t| TaskReport::of(t))
         .collect();
+    reports.extend(
+        deliveries
+            .values()
+            .map(|d| TaskReport::of_delivery(d, site, last_seq))
+            .filter(|r| status.is_none_or(|wanted| r.status == wanted.name())),
+    );
     Ok(axum::Json(reports))
 }
 
@@ -154,7 +199,25 @@ async fn show(
     Path(raw): Path<String>,
 ) -> Result<axum::Json<TaskReport>, ApiError> {
     caller.require_global_admin()?;
-    let task = find(&state, task_id(&raw)?).await?;
+    let task_id = task_id(&raw)?;
+    let (delivery, last_seq) = state
+        .site
+        .read(|s, _| {
+            let found = s
+                .deliveries()
+                .values()
+                .find(|d| d.delivery_id == task_id)
+                .cloned();
+            (found, s.feed_last_seq())
+        })
+        .await?;
+    if let Some(delivery) = delivery {
+        let site = &state.federation.sites.current;
+        return Ok(axum::Json(TaskReport::of_delivery(
+            &delivery, site, last_seq,
+        )));
+    }
+    let task = find(&state, task_id).await?;
     Ok(axum::Json(TaskReport::of(&task)))
 }
 

@@ -1,6 +1,7 @@
 //! The node's configuration: a TOML file where every field has a default, so `serve` with no file
 //! at all runs one node of site `local`. Unknown keys are refused, so a typo never goes unnoticed.
 
+pub mod events;
 pub mod mail;
 pub mod proxy;
 
@@ -50,6 +51,10 @@ pub struct Config {
     pub audit: AuditSettings,
     /// The applications behind this node (`[[proxy]]`), longest prefix first at a request.
     pub proxy: Vec<proxy::ProxyRoute>,
+    /// The site's event feed (`[events]`), and who it is delivered to.
+    pub events: events::EventSettings,
+    pub webhook: Vec<events::Webhook>,
+    pub signals: events::SignalsSettings,
     /// The first administrator's password, taken once on the deployment's first start (from
     /// `SESSIONPLANE_ADMIN_PASSWORD`; never from a file). Unset: one is generated and printed.
     #[serde(skip)]
@@ -59,6 +64,18 @@ pub struct Config {
 /// A secret held in memory: its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
+
+impl Secret {
+    /// The first line of `file`, trimmed; refused when there is none.
+    pub fn first_line_of(file: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let secret = text.lines().next().unwrap_or("").trim().to_string();
+        match secret.is_empty() {
+            true => Err(format!("{} is empty", file.display())),
+            false => Ok(Self(secret)),
+        }
+    }
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -328,6 +345,9 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             audit: AuditSettings::default(),
             proxy: Vec::new(),
+            events: events::EventSettings::default(),
+            webhook: Vec::new(),
+            signals: events::SignalsSettings::default(),
             initial_admin_password: None,
         }
     }
@@ -538,6 +558,8 @@ impl Config {
         }
         self.validate_sites()?;
         proxy::validate(&self.proxy).map_err(ConfigError::Invalid)?;
+        events::validate(&self.events, &self.webhook, &self.signals)
+            .map_err(ConfigError::Invalid)?;
         if self.mail.upstream.is_configured() {
             self.mail.upstream.validate()?;
         }

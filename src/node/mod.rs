@@ -4,6 +4,7 @@
 
 pub mod certificates;
 pub mod effects;
+pub mod events;
 pub mod health;
 pub mod incidents;
 pub mod mail;
@@ -257,10 +258,10 @@ pub async fn start(
         site_nodes,
         liveness: cluster.liveness().clone(),
         node: node_ops,
-        telemetry,
+        telemetry: telemetry.clone(),
         tls: config.listen.api_tls,
         proxy,
-        feed_advanced,
+        feed_advanced: feed_advanced.clone(),
     });
     let api_router = (api.router)(api_state);
     let api_task = match api_cert {
@@ -363,6 +364,10 @@ pub async fn start(
             stopped.clone(),
         )),
     ];
+    tasks.extend(
+        events::start(&config, &site, &feed_advanced, &telemetry, &stopped)
+            .map_err(|e| StartError::Config(ConfigError::Invalid(e)))?,
+    );
     for listener in wired.listeners {
         tasks.push(tokio::spawn(listener.run(stopped.clone())));
     }

@@ -27,4 +27,5 @@ mod proxy;
 mod read_lease;
 mod shipped_setups;
 mod site_replication;
+mod webhooks;
 mod ws_sessions;

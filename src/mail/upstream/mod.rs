@@ -113,16 +113,7 @@ impl MailUpstream {
 
 fn read_secret(file: Option<&Path>) -> Result<Secret, String> {
     let file = file.ok_or("mail.upstream: auth = \"master\" needs master_secret_file")?;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("mail.upstream: master_secret_file {}: {e}", file.display()))?;
-    let secret = text.lines().next().unwrap_or("").trim().to_string();
-    match secret.is_empty() {
-        true => Err(format!(
-            "mail.upstream: master_secret_file {} is empty",
-            file.display()
-        )),
-        false => Ok(Secret(secret)),
-    }
+    Secret::first_line_of(file).map_err(|e| format!("mail.upstream: master_secret_file {e}"))
 }
 
 impl Server {
