@@ -73,6 +73,8 @@ pub struct ApiWiring {
     pub tls: bool,
     /// The applications behind this node (`[[proxy]]`).
     pub proxy: Arc<crate::gateway::proxy::Proxy>,
+    /// Signs the Shared Signals tokens; its public half is served to their receivers.
+    pub signing_key: Option<Arc<crate::events::signals::SigningKey>>,
     /// Moves on each time this node applies an entry that adds to the site's feed.
     pub feed_advanced: tokio::sync::watch::Receiver<u64>,
 }

@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod scatter;
 pub mod servers;
+pub mod signals;
 pub mod tasks;
 pub mod users;
 pub mod websocket;
@@ -70,6 +71,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(incidents::routes())
         .merge(audit::routes())
         .merge(events::routes())
+        .merge(signals::routes())
         .merge(auth_verify::routes())
 }
 

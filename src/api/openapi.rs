@@ -124,6 +124,7 @@ mod tests {
             "/rest/v1/locks/{lock_id}",
             "/rest/v1/master/logicalroles/ws/sessions",
             "/rest/v1/master/logicalroles/ws/sessions/{session_id}",
+            "/rest/v1/signals/jwks",
             "/rest/v1/ws",
             "/servers",
             "/servers/certificates",
@@ -147,6 +148,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 55);
+        assert_eq!(operations, 56);
     }
 }

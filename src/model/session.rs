@@ -53,6 +53,8 @@ pub enum CloseReason {
     UserDisabled,
     /// A lock on the user, its domain, its network or the session.
     Locked,
+    /// The user's domain allows so many sessions per user, and a newer one took its place.
+    Limit,
 }
 
 impl CloseReason {
@@ -64,6 +66,7 @@ impl CloseReason {
             Self::Logout => "logout",
             Self::UserDisabled => "user_disabled",
             Self::Locked => "locked",
+            Self::Limit => "limit",
         }
     }
 
@@ -75,6 +78,8 @@ impl CloseReason {
             Self::Logout => 4003,
             Self::UserDisabled => 4004,
             Self::Locked => 4005,
+            // Ended by someone else's doing, as a revocation is.
+            Self::Limit => 4001,
         }
     }
 }

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::events::deliver::Deliverer;
+use crate::events::deliver::{Deliverer, Sink};
+use crate::events::signals::{SignalsSink, SigningKey};
 use crate::events::webhook::WebhookSink;
 use crate::model::delivery::{SinkKind, SinkName};
 use crate::state::SiteStore;
@@ -34,26 +35,41 @@ pub fn configured_sinks(config: &Config) -> BTreeSet<SinkName> {
     hooks.chain(receivers).collect()
 }
 
+/// What the deliverers read and write through.
+pub struct Wiring<'a> {
+    pub config: &'a Config,
+    pub site: &'a SiteStore,
+    pub advanced: &'a watch::Receiver<u64>,
+    pub telemetry: &'a Arc<Telemetry>,
+    pub signing_key: Option<Arc<SigningKey>>,
+    pub stop: &'a watch::Receiver<bool>,
+}
+
+impl Wiring<'_> {
+    fn deliverer<S: Sink + 'static>(&self, sink: S) -> JoinHandle<()> {
+        let deliverer = Deliverer {
+            site_name: self.config.site.clone(),
+            site: self.site.clone(),
+            advanced: self.advanced.clone(),
+            sink,
+            telemetry: self.telemetry.clone(),
+            stop: self.stop.clone(),
+        };
+        tokio::spawn(deliverer.run())
+    }
+}
+
 /// Starts the deliverers and the trim.
-pub fn start(
-    config: &Config,
-    site: &SiteStore,
-    advanced: &watch::Receiver<u64>,
-    telemetry: &Arc<Telemetry>,
-    stop: &watch::Receiver<bool>,
-) -> Result<Vec<JoinHandle<()>>, String> {
+pub fn start(wiring: Wiring<'_>) -> Result<Vec<JoinHandle<()>>, String> {
+    let (config, site, stop) = (wiring.config, wiring.site, wiring.stop);
     let mut tasks = Vec::new();
     for hook in &config.webhook {
-        let sink = WebhookSink::new(hook, &hook.secret()?)?;
-        let deliverer = Deliverer {
-            site_name: config.site.clone(),
-            site: site.clone(),
-            advanced: advanced.clone(),
-            sink,
-            telemetry: telemetry.clone(),
-            stop: stop.clone(),
-        };
-        tasks.push(tokio::spawn(deliverer.run()));
+        tasks.push(wiring.deliverer(WebhookSink::new(hook, &hook.secret()?)?));
+    }
+    if let Some(key) = &wiring.signing_key {
+        for receiver in &config.signals.receiver {
+            tasks.push(wiring.deliverer(SignalsSink::new(receiver, key.clone())?));
+        }
     }
     let trim = Trim {
         site: site.clone(),

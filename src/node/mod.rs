@@ -247,7 +247,11 @@ pub async fn start(
         health,
         reports,
     });
+    let signing_key = crate::events::signals::SigningKey::load(&config.signals)
+        .map_err(|e| StartError::Config(ConfigError::Invalid(e)))?
+        .map(Arc::new);
     let api_state = ApiState::new(ApiWiring {
+        signing_key: signing_key.clone(),
         iam: iam.clone(),
         site: site.clone(),
         directory: directory.clone(),
@@ -365,8 +369,15 @@ pub async fn start(
         )),
     ];
     tasks.extend(
-        events::start(&config, &site, &feed_advanced, &telemetry, &stopped)
-            .map_err(|e| StartError::Config(ConfigError::Invalid(e)))?,
+        events::start(events::Wiring {
+            config: &config,
+            site: &site,
+            advanced: &feed_advanced,
+            telemetry: &telemetry,
+            signing_key: signing_key.clone(),
+            stop: &stopped,
+        })
+        .map_err(|e| StartError::Config(ConfigError::Invalid(e)))?,
     );
     for listener in wired.listeners {
         tasks.push(tokio::spawn(listener.run(stopped.clone())));

@@ -26,6 +26,7 @@ mod openapi;
 mod proxy;
 mod read_lease;
 mod shipped_setups;
+mod signals;
 mod site_replication;
 mod webhooks;
 mod ws_sessions;
