@@ -8,8 +8,13 @@ use super::audit_trail::Trail;
 use super::extract::Path;
 use super::openapi::{AdminErrors, ErrorSchema};
 use super::{ApiError, ApiState};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::extract::Json;
 use crate::iam::Caller;
-use crate::model::DomainName;
+use crate::model::{Domain, DomainName, OnLimit, SessionLimit};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -17,6 +22,87 @@ pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(exists, create, delete))
+        .routes(routes!(settings, set_settings))
+}
+
+/// A domain's settings: its cap on each user's open sessions (none: no cap).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DomainSettings {
+    /// At most this many sessions per user, counted over the sites that answer at login.
+    max_sessions_per_user: Option<u32>,
+    /// `refuse` (the new login gets 403) or `end_oldest` (the oldest sessions end, reason
+    /// `limit`); default `refuse`.
+    #[serde(default)]
+    on_limit: Option<OnLimit>,
+}
+
+impl DomainSettings {
+    fn of(domain: &Domain) -> Self {
+        Self {
+            max_sessions_per_user: domain.session_limit.map(|l| l.max_sessions_per_user),
+            on_limit: domain.session_limit.map(|l| l.on_limit),
+        }
+    }
+}
+
+/// The domain's settings.
+#[utoipa::path(get, path = "/domains/{domain}/settings", tag = "identity", params(("domain" = String, Path, description = "The domain name")),
+    responses((status = 200, description = "The settings", body = DomainSettings), (status = 404, description = "No such domain", body = ErrorSchema), AdminErrors))]
+async fn settings(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(domain): Path<String>,
+) -> Result<axum::Json<DomainSettings>, ApiError> {
+    let domain: DomainName = domain.parse()?;
+    caller.require_admin_of(&domain)?;
+    let found = state
+        .iam
+        .directory
+        .read(|d| d.domain(&domain).cloned())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no domain {domain}")))?;
+    Ok(axum::Json(DomainSettings::of(&found)))
+}
+
+/// Sets the domain's settings (`max_sessions_per_user: null` lifts the cap).
+#[utoipa::path(put, path = "/domains/{domain}/settings", tag = "identity", params(("domain" = String, Path, description = "The domain name")),
+    request_body = DomainSettings,
+    responses((status = 200, description = "The settings as they now are", body = DomainSettings),
+        (status = 400, description = "Bad input", body = ErrorSchema),
+        (status = 404, description = "No such domain", body = ErrorSchema), AdminErrors))]
+async fn set_settings(
+    State(state): State<ApiState>,
+    caller: Caller,
+    trail: Trail,
+    Path(domain): Path<String>,
+    Json(body): Json<DomainSettings>,
+) -> Result<axum::Json<DomainSettings>, ApiError> {
+    let domain: DomainName = domain.parse()?;
+    caller.require_admin_of(&domain)?;
+    let limit = match body.max_sessions_per_user {
+        Some(0) => {
+            return Err(ApiError::InvalidArgument(
+                "max_sessions_per_user must be at least 1 (null lifts the cap)".into(),
+            ))
+        }
+        Some(max) => Some(SessionLimit {
+            max_sessions_per_user: max,
+            on_limit: body.on_limit.unwrap_or(OnLimit::Refuse),
+        }),
+        None => None,
+    };
+    let event = trail
+        .event(&state, &caller, "domain.update", domain.as_str())
+        .detail("max_sessions_per_user", json!(body.max_sessions_per_user))
+        .detail("on_limit", json!(limit.map(|l| l.on_limit)));
+    let updated = state
+        .directory
+        .audited(event)
+        .set_session_limit(domain.clone(), limit)
+        .await??;
+    tracing::info!(%domain, by = %caller.describe(), "domain settings changed");
+    Ok(axum::Json(DomainSettings::of(&updated)))
 }
 
 /// The domains the caller administers.

@@ -120,7 +120,7 @@ async fn login(
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
     };
-    let logged_in = state.iam.login(attempt).await?;
+    let logged_in = super::session_limit::log_in(&state, attempt).await?;
     let session = &logged_in.session;
     tracing::info!(user = %session.user_id, session = %session.session_id, "login");
     let kind = body.session_type.unwrap_or(SessionType::Cookie);

@@ -18,7 +18,7 @@ use super::extract::{presented_token, Query};
 use super::iam_sessions::{forgotten_cookie, log_out, session_cookie};
 use super::{csrf, ApiError, ApiState};
 use crate::iam::login::LoginAttempt;
-use crate::iam::{Caller, IamError};
+use crate::iam::Caller;
 
 /// Where a browser goes after logging in when it was not sent from somewhere.
 const DEFAULT_NEXT: &str = "/login";
@@ -123,7 +123,7 @@ async fn submit(
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
     };
-    let logged_in = match state.iam.login(attempt).await {
+    let logged_in = match super::session_limit::log_in(&state, attempt).await {
         Ok(logged_in) => logged_in,
         Err(e) => return Ok(refused(&headers, &next, e)),
     };
@@ -140,10 +140,9 @@ async fn submit(
         .into_response())
 }
 
-/// A login the directory refused: the page again with the reason (a JSON error for a client
+/// A login refused (by the directory, a lock or a session limit): the page again with the reason (a JSON error for a client
 /// that asks for JSON).
-fn refused(headers: &HeaderMap, next: &str, error: IamError) -> Response {
-    let error = ApiError::from(error);
+fn refused(headers: &HeaderMap, next: &str, error: ApiError) -> Response {
     let wants_json = headers
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod scatter;
 pub mod servers;
+pub mod session_limit;
 pub mod signals;
 pub mod tasks;
 pub mod users;

@@ -104,6 +104,7 @@ mod tests {
             "/cluster/status",
             "/domains",
             "/domains/{domain}",
+            "/domains/{domain}/settings",
             "/groups",
             "/groups/{group}",
             "/healthcheck",
@@ -148,6 +149,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 56);
+        assert_eq!(operations, 58);
     }
 }

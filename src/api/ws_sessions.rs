@@ -225,6 +225,21 @@ async fn logout(
 struct KillParams {
     /// `current` (default), `all`, or a JSON list of site names.
     sites: Option<String>,
+    /// What the session's sockets are told: `revoked` (default, 4001), or `limit` (4001, as a
+    /// domain's session limit ends the oldest session at another site).
+    reason: Option<String>,
+}
+
+impl KillParams {
+    fn reason(&self) -> Result<CloseReason, ApiError> {
+        match self.reason.as_deref() {
+            None | Some("revoked") => Ok(CloseReason::Revoked),
+            Some("limit") => Ok(CloseReason::Limit),
+            Some(other) => Err(ApiError::InvalidArgument(format!(
+                "reason {other:?}: \"revoked\" or \"limit\""
+            ))),
+        }
+    }
 }
 
 /// Closes one session and its websockets.
@@ -245,9 +260,13 @@ async fn kill(
     let started = std::time::Instant::now();
     let session_id = Uuid::try_parse(&raw_id)
         .map_err(|_| ApiError::InvalidArgument(format!("{raw_id:?} is not a session id")))?;
+    let reason = params.reason()?;
     let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let authority = caller.authority()?;
-    let request = SiteRequest::new(Verb::Delete, format!("{PATH}/{session_id}"));
+    let mut request = SiteRequest::new(Verb::Delete, format!("{PATH}/{session_id}"));
+    if reason != CloseReason::Revoked {
+        request = request.query("reason", reason.as_str());
+    }
     let write = Write {
         kind: TaskKind::SessionKill,
         record_wide: false,
@@ -255,9 +274,10 @@ async fn kill(
     let scatter = Scatter::new(&state, &caller, &plan, request, write);
     let event = trail
         .event(&state, &caller, "session.kill", &session_id.to_string())
-        .detail("sites", plan.sites(&state.federation.sites.current));
+        .detail("sites", plan.sites(&state.federation.sites.current))
+        .detail("reason", reason.as_str());
     let parts = scatter
-        .run(kill_here(&state, session_id, authority, event))
+        .run(kill_here(&state, session_id, reason, authority, event))
         .await?;
     let mut killed = parts.local.unwrap_or(false);
     let mut done = BTreeMap::new();
@@ -293,11 +313,12 @@ async fn kill(
 async fn kill_here(
     state: &ApiState,
     session_id: Uuid,
+    reason: CloseReason,
     authority: Authority,
     event: crate::model::audit::NewAuditEvent,
 ) -> Result<bool, ApiError> {
     Ok(state
         .iam
-        .end_session(session_id, CloseReason::Revoked, authority, Some(event))
+        .end_session(session_id, reason, authority, Some(event))
         .await?)
 }

@@ -199,7 +199,7 @@ impl Iam {
         })
     }
 
-    async fn open_session(
+    pub async fn open_session(
         &self,
         user: &User,
         client_addr: Option<IpAddr>,

@@ -273,6 +273,25 @@ impl fmt::Display for GroupAddress {
 pub struct Domain {
     pub name: DomainName,
     pub created_at_ms: u64,
+    /// How many sessions one user of the domain may have open, over the sites that answer.
+    #[serde(default)]
+    pub session_limit: Option<SessionLimit>,
+}
+
+/// A domain's cap on each user's open sessions, and what the login over it gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionLimit {
+    pub max_sessions_per_user: u32,
+    pub on_limit: OnLimit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    /// The new login is refused (403).
+    Refuse,
+    /// The user's oldest sessions end (reason `limit`) to make room.
+    EndOldest,
 }
 
 /// A user. `password_hash` is an argon2id PHC string; it never leaves the node in an answer.

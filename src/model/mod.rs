@@ -19,8 +19,8 @@ pub mod time;
 pub use channel::{Channel, ChannelTarget, Endpoint, NewChannel, Protocol};
 pub use connection::{Connection, NewConnection, Pid};
 pub use identity::{
-    Domain, DomainName, Group, GroupAddress, GroupName, Login, NameError, PropertyChanges, User,
-    UserAddress, ADMINS_GROUP,
+    Domain, DomainName, Group, GroupAddress, GroupName, Login, NameError, OnLimit, PropertyChanges,
+    SessionLimit, User, UserAddress, ADMINS_GROUP,
 };
 pub use incident::{Closed, Containment, NodePart, NodeReport, Receipt, SiteReceipt, SiteStatus};
 pub use lock::{Entrant, Lock, LockTarget};

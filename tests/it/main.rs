@@ -25,6 +25,7 @@ mod metrics;
 mod openapi;
 mod proxy;
 mod read_lease;
+mod session_limits;
 mod shipped_setups;
 mod signals;
 mod site_replication;

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::audit::NewAuditEvent;
-use crate::model::CloseReason;
+use crate::model::{CloseReason, SessionLimit};
 use sessionplane_cluster::{Applying, SnapshotWriter, StateMachine};
 use uuid::Uuid;
 
@@ -98,6 +98,11 @@ mod protocol {
         Audited {
             event: Box<NewAuditEvent>,
             command: Box<DirectoryCommand>,
+        },
+        /// Sets (or, with none, lifts) a domain's cap on each user's open sessions.
+        SetSessionLimit {
+            domain: DomainName,
+            limit: Option<SessionLimit>,
         },
     }
 
@@ -173,6 +178,7 @@ impl DirectoryState {
             } => self.bootstrap(at_ms, master_domain, admin),
             C::CreateDomain(name) => self.create_domain(at_ms, name),
             C::DeleteDomain(name) => self.delete_domain(&name),
+            C::SetSessionLimit { domain, limit } => self.set_session_limit(&domain, limit),
             C::CreateUser(new) => self.create_user(at_ms, new),
             C::UpdateUser {
                 user_id,

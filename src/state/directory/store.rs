@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{DirectoryCommand, DirectoryReply, DirectoryState, NewUser};
 use crate::model::audit::NewAuditEvent;
-use crate::model::{Domain, DomainName, GroupName, PropertyChanges, User};
+use crate::model::{Domain, DomainName, GroupName, PropertyChanges, SessionLimit, User};
 use crate::state::StoreError;
 
 /// A write the directory refused at apply, by one of its rules.
@@ -115,6 +115,19 @@ impl DirectoryStore {
 
     pub async fn create_domain(&self, name: DomainName) -> Outcome<Domain> {
         self.write(DirectoryCommand::CreateDomain(name), |reply| match reply {
+            DirectoryReply::Domain(domain) => Ok(domain),
+            other => Err(Box::new(other)),
+        })
+        .await
+    }
+
+    pub async fn set_session_limit(
+        &self,
+        domain: DomainName,
+        limit: Option<SessionLimit>,
+    ) -> Outcome<Domain> {
+        let command = DirectoryCommand::SetSessionLimit { domain, limit };
+        self.write(command, |reply| match reply {
             DirectoryReply::Domain(domain) => Ok(domain),
             other => Err(Box::new(other)),
         })
