@@ -27,6 +27,7 @@ async fn main() -> std::process::ExitCode {
         Command::Incident { api, command } => cli::incidents::incident(&api, command).await,
         Command::Locks { api, command } => cli::incidents::locks(&api, command).await,
         Command::Audit { api, args, command } => cli::audit::audit(&api, args, command).await,
+        Command::Events { api, args } => cli::events::events(&api, args).await,
         Command::Completions { shell } => {
             let mut command = <cli::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "sessionplane", &mut std::io::stdout());

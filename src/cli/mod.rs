@@ -6,6 +6,7 @@ pub mod channels;
 pub mod client;
 pub mod cluster;
 pub mod demo;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod incidents;
@@ -120,6 +121,13 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<audit::AuditCommand>,
     },
+    /// The audit and session lifecycle events of the selected sites, from the event stream.
+    Events {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(flatten)]
+        args: events::EventsArgs,
+    },
     /// A node's health checks (exit status 1 when it is unhealthy).
     Health {
         #[command(flatten)]
@@ -163,6 +171,7 @@ impl Command {
             | Command::Incident { api, .. }
             | Command::Locks { api, .. }
             | Command::Audit { api, .. }
+            | Command::Events { api, .. }
             | Command::Health { api } => Some(api),
             Command::Serve { .. }
             | Command::Demo(_)

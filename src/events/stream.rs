@@ -282,9 +282,15 @@ pub struct SseLines {
     partial: Vec<u8>,
     event: Option<String>,
     data: String,
+    last_id: Option<String>,
 }
 
 impl SseLines {
+    /// The `id:` of the last event parsed: where a reader resumes.
+    pub fn last_id(&self) -> Option<&str> {
+        self.last_id.as_deref()
+    }
+
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Item> {
         self.partial.extend_from_slice(chunk);
         let mut items = Vec::new();
@@ -298,6 +304,8 @@ impl SseLines {
                 self.data.push_str(data.strip_prefix(' ').unwrap_or(data));
             } else if let Some(event) = line.strip_prefix("event:") {
                 self.event = Some(event.trim().to_string());
+            } else if let Some(id) = line.strip_prefix("id:") {
+                self.last_id = Some(id.trim().to_string());
             }
         }
         items
@@ -342,6 +350,7 @@ mod tests {
                 ["east:4", "notice \"gap\"", "east:5"],
                 "cut at {cut}"
             );
+            assert_eq!(lines.last_id(), Some("east:5"));
         }
     }
 }

@@ -290,5 +290,67 @@ async fn the_stream_is_for_administrators_and_refuses_what_it_did_not_give() {
     assert!(!created["details"]["session_id"].is_null());
     assert_ne!(audit["seq"], created["seq"]);
     reader.abort();
+
+    // The command line: what is there since a time, then on and on with --follow.
+    let listed = common::cli(
+        &[
+            "events",
+            "--action",
+            "session.*",
+            "--target",
+            "erin@example.org",
+            "--since",
+            "2020-01-01T00:00:00Z",
+        ],
+        &base,
+        &admin,
+    );
+    assert!(listed.status.success(), "{listed:?}");
+    let printed = String::from_utf8_lossy(&listed.stdout);
+    assert!(printed.starts_with("TIME  SITE  ACTION"), "{printed}");
+    assert!(
+        printed.contains("session.created  erin@example.org  ok"),
+        "{printed}"
+    );
+    assert!(!printed.contains("user.create"), "{printed}");
+
+    let mut follow = common::cli_command(
+        &[
+            "--json",
+            "events",
+            "--follow",
+            "--target",
+            "erin@example.org",
+        ],
+        &base,
+        &admin,
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("the cli starts");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let login = api.login(&base, "example.org", "erin", PW).await;
+    let session = login.body["session_id"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let stdout = follow.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    });
+    let line = tokio::time::timeout(WAIT, line)
+        .await
+        .expect("a line within the wait")
+        .expect("read")
+        .expect("a line");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let event: Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(event["action"], "session.created");
+    assert_eq!(event["details"]["session_id"], session.as_str());
     drop(site);
 }
