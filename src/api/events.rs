@@ -136,11 +136,26 @@ async fn events(
         query: params.query(),
     };
     let open = stream::open(sources, opening);
-    let body = futures_util::stream::unfold((open, cursor), |(mut open, mut cursor)| async {
-        let item = tokio::select! {
-            item = open.items.recv() => item?,
-            // Dropped: the reader resumes from the last id it has.
-            _ = open.too_slow.notified() => return None,
+    let watch = SessionWatch {
+        site: state.site.clone(),
+        session: caller.session().map(|s| s.session_id),
+        next_check: tokio::time::Instant::now() + SESSION_CHECK,
+    };
+    let start = (open, cursor, watch);
+    let body = futures_util::stream::unfold(start, |(mut open, mut cursor, mut watch)| async {
+        let item = loop {
+            tokio::select! {
+                item = open.items.recv() => break item?,
+                // Dropped: the reader resumes from the last id it has.
+                _ = open.too_slow.notified() => return None,
+                _ = tokio::time::sleep_until(watch.next_check), if watch.session.is_some() => {
+                    // The reader's session ended (killed, contained, expired): so does its
+                    // stream.
+                    if watch.ended() {
+                        return None;
+                    }
+                }
+            }
         };
         let event = match item {
             Item::Event { site, seq, json } => {
@@ -151,10 +166,29 @@ async fn events(
             }
             Item::Notice(json) => Event::default().event("notice").data(json.to_string()),
         };
-        Some((Ok::<_, Infallible>(event), (open, cursor)))
+        Some((Ok::<_, Infallible>(event), (open, cursor, watch)))
     });
     let keep_alive = KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive");
     Ok(Sse::new(body).keep_alive(keep_alive).into_response())
+}
+
+/// How often a stream looks whether its reader's session still lives.
+const SESSION_CHECK: Duration = Duration::from_secs(1);
+
+/// The session a stream is read under (none: a service or another site's node), and when to
+/// look next whether it still lives.
+struct SessionWatch {
+    site: crate::state::SiteStore,
+    session: Option<uuid::Uuid>,
+    next_check: tokio::time::Instant,
+}
+
+impl SessionWatch {
+    fn ended(&mut self) -> bool {
+        self.next_check += SESSION_CHECK;
+        self.session
+            .is_some_and(|session| self.site.get_local(session).is_none())
+    }
 }
 
 /// The caller's federation token, made fresh for each call the stream makes to another site.

@@ -352,5 +352,29 @@ async fn the_stream_is_for_administrators_and_refuses_what_it_did_not_give() {
     let event: Value = serde_json::from_str(&line).expect("a JSON line");
     assert_eq!(event["action"], "session.created");
     assert_eq!(event["details"]["session_id"], session.as_str());
+
+    // A stream lives no longer than its reader's session.
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(read_stream(
+        base.clone(),
+        admin.clone(),
+        String::new(),
+        None,
+        tx,
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logout = api
+        .call(
+            Method::DELETE,
+            format!("{base}/rest/v1/iam/sessions/current"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(logout.status < 300, "{}", logout.text);
+    tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the stream ends with its reader's session")
+        .expect("reader");
     drop(site);
 }
