@@ -12,6 +12,15 @@ pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 /// Starts `n` nodes of site `local` on 127.0.0.1 with real sockets between them and waits until
 /// every node votes.
 pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
+    start_site_with(n, data, |_| {}).await
+}
+
+/// As [`start_site`], each node's config changed by `tweak` first.
+pub async fn start_site_with(
+    n: u64,
+    data: &std::path::Path,
+    tweak: impl Fn(&mut Config),
+) -> Vec<RunningNode> {
     let mut bound = Vec::new();
     for _ in 0..n {
         let api = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
@@ -36,7 +45,7 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
         .collect();
     let mut nodes = Vec::new();
     for (k, listeners) in bound.into_iter().enumerate() {
-        let config = Config {
+        let mut config = Config {
             node_id: k as u64 + 1,
             node_name: format!("n{}", k + 1),
             data_dir: data.join(format!("n{}", k + 1)),
@@ -58,6 +67,7 @@ pub async fn start_site(n: u64, data: &std::path::Path) -> Vec<RunningNode> {
             initial_admin_password: Some(Secret(ADMIN_PASSWORD.into())),
             ..Config::default()
         };
+        tweak(&mut config);
         nodes.push(start(config, listeners).await.expect("start node"));
     }
     for node in &nodes {

@@ -11,6 +11,7 @@
 //!   ([`SiteQuery`], [`DirectoryQuery`] and their replies) and the typed [`SiteStore`];
 //! - tokens, to forge the expired, foreign-signed or federation tokens the tests refuse.
 
+pub use crate::config::events::{DeliverySettings, Webhook};
 pub use crate::config::{
     Config, DirectorySettings, IamSettings, Listen, MailConfig, RemoteSite, Secret, SiteNode,
 };

@@ -10,10 +10,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -141,35 +142,88 @@ async fn events(
         session: caller.session().map(|s| s.session_id),
         next_check: tokio::time::Instant::now() + SESSION_CHECK,
     };
-    let start = (open, cursor, watch);
-    let body = futures_util::stream::unfold(start, |(mut open, mut cursor, mut watch)| async {
-        let item = loop {
+    let writer = Writer {
+        open,
+        cursor,
+        watch,
+        quiet_until: tokio::time::Instant::now() + KEEP_ALIVE,
+    };
+    let body = futures_util::stream::unfold(writer, |mut writer| async {
+        let chunk = writer.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), writer))
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies in front (nginx) would hold the events back to fill their buffer.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// At most this many events go out in one write.
+const EVENTS_PER_CHUNK: usize = 256;
+
+/// Turns the stream's items into SSE text, as many as are ready in one chunk (one write to
+/// the socket rather than one per event).
+struct Writer {
+    open: stream::Open,
+    cursor: StreamCursor,
+    watch: SessionWatch,
+    /// When a keep-alive comment is due if nothing else went out.
+    quiet_until: tokio::time::Instant,
+}
+
+impl Writer {
+    /// The next chunk; none once the stream ends.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        let first = loop {
             tokio::select! {
-                item = open.items.recv() => break item?,
+                item = self.open.items.recv() => break item?,
                 // Dropped: the reader resumes from the last id it has.
-                _ = open.too_slow.notified() => return None,
-                _ = tokio::time::sleep_until(watch.next_check), if watch.session.is_some() => {
+                _ = self.open.too_slow.notified() => return None,
+                _ = tokio::time::sleep_until(self.quiet_until) => {
+                    self.quiet_until = tokio::time::Instant::now() + KEEP_ALIVE;
+                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                }
+                _ = tokio::time::sleep_until(self.watch.next_check), if self.watch.session.is_some() => {
                     // The reader's session ended (killed, contained, expired): so does its
                     // stream.
-                    if watch.ended() {
+                    if self.watch.ended() {
                         return None;
                     }
                 }
             }
         };
-        let event = match item {
-            Item::Event { site, seq, json } => {
-                cursor.saw(&site, seq);
-                Event::default()
-                    .id(cursor.to_string())
-                    .data(json.to_string())
+        let mut text = Vec::with_capacity(512);
+        self.write(&mut text, first);
+        for _ in 1..EVENTS_PER_CHUNK {
+            match self.open.items.try_recv() {
+                Ok(item) => self.write(&mut text, item),
+                Err(_) => break,
             }
-            Item::Notice(json) => Event::default().event("notice").data(json.to_string()),
+        }
+        self.quiet_until = tokio::time::Instant::now() + KEEP_ALIVE;
+        Some(Bytes::from(text))
+    }
+
+    fn write(&mut self, text: &mut Vec<u8>, item: Item) {
+        let (head, data) = match item {
+            Item::Event { site, seq, data } => {
+                self.cursor.saw(&site, seq);
+                (format!("id: {}\n", self.cursor), data)
+            }
+            Item::Notice(json) => ("event: notice\n".to_string(), json.to_string()),
         };
-        Some((Ok::<_, Infallible>(event), (open, cursor, watch)))
-    });
-    let keep_alive = KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive");
-    Ok(Sse::new(body).keep_alive(keep_alive).into_response())
+        text.extend_from_slice(head.as_bytes());
+        // JSON text has no raw newline, but a data line must never carry one.
+        for line in data.split('\n') {
+            text.extend_from_slice(b"data: ");
+            text.extend_from_slice(line.as_bytes());
+            text.push(b'\n');
+        }
+        text.push(b'\n');
+    }
 }
 
 /// How often a stream looks whether its reader's session still lives.

@@ -134,8 +134,11 @@ async fn read(
         let Some(Ok(chunk)) = chunk else { break };
         for item in lines.push(&chunk) {
             match item {
-                Item::Event { json, .. } if api.json => println!("{json}"),
-                Item::Event { json, .. } => println!("{}", row(&json)),
+                Item::Event { data, .. } if api.json => println!("{data}"),
+                Item::Event { data, .. } => {
+                    let event: Value = serde_json::from_str(&data).unwrap_or_default();
+                    println!("{}", row(&event));
+                }
                 Item::Notice(notice) => eprintln!("notice: {notice}"),
             }
         }

@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::model::audit::{Actor, AuditEvent};
-use crate::model::event::{FeedEvent, FeedKind};
+use crate::model::event::FeedKind;
+use crate::model::Protocol;
 use crate::state::site::feed::{Entry, Resolved};
 
 /// An audit event as the api shows it.
@@ -94,46 +95,131 @@ pub fn rfc3339_millis(ms: u64) -> String {
 /// A feed entry of `site` as the stream and the webhooks carry it: an audit event has the
 /// audit api's fields, a lifecycle event the same names (`time`, `action`, `target`, `actor`
 /// null, `outcome` ok) with what it is about in `details`; both have `id` (`site:seq`),
-/// `site`, `seq` and `kind` (`audit` or `lifecycle`).
-pub fn entry_json(site: &str, entry: &Entry) -> Value {
-    let mut object = match &entry.event {
-        Resolved::Audit(audit) => {
-            let mut view = serde_json::to_value(AuditEventView::from(&**audit)).unwrap_or_default();
-            view["kind"] = json!("audit");
-            view
-        }
-        Resolved::Lifecycle(event) => lifecycle_json(event),
+/// `site`, `seq` and `kind` (`audit` or `lifecycle`). Written straight to `out` (no JSON tree
+/// is built: the stream writes one per event per reader).
+pub fn write_entry(out: &mut Vec<u8>, site: &str, entry: &Entry) {
+    let id = format!("{site}:{}", entry.seq);
+    let written = match &entry.event {
+        Resolved::Audit(audit) => serde_json::to_writer(
+            &mut *out,
+            &AuditOut {
+                id,
+                site,
+                seq: entry.seq,
+                kind: "audit",
+                event: AuditEventView::from(&**audit),
+            },
+        ),
+        Resolved::Lifecycle(event) => serde_json::to_writer(
+            &mut *out,
+            &LifecycleOut {
+                id,
+                site,
+                seq: entry.seq,
+                kind: "lifecycle",
+                time: rfc3339_millis(event.time_ms),
+                action: event.kind.action().unwrap_or_default(),
+                target: event.kind.user_address().unwrap_or_default(),
+                actor: None,
+                outcome: "ok",
+                details: Details::of(&event.kind),
+            },
+        ),
     };
-    object["id"] = json!(format!("{site}:{}", entry.seq));
-    object["site"] = json!(site);
-    object["seq"] = json!(entry.seq);
-    object
+    // Serializing these plain structs into a Vec cannot fail; were it to, the event is empty.
+    if written.is_err() {
+        out.extend_from_slice(b"{}");
+    }
 }
 
-fn lifecycle_json(event: &FeedEvent) -> Value {
-    let details = match &event.kind {
-        FeedKind::Audit { .. } => Value::Null,
-        FeedKind::SessionCreated {
-            session,
-            client_addr,
-        } => json!({"session_id": session.session_id, "user_id": session.user_id,
-            "client_addr": client_addr.map(|a| a.to_string())}),
-        FeedKind::SessionEnded { session, reason } => json!({"session_id": session.session_id,
-            "user_id": session.user_id, "reason": reason.as_str()}),
-        FeedKind::ConnectionOpened(c) | FeedKind::ConnectionClosed(c) => json!({
-            "conn_id": c.conn_id, "session_id": c.session.session_id,
-            "user_id": c.session.user_id, "node": &*c.node}),
-        FeedKind::ChannelOpened(c) | FeedKind::ChannelClosed(c) => json!({
-            "channel_id": c.channel_id, "user_id": c.user_id, "protocol": c.protocol,
-            "node": &*c.node}),
-    };
-    json!({
-        "kind": "lifecycle",
-        "time": rfc3339_millis(event.time_ms),
-        "action": event.kind.action().unwrap_or_default(),
-        "target": event.kind.user_address().unwrap_or_default(),
-        "actor": Value::Null,
-        "outcome": "ok",
-        "details": details,
-    })
+/// [`write_entry`] as text.
+pub fn entry_text(site: &str, entry: &Entry) -> String {
+    let mut out = Vec::with_capacity(320);
+    write_entry(&mut out, site, entry);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct AuditOut<'a> {
+    id: String,
+    site: &'a str,
+    seq: u64,
+    kind: &'static str,
+    #[serde(flatten)]
+    event: AuditEventView,
+}
+
+#[derive(Serialize)]
+struct LifecycleOut<'a> {
+    id: String,
+    site: &'a str,
+    seq: u64,
+    kind: &'static str,
+    time: String,
+    action: &'static str,
+    target: String,
+    actor: Option<()>,
+    outcome: &'static str,
+    details: Details<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Details<'a> {
+    SessionCreated {
+        session_id: Uuid,
+        user_id: Uuid,
+        client_addr: Option<String>,
+    },
+    SessionEnded {
+        session_id: Uuid,
+        user_id: Uuid,
+        reason: &'static str,
+    },
+    Connection {
+        conn_id: Uuid,
+        session_id: Uuid,
+        user_id: Uuid,
+        node: &'a str,
+    },
+    Channel {
+        channel_id: Uuid,
+        user_id: Uuid,
+        protocol: Protocol,
+        node: &'a str,
+    },
+    None {},
+}
+
+impl<'a> Details<'a> {
+    fn of(kind: &'a FeedKind) -> Self {
+        match kind {
+            FeedKind::Audit { .. } => Self::None {},
+            FeedKind::SessionCreated {
+                session,
+                client_addr,
+            } => Self::SessionCreated {
+                session_id: session.session_id,
+                user_id: session.user_id,
+                client_addr: client_addr.map(|a| a.to_string()),
+            },
+            FeedKind::SessionEnded { session, reason } => Self::SessionEnded {
+                session_id: session.session_id,
+                user_id: session.user_id,
+                reason: reason.as_str(),
+            },
+            FeedKind::ConnectionOpened(c) | FeedKind::ConnectionClosed(c) => Self::Connection {
+                conn_id: c.conn_id,
+                session_id: c.session.session_id,
+                user_id: c.session.user_id,
+                node: &c.node,
+            },
+            FeedKind::ChannelOpened(c) | FeedKind::ChannelClosed(c) => Self::Channel {
+                channel_id: c.channel_id,
+                user_id: c.user_id,
+                protocol: c.protocol,
+                node: &c.node,
+            },
+        }
+    }
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::cursor::{Start, StreamCursor};
-use super::json::entry_json;
+use super::json::entry_text;
 use crate::federation::{Federation, Received, SiteRequest, Verb};
 use crate::state::site::audit::AuditFilter;
 use crate::state::site::SiteStore;
@@ -31,8 +31,12 @@ pub const PATH: &str = "/rest/v1/events";
 /// What the stream carries.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
-    /// An event of `site`, the `seq`-th of its feed.
-    Event { site: String, seq: u64, json: Value },
+    /// An event of `site`, the `seq`-th of its feed, as JSON text.
+    Event {
+        site: String,
+        seq: u64,
+        data: String,
+    },
     /// Something the reader should know that is not an event: a site that does not answer, a
     /// gap where the feed was trimmed before the reader got there.
     Notice(Value),
@@ -169,7 +173,7 @@ impl Local {
                 let item = Item::Event {
                     site: self.name.clone(),
                     seq: entry.seq,
-                    json: entry_json(&self.name, &entry),
+                    data: entry_text(&self.name, &entry),
                 };
                 if !hand.give(item).await {
                     return;
@@ -320,7 +324,7 @@ impl SseLines {
             _ => {
                 let site = json.get("site")?.as_str()?.to_string();
                 let seq = json.get("seq")?.as_u64()?;
-                Some(Item::Event { site, seq, json })
+                Some(Item::Event { site, seq, data })
             }
         }
     }

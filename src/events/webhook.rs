@@ -10,7 +10,7 @@ use std::time::Duration;
 use ring::hmac;
 
 use super::deliver::{action_wanted, Sink};
-use super::json::entry_json;
+use super::json::write_entry;
 use crate::config::events::{DeliverySettings, Webhook};
 use crate::config::Secret;
 use crate::model::delivery::{SinkKind, SinkName};
@@ -93,8 +93,15 @@ impl Sink for WebhookSink {
     }
 
     async fn send(&self, site: &str, batch: &[Entry]) -> Result<(), String> {
-        let events: Vec<serde_json::Value> = batch.iter().map(|e| entry_json(site, e)).collect();
-        let body = serde_json::to_vec(&events).map_err(|e| e.to_string())?;
+        let mut body = Vec::with_capacity(batch.len() * 360 + 2);
+        body.push(b'[');
+        for (k, entry) in batch.iter().enumerate() {
+            if k > 0 {
+                body.push(b',');
+            }
+            write_entry(&mut body, site, entry);
+        }
+        body.push(b']');
         let (first, last) = match (batch.first(), batch.last()) {
             (Some(first), Some(last)) => (first.seq, last.seq),
             _ => return Ok(()),
