@@ -7,8 +7,9 @@
 //! 2. a webhook's backlog: `--backlog` sessions created while the receiver (in this process)
 //!    refuses, then the time it takes to drain once it accepts.
 //!
-//! Usage: `cargo bench --bench events [-- --seconds 5 --pairs 3 --readers 10 --backlog 1000000
-//! --batch 1000]`
+//! Usage: `cargo bench --bench events [-- --seconds 5 --pairs 3 --readers 10 --rate 20000
+//! --backlog 1000000 --batch 1000 --skip-streams 1]` (`--rate`: creates paced at that many a
+//! second in all, rather than as fast as they go).
 
 mod common;
 
@@ -35,9 +36,12 @@ fn new_session(user: Uuid, n: usize) -> NewSession {
     }
 }
 
-/// Creates through `store` with `PROPOSERS` proposers for `duration`: each create's id and
-/// the instant it was acknowledged.
-async fn creates(store: &SiteStore, duration: Duration) -> Vec<(Uuid, Instant)> {
+/// What one create came to: its id, when it was proposed and when acknowledged.
+type Acked = (Uuid, Instant, Instant);
+
+/// Creates through `store` with `PROPOSERS` proposers for `duration`, as fast as they go or,
+/// with `rate`, that many a second in all.
+async fn creates(store: &SiteStore, duration: Duration, rate: Option<u64>) -> Vec<Acked> {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..PROPOSERS)
         .map(|p| {
@@ -45,11 +49,21 @@ async fn creates(store: &SiteStore, duration: Duration) -> Vec<(Uuid, Instant)> 
             tokio::spawn(async move {
                 let user = Uuid::now_v7();
                 let mut acked = Vec::new();
+                let mut pace = rate.map(|r| {
+                    let every = Duration::from_secs_f64(PROPOSERS as f64 / r as f64);
+                    let mut pace = tokio::time::interval(every);
+                    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    pace
+                });
                 while !stop.load(Ordering::Relaxed) {
+                    if let Some(pace) = &mut pace {
+                        pace.tick().await;
+                    }
                     let new = new_session(user, p);
                     let id = new.session_id;
+                    let proposed = Instant::now();
                     if store.create_session(new).await.is_ok() {
-                        acked.push((id, Instant::now()));
+                        acked.push((id, proposed, Instant::now()));
                     }
                 }
                 acked
@@ -65,11 +79,14 @@ async fn creates(store: &SiteStore, duration: Duration) -> Vec<(Uuid, Instant)> 
     all
 }
 
+/// When each session's event came to a reader.
+type Arrivals = Arc<std::sync::Mutex<Vec<(Uuid, Instant)>>>;
+
 /// A stream reader: counts the events it gets; the first one also notes when each session's
 /// event came.
 struct Reader {
     events: Arc<AtomicU64>,
-    arrivals: Option<Arc<std::sync::Mutex<Vec<(Uuid, Instant)>>>>,
+    arrivals: Option<Arrivals>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -121,7 +138,10 @@ fn read_stream(base: String, token: String, keep_arrivals: bool) -> Reader {
 
 struct Round {
     creates_per_s: f64,
+    /// Each create's time from proposal to acknowledgement, sorted.
+    create_times: Vec<Duration>,
     events_per_reader_s: f64,
+    /// From each create's acknowledgement to its event at the first reader, sorted.
     latencies: Vec<Duration>,
 }
 
@@ -131,6 +151,7 @@ async fn round(
     token: &str,
     readers: usize,
     seconds: u64,
+    rate: Option<u64>,
 ) -> Round {
     let readers: Vec<Reader> = (0..readers)
         .map(|k| read_stream(bases[k % bases.len()].clone(), token.into(), k == 0))
@@ -138,7 +159,7 @@ async fn round(
     // The streams are open before the creates start.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    let acked = creates(store, Duration::from_secs(seconds)).await;
+    let acked = creates(store, Duration::from_secs(seconds), rate).await;
     let elapsed = started.elapsed().as_secs_f64();
     // The readers' last events are on their way.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -151,15 +172,18 @@ async fn round(
     if let Some(arrivals) = readers.first().and_then(|r| r.arrivals.clone()) {
         let arrived: HashMap<Uuid, Instant> =
             arrivals.lock().expect("lock").iter().copied().collect();
-        for (id, at) in &acked {
+        for (id, _, at) in &acked {
             if let Some(came) = arrived.get(id) {
                 latencies.push(came.saturating_duration_since(*at));
             }
         }
         latencies.sort_unstable();
     }
+    let mut create_times: Vec<Duration> = acked.iter().map(|(_, p, a)| *a - *p).collect();
+    create_times.sort_unstable();
     Round {
         creates_per_s: acked.len() as f64 / elapsed,
+        create_times,
         events_per_reader_s: match readers.len() {
             0 => 0.0,
             n => events as f64 / n as f64 / elapsed,
@@ -173,7 +197,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-async fn streams(seconds: u64, pairs: u64, reader_count: usize) {
+async fn streams(seconds: u64, pairs: u64, reader_count: usize, rate: Option<u64>) {
     let data = tempfile::tempdir().expect("temp dir");
     let nodes = common::start_site(3, data.path()).await;
     let leader = nodes
@@ -188,21 +212,27 @@ async fn streams(seconds: u64, pairs: u64, reader_count: usize) {
     let login = common::admin_login(&http, &bases[leader]).await;
     let token = login["token"].as_str().expect("token").to_string();
     let store = nodes[leader].site.clone();
-    round(&store, &bases, &token, 0, 1).await;
-    println!("| pair | creates/s, no reader | creates/s, {reader_count} readers | ratio | events/s per reader | p50 ms | p99 ms |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    round(&store, &bases, &token, 0, 1, None).await;
+    match rate {
+        Some(rate) => println!("creates paced at {rate}/s in all"),
+        None => println!("creates as fast as {PROPOSERS} proposers go"),
+    }
+    println!("| pair | creates/s, no reader | creates/s, {reader_count} readers | ratio | create p99 ms, no reader | create p99 ms, readers | events/s per reader | event p50 ms | event p99 ms |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (mut ratios, mut alone, mut read, mut p99s) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pair in 1..=pairs {
-        let a = round(&store, &bases, &token, 0, seconds).await;
-        let b = round(&store, &bases, &token, reader_count, seconds).await;
+        let a = round(&store, &bases, &token, 0, seconds, rate).await;
+        let b = round(&store, &bases, &token, reader_count, seconds, rate).await;
         let ratio = b.creates_per_s / a.creates_per_s;
         let p50 = common::percentile(&b.latencies, 0.50);
         let p99 = common::percentile(&b.latencies, 0.99);
         println!(
-            "| {pair} | {:.0} | {:.0} | {ratio:.2} | {:.0} | {} | {} |",
+            "| {pair} | {:.0} | {:.0} | {ratio:.2} | {} | {} | {:.0} | {} | {} |",
             a.creates_per_s,
             b.creates_per_s,
+            common::ms(common::percentile(&a.create_times, 0.99)),
+            common::ms(common::percentile(&b.create_times, 0.99)),
             b.events_per_reader_s,
             common::ms(p50),
             common::ms(p99)
@@ -322,8 +352,9 @@ async fn main() {
     let readers = common::arg("--readers", 10) as usize;
     let total = common::arg("--backlog", 1_000_000);
     let batch = common::arg("--batch", 1000) as usize;
+    let rate = Some(common::arg("--rate", 0)).filter(|r| *r > 0);
     if common::arg("--skip-streams", 0) == 0 {
-        streams(seconds, pairs, readers).await;
+        streams(seconds, pairs, readers, rate).await;
     }
     if total > 0 {
         backlog(total, batch).await;

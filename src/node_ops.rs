@@ -75,6 +75,8 @@ pub struct ApiWiring {
     pub proxy: Arc<crate::gateway::proxy::Proxy>,
     /// Signs the Shared Signals tokens; its public half is served to their receivers.
     pub signing_key: Option<Arc<crate::events::signals::SigningKey>>,
+    /// The JSON of the site's recent events, shared by the stream's readers.
+    pub rendered_events: Arc<crate::events::stream::Rendered>,
     /// Moves on each time this node applies an entry that adds to the site's feed.
     pub feed_advanced: tokio::sync::watch::Receiver<u64>,
 }

@@ -124,6 +124,7 @@ async fn events(
     let token = token_source(&state, &caller, domain);
     let sources = Sources {
         site: state.site.clone(),
+        rendered: state.rendered_events.clone(),
         advanced: state.feed_advanced.clone(),
         federation: state.federation.clone(),
         token,
@@ -208,14 +209,18 @@ impl Writer {
     }
 
     fn write(&mut self, text: &mut Vec<u8>, item: Item) {
-        let (head, data) = match item {
+        use std::io::Write as _;
+        let data: Arc<str> = match item {
             Item::Event { site, seq, data } => {
                 self.cursor.saw(&site, seq);
-                (format!("id: {}\n", self.cursor), data)
+                let _ = writeln!(text, "id: {}", self.cursor);
+                data
             }
-            Item::Notice(json) => ("event: notice\n".to_string(), json.to_string()),
+            Item::Notice(json) => {
+                text.extend_from_slice(b"event: notice\n");
+                json.to_string().into()
+            }
         };
-        text.extend_from_slice(head.as_bytes());
         // JSON text has no raw newline, but a data line must never carry one.
         for line in data.split('\n') {
             text.extend_from_slice(b"data: ");

@@ -24,6 +24,9 @@ use crate::state::site::SiteStore;
 pub const SLOW_READER: Duration = Duration::from_secs(5);
 /// The events handed on at once, for all sites.
 const BACKLOG: usize = 1024;
+/// A follower of this site's feed reads it at most this often: at thousands of entries a
+/// second, waking every reader for each one costs more than the events themselves.
+const COALESCE: Duration = Duration::from_millis(2);
 /// How long a follower of another site waits before it tries the site again.
 const RETRY: Duration = Duration::from_millis(500);
 pub const PATH: &str = "/rest/v1/events";
@@ -35,7 +38,7 @@ pub enum Item {
     Event {
         site: String,
         seq: u64,
-        data: String,
+        data: Arc<str>,
     },
     /// Something the reader should know that is not an event: a site that does not answer, a
     /// gap where the feed was trimmed before the reader got there.
@@ -56,10 +59,40 @@ pub struct Opening {
     pub query: Vec<(String, String)>,
 }
 
+/// The JSON of this site's recent events, made once for every reader: readers of a busy
+/// site are at nearly the same place, and the first to get there writes it for the others.
+#[derive(Default)]
+pub struct Rendered {
+    recent: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<str>>>,
+}
+
+impl Rendered {
+    /// How many events it keeps (the newest).
+    const KEPT: usize = 8192;
+
+    pub fn get(&self, site: &str, entry: &crate::state::site::feed::Entry) -> Arc<str> {
+        if let Some(text) = self.lock().get(&entry.seq) {
+            return text.clone();
+        }
+        let text: Arc<str> = entry_text(site, entry).into();
+        let mut recent = self.lock();
+        recent.insert(entry.seq, text.clone());
+        while recent.len() > Self::KEPT {
+            recent.pop_first();
+        }
+        text
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Arc<str>>> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The wiring a stream reads through.
 #[derive(Clone)]
 pub struct Sources {
     pub site: SiteStore,
+    pub rendered: Arc<Rendered>,
     pub advanced: watch::Receiver<u64>,
     pub federation: Arc<Federation>,
     pub token: TokenSource,
@@ -93,6 +126,7 @@ pub fn open(sources: Sources, opening: Opening) -> Open {
         let local = Local {
             name: opening.current.clone(),
             site: sources.site.clone(),
+            rendered: sources.rendered.clone(),
             advanced: sources.advanced.clone(),
             filter: opening.filter.clone(),
         };
@@ -142,6 +176,7 @@ impl Hand {
 struct Local {
     name: String,
     site: SiteStore,
+    rendered: Arc<Rendered>,
     advanced: watch::Receiver<u64>,
     filter: AuditFilter,
 }
@@ -156,6 +191,7 @@ impl Local {
             Start::Next => view.last_seq(),
         };
         loop {
+            let read_at = tokio::time::Instant::now();
             self.advanced.borrow_and_update();
             let view = self.site.feed_local();
             if let Some(first) = view.first_seq().filter(|first| *first > after + 1) {
@@ -173,7 +209,7 @@ impl Local {
                 let item = Item::Event {
                     site: self.name.clone(),
                     seq: entry.seq,
-                    data: entry_text(&self.name, &entry),
+                    data: self.rendered.get(&self.name, &entry),
                 };
                 if !hand.give(item).await {
                     return;
@@ -183,6 +219,7 @@ impl Local {
                 changed = self.advanced.changed() => if changed.is_err() { return },
                 _ = hand.out.closed() => return,
             }
+            tokio::time::sleep_until(read_at + COALESCE).await;
         }
     }
 }
@@ -324,7 +361,11 @@ impl SseLines {
             _ => {
                 let site = json.get("site")?.as_str()?.to_string();
                 let seq = json.get("seq")?.as_u64()?;
-                Some(Item::Event { site, seq, data })
+                Some(Item::Event {
+                    site,
+                    seq,
+                    data: data.into(),
+                })
             }
         }
     }

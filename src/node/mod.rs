@@ -266,6 +266,7 @@ pub async fn start(
         tls: config.listen.api_tls,
         proxy,
         feed_advanced: feed_advanced.clone(),
+        rendered_events: Arc::default(),
     });
     let api_router = (api.router)(api_state);
     let api_task = match api_cert {
