@@ -33,19 +33,6 @@ pub struct LoggedIn {
 use crate::telemetry::LoginOutcome;
 
 impl Iam {
-    pub async fn login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, IamError> {
-        let user = self
-            .check_password(
-                attempt.domain,
-                attempt.login,
-                attempt.password,
-                attempt.client_addr,
-            )
-            .await?;
-        self.open_session(&user, attempt.client_addr, attempt.user_agent)
-            .await
-    }
-
     /// Checks a user's password under the site-wide ban: the user when it matches, the same
     /// refusal for every other case (unknown domain or user, disabled user, wrong password),
     /// each of which counts as a failure. Every password check there is comes through here.

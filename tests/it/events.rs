@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use common::sites::{central_and_east, quick_federation};
-use common::{add_user, assert_error, Api, TestSite};
+use common::{add_user, assert_error, log_in_at_any, Api, TestSite};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
@@ -76,24 +76,6 @@ async fn read_stream(
     last
 }
 
-/// Logs the user in at one of `bases`, trying the next while a node is down or electing:
-/// the session's id.
-async fn log_in(api: &Api, bases: &[String], login: &str) -> String {
-    for attempt in 0..60 {
-        let base = &bases[attempt % bases.len()];
-        if let Some(answer) = api.try_login(base, "example.org", login, PW).await {
-            if answer.status == 200 {
-                return answer.body["session_id"]
-                    .as_str()
-                    .expect("session id")
-                    .to_string();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("no login of {login} at {bases:?}");
-}
-
 fn bases(site: &TestSite, nodes: &[usize]) -> Vec<String> {
     nodes.iter().map(|i| site.api_url(*i)).collect()
 }
@@ -127,11 +109,11 @@ async fn a_reader_gets_every_event_once_in_order_through_a_leader_kill_and_its_n
         expected
             .entry("central")
             .or_default()
-            .push(log_in(&api, &all_central, "dana").await);
+            .push(log_in_at_any(&api, &all_central, "dana", PW).await);
         expected
             .entry("east")
             .or_default()
-            .push(log_in(&api, &all_east, "dana").await);
+            .push(log_in_at_any(&api, &all_east, "dana", PW).await);
     }
 
     central.kill(leader);
@@ -140,11 +122,11 @@ async fn a_reader_gets_every_event_once_in_order_through_a_leader_kill_and_its_n
         expected
             .entry("central")
             .or_default()
-            .push(log_in(&api, &up, "dana").await);
+            .push(log_in_at_any(&api, &up, "dana", PW).await);
         expected
             .entry("east")
             .or_default()
-            .push(log_in(&api, &all_east, "dana").await);
+            .push(log_in_at_any(&api, &all_east, "dana", PW).await);
     }
 
     // The node serving the stream goes: the reader resumes at another with its last id.
@@ -160,11 +142,11 @@ async fn a_reader_gets_every_event_once_in_order_through_a_leader_kill_and_its_n
         expected
             .entry("east")
             .or_default()
-            .push(log_in(&api, &all_east, "dana").await);
+            .push(log_in_at_any(&api, &all_east, "dana", PW).await);
         expected
             .entry("central")
             .or_default()
-            .push(log_in(&api, &up, "dana").await);
+            .push(log_in_at_any(&api, &up, "dana", PW).await);
     }
     let resumed = tokio::spawn(read_stream(
         central.api_url(third),

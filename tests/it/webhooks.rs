@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use common::sites::{central_and_east, quick_federation};
-use common::{add_user, Api, TestSite};
+use common::{add_user, log_in_at_any, Api, TestSite};
 use reqwest::Method;
 use ring::hmac;
 use serde_json::Value;
@@ -85,23 +85,6 @@ async fn serve_receiver(port: u16, received: Arc<Mutex<Received>>) {
     tokio::spawn(async move { axum::serve(listener, app).await });
 }
 
-/// Logs in at one of `bases` until it works: the session's id.
-async fn log_in(api: &Api, bases: &[String], login: &str) -> String {
-    for attempt in 0..80 {
-        let base = &bases[attempt % bases.len()];
-        if let Some(answer) = api.try_login(base, "example.org", login, PW).await {
-            if answer.status == 200 {
-                return answer.body["session_id"]
-                    .as_str()
-                    .expect("session id")
-                    .to_string();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("no login of {login} at {bases:?}");
-}
-
 /// The site's delivery task for `siem`, once there is one.
 async fn delivery_task(api: &Api, site: &TestSite, admin: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -151,7 +134,7 @@ async fn a_receiver_down_then_back_gets_every_event_signed_in_order_through_a_re
     let mut expected: BTreeMap<&str, Vec<(String, &str)>> = BTreeMap::new();
     for round in 0..3 {
         for (name, site) in [("central", &central), ("east", &east)] {
-            let session = log_in(&api, &all(site), "fran").await;
+            let session = log_in_at_any(&api, &all(site), "fran", PW).await;
             expected
                 .entry(name)
                 .or_default()
@@ -210,7 +193,7 @@ async fn a_receiver_down_then_back_gets_every_event_signed_in_order_through_a_re
         east.restart(i).await;
     }
     for (name, site) in [("central", &central), ("east", &east)] {
-        let session = log_in(&api, &all(site), "fran").await;
+        let session = log_in_at_any(&api, &all(site), "fran", PW).await;
         expected
             .entry(name)
             .or_default()

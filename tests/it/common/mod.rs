@@ -609,6 +609,24 @@ impl Api {
     }
 }
 
+/// Logs `login@example.org` in at one of `bases`, trying the next while a node is down or
+/// electing (or the user is still on its way to that site): the session's id.
+pub async fn log_in_at_any(api: &Api, bases: &[String], login: &str, password: &str) -> String {
+    for attempt in 0..80 {
+        let base = &bases[attempt % bases.len()];
+        if let Some(answer) = api.try_login(base, "example.org", login, password).await {
+            if answer.status == 200 {
+                return answer.body["session_id"]
+                    .as_str()
+                    .expect("session id")
+                    .to_string();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("no login of {login} at {bases:?}");
+}
+
 /// Creates domain `domain` and user `login@domain` with `password`, as the administrator.
 pub async fn add_user(
     api: &Api,
