@@ -25,11 +25,16 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(settings, set_settings))
 }
 
+/// The highest cap a domain may set.
+const MAX_SESSIONS_PER_USER: u32 = 100_000;
+
 /// A domain's settings: its cap on each user's open sessions (none: no cap).
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DomainSettings {
-    /// At most this many sessions per user, counted over the sites that answer at login.
+    /// At most this many sessions per user, counted over the sites that answer at login
+    /// (1 to 100,000; null: no cap).
+    #[schema(minimum = 1, maximum = 100000)]
     max_sessions_per_user: Option<u32>,
     /// `refuse` (the new login gets 403) or `end_oldest` (the oldest sessions end, reason
     /// `limit`); default `refuse`.
@@ -76,15 +81,23 @@ async fn set_settings(
     caller: Caller,
     trail: Trail,
     Path(domain): Path<String>,
-    Json(body): Json<DomainSettings>,
+    Json(body): Json<serde_json::Value>,
 ) -> Result<axum::Json<DomainSettings>, ApiError> {
     let domain: DomainName = domain.parse()?;
     caller.require_admin_of(&domain)?;
+    // An object only: serde would take a list for the struct too.
+    if !body.is_object() {
+        return Err(ApiError::InvalidArgument(
+            "the settings are a JSON object: {\"max_sessions_per_user\": 3, \"on_limit\": \"refuse\"}".into(),
+        ));
+    }
+    let body: DomainSettings = serde_json::from_value(body)
+        .map_err(|e| ApiError::InvalidArgument(format!("the settings: {e}")))?;
     let limit = match body.max_sessions_per_user {
-        Some(0) => {
-            return Err(ApiError::InvalidArgument(
-                "max_sessions_per_user must be at least 1 (null lifts the cap)".into(),
-            ))
+        Some(n) if !(1..=MAX_SESSIONS_PER_USER).contains(&n) => {
+            return Err(ApiError::InvalidArgument(format!(
+                "max_sessions_per_user {n}: from 1 to {MAX_SESSIONS_PER_USER} (null lifts the cap)"
+            )))
         }
         Some(max) => Some(SessionLimit {
             max_sessions_per_user: max,

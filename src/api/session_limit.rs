@@ -38,11 +38,12 @@ pub(super) async fn log_in(
             attempt.client_addr,
         )
         .await?;
+    // This node's copy, as the password check reads it: a site cut off from the directory's
+    // leader keeps its logins (and their limit).
     let limit = state
         .iam
         .directory
-        .read(|d| d.domain(&user.domain).and_then(|d| d.session_limit))
-        .await?;
+        .read_local(|d| d.domain(&user.domain).and_then(|d| d.session_limit));
     if let Some(limit) = limit {
         make_room(state, &user, limit, attempt.client_addr).await?;
     }

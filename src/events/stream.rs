@@ -120,6 +120,7 @@ pub fn open(sources: Sources, opening: Opening) -> Open {
     let hand = Hand {
         out,
         too_slow: too_slow.clone(),
+        patience: SLOW_READER,
     };
     let mut followers = Vec::new();
     if opening.local {
@@ -156,12 +157,14 @@ pub fn open(sources: Sources, opening: Opening) -> Open {
 struct Hand {
     out: mpsc::Sender<Item>,
     too_slow: Arc<Notify>,
+    /// How long an item may wait for room before the reader is dropped.
+    patience: Duration,
 }
 
 impl Hand {
     /// Hands an item on; false when the reader is gone or was dropped.
     async fn give(&self, item: Item) -> bool {
-        match self.out.send_timeout(item, SLOW_READER).await {
+        match self.out.send_timeout(item, self.patience).await {
             Ok(()) => true,
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 self.too_slow.notify_one();
@@ -374,6 +377,39 @@ impl SseLines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(seq: u64) -> Item {
+        Item::Event {
+            site: "central".into(),
+            seq,
+            data: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_takes_nothing_is_dropped_not_buffered() {
+        let (out, mut items) = mpsc::channel(2);
+        let hand = Hand {
+            out,
+            too_slow: Arc::new(Notify::new()),
+            patience: Duration::from_millis(50),
+        };
+        assert!(hand.give(event(1)).await);
+        assert!(hand.give(event(2)).await);
+        // Full, and nobody reads: the next waits its patience, then the reader is dropped.
+        let started = tokio::time::Instant::now();
+        assert!(!hand.give(event(3)).await);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        tokio::time::timeout(Duration::from_secs(1), hand.too_slow.notified())
+            .await
+            .expect("the stream is told to end");
+        // Nothing beyond the channel's room was kept for it.
+        assert_eq!(items.recv().await, Some(event(1)));
+        assert_eq!(items.recv().await, Some(event(2)));
+        assert!(items.try_recv().is_err());
+        drop(items);
+        assert!(!hand.give(event(4)).await, "a reader gone takes nothing");
+    }
 
     #[test]
     fn events_parse_back_from_chunks_cut_anywhere() {

@@ -141,9 +141,13 @@ async fn the_login_over_the_cap_ends_the_oldest_session_at_the_other_site_or_is_
     // Bad input, and callers who may not.
     for body in [
         json!({"max_sessions_per_user": 0}),
+        json!({"max_sessions_per_user": 2147483648u64}),
+        json!({"max_sessions_per_user": 100001}),
         json!({"max_sessions_per_user": 2, "on_limit": "sometimes"}),
         json!({"max_sessions_per_user": -1}),
         json!({"limit": 2}),
+        json!([null, null]),
+        json!(3),
     ] {
         let answer = api
             .call(Method::PUT, settings.clone(), Some(&admin), Some(body))
