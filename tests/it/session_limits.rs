@@ -29,7 +29,7 @@ async fn log_in(api: &Api, base: &str) -> common::Answer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_login_over_the_cap_ends_the_oldest_session_at_the_other_site_or_is_refused() {
-    let (central, east) = central_and_east(quick_federation()).await;
+    let (central, mut east) = central_and_east(quick_federation()).await;
     let api = Api::default();
     let (c1, e1) = (central.api_url(0), east.api_url(0));
     let admin = api.admin_token(&c1).await;
@@ -165,6 +165,41 @@ async fn the_login_over_the_cap_ends_the_oldest_session_at_the_other_site_or_is_
     assert_error(&nowhere, 404, "notFound");
     let kim = log_in(&api, &c1).await;
     let kim = kim.body["token"].as_str().expect("token");
-    let not_admin = api.call(Method::GET, settings, Some(kim), None).await;
+    let not_admin = api
+        .call(Method::GET, settings.clone(), Some(kim), None)
+        .await;
     assert_error(&not_admin, 403, "Forbidden");
+
+    // East does not answer: its sessions are not counted, and the event says so.
+    for i in 0..3 {
+        east.kill(i);
+    }
+    let set = api
+        .call(
+            Method::PUT,
+            settings,
+            Some(&admin),
+            Some(json!({"max_sessions_per_user": 1, "on_limit": "refuse"})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let refused = log_in(&api, &c1).await;
+    assert_error(&refused, 403, "Forbidden");
+    let events = api
+        .call(
+            Method::GET,
+            format!("{c1}/rest/v1/audit?action=login.limited"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let not_counted = &events.body[0]["details"]["not_counted"];
+    assert!(
+        not_counted["east"]
+            .as_str()
+            .is_some_and(|why| !why.is_empty()),
+        "{}",
+        events.text
+    );
+    assert!(not_counted.get("central").is_none(), "{}", events.text);
 }
