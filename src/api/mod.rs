@@ -10,6 +10,7 @@ pub mod audit_trail;
 pub mod auth_verify;
 pub mod channels;
 pub mod cluster;
+pub mod console;
 pub mod csrf;
 pub mod domains;
 pub mod error;
@@ -107,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
             }),
         )
         .merge(login::routes())
+        .merge(console::routes())
         .fallback(proxy::fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not take that method".into())

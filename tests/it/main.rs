@@ -12,6 +12,7 @@ mod chaos;
 mod cli;
 mod cluster_listener;
 mod compose_chaos;
+mod console;
 mod containment;
 mod disk_full;
 mod events;

@@ -1,0 +1,85 @@
+//! The console as the node serves it: behind the browser login, for administrators, its assets
+//! built into the binary with headers that keep it to this origin.
+
+use crate::common;
+
+use common::{add_user, assert_error, Api};
+use reqwest::Method;
+
+const PW: &str = "console-user-pw-85";
+
+#[tokio::test]
+async fn the_console_is_for_administrators_behind_the_login_with_its_assets_built_in() {
+    let (_site, api, base, admin) = common::admin_node(common::Tuning::default()).await;
+    add_user(&api, &base, &admin, "example.org", "lena", PW).await;
+    let lena = api.token(&base, "example.org", "lena", PW).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let anonymous = no_redirects
+        .get(format!("{base}/console"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(anonymous.headers()["location"], "/login?next=%2Fconsole");
+
+    let as_user = api
+        .send(
+            api.http
+                .get(format!("{base}/console"))
+                .header("cookie", format!("RSession={lena}")),
+        )
+        .await;
+    assert_error(&as_user, 403, "Forbidden");
+
+    let page = no_redirects
+        .get(format!("{base}/console"))
+        .header("cookie", format!("RSession={admin}"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let policy = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let html = page.text().await.expect("body");
+    for asset in ["/console/assets/console.js", "/console/assets/console.css"] {
+        assert!(html.contains(asset), "{html}");
+        let served = api
+            .call(Method::GET, format!("{base}{asset}"), None, None)
+            .await;
+        assert_eq!(served.status, 200, "{asset}");
+        assert!(!served.text.is_empty());
+        assert_eq!(served.headers["x-content-type-options"], "nosniff");
+    }
+    let script = api
+        .call(
+            Method::GET,
+            format!("{base}/console/assets/console.js"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        script.headers["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external asset"
+    );
+    let missing = api
+        .call(
+            Method::GET,
+            format!("{base}/console/assets/nothing.js"),
+            None,
+            None,
+        )
+        .await;
+    assert_error(&missing, 404, "notFound");
+}
