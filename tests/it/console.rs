@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{add_user, assert_error, Api};
+use common::{add_user, assert_error};
 use reqwest::Method;
 
 const PW: &str = "console-user-pw-85";
