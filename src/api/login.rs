@@ -189,7 +189,7 @@ fn html(status: StatusCode, body: &str) -> Response {
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'"),
     );
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     response
@@ -212,6 +212,7 @@ fn render(next: &str, signed_in: Option<&str>, error: Option<&str>) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"icon\" href=\"data:,\">\
          <title>Sign in</title><style>\
          body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}\
          label{{display:block;margin-top:.75rem}}input{{width:100%;padding:.4rem;box-sizing:border-box}}\

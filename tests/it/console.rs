@@ -83,3 +83,41 @@ async fn the_console_is_for_administrators_behind_the_login_with_its_assets_buil
         .await;
     assert_error(&missing, 404, "notFound");
 }
+
+#[tokio::test]
+async fn the_overview_loads_in_a_real_browser_with_no_error_and_no_serious_accessibility_issue() {
+    let (site, _api, base, _admin) = common::admin_node(common::Tuning::default()).await;
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&base)
+        .arg(common::ADMIN_PASSWORD)
+        .arg(&shots)
+        .arg("overview")
+        .output()
+        .await
+        .expect("python3 runs (scripts/test installs selenium, chromium and chromium-driver)");
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the browser run failed:\n{said}\n{}\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        site.logs()
+    );
+    let views: Vec<serde_json::Value> = said
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(views.len(), 1, "{said}");
+    let overview = &views[0];
+    assert_eq!(overview["heading"], "Overview", "{said}");
+    assert_eq!(
+        overview["errors"],
+        serde_json::json!([]),
+        "browser console errors: {said}"
+    );
+    assert_eq!(overview["serious"], serde_json::json!([]), "axe: {said}");
+    let png = std::fs::read(overview["screenshot"].as_str().expect("path")).expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+}

@@ -1,0 +1,73 @@
+"""The console in a real browser: headless Chromium from Debian's packages, driven through its
+chromedriver by Selenium. Logs in through /login, checks each view it is given, runs axe-core
+(vendored) on it, keeps a screenshot of it, and fails on any error in the browser's console.
+
+Usage: console.py BASE_URL PASSWORD SCREENSHOT_DIR VIEW... (prints one JSON line per view).
+"""
+import json
+import pathlib
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+AXE = pathlib.Path(__file__).parent / "vendor" / "axe-core-4.12.1" / "axe.min.js"
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def log_in(driver, base, password):
+    driver.get(f"{base}/console")
+    wait = WebDriverWait(driver, 20)
+    wait.until(ready.presence_of_element_located((By.NAME, "login")))
+    assert "/login" in driver.current_url, driver.current_url
+    driver.find_element(By.NAME, "domain").send_keys("master.domain")
+    driver.find_element(By.NAME, "login").send_keys("admin")
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+    wait.until(ready.url_contains("/console"))
+
+
+def check(driver, base, view, shots):
+    driver.get(f"{base}/console#{view}")
+    WebDriverWait(driver, 20).until(
+        ready.presence_of_element_located((By.CSS_SELECTOR, "main h2"))
+    )
+    driver.execute_script(AXE.read_text())
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact}))));"
+    )
+    serious = [v for v in result if v["impact"] in ("serious", "critical")]
+    shot = pathlib.Path(shots) / f"{view}.png"
+    driver.save_screenshot(str(shot))
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    heading = driver.find_element(By.CSS_SELECTOR, "main h2").text
+    return {"view": view, "heading": heading, "violations": result, "serious": serious,
+            "errors": [e["message"] for e in errors], "screenshot": str(shot)}
+
+
+def main():
+    base, password, shots, *views = sys.argv[1:]
+    pathlib.Path(shots).mkdir(parents=True, exist_ok=True)
+    driver = browser()
+    try:
+        log_in(driver, base, password)
+        for view in views:
+            print(json.dumps(check(driver, base, view, shots)), flush=True)
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()
