@@ -2,7 +2,8 @@
 chromedriver by Selenium. Logs in through /login, checks each view it is given, runs axe-core
 (vendored) on it, keeps a screenshot of it, and fails on any error in the browser's console.
 
-Usage: console.py BASE_URL PASSWORD SCREENSHOT_DIR VIEW... (prints one JSON line per view).
+Usage: console.py BASE_URL PASSWORD SCREENSHOT_DIR VIEW... (prints one JSON line per view); a
+VIEW `contain:login@domain` previews, then contains, that user from the user view.
 """
 import json
 import pathlib
@@ -57,6 +58,29 @@ def check(driver, base, view, shots):
             "errors": [e["message"] for e in errors], "screenshot": str(shot)}
 
 
+def contain(driver, base, address, shots):
+    """Finds `address` in the user view, previews its containment, then contains it: what each
+    step showed."""
+    driver.get(f"{base}/console#user")
+    wait = WebDriverWait(driver, 20)
+    wait.until(ready.presence_of_element_located((By.NAME, "address"))).send_keys(address)
+    driver.find_element(By.CSS_SELECTOR, "main form [type=submit]").click()
+    wait.until(ready.presence_of_element_located((By.ID, "contain-heading")))
+    sessions = driver.find_element(By.CSS_SELECTOR, "main section table:first-of-type tbody").text
+    buttons = {b.text: b for b in driver.find_elements(By.CSS_SELECTOR, "main section button")}
+    buttons["Preview"].click()
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "[role=status]"), "What would end"))
+    preview = driver.find_element(By.CSS_SELECTOR, "section [role=status]").text
+    wait.until(lambda d: buttons["Contain"].is_enabled())
+    buttons["Contain"].click()
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "section [role=status]"), "Receipt"))
+    receipt = driver.find_element(By.CSS_SELECTOR, "section [role=status]").text
+    driver.save_screenshot(str(pathlib.Path(shots) / "contain.png"))
+    errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    return {"view": "contain", "sessions": sessions, "preview": preview,
+            "receipt": receipt, "errors": errors}
+
+
 def main():
     base, password, shots, *views = sys.argv[1:]
     pathlib.Path(shots).mkdir(parents=True, exist_ok=True)
@@ -64,7 +88,11 @@ def main():
     try:
         log_in(driver, base, password)
         for view in views:
-            print(json.dumps(check(driver, base, view, shots)), flush=True)
+            if view.startswith("contain:"):
+                result = contain(driver, base, view.split(":", 1)[1], shots)
+            else:
+                result = check(driver, base, view, shots)
+            print(json.dumps(result), flush=True)
     finally:
         driver.quit()
 

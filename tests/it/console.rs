@@ -85,6 +85,58 @@ async fn the_console_is_for_administrators_behind_the_login_with_its_assets_buil
 }
 
 #[tokio::test]
+async fn a_user_is_contained_from_the_console_preview_first_then_the_receipt() {
+    let (site, api, base, admin) = common::admin_node(common::Tuning::default()).await;
+    add_user(&api, &base, &admin, "example.org", "mona", PW).await;
+    let login = api.login(&base, "example.org", "mona", PW).await;
+    let mona = login.body["token"].as_str().expect("token").to_string();
+    let session = login.body["session_id"].as_str().expect("session id");
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&base)
+        .arg(common::ADMIN_PASSWORD)
+        .arg(&shots)
+        .arg("contain:mona@example.org")
+        .output()
+        .await
+        .expect("python3 runs");
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the browser run failed:\n{said}\n{}\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        site.logs()
+    );
+    let step: serde_json::Value = serde_json::from_str(said.trim()).expect("a JSON line");
+    let listed = step["sessions"].as_str().expect("the sessions table");
+    assert!(listed.contains(session), "mona's session is listed: {said}");
+    let preview = step["preview"].as_str().expect("preview");
+    assert!(preview.contains("What would end: complete"), "{said}");
+    assert!(
+        preview.contains("preview"),
+        "the preview's status per site: {said}"
+    );
+    let receipt = step["receipt"].as_str().expect("receipt");
+    assert!(receipt.contains("Receipt: complete"), "{said}");
+    assert!(receipt.contains("contained"), "{said}");
+    assert_eq!(step["errors"], serde_json::json!([]), "{said}");
+    // Mona's session is over, and the lock keeps her out.
+    let gone = api
+        .call(
+            Method::GET,
+            format!("{base}/rest/v1/iam/sessions/current"),
+            Some(&mona),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, 401, "{}", gone.text);
+    let locked = api.login(&base, "example.org", "mona", PW).await;
+    assert_error(&locked, 403, "Forbidden");
+}
+
+#[tokio::test]
 async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibility_issue() {
     let (site, _api, base, _admin) = common::admin_node(common::Tuning::default()).await;
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
@@ -94,7 +146,7 @@ async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibi
         .arg(&base)
         .arg(common::ADMIN_PASSWORD)
         .arg(&shots)
-        .args(["overview", "sessions"])
+        .args(["overview", "sessions", "user"])
         .output()
         .await
         .expect("python3 runs (scripts/test installs selenium, chromium and chromium-driver)");
@@ -110,7 +162,7 @@ async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibi
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect();
     let headings: Vec<&str> = views.iter().filter_map(|v| v["heading"].as_str()).collect();
-    assert_eq!(headings, ["Overview", "Sessions"], "{said}");
+    assert_eq!(headings, ["Overview", "Sessions", "A user"], "{said}");
     for view in &views {
         let none = serde_json::json!([]);
         assert_eq!(view["errors"], none, "browser console errors: {said}");

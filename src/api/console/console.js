@@ -133,7 +133,138 @@ function sessionRow(item, status) {
   return row;
 }
 
-const views = { overview, sessions };
+async function json(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { accept: "application/json", "content-type": "application/json" },
+  });
+  const body = await response.json().catch(() => null);
+  return { response, body };
+}
+
+function table(caption, columns, rows) {
+  const node = element("table");
+  node.append(element("caption", caption));
+  const head = node.createTHead().insertRow();
+  for (const name of columns) head.append(element("th", name, { scope: "col" }));
+  const body = node.createTBody();
+  for (const values of rows) {
+    const row = body.insertRow();
+    for (const value of values) row.append(cell(String(value ?? "")));
+  }
+  if (rows.length === 0) {
+    const row = body.insertRow();
+    const empty = cell("None");
+    empty.colSpan = columns.length;
+    row.append(empty);
+  }
+  return node;
+}
+
+/** A user: everything open everywhere, the locks, the trail; Contain, preview first. */
+async function user() {
+  const form = element("form", undefined, { "aria-label": "Find a user" });
+  const address = element("input", undefined, { name: "address", autocomplete: "off", required: "" });
+  form.append(field("User (login@domain) ", address), element("button", "Show", { type: "submit" }));
+  const found = element("section", undefined, { "aria-live": "polite" });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    showUser(address.value.trim(), found).catch((error) => {
+      found.replaceChildren(element("p", `Could not load: ${error.message}`, { role: "alert" }));
+    });
+  });
+  main.replaceChildren(element("h2", "A user"), form, found);
+}
+
+async function showUser(address, found) {
+  const user = encodeURIComponent(address);
+  const at = address.lastIndexOf("@");
+  const who = new URLSearchParams({ sites: "all", allow_partial: "true" });
+  if (at > 0) {
+    who.set("user", address.slice(0, at));
+    who.set("domain", address.slice(at + 1));
+  } else {
+    who.set("user", address);
+  }
+  const [listed, channels, locks, audit] = await Promise.all([
+    json(`${SESSIONS}?${who}`),
+    json(`/servers/channels/${user}?sites=all&allow_partial=true`),
+    json(`/rest/v1/locks?sites=all&allow_partial=true`),
+    json(`/rest/v1/audit?sites=all&allow_partial=true&limit=50&target=${user}`),
+  ]);
+  const sessionRows = (listed.body || []).map((s) => [s.session_id, s.session_type, s.site, `${s.ttl} s`]);
+  const channelRows = (channels.body || []).map((c) => [c.protocol, c.remoteAddress, c.node, c.connectionDate]);
+  const lockRows = (locks.body || [])
+    .filter((l) => l.target && l.target.user === address)
+    .map((l) => [l.lock_id, l.message, l.expires_at || "never"]);
+  const auditRows = (audit.body || []).map((e) => [e.time, e.site, e.action, e.outcome]);
+  found.replaceChildren(
+    element("h3", address),
+    table("Sessions and websockets", ["Session", "Type", "Site", "Expires in"], sessionRows),
+    table("Mail channels", ["Protocol", "From", "Node", "Since"], channelRows),
+    table("Locks", ["Lock", "Message", "Expires"], lockRows),
+    table("Audit trail", ["Time", "Site", "Action", "Outcome"], auditRows),
+    containForm(address),
+  );
+}
+
+function containForm(address) {
+  const section = element("section", undefined, { "aria-labelledby": "contain-heading" });
+  const reason = element("input", undefined, { name: "reason", autocomplete: "off" });
+  const lock = element("input", undefined, { name: "lock", type: "checkbox", checked: "" });
+  const message = element("input", undefined, { name: "message", value: "Your account is locked: call the service desk" });
+  const ttl = element("input", undefined, { name: "ttl", value: "24h" });
+  const preview = element("button", "Preview", { type: "button" });
+  const contain = element("button", "Contain", { type: "button", disabled: "" });
+  const outcome = element("div", undefined, { role: "status" });
+  const request = (dryRun) => {
+    const body = { user: address, sites: "all", dry_run: dryRun };
+    if (reason.value) body.reason = reason.value;
+    if (lock.checked) body.lock = { message: message.value, ttl: ttl.value };
+    return json("/rest/v1/incidents", { method: "POST", body: JSON.stringify(body) });
+  };
+  preview.addEventListener("click", async () => {
+    const { response, body } = await request(true);
+    outcome.replaceChildren(receipt("What would end", response, body));
+    contain.disabled = !response.ok;
+  });
+  contain.addEventListener("click", async () => {
+    contain.disabled = true;
+    const { response, body } = await request(false);
+    outcome.replaceChildren(receipt("Receipt", response, body && (body.receipt || body)));
+  });
+  section.append(
+    element("h3", "Contain", { id: "contain-heading" }),
+    field("Reason ", reason), field("Lock the user ", lock), field("Lock message ", message),
+    field("Lock for ", ttl), preview, contain, outcome,
+  );
+  return section;
+}
+
+/** A containment's answer: a row per site, then a row per node of each. */
+function receipt(caption, response, body) {
+  if (!body || !body.sites) {
+    return element("p", `Refused: ${(body && body.message) || response.status}`, { role: "alert" });
+  }
+  const rows = [];
+  for (const [site, part] of Object.entries(body.sites)) {
+    rows.push([site, "", part.status, part.sessions_ended, part.websockets_closed, part.channels_closed, part.cause || ""]);
+    for (const [node, report] of Object.entries(part.nodes || {})) {
+      const down = typeof report === "string";
+      rows.push([site, node, down ? report : report.applied_at, "", down ? "" : report.websockets_closed,
+        down ? "" : report.channels_closed, ""]);
+    }
+  }
+  const done = body.complete ? "complete" : "incomplete: a site or node has not confirmed";
+  const wrapper = element("div");
+  wrapper.append(
+    element("p", `${caption}: ${done}.`),
+    table(caption, ["Site", "Node", "Status", "Sessions", "Websockets", "Channels", "Cause"], rows),
+  );
+  return wrapper;
+}
+
+const views = { overview, sessions, user };
 
 async function show() {
   const name = location.hash.slice(1) || "overview";
