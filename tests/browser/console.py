@@ -74,7 +74,9 @@ def contain(driver, base, address, shots):
     wait.until(lambda d: buttons["Contain"].is_enabled())
     buttons["Contain"].click()
     wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "section [role=status]"), "Receipt"))
-    receipt = driver.find_element(By.CSS_SELECTOR, "section [role=status]").text
+    status = driver.find_element(By.CSS_SELECTOR, "section [role=status]")
+    receipt = status.text
+    driver.execute_script("arguments[0].scrollIntoView()", status)
     driver.save_screenshot(str(pathlib.Path(shots) / "contain.png"))
     errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     return {"view": "contain", "sessions": sessions, "preview": preview,

@@ -233,11 +233,12 @@ function containForm(address) {
     const { response, body } = await request(false);
     outcome.replaceChildren(receipt("Receipt", response, body && (body.receipt || body)));
   });
-  section.append(
-    element("h3", "Contain", { id: "contain-heading" }),
+  const fields = element("div", undefined, { class: "fields" });
+  fields.append(
     field("Reason ", reason), field("Lock the user ", lock), field("Lock message ", message),
-    field("Lock for ", ttl), preview, contain, outcome,
+    field("Lock for ", ttl), preview, contain,
   );
+  section.append(element("h3", "Contain", { id: "contain-heading" }), fields, outcome);
   return section;
 }
 
