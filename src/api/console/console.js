@@ -19,24 +19,37 @@ function cell(text, className) {
   return td;
 }
 
-/** Overview: every site's reach as this node's health check sees it. */
+/** Overview: this site's nodes and groups, and whether each other site answers (a site that
+ * does not is shown as unreachable, never as empty). */
 async function overview() {
-  const health = await api("/healthcheck");
-  const table = document.createElement("table");
-  table.innerHTML = "<caption>Components</caption><thead><tr><th scope=col>Component</th><th scope=col>State</th><th scope=col>Cause</th></tr></thead>";
-  const body = table.createTBody();
-  for (const check of health.checks || []) {
-    const row = body.insertRow();
-    const healthy = check.status === "healthy";
-    row.append(
-      cell(check.componentName),
-      cell(healthy ? "up" : check.status, healthy ? "state-up" : "state-down"),
-      cell(check.cause || ""),
-    );
+  const [health, cluster] = await Promise.all([api("/healthcheck"), api("/cluster/status")]);
+  const checks = health.checks || [];
+  const sites = checks.filter((c) => c.componentName.startsWith("Site "));
+  const own = checks.filter((c) => !c.componentName.startsWith("Site "));
+  const siteRows = [[cluster.site + " (this site)", "up", ""]].concat(
+    sites.map((c) => [c.componentName.slice(5), c.status === "healthy" ? "up" : "unreachable", c.cause || ""]),
+  );
+  const group = (cluster.groups || []).find((g) => g.group === `site:${cluster.site}`) || { members: [] };
+  const nodeRows = group.members.map((m) => [
+    m.id, m.address, m.id === group.leader ? "leader" : "", m.answers === false ? "down" : m.answers ? "up" : "unknown",
+  ]);
+  main.replaceChildren(
+    element("h2", "Overview"),
+    stateTable("Sites", ["Site", "State", "Cause"], siteRows, 1),
+    stateTable(`Nodes of ${cluster.site}`, ["Node", "Address", "Role", "State"], nodeRows, 3),
+    stateTable("This node's checks", ["Component", "State", "Cause"],
+      own.map((c) => [c.componentName, c.status === "healthy" ? "up" : c.status, c.cause || ""]), 1),
+  );
+}
+
+/** A table whose `stateColumn` says up or not, in words and with a mark (never colour alone). */
+function stateTable(caption, columns, rows, stateColumn) {
+  const node = table(caption, columns, rows);
+  for (const row of node.tBodies[0].rows) {
+    const state = row.cells[stateColumn];
+    if (state) state.className = state.textContent === "up" ? "state-up" : "state-down";
   }
-  const heading = document.createElement("h2");
-  heading.textContent = "Overview";
-  main.replaceChildren(heading, table);
+  return node;
 }
 
 const SESSIONS = "/rest/v1/master/logicalroles/ws/sessions";
