@@ -3,7 +3,9 @@ chromedriver by Selenium. Logs in through /login, checks each view it is given, 
 (vendored) on it, keeps a screenshot of it, and fails on any error in the browser's console.
 
 Usage: console.py BASE_URL PASSWORD SCREENSHOT_DIR VIEW... (prints one JSON line per view); a
-VIEW `contain:login@domain` previews, then contains, that user from the user view.
+VIEW `contain:login@domain` previews, then contains, that user from the user view;
+`kill:SESSION_ID` kills a session from the sessions view; `audit-search:ACTION` searches the
+audit view.
 """
 import json
 import pathlib
@@ -44,6 +46,7 @@ def check(driver, base, view, shots):
     WebDriverWait(driver, 20).until(
         ready.presence_of_element_located((By.CSS_SELECTOR, "main h2"))
     )
+    settled(driver)
     driver.execute_script(AXE.read_text())
     result = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
@@ -55,7 +58,40 @@ def check(driver, base, view, shots):
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     heading = driver.find_element(By.CSS_SELECTOR, "main h2").text
     return {"view": view, "heading": heading, "violations": result, "serious": serious,
-            "errors": [e["message"] for e in errors], "screenshot": str(shot)}
+            "errors": [e["message"] for e in errors], "screenshot": str(shot),
+            "text": driver.find_element(By.ID, "main").text}
+
+
+def settled(driver):
+    """Waits until the view has said what it found (its status line is not empty)."""
+    WebDriverWait(driver, 20).until(
+        lambda d: all(s.text for s in d.find_elements(By.CSS_SELECTOR, "main > [role=status]"))
+    )
+
+
+def kill(driver, base, session, shots):
+    """Kills `session` from the sessions view."""
+    driver.get(f"{base}/console#sessions")
+    wait = WebDriverWait(driver, 20)
+    button = wait.until(ready.element_to_be_clickable(
+        (By.CSS_SELECTOR, f"button[aria-label^='Kill session {session}']")))
+    button.click()
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main > [role=status]"), "killed"))
+    driver.save_screenshot(str(pathlib.Path(shots) / "kill.png"))
+    return {"view": "kill", "text": driver.find_element(By.ID, "main").text}
+
+
+def search_audit(driver, base, action, shots):
+    """Searches the audit view for `action`."""
+    driver.get(f"{base}/console#audit")
+    wait = WebDriverWait(driver, 20)
+    box = wait.until(ready.presence_of_element_located((By.NAME, "action")))
+    settled(driver)
+    box.send_keys(action)
+    driver.find_element(By.CSS_SELECTOR, "main form [type=submit]").click()
+    wait.until(lambda d: action in d.find_element(By.ID, "main").text.split("Outcome", 1)[-1])
+    driver.save_screenshot(str(pathlib.Path(shots) / "audit.png"))
+    return {"view": "audit-search", "text": driver.find_element(By.ID, "main").text}
 
 
 def contain(driver, base, address, shots):
@@ -90,8 +126,13 @@ def main():
     try:
         log_in(driver, base, password)
         for view in views:
-            if view.startswith("contain:"):
-                result = contain(driver, base, view.split(":", 1)[1], shots)
+            action, _, argument = view.partition(":")
+            if action == "contain":
+                result = contain(driver, base, argument, shots)
+            elif action == "kill":
+                result = kill(driver, base, argument, shots)
+            elif action == "audit-search":
+                result = search_audit(driver, base, argument, shots)
             else:
                 result = check(driver, base, view, shots)
             print(json.dumps(result), flush=True)

@@ -146,7 +146,7 @@ async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibi
         .arg(&base)
         .arg(common::ADMIN_PASSWORD)
         .arg(&shots)
-        .args(["overview", "sessions", "user"])
+        .args(["overview", "sessions", "user", "locks", "audit"])
         .output()
         .await
         .expect("python3 runs (scripts/test installs selenium, chromium and chromium-driver)");
@@ -162,7 +162,11 @@ async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibi
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect();
     let headings: Vec<&str> = views.iter().filter_map(|v| v["heading"].as_str()).collect();
-    assert_eq!(headings, ["Overview", "Sessions", "A user"], "{said}");
+    assert_eq!(
+        headings,
+        ["Overview", "Sessions", "A user", "Locks", "Audit"],
+        "{said}"
+    );
     for view in &views {
         let none = serde_json::json!([]);
         assert_eq!(view["errors"], none, "browser console errors: {said}");

@@ -278,7 +278,86 @@ function receipt(caption, response, body) {
   return wrapper;
 }
 
-const views = { overview, sessions, user };
+/** Locks in force at every site; lift one. */
+async function locks() {
+  const { response, body } = await json("/rest/v1/locks?sites=all&allow_partial=true");
+  if (!response.ok) throw new Error((body && body.message) || response.statusText);
+  const status = element("p", partialNote(response, `${body.length} lock(s) in force.`), { role: "status" });
+  const node = table("Locks in force", ["Lock", "Target", "Message", "Expires", "Sites", "Actions"], []);
+  const rows = node.tBodies[0];
+  if (body.length) rows.replaceChildren();
+  for (const lock of body) {
+    const row = rows.insertRow();
+    const target = Object.entries(lock.target || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+    const sites = Object.entries(lock.sites || {}).map(([s, state]) => `${s}: ${state}`).join(", ");
+    for (const value of [lock.lock_id, target, lock.message, lock.expires_at || "never", sites]) {
+      row.append(cell(value));
+    }
+    const lift = element("button", "Lift", { type: "button", "aria-label": `Lift lock ${lock.lock_id} on ${target}` });
+    lift.addEventListener("click", async () => {
+      const answer = await fetch(`/rest/v1/locks/${lock.lock_id}`, { method: "DELETE" });
+      status.textContent = answer.ok ? `Lock ${lock.lock_id} lifted.` : `The lift was refused: ${answer.status}.`;
+      if (answer.ok) row.remove();
+    });
+    const actions = document.createElement("td");
+    actions.append(lift);
+    row.append(actions);
+  }
+  main.replaceChildren(element("h2", "Locks"), status, node);
+}
+
+/** What a read that allowed a partial answer says of the sites it did not reach. */
+function partialNote(response, otherwise) {
+  const missing = response.headers.get("x-unavailable-sites");
+  return missing ? `The list is partial: not reached: ${missing}.` : otherwise;
+}
+
+/** The audit trail of every site: search it, check each site's chain. */
+async function audit() {
+  const form = element("form", undefined, { "aria-label": "Search the audit trail" });
+  const action = element("input", undefined, { name: "action", autocomplete: "off" });
+  const actor = element("input", undefined, { name: "actor", autocomplete: "off" });
+  const target = element("input", undefined, { name: "target", autocomplete: "off" });
+  form.append(field("Action ", action), field("Actor ", actor), field("Target ", target),
+    element("button", "Search", { type: "submit" }));
+  const verify = element("button", "Check the chains", { type: "button" });
+  const status = element("p", "", { role: "status" });
+  const results = element("div");
+  async function search() {
+    const query = new URLSearchParams({ sites: "all", allow_partial: "true", limit: "100" });
+    for (const [name, input] of [["action", action], ["actor", actor], ["target", target]]) {
+      if (input.value) query.set(name, input.value);
+    }
+    const { response, body } = await json(`/rest/v1/audit?${query}`);
+    if (!response.ok) throw new Error((body && body.message) || response.statusText);
+    status.textContent = partialNote(response, `${body.length} event(s).`);
+    results.replaceChildren(table("Events, newest first", ["Time", "Site", "Actor", "Action", "Target", "Outcome"],
+      body.map((e) => [e.time, e.site, actorName(e.actor), e.action, e.target, e.outcome])));
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    search().catch((error) => { status.textContent = `Could not search: ${error.message}`; });
+  });
+  verify.addEventListener("click", async () => {
+    const { body } = await json("/rest/v1/audit/verify?sites=all&allow_partial=true");
+    const rows = Object.entries((body && body.sites) || {}).map(([site, check]) =>
+      [site, check.events, check.ok ? "intact" : "BROKEN", check.first_bad_event_id || "", check.reason || ""]);
+    results.replaceChildren(table("Chains", ["Site", "Events", "Chain", "First bad event", "Reason"], rows));
+    status.textContent = rows.every((r) => r[2] === "intact") ? "Every chain is intact." : "A chain is broken.";
+  });
+  main.replaceChildren(element("h2", "Audit"), form, verify, status, results);
+  await search();
+}
+
+function actorName(actor) {
+  if (!actor) return "-";
+  if (actor.login) return `${actor.login}@${actor.domain}`;
+  if (actor.service) return `service ${actor.service}`;
+  if (actor.federated) return `${actor.federated} via ${actor.from_site}`;
+  return "-";
+}
+
+const views = { overview, sessions, user, locks, audit };
 
 async function show() {
   const name = location.hash.slice(1) || "overview";
