@@ -175,3 +175,117 @@ async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibi
         assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     }
 }
+
+/// Runs the browser harness against `base` with `steps`: one JSON value per step.
+async fn in_browser(base: &str, steps: &[&str]) -> Vec<serde_json::Value> {
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(base)
+        .arg(common::ADMIN_PASSWORD)
+        .arg(&shots)
+        .args(steps)
+        .output()
+        .await
+        .expect("python3 runs");
+    let said = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "the browser run failed:\n{said}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    said.lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+fn text_of(step: &serde_json::Value) -> &str {
+    step["text"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_reach() {
+    use common::sites::{central_and_east, quick_federation};
+    use common::ws::{self, Auth};
+    let (central, mut east) = central_and_east(quick_federation()).await;
+    let (c1, e1) = (central.api_url(0), east.api_url(0));
+    let api = common::Api::default();
+    let admin = api.admin_token(&c1).await;
+    add_user(&api, &c1, &admin, "example.org", "nina", PW).await;
+    let at_central = common::log_in_at_any(&api, &[c1.clone()], "nina", PW).await;
+    let socketed = api.login(&e1, "example.org", "nina", PW).await;
+    let socketed_id = socketed.body["session_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let socketed_token = socketed.body["token"].as_str().expect("token").to_string();
+    let mut socket = ws::open(&e1, &socketed_token, Auth::Bearer).await;
+    let at_east = common::log_in_at_any(&api, &[e1.clone()], "nina", PW).await;
+
+    let kill = format!("kill:{socketed_id}");
+    let steps = in_browser(
+        &c1,
+        &[
+            "overview",
+            "sessions",
+            &kill,
+            "contain:nina@example.org",
+            "locks",
+            "audit-search:incident.contain",
+        ],
+    )
+    .await;
+    let overview = text_of(&steps[0]);
+    assert!(
+        overview.contains("central (this site)") && overview.contains("east"),
+        "{overview}"
+    );
+    let listed = text_of(&steps[1]);
+    for session in [&at_central, &socketed_id, &at_east] {
+        assert!(
+            listed.contains(session.as_str()),
+            "{session} listed: {listed}"
+        );
+    }
+    // The kill in the browser closed the test's websocket at the other site.
+    let (reason, code) =
+        ws::closed_by_server(&mut socket, std::time::Duration::from_secs(10)).await;
+    assert_eq!((reason.as_deref(), code), (Some("revoked"), Some(4001)));
+    let receipt = steps[3]["receipt"].as_str().expect("receipt");
+    assert!(receipt.contains("Receipt: complete"), "{receipt}");
+    for node in ["c1", "c2", "c3", "e1", "e2", "e3"] {
+        assert!(receipt.contains(node), "a row for {node}: {receipt}");
+    }
+    // Nothing of nina's is left at either site.
+    let left = api
+        .call(
+            Method::GET,
+            format!(
+                "{c1}/rest/v1/master/logicalroles/ws/sessions?sites=all&user=nina&domain=example.org"
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(left.body, serde_json::json!([]), "{}", left.text);
+    let locks = text_of(&steps[4]);
+    assert!(locks.contains("user nina@example.org"), "{locks}");
+    let audit = text_of(&steps[5]);
+    assert!(audit.contains("incident.contain"), "{audit}");
+
+    // East's nodes stop: the overview says it is unreachable, the sessions list that it is
+    // partial.
+    for i in 0..3 {
+        east.kill(i);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let steps = in_browser(&c1, &["overview", "sessions"]).await;
+    let overview = text_of(&steps[0]);
+    assert!(overview.contains("unreachable"), "{overview}");
+    let listed = text_of(&steps[1]);
+    assert!(
+        listed.contains("The list is partial: not reached: east"),
+        "{listed}"
+    );
+}
