@@ -213,7 +213,7 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
     let api = common::Api::default();
     let admin = api.admin_token(&c1).await;
     add_user(&api, &c1, &admin, "example.org", "nina", PW).await;
-    let at_central = common::log_in_at_any(&api, &[c1.clone()], "nina", PW).await;
+    let at_central = common::log_in_at_any(&api, std::slice::from_ref(&c1), "nina", PW).await;
     let socketed = api.login(&e1, "example.org", "nina", PW).await;
     let socketed_id = socketed.body["session_id"]
         .as_str()
@@ -221,7 +221,7 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
         .to_string();
     let socketed_token = socketed.body["token"].as_str().expect("token").to_string();
     let mut socket = ws::open(&e1, &socketed_token, Auth::Bearer).await;
-    let at_east = common::log_in_at_any(&api, &[e1.clone()], "nina", PW).await;
+    let at_east = common::log_in_at_any(&api, std::slice::from_ref(&e1), "nina", PW).await;
 
     let kill = format!("kill:{socketed_id}");
     let steps = in_browser(
