@@ -91,7 +91,8 @@ async fn a_user_is_contained_from_the_console_preview_first_then_the_receipt() {
     let login = api.login(&base, "example.org", "mona", PW).await;
     let mona = login.body["token"].as_str().expect("token").to_string();
     let session = login.body["session_id"].as_str().expect("session id");
-    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    let shots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots/contain");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
     let run = tokio::process::Command::new("python3")
         .arg(script)
@@ -139,7 +140,8 @@ async fn a_user_is_contained_from_the_console_preview_first_then_the_receipt() {
 #[tokio::test]
 async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibility_issue() {
     let (site, _api, base, _admin) = common::admin_node(common::Tuning::default()).await;
-    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    let shots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots/views");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
     let run = tokio::process::Command::new("python3")
         .arg(script)
@@ -178,7 +180,8 @@ async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibi
 
 /// Runs the browser harness against `base` with `steps`: one JSON value per step.
 async fn in_browser(base: &str, steps: &[&str]) -> Vec<serde_json::Value> {
-    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/console-screenshots/two-sites");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
     let run = tokio::process::Command::new("python3")
         .arg(script)
