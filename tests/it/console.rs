@@ -86,31 +86,14 @@ async fn the_console_is_for_administrators_behind_the_login_with_its_assets_buil
 
 #[tokio::test]
 async fn a_user_is_contained_from_the_console_preview_first_then_the_receipt() {
-    let (site, api, base, admin) = common::admin_node(common::Tuning::default()).await;
+    let (_site, api, base, admin) = common::admin_node(common::Tuning::default()).await;
     add_user(&api, &base, &admin, "example.org", "mona", PW).await;
     let login = api.login(&base, "example.org", "mona", PW).await;
     let mona = login.body["token"].as_str().expect("token").to_string();
     let session = login.body["session_id"].as_str().expect("session id");
-    let shots =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots/contain");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(&base)
-        .arg(common::ADMIN_PASSWORD)
-        .arg(&shots)
-        .arg("contain:mona@example.org")
-        .output()
-        .await
-        .expect("python3 runs");
-    let said = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "the browser run failed:\n{said}\n{}\n{}",
-        String::from_utf8_lossy(&run.stderr),
-        site.logs()
-    );
-    let step: serde_json::Value = serde_json::from_str(said.trim()).expect("a JSON line");
+    let steps = in_browser(&base, "contain", &["contain:mona@example.org"]).await;
+    let said = serde_json::Value::from(steps.clone());
+    let step = &steps[0];
     let listed = step["sessions"].as_str().expect("the sessions table");
     assert!(listed.contains(session), "mona's session is listed: {said}");
     let preview = step["preview"].as_str().expect("preview");
@@ -139,30 +122,14 @@ async fn a_user_is_contained_from_the_console_preview_first_then_the_receipt() {
 
 #[tokio::test]
 async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibility_issue() {
-    let (site, _api, base, _admin) = common::admin_node(common::Tuning::default()).await;
-    let shots =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots/views");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(&base)
-        .arg(common::ADMIN_PASSWORD)
-        .arg(&shots)
-        .args(["overview", "sessions", "user", "locks", "audit"])
-        .output()
-        .await
-        .expect("python3 runs (scripts/test installs selenium, chromium and chromium-driver)");
-    let said = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "the browser run failed:\n{said}\n{}\n{}",
-        String::from_utf8_lossy(&run.stderr),
-        site.logs()
-    );
-    let views: Vec<serde_json::Value> = said
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let (_site, _api, base, _admin) = common::admin_node(common::Tuning::default()).await;
+    let views = in_browser(
+        &base,
+        "views",
+        &["overview", "sessions", "user", "locks", "audit"],
+    )
+    .await;
+    let said = serde_json::Value::from(views.clone());
     let headings: Vec<&str> = views.iter().filter_map(|v| v["heading"].as_str()).collect();
     assert_eq!(
         headings,
@@ -179,9 +146,11 @@ async fn the_views_load_in_a_real_browser_with_no_error_and_no_serious_accessibi
 }
 
 /// Runs the browser harness against `base` with `steps`: one JSON value per step.
-async fn in_browser(base: &str, steps: &[&str]) -> Vec<serde_json::Value> {
+/// Each test keeps its screenshots in `target/console-screenshots/<folder>`.
+async fn in_browser(base: &str, folder: &str, steps: &[&str]) -> Vec<serde_json::Value> {
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/console-screenshots/two-sites");
+        .join("target/console-screenshots")
+        .join(folder);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
     let run = tokio::process::Command::new("python3")
         .arg(script)
@@ -191,7 +160,7 @@ async fn in_browser(base: &str, steps: &[&str]) -> Vec<serde_json::Value> {
         .args(steps)
         .output()
         .await
-        .expect("python3 runs");
+        .expect("python3 runs (scripts/test installs selenium, chromium and chromium-driver)");
     let said = String::from_utf8_lossy(&run.stdout).to_string();
     assert!(
         run.status.success(),
@@ -229,6 +198,7 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
     let kill = format!("kill:{socketed_id}");
     let steps = in_browser(
         &c1,
+        "two-sites",
         &[
             "overview",
             "sessions",
@@ -283,7 +253,7 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
         east.kill(i);
     }
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    let steps = in_browser(&c1, &["overview", "sessions"]).await;
+    let steps = in_browser(&c1, "two-sites", &["overview", "sessions"]).await;
     let overview = text_of(&steps[0]);
     assert!(overview.contains("unreachable"), "{overview}");
     let listed = text_of(&steps[1]);
