@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::audit_trail::Trail;
 use super::extract::{Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
-use super::scatter::{self, refusal, visible_domain, Gathered, Read, Scatter, Write};
+use super::scatter::{self, refusal, visible_domain, Gathered, Read, Scatter, SitesParam, Write};
 use super::{ApiError, ApiState};
 use crate::federation::{Plan, SiteRequest, Verb};
 use crate::iam::Caller;
@@ -50,16 +50,6 @@ struct ListParams {
     sort_direction: Option<String>,
     #[serde(rename = "sortType")]
     sort_type: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct SitesParam {
-    /// `current` (default), `all`, or a JSON list of site names.
-    sites: Option<String>,
-    /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
-    #[serde(default)]
-    allow_partial: bool,
 }
 
 /// One channel as James shows it, with the node and site that hold it.

@@ -76,7 +76,7 @@ struct MemberView {
 }
 
 /// Milliseconds since `id` was last heard from, as far as this node knows.
-fn last_contact(status: &GroupStatus, liveness: &Liveness, id: u64) -> Option<u64> {
+pub(super) fn last_contact(status: &GroupStatus, liveness: &Liveness, id: u64) -> Option<u64> {
     if id == status.node_id {
         return Some(0);
     }
@@ -93,7 +93,7 @@ fn last_contact(status: &GroupStatus, liveness: &Liveness, id: u64) -> Option<u6
 
 /// Whether a member counts as answering, from its last contact; `None` when nothing is known
 /// of it (a member at another site, seen from a node that does not lead the group).
-fn answers(
+pub(super) fn answers(
     status: &GroupStatus,
     liveness: &Liveness,
     id: u64,

@@ -16,15 +16,56 @@ use axum::Router;
 use super::extract::presented_token;
 use super::{ApiError, ApiState};
 use crate::iam::Caller;
+use crate::state::directory::AdminScope;
 
 const PAGE: &str = include_str!("console/index.html");
 
-/// The assets by name: their bytes and `Content-Type`.
+const SCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// The assets by path under `/console/assets/`: their bytes and `Content-Type`.
 const ASSETS: &[(&str, &str, &str)] = &[
+    ("console.js", include_str!("console/console.js"), SCRIPT),
+    ("api.js", include_str!("console/api.js"), SCRIPT),
+    ("dom.js", include_str!("console/dom.js"), SCRIPT),
     (
-        "console.js",
-        include_str!("console/console.js"),
-        "text/javascript; charset=utf-8",
+        "views/overview.js",
+        include_str!("console/views/overview.js"),
+        SCRIPT,
+    ),
+    (
+        "views/sessions.js",
+        include_str!("console/views/sessions.js"),
+        SCRIPT,
+    ),
+    (
+        "views/user.js",
+        include_str!("console/views/user.js"),
+        SCRIPT,
+    ),
+    (
+        "views/locks.js",
+        include_str!("console/views/locks.js"),
+        SCRIPT,
+    ),
+    (
+        "views/audit.js",
+        include_str!("console/views/audit.js"),
+        SCRIPT,
+    ),
+    (
+        "views/channels.js",
+        include_str!("console/views/channels.js"),
+        SCRIPT,
+    ),
+    (
+        "views/certificates.js",
+        include_str!("console/views/certificates.js"),
+        SCRIPT,
+    ),
+    (
+        "views/tasks.js",
+        include_str!("console/views/tasks.js"),
+        SCRIPT,
     ),
     (
         "console.css",
@@ -39,7 +80,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; c
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/console", get(page))
-        .route("/console/assets/{name}", get(asset))
+        .route("/console/assets/{*name}", get(asset))
 }
 
 async fn page(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -59,9 +100,37 @@ async fn page(State(state): State<ApiState>, headers: HeaderMap) -> Result<Respo
             "the console is for administrators".into(),
         ));
     }
-    let mut response = PAGE.into_response();
+    let mut response = page_for(&caller).into_response();
     set_headers(&mut response, "text/html; charset=utf-8", "no-store");
     Ok(response)
+}
+
+/// The page as `caller` gets it: its scope (which views it may open), and every module
+/// preloaded so that the browser fetches them at once rather than import by import.
+fn page_for(caller: &Caller) -> String {
+    let scope = match caller.scope() {
+        Some(AdminScope::Domain(domain)) => format!("domain:{domain}"),
+        _ => "global".to_string(),
+    };
+    let preloads: String = ASSETS
+        .iter()
+        .filter(|(name, _, _)| name.ends_with(".js") && *name != "console.js")
+        .map(|(name, _, _)| {
+            format!("<link rel=\"modulepreload\" href=\"/console/assets/{name}\">\n")
+        })
+        .collect();
+    PAGE.replace("{scope}", &escaped(&scope))
+        .replace("{preloads}\n", &preloads)
+}
+
+/// A value safe inside an HTML attribute (a domain name has nothing to escape; this holds
+/// whatever the name allows).
+fn escaped(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn is_admin(caller: &Caller) -> bool {

@@ -31,6 +31,7 @@ pub mod scatter;
 pub mod servers;
 pub mod session_limit;
 pub mod signals;
+pub mod sites;
 pub mod tasks;
 pub mod users;
 pub mod websocket;
@@ -74,6 +75,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(audit::routes())
         .merge(events::routes())
         .merge(signals::routes())
+        .merge(sites::routes())
         .merge(auth_verify::routes())
 }
 

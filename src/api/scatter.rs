@@ -16,6 +16,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{ApiError, ApiState};
@@ -64,6 +66,17 @@ pub fn visible_domain(
         }
         (None, _) => Err(ApiError::Forbidden("administrators only".into())),
     }
+}
+
+/// The query of a read that takes only the site selection.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SitesParam {
+    /// `current` (default), `all`, or a JSON list of site names.
+    pub sites: Option<String>,
+    /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
+    #[serde(default)]
+    pub allow_partial: bool,
 }
 
 /// A read: a site not reached is a 503, unless the caller allows a partial answer.

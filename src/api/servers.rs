@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Query;
 use super::openapi::{AdminErrors, ErrorSchema};
-use super::scatter::{self, refusal, Gathered, Read, Scatter, Write};
+use super::scatter::{self, refusal, Gathered, Read, Scatter, SitesParam, Write};
 use super::{ApiError, ApiState};
 use crate::federation::{SiteRequest, Verb};
 use crate::iam::Caller;
@@ -40,16 +40,6 @@ struct ReloadParams {
     port: Option<String>,
     /// `current` (default), `all`, or a JSON list of site names.
     sites: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct SitesParam {
-    /// `current` (default), `all`, or a JSON list of site names.
-    sites: Option<String>,
-    /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
-    #[serde(default)]
-    allow_partial: bool,
 }
 
 fn parse_port(raw: Option<&str>) -> Result<Option<u16>, ApiError> {

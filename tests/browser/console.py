@@ -2,10 +2,19 @@
 chromedriver by Selenium. Logs in through /login, checks each view it is given, runs axe-core
 (vendored) on it, keeps a screenshot of it, and fails on any error in the browser's console.
 
-Usage: console.py BASE_URL PASSWORD SCREENSHOT_DIR VIEW... (prints one JSON line per view); a
-VIEW `contain:login@domain` previews, then contains, that user from the user view;
-`kill:SESSION_ID` kills a session from the sessions view; `audit-search:ACTION` searches the
-audit view.
+Usage: console.py BASE_URL LOGIN@DOMAIN PASSWORD SCREENSHOT_DIR STEP... (prints one JSON line
+per step). A STEP is a view's name (checked as above), or:
+  contain:login@domain  previews, then contains, that user from the user view
+  kill:SESSION_ID       kills a session from the sessions view
+  logout:login@domain   logs that user out from the sessions view
+  audit-search:ACTION   searches the audit view
+  live:TEXT             opens the sessions view, says `{"view":"live-waiting"}` once its live
+                        updates are on, then waits (without reloading) until TEXT shows
+  reload-certificates   reloads every certificate from the certificates view
+  narrow:VIEW           checks VIEW in a 390 px wide window: nothing wider than the window
+  keyboard              tabs through the sessions view: what takes the focus, and whether
+                        the focus is visible there
+  visit:URL             opens URL (another origin's page) and says what the browser ended on
 """
 import json
 import pathlib
@@ -29,37 +38,44 @@ def browser():
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
-def log_in(driver, base, password):
+def log_in(driver, base, address, password):
+    login, _, domain = address.rpartition("@")
     driver.get(f"{base}/console")
     wait = WebDriverWait(driver, 20)
     wait.until(ready.presence_of_element_located((By.NAME, "login")))
     assert "/login" in driver.current_url, driver.current_url
-    driver.find_element(By.NAME, "domain").send_keys("master.domain")
-    driver.find_element(By.NAME, "login").send_keys("admin")
+    driver.find_element(By.NAME, "domain").send_keys(domain)
+    driver.find_element(By.NAME, "login").send_keys(login)
     driver.find_element(By.NAME, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
     wait.until(ready.url_contains("/console"))
 
 
-def check(driver, base, view, shots):
+def check(driver, base, view, shots, name=None):
     driver.get(f"{base}/console#{view}")
     WebDriverWait(driver, 20).until(
         ready.presence_of_element_located((By.CSS_SELECTOR, "main h2"))
     )
     settled(driver)
+    return examined(driver, view, shots, name or view)
+
+
+def examined(driver, view, shots, name):
+    """axe-core's findings on the page as it stands, its screenshot, the browser's errors."""
     driver.execute_script(AXE.read_text())
     result = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "axe.run(document).then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact}))));"
     )
     serious = [v for v in result if v["impact"] in ("serious", "critical")]
-    shot = pathlib.Path(shots) / f"{view}.png"
+    shot = pathlib.Path(shots) / f"{name}.png"
     driver.save_screenshot(str(shot))
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     heading = driver.find_element(By.CSS_SELECTOR, "main h2").text
     return {"view": view, "heading": heading, "violations": result, "serious": serious,
             "errors": [e["message"] for e in errors], "screenshot": str(shot),
-            "text": driver.find_element(By.ID, "main").text}
+            "text": driver.find_element(By.ID, "main").text,
+            "nav": [a.text for a in driver.find_elements(By.CSS_SELECTOR, "nav a")]}
 
 
 def settled(driver):
@@ -76,9 +92,114 @@ def kill(driver, base, session, shots):
     button = wait.until(ready.element_to_be_clickable(
         (By.CSS_SELECTOR, f"button[aria-label^='Kill session {session}']")))
     button.click()
-    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main > [role=status]"), "killed"))
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main .outcome"), "killed"))
     driver.save_screenshot(str(pathlib.Path(shots) / "kill.png"))
     return {"view": "kill", "text": driver.find_element(By.ID, "main").text}
+
+
+def log_out(driver, base, address, shots):
+    """Logs `address` out everywhere from the sessions view."""
+    driver.get(f"{base}/console#sessions")
+    wait = WebDriverWait(driver, 20)
+    button = wait.until(ready.element_to_be_clickable(
+        (By.CSS_SELECTOR, f"button[aria-label='Log {address} out everywhere']")))
+    button.click()
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main .outcome"), "logged out"))
+    driver.save_screenshot(str(pathlib.Path(shots) / "logout.png"))
+    return {"view": "logout", "text": driver.find_element(By.ID, "main").text}
+
+
+def live(driver, base, text, shots):
+    """Waits, on the sessions view as it was first loaded, for `text` to show."""
+    driver.get(f"{base}/console#sessions")
+    wait = WebDriverWait(driver, 20)
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main .live"), "Live updates on"))
+    settled(driver)
+    before = driver.find_element(By.ID, "main").text
+    print(json.dumps({"view": "live-waiting"}), flush=True)
+    wait.until(lambda d: text in d.find_element(By.CSS_SELECTOR, "main table").text)
+    driver.save_screenshot(str(pathlib.Path(shots) / "live.png"))
+    return {"view": "live", "before": before, "text": driver.find_element(By.ID, "main").text}
+
+
+def reload_certificates(driver, base, shots):
+    """Reloads every certificate from the certificates view: what each node then serves."""
+    driver.get(f"{base}/console#certificates")
+    wait = WebDriverWait(driver, 20)
+    button = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label^='Reload']")))
+    settled(driver)
+    before = driver.find_element(By.CSS_SELECTOR, "main table").text
+    button.click()
+    wait.until(lambda d: "certificate" in d.find_element(By.CSS_SELECTOR, "main table tbody").text
+               or "unchanged" in d.find_element(By.CSS_SELECTOR, "main table tbody").text)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "main [aria-live]").text)
+    driver.save_screenshot(str(pathlib.Path(shots) / "certificates-reloaded.png"))
+    return {"view": "reload-certificates", "before": before,
+            "answer": driver.find_element(By.CSS_SELECTOR, "main [aria-live]").text,
+            "text": driver.find_element(By.ID, "main").text}
+
+
+def narrow(driver, base, view, shots):
+    """`view` in a phone-sized window: axe, errors, and whether anything overflows it."""
+    driver.set_window_size(390, 844)
+    try:
+        result = check(driver, base, view, shots, f"narrow-{view}")
+        result["overflow"] = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
+        result["view"] = f"narrow:{view}"
+        return result
+    finally:
+        driver.set_window_size(1280, 800)
+
+
+FOCUSED = """
+const e = document.activeElement;
+const style = getComputedStyle(e);
+return {tag: e.tagName.toLowerCase(), name: e.getAttribute('aria-label') || e.textContent.trim().slice(0, 40)
+          || e.name || '', visible: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0};
+"""
+
+
+def keyboard(driver, base, shots):
+    """Tabs through the sessions view from the top of the page: each stop, and its focus ring.
+    Then follows the nav's Overview link with Enter, and says where that led."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    driver.get(f"{base}/console#sessions")
+    settled_view(driver)
+    stops = []
+    for _ in range(40):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        stop = driver.execute_script(FOCUSED)
+        if stop["tag"] == "body":
+            break  # past the last control: the focus has left the page
+        stops.append(stop)
+        if stop["name"] == "Log out":
+            driver.save_screenshot(str(pathlib.Path(shots) / "keyboard.png"))
+    driver.get(f"{base}/console#sessions")
+    settled_view(driver)
+    for _ in range(40):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        if driver.execute_script("return document.activeElement.hash === '#overview';"):
+            ActionChains(driver).send_keys(Keys.ENTER).perform()
+            break
+    WebDriverWait(driver, 20).until(
+        ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main h2"), "Overview"))
+    return {"view": "keyboard", "stops": stops, "followed": driver.current_url}
+
+
+def settled_view(driver):
+    WebDriverWait(driver, 20).until(ready.presence_of_element_located((By.CSS_SELECTOR, "main h2")))
+    settled(driver)
+
+
+def visit(driver, url, shots):
+    """Opens another origin's page (which may post to this one) and says where it ended."""
+    driver.get(url)
+    WebDriverWait(driver, 20).until(lambda d: "statusCode" in d.find_element(By.TAG_NAME, "body").text)
+    driver.save_screenshot(str(pathlib.Path(shots) / "visit.png"))
+    return {"view": "visit", "url": driver.current_url,
+            "text": driver.find_element(By.TAG_NAME, "body").text}
 
 
 def search_audit(driver, base, action, shots):
@@ -120,19 +241,23 @@ def contain(driver, base, address, shots):
 
 
 def main():
-    base, password, shots, *views = sys.argv[1:]
+    base, address, password, shots, *views = sys.argv[1:]
     pathlib.Path(shots).mkdir(parents=True, exist_ok=True)
     driver = browser()
+    steps = {"contain": contain, "kill": kill, "logout": log_out, "audit-search": search_audit,
+             "live": live, "narrow": narrow}
     try:
-        log_in(driver, base, password)
+        log_in(driver, base, address, password)
         for view in views:
             action, _, argument = view.partition(":")
-            if action == "contain":
-                result = contain(driver, base, argument, shots)
-            elif action == "kill":
-                result = kill(driver, base, argument, shots)
-            elif action == "audit-search":
-                result = search_audit(driver, base, argument, shots)
+            if action in steps:
+                result = steps[action](driver, base, argument, shots)
+            elif action == "reload-certificates":
+                result = reload_certificates(driver, base, shots)
+            elif action == "keyboard":
+                result = keyboard(driver, base, shots)
+            elif action == "visit":
+                result = visit(driver, argument, shots)
             else:
                 result = check(driver, base, view, shots)
             print(json.dumps(result), flush=True)
