@@ -32,7 +32,7 @@ async fn the_api_keeps_to_its_openapi_document() {
     assert!(spec.body["openapi"]
         .as_str()
         .is_some_and(|v| v.starts_with("3.")));
-    assert_eq!(spec.body["paths"].as_object().map(|p| p.len()), Some(39));
+    assert_eq!(spec.body["paths"].as_object().map(|p| p.len()), Some(40));
 
     // A service token: the run may log a session out, never this.
     let issued = Command::new(env!("CARGO_BIN_EXE_sessionplane"))
@@ -67,7 +67,7 @@ async fn the_api_keeps_to_its_openapi_document() {
         String::from_utf8_lossy(&run.stderr),
         site.logs()
     );
-    assert!(said.contains("Tested: 56"), "{said}");
+    assert!(said.contains("Tested: 57"), "{said}");
     assert!(
         !site.log_of(0).contains("panicked"),
         "a panic in the node:\n{}",
