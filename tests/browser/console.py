@@ -249,20 +249,39 @@ def main():
     try:
         log_in(driver, base, address, password)
         for view in views:
-            action, _, argument = view.partition(":")
-            if action in steps:
-                result = steps[action](driver, base, argument, shots)
-            elif action == "reload-certificates":
-                result = reload_certificates(driver, base, shots)
-            elif action == "keyboard":
-                result = keyboard(driver, base, shots)
-            elif action == "visit":
-                result = visit(driver, argument, shots)
-            else:
-                result = check(driver, base, view, shots)
+            try:
+                result = run_step(driver, base, shots, steps, view)
+            except Exception:
+                failed(driver, shots, view)
+                raise
             print(json.dumps(result), flush=True)
     finally:
         driver.quit()
+
+
+def failed(driver, shots, view):
+    """Says on stderr where a step stood when it failed, with a screenshot of it."""
+    try:
+        shot = pathlib.Path(shots) / "failed.png"
+        driver.save_screenshot(str(shot))
+        page = driver.find_element(By.TAG_NAME, "body").text
+        print(f"step {view!r} failed at {driver.current_url}; the page said:\n{page}\n"
+              f"(screenshot {shot}); the browser's log: {driver.get_log('browser')}", file=sys.stderr)
+    except Exception as error:  # the browser itself may be gone
+        print(f"step {view!r} failed, and the page could not be read: {error}", file=sys.stderr)
+
+
+def run_step(driver, base, shots, steps, view):
+    action, _, argument = view.partition(":")
+    if action in steps:
+        return steps[action](driver, base, argument, shots)
+    if action == "reload-certificates":
+        return reload_certificates(driver, base, shots)
+    if action == "keyboard":
+        return keyboard(driver, base, shots)
+    if action == "visit":
+        return visit(driver, argument, shots)
+    return check(driver, base, view, shots)
 
 
 if __name__ == "__main__":

@@ -531,6 +531,11 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
     let socketed_token = socketed.body["token"].as_str().expect("token").to_string();
     let mut socket = ws::open(&e1, &socketed_token, Auth::Bearer).await;
     let at_east = common::log_in_at_any(&api, std::slice::from_ref(&e1), "nina", PW).await;
+    // A websocket at central stays open until the containment.
+    let held = api.login(&c1, "example.org", "nina", PW).await;
+    let held_id = held.body["session_id"].as_str().expect("id").to_string();
+    let held_token = held.body["token"].as_str().expect("token").to_string();
+    let mut held_socket = ws::open(&c1, &held_token, Auth::Bearer).await;
     let ca = std::fs::read_to_string(&east.nodes[1].cert_file).expect("east's certificate");
     let mut imap = common::mail::tls(east.nodes[1].imaps, &ca).await;
     assert!(imap.line().await.expect("greeting").starts_with("* OK"));
@@ -579,12 +584,12 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
     let overview = text_of(&browser.next().await).to_string();
     let (s, w, c) = east_counts;
     assert!(
-        row_of(&overview, "east").starts_with("east up")
+        row_of(&overview, "east").starts_with("east ● up")
             && row_of(&overview, "east").ends_with(&format!("3 of 3 {s} {w} {c}")),
         "east's row, its nodes and counts: {overview}"
     );
     assert!(
-        row_of(&overview, "central").starts_with("central up"),
+        row_of(&overview, "central").starts_with("central ● up"),
         "{overview}"
     );
     for node in ["Nodes of central", "Nodes of east"] {
@@ -646,7 +651,11 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
     for node in ["c1", "c2", "c3", "e1", "e2", "e3"] {
         assert!(receipt.contains(node), "a row for {node}: {receipt}");
     }
-    // The IMAP client is told, and its connection closes.
+    // The websocket at central is told `locked` and closed with 4005; the IMAP client at east
+    // is told BYE, and its connection closes.
+    let (reason, code) =
+        ws::closed_by_server(&mut held_socket, std::time::Duration::from_secs(10)).await;
+    assert_eq!((reason.as_deref(), code), (Some("locked"), Some(4005)));
     let bye = imap.until("* BYE").await;
     assert!(!bye.is_empty(), "IMAP says BYE");
     assert!(imap.closes_within(std::time::Duration::from_secs(10)).await);
@@ -688,7 +697,7 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
     let steps = in_browser(&c1, "two-sites-east-down", &["overview", "sessions"]).await;
     let overview = text_of(&steps[0]);
     assert!(
-        row_of(overview, "east").starts_with("east unreachable — — — — —"),
+        row_of(overview, "east").starts_with("east ✕ unreachable — — — — —"),
         "{overview}"
     );
     assert!(

@@ -37,6 +37,7 @@ async function show() {
   }
   try {
     await views[name]({ main, scope, onLeave: (done) => leaving.push(done) });
+    main.dataset.rendered = String(performance.now()); // when the view first showed what it found
   } catch (error) {
     const alert = document.createElement("p");
     alert.setAttribute("role", "alert");
@@ -44,6 +45,19 @@ async function show() {
     main.replaceChildren(alert);
   }
 }
+
+/** Names each cell after its column (`data-label`), for the narrow layout's "Column: value". */
+function labelCells(root) {
+  for (const table of root.querySelectorAll("table")) {
+    const names = table.tHead ? [...table.tHead.rows[0].cells].map((th) => th.textContent) : [];
+    for (const row of table.tBodies[0] ? table.tBodies[0].rows : []) {
+      [...row.cells].forEach((td, i) => {
+        if (td.colSpan === 1 && names[i] && !td.dataset.label) td.dataset.label = names[i];
+      });
+    }
+  }
+}
+new MutationObserver(() => labelCells(main)).observe(main, { childList: true, subtree: true });
 
 window.addEventListener("hashchange", show);
 show();

@@ -74,12 +74,15 @@ export function fillRows(body, width, rows) {
   body.replaceChildren(...made);
 }
 
+const SIGNS = { up: ["● ", "sign-up"], unknown: ["? ", "sign-unknown"], down: ["✕ ", "sign-down"] };
+
 /** Marks the `column` of each row up or not, in words and with a sign: never colour alone. */
 export function markStates(node, column) {
   for (const row of node.tBodies[0].rows) {
     const state = row.cells[column];
     if (state && row.cells.length > 1) {
-      state.className = state.textContent === "up" ? "state-up" : "state-down";
+      const [sign, kind] = SIGNS[state.textContent] || SIGNS.down;
+      state.prepend(element("span", sign, { "aria-hidden": "true", class: kind }));
     }
   }
   return node;
