@@ -596,7 +596,7 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
         assert!(overview.contains(node), "{overview}");
     }
     let listed = text_of(&browser.next().await).to_string();
-    for session in [&at_central, &socketed_id, &at_east] {
+    for session in [&at_central, &socketed_id, &at_east, &held_id] {
         assert!(
             listed.contains(session.as_str()),
             "{session} listed: {listed}"
