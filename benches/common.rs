@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use sessionplane::testing::{start, Listeners, RunningNode};
 use sessionplane::testing::{Config, IamSettings, Listen, Secret, SiteNode};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sessionplane::testing::NewSession;
 use tokio::net::TcpListener;
+use uuid::Uuid;
 
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 
@@ -279,4 +284,44 @@ pub async fn serve_upstream(app: axum::Router) {
         std::process::exit(0);
     });
     axum::serve(listener, app).await.expect("serve");
+}
+
+/// A session of `login` (of the master domain) for an hour.
+pub fn new_session(user_id: Uuid, login: &str) -> NewSession {
+    NewSession {
+        session_id: Uuid::now_v7(),
+        user_id,
+        login: login.into(),
+        domain: "master.domain".into(),
+        lifetime_ms: 3_600_000,
+        client_addr: Some([10, 1, 2, 3].into()),
+        user_agent: Some("Mozilla/5.0 (bench)".into()),
+    }
+}
+
+/// Adds sessions of 10,000 other users (`user0`…) until the node holds `total`.
+pub async fn fill_sessions(node: &RunningNode, total: u64) {
+    let have = node.site.group().state().read(|s| s.stored_count() as u64);
+    let left = Arc::new(AtomicU64::new(total.saturating_sub(have)));
+    let users: Arc<Vec<Uuid>> = Arc::new((0..10_000).map(|_| Uuid::now_v7()).collect());
+    let mut tasks = Vec::new();
+    for worker in 0..256 {
+        let (site, left, users) = (node.site.clone(), left.clone(), users.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = worker;
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                let user = users[i % users.len()];
+                site.create_session(new_session(user, &format!("user{}", i % users.len())))
+                    .await
+                    .expect("create");
+                i += 256;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("filler");
+    }
 }

@@ -9,50 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sessionplane::testing::NewSession;
-use sessionplane::testing::RunningNode;
 use uuid::Uuid;
 
 const PATH: &str = "/rest/v1/master/logicalroles/ws/sessions";
-
-fn new_session(user_id: Uuid, login: &str) -> NewSession {
-    NewSession {
-        session_id: Uuid::now_v7(),
-        user_id,
-        login: login.into(),
-        domain: "master.domain".into(),
-        lifetime_ms: 3_600_000,
-        client_addr: Some([10, 1, 2, 3].into()),
-        user_agent: Some("Mozilla/5.0 (bench)".into()),
-    }
-}
-
-/// Adds sessions of 10,000 other users until the node holds `total`.
-async fn fill(node: &RunningNode, total: u64) {
-    let have = node.site.group().state().read(|s| s.stored_count() as u64);
-    let left = Arc::new(AtomicU64::new(total.saturating_sub(have)));
-    let users: Arc<Vec<Uuid>> = Arc::new((0..10_000).map(|_| Uuid::now_v7()).collect());
-    let mut tasks = Vec::new();
-    for worker in 0..256 {
-        let (site, left, users) = (node.site.clone(), left.clone(), users.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut i = worker;
-            while left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                let user = users[i % users.len()];
-                site.create_session(new_session(user, &format!("user{}", i % users.len())))
-                    .await
-                    .expect("create");
-                i += 256;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("filler");
-    }
-}
 
 /// Reads a whole listing; its size in items and bytes, and how long it took.
 async fn get_all(http: &reqwest::Client, url: &str, token: &str) -> (usize, usize, Duration) {
@@ -84,7 +43,7 @@ async fn main() {
         .expect("uuid");
     let url = format!("{base}{PATH}");
 
-    fill(node, 100_000).await;
+    common::fill_sessions(node, 100_000).await;
     let mut times = Vec::new();
     for _ in 0..5 {
         let (items, bytes, took) = get_all(&http, &url, &token).await;
@@ -100,7 +59,7 @@ async fn main() {
     );
 
     let fill_started = Instant::now();
-    fill(node, total).await;
+    common::fill_sessions(node, total).await;
     println!(
         "filled to {total} sessions in {:.1} s",
         fill_started.elapsed().as_secs_f64()
@@ -135,7 +94,7 @@ async fn main() {
     for _ in 0..20 {
         for _ in 0..10 {
             node.site
-                .create_session(new_session(admin_id, "admin"))
+                .create_session(common::new_session(admin_id, "admin"))
                 .await
                 .expect("create");
         }

@@ -3,7 +3,7 @@
 // its user out everywhere.
 
 import { SESSIONS, call, partialNote, refusal } from "../api.js";
-import { button, choice, element, field, fillRows, statusLine } from "../dom.js";
+import { button, choice, element, field, fillRows, statusLine, table } from "../dom.js";
 
 const PAGE = 50;
 const COLUMNS = ["Session", "User", "Type", "Site", "Expires in", "Websockets", "Actions"];
@@ -20,11 +20,8 @@ export async function sessions({ main, onLeave }) {
   const status = statusLine();
   const outcome = element("p", "", { class: "outcome", "aria-live": "polite" });
   const liveState = element("p", "", { class: "live", "aria-live": "off" });
-  const list = element("table");
-  list.append(element("caption", "Sessions"));
-  const head = list.createTHead().insertRow();
-  for (const name of COLUMNS) head.append(element("th", name, { scope: "col" }));
-  const rows = list.createTBody();
+  const list = table("Sessions", COLUMNS, []);
+  const rows = list.tBodies[0];
   const more = element("button", "Next page", { type: "button", hidden: "" });
   let next = null;
   let paged = false;
