@@ -6,24 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use sessionplane::testing::NewSession;
 use sessionplane::testing::RunningNode;
 use uuid::Uuid;
 
 const PATH: &str = "/rest/v1/master/logicalroles/ws/sessions";
 const SITES: [&str; 3] = ["central", "east", "west"];
-
-fn new_session(user_id: Uuid, login: &str) -> NewSession {
-    NewSession {
-        session_id: Uuid::now_v7(),
-        user_id,
-        login: login.into(),
-        domain: "master.domain".into(),
-        lifetime_ms: 3_600_000,
-        client_addr: Some([10, 1, 2, 3].into()),
-        user_agent: Some("Mozilla/5.0 (bench)".into()),
-    }
-}
 
 async fn fill(node: &RunningNode, sessions: u64) {
     let mut tasks = Vec::new();
@@ -33,7 +20,7 @@ async fn fill(node: &RunningNode, sessions: u64) {
             let mut i = worker;
             while i < sessions {
                 let user = Uuid::now_v7();
-                site.create_session(new_session(user, &format!("user{i}")))
+                site.create_session(common::new_session(user, &format!("user{i}")))
                     .await
                     .expect("create");
                 i += 64;
@@ -142,7 +129,7 @@ async fn main() {
     for _ in 0..rounds {
         for node in &nodes {
             node.site
-                .create_session(new_session(admin_id, "admin"))
+                .create_session(common::new_session(admin_id, "admin"))
                 .await
                 .expect("create");
         }

@@ -101,6 +101,7 @@ mod tests {
         let expected = [
             "/cluster/nodes",
             "/cluster/nodes/{id}",
+            "/cluster/sites",
             "/cluster/status",
             "/domains",
             "/domains/{domain}",
@@ -149,6 +150,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 58);
+        assert_eq!(operations, 59);
     }
 }

@@ -87,26 +87,24 @@ def settled(driver):
 
 def kill(driver, base, session, shots):
     """Kills `session` from the sessions view."""
-    driver.get(f"{base}/console#sessions")
-    wait = WebDriverWait(driver, 20)
-    button = wait.until(ready.element_to_be_clickable(
-        (By.CSS_SELECTOR, f"button[aria-label^='Kill session {session}']")))
-    button.click()
-    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main .outcome"), "killed"))
-    driver.save_screenshot(str(pathlib.Path(shots) / "kill.png"))
-    return {"view": "kill", "text": driver.find_element(By.ID, "main").text}
+    return row_action(driver, base, f"button[aria-label^='Kill session {session}']", "killed",
+                      "kill", shots)
 
 
 def log_out(driver, base, address, shots):
     """Logs `address` out everywhere from the sessions view."""
+    return row_action(driver, base, f"button[aria-label='Log {address} out everywhere']",
+                      "logged out", "logout", shots)
+
+
+def row_action(driver, base, button, said, name, shots):
+    """Clicks a row's `button` in the sessions view and waits until the view has `said` it."""
     driver.get(f"{base}/console#sessions")
     wait = WebDriverWait(driver, 20)
-    button = wait.until(ready.element_to_be_clickable(
-        (By.CSS_SELECTOR, f"button[aria-label='Log {address} out everywhere']")))
-    button.click()
-    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main .outcome"), "logged out"))
-    driver.save_screenshot(str(pathlib.Path(shots) / "logout.png"))
-    return {"view": "logout", "text": driver.find_element(By.ID, "main").text}
+    wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, button))).click()
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main .outcome"), said))
+    driver.save_screenshot(str(pathlib.Path(shots) / f"{name}.png"))
+    return {"view": name, "text": driver.find_element(By.ID, "main").text}
 
 
 def live(driver, base, text, shots):
