@@ -21,10 +21,16 @@ import pathlib
 import sys
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
+
+def waiting(driver):
+    """A wait of up to 20 s that looks again when the view re-rendered what it was reading."""
+    return WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])
+
 
 AXE = pathlib.Path(__file__).parent / "vendor" / "axe-core-4.12.1" / "axe.min.js"
 
@@ -41,7 +47,7 @@ def browser():
 def log_in(driver, base, address, password):
     login, _, domain = address.rpartition("@")
     driver.get(f"{base}/console")
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     wait.until(ready.presence_of_element_located((By.NAME, "login")))
     assert "/login" in driver.current_url, driver.current_url
     driver.find_element(By.NAME, "domain").send_keys(domain)
@@ -53,7 +59,7 @@ def log_in(driver, base, address, password):
 
 def check(driver, base, view, shots, name=None):
     driver.get(f"{base}/console#{view}")
-    WebDriverWait(driver, 20).until(
+    waiting(driver).until(
         ready.presence_of_element_located((By.CSS_SELECTOR, "main h2"))
     )
     settled(driver)
@@ -78,11 +84,13 @@ def examined(driver, view, shots, name):
             "nav": [a.text for a in driver.find_elements(By.CSS_SELECTOR, "nav a")]}
 
 
+SETTLED = """return [...document.querySelectorAll("main > [role=status]")]
+  .every((s) => s.textContent.trim() !== "");"""
+
+
 def settled(driver):
     """Waits until the view has said what it found (its status line is not empty)."""
-    WebDriverWait(driver, 20).until(
-        lambda d: all(s.text for s in d.find_elements(By.CSS_SELECTOR, "main > [role=status]"))
-    )
+    waiting(driver).until(lambda d: d.execute_script(SETTLED))
 
 
 def kill(driver, base, session, shots):
@@ -100,7 +108,7 @@ def log_out(driver, base, address, shots):
 def row_action(driver, base, button, said, name, shots):
     """Clicks a row's `button` in the sessions view and waits until the view has `said` it."""
     driver.get(f"{base}/console#sessions")
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, button))).click()
     wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main .outcome"), said))
     driver.save_screenshot(str(pathlib.Path(shots) / f"{name}.png"))
@@ -110,7 +118,7 @@ def row_action(driver, base, button, said, name, shots):
 def live(driver, base, text, shots):
     """Waits, on the sessions view as it was first loaded, for `text` to show."""
     driver.get(f"{base}/console#sessions")
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main .live"), "Live updates on"))
     settled(driver)
     before = driver.find_element(By.ID, "main").text
@@ -123,7 +131,7 @@ def live(driver, base, text, shots):
 def reload_certificates(driver, base, shots):
     """Reloads every certificate from the certificates view: what each node then serves."""
     driver.get(f"{base}/console#certificates")
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     button = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label^='Reload']")))
     settled(driver)
     before = driver.find_element(By.CSS_SELECTOR, "main table").text
@@ -181,20 +189,20 @@ def keyboard(driver, base, shots):
         if driver.execute_script("return document.activeElement.hash === '#overview';"):
             ActionChains(driver).send_keys(Keys.ENTER).perform()
             break
-    WebDriverWait(driver, 20).until(
+    waiting(driver).until(
         ready.text_to_be_present_in_element((By.CSS_SELECTOR, "main h2"), "Overview"))
     return {"view": "keyboard", "stops": stops, "followed": driver.current_url}
 
 
 def settled_view(driver):
-    WebDriverWait(driver, 20).until(ready.presence_of_element_located((By.CSS_SELECTOR, "main h2")))
+    waiting(driver).until(ready.presence_of_element_located((By.CSS_SELECTOR, "main h2")))
     settled(driver)
 
 
 def visit(driver, url, shots):
     """Opens another origin's page (which may post to this one) and says where it ended."""
     driver.get(url)
-    WebDriverWait(driver, 20).until(lambda d: "statusCode" in d.find_element(By.TAG_NAME, "body").text)
+    waiting(driver).until(lambda d: "statusCode" in d.find_element(By.TAG_NAME, "body").text)
     driver.save_screenshot(str(pathlib.Path(shots) / "visit.png"))
     return {"view": "visit", "url": driver.current_url,
             "text": driver.find_element(By.TAG_NAME, "body").text}
@@ -203,7 +211,7 @@ def visit(driver, url, shots):
 def search_audit(driver, base, action, shots):
     """Searches the audit view for `action`."""
     driver.get(f"{base}/console#audit")
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     box = wait.until(ready.presence_of_element_located((By.NAME, "action")))
     settled(driver)
     box.send_keys(action)
@@ -217,7 +225,7 @@ def contain(driver, base, address, shots):
     """Finds `address` in the user view, previews its containment, then contains it: what each
     step showed."""
     driver.get(f"{base}/console#user")
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     wait.until(ready.presence_of_element_located((By.NAME, "address"))).send_keys(address)
     driver.find_element(By.CSS_SELECTOR, "main form [type=submit]").click()
     wait.until(ready.presence_of_element_located((By.ID, "contain-heading")))

@@ -13,7 +13,6 @@ import sys
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
-from selenium.webdriver.support.ui import WebDriverWait
 
 import console
 
@@ -66,7 +65,7 @@ def cold_load(driver, base, view):
     driver.get("about:blank")  # a new document: not a move within the console's own page
     driver.execute_cdp_cmd("Network.clearBrowserCache", {})
     driver.get(f"{base}/console#{view}")
-    WebDriverWait(driver, 20).until(ready.presence_of_element_located((By.CSS_SELECTOR, "main h2")))
+    console.waiting(driver).until(ready.presence_of_element_located((By.CSS_SELECTOR, "main h2")))
     return driver.execute_async_script(LOADED)
 
 

@@ -460,14 +460,21 @@ impl BrowserRun {
         }
     }
 
-    /// The next line the harness says.
+    /// The next line the harness says; when it ends instead, what it said on stderr.
     async fn next(&mut self) -> serde_json::Value {
         let line =
             tokio::time::timeout(std::time::Duration::from_secs(120), self.lines.next_line())
                 .await
                 .expect("the browser says something within 2 min")
-                .expect("read")
-                .expect("a line before the harness ends");
+                .expect("read");
+        let Some(line) = line else {
+            let mut stderr = String::new();
+            if let Some(mut err) = self.child.stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ = err.read_to_string(&mut stderr).await;
+            }
+            panic!("the browser run ended before its next step:\n{stderr}");
+        };
         serde_json::from_str(&line).expect("a JSON line")
     }
 

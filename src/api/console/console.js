@@ -18,6 +18,7 @@ const global = scope === "global";
 const views = { overview, sessions, user, locks, audit, channels, certificates, tasks };
 const forGlobalOnly = new Set(["overview", "certificates", "tasks"]);
 let leaving = [];
+let navigation = 0;
 
 if (!global) {
   for (const link of document.querySelectorAll("nav a")) {
@@ -26,24 +27,42 @@ if (!global) {
   document.getElementById("scope").textContent = `Administering ${scope.slice("domain:".length)}`;
 }
 
+/** Shows the view the address names. A view builds in a container of its own and is shown
+ * only if it is still the one asked for when it is ready: a slow view the responder has
+ * already left never replaces the next one. */
 async function show() {
   for (const done of leaving) done();
-  leaving = [];
+  const mine = ++navigation;
+  const leave = [];
+  leaving = leave;
   let name = location.hash.slice(1) || (global ? "overview" : "sessions");
   if (!views[name] || (!global && forGlobalOnly.has(name))) name = global ? "overview" : "sessions";
   for (const link of document.querySelectorAll("nav a")) {
     if (link.hash === `#${name}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  const loading = document.createElement("p");
+  loading.textContent = "Loading…";
+  main.replaceChildren(loading);
+  const area = document.createElement("div");
+  let onScreen = false;
+  // When what the view found is on screen (read by the console's speed measure).
+  const rendered = () => { if (onScreen) main.dataset.rendered = String(performance.now()); };
   try {
-    await views[name]({ main, scope, onLeave: (done) => leaving.push(done) });
-    main.dataset.rendered = String(performance.now()); // when the view first showed what it found
+    await views[name]({ main: area, scope, onLeave: (done) => leave.push(done), rendered });
   } catch (error) {
     const alert = document.createElement("p");
     alert.setAttribute("role", "alert");
     alert.textContent = `Could not load: ${error.message}`;
-    main.replaceChildren(alert);
+    area.replaceChildren(alert);
   }
+  if (mine !== navigation) {
+    for (const done of leave) done();
+    return;
+  }
+  main.replaceChildren(...area.childNodes);
+  onScreen = true;
+  rendered();
 }
 
 /** Names each cell after its column (`data-label`), for the narrow layout's "Column: value". */

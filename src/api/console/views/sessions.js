@@ -8,7 +8,7 @@ import { button, choice, element, field, fillRows, statusLine, table } from "../
 const PAGE = 50;
 const COLUMNS = ["Session", "User", "Type", "Site", "Expires in", "Websockets", "Actions"];
 
-export async function sessions({ main, onLeave }) {
+export async function sessions({ main, onLeave, rendered }) {
   const form = element("form", undefined, { "aria-label": "Filter the sessions" });
   const sites = choice("sites", [["all", "All sites"], ["current", "This site"]]);
   const domain = element("input", undefined, { name: "domain", autocomplete: "off" });
@@ -45,7 +45,7 @@ export async function sessions({ main, onLeave }) {
     if (append) rows.append(...made);
     else if (made.length) rows.replaceChildren(...made);
     else fillRows(rows, COLUMNS.length, []);
-    main.dataset.rendered = String(performance.now());
+    rendered();
   }
   const shown = (error) => { status.textContent = `Could not load: ${error.message}`; };
   const refresh = () => load(false).catch(shown);
