@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::audit_trail::Trail;
 use super::extract::{Path, Query};
 use super::openapi::{AdminErrors, ErrorSchema};
-use super::scatter::{self, refusal, visible_domain, Gathered, Read, Scatter, SitesParam, Write};
+use super::scatter::{self, refusal, visible_domain, Gathered, Scatter, SitesParam, Write};
 use super::{ApiError, ApiState};
 use crate::federation::{Plan, SiteRequest, Verb};
 use crate::iam::Caller;
@@ -117,7 +117,6 @@ async fn list_all(
 ) -> Result<Response, ApiError> {
     let domain = visible_domain(&caller, None)?;
     let order = Order::parse(&params)?;
-    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let local = async {
         let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
         Ok(channels
@@ -126,13 +125,9 @@ async fn list_all(
             .map(|c| view(&state, c))
             .collect())
     };
-    let request = SiteRequest::new(Verb::Get, "/servers/channels");
-    let read = Read {
-        allow_partial: params.allow_partial,
-    };
-    let Gathered { items, missing } = Scatter::new(&state, &caller, &plan, request, read)
-        .gather(local)
-        .await?;
+    let sites = (params.sites.as_deref(), params.allow_partial);
+    let Gathered { items, missing } =
+        scatter::gather_get(&state, &caller, sites, "/servers/channels", local).await?;
     let listed = axum::Json(order.apply(items, &params)?).into_response();
     Ok(missing.mark(listed))
 }
@@ -149,19 +144,20 @@ async fn list_user(
     let address: UserAddress = user.parse()?;
     caller.require_admin_of(&address.domain)?;
     let order = Order::parse(&params)?;
-    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let name = address.to_string();
     let local = async {
         let channels = channels_of(&state, |s| s.user_channels(&name)).await?;
         Ok(channels.iter().map(|c| view(&state, c)).collect())
     };
-    let request = SiteRequest::new(Verb::Get, format!("/servers/channels/{name}"));
-    let read = Read {
-        allow_partial: params.allow_partial,
-    };
-    let Gathered { items, missing } = Scatter::new(&state, &caller, &plan, request, read)
-        .gather(local)
-        .await?;
+    let sites = (params.sites.as_deref(), params.allow_partial);
+    let Gathered { items, missing } = scatter::gather_get(
+        &state,
+        &caller,
+        sites,
+        format!("/servers/channels/{name}"),
+        local,
+    )
+    .await?;
     let listed = axum::Json(order.apply(items, &params)?).into_response();
     Ok(missing.mark(listed))
 }
@@ -175,7 +171,6 @@ async fn connected_users(
     Query(params): Query<SitesParam>,
 ) -> Result<Response, ApiError> {
     let domain = visible_domain(&caller, None)?;
-    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
     let local = async {
         let channels = channels_of(&state, |s| s.channels().values().cloned().collect()).await?;
         Ok(channels
@@ -184,13 +179,10 @@ async fn connected_users(
             .map(|c| c.username.to_string())
             .collect())
     };
-    let request = SiteRequest::new(Verb::Get, "/servers/connectedUsers");
-    let read = Read {
-        allow_partial: params.allow_partial,
-    };
-    let Gathered { items, missing } = Scatter::new(&state, &caller, &plan, request, read)
-        .gather::<String>(local)
-        .await?;
+    let sites = (params.sites.as_deref(), params.allow_partial);
+    let Gathered { items, missing } =
+        scatter::gather_get::<String>(&state, &caller, sites, "/servers/connectedUsers", local)
+            .await?;
     let users: BTreeSet<String> = items.into_iter().collect();
     let listed = axum::Json(users.into_iter().collect::<Vec<_>>()).into_response();
     Ok(missing.mark(listed))

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{ApiError, ApiState};
 use crate::federation::splice::Part;
 use crate::federation::{
-    Answers, Plan, Received, SiteAnswer, SiteFailure, SiteRequest, SiteSelector,
+    Answers, Plan, Received, SiteAnswer, SiteFailure, SiteRequest, SiteSelector, Verb,
 };
 use crate::iam::Caller;
 use crate::model::task::{answer, NewTask, TaskKind};
@@ -77,6 +77,22 @@ pub struct SitesParam {
     /// Answer with the sites reached when some cannot be (named in `X-Unavailable-Sites`).
     #[serde(default)]
     pub allow_partial: bool,
+}
+
+/// A listing over the sites `sites` selects, for a route whose other sites answer `GET path`
+/// with their own part: `local` gives this site's items, the others' follow.
+pub async fn gather_get<T: DeserializeOwned>(
+    state: &ApiState,
+    caller: &Caller,
+    (sites, allow_partial): (Option<&str>, bool),
+    path: impl Into<String>,
+    local: impl Future<Output = Result<Vec<T>, ApiError>>,
+) -> Result<Gathered<T>, ApiError> {
+    let plan = plan_query(state, caller, sites)?;
+    let request = SiteRequest::new(Verb::Get, path);
+    Scatter::new(state, caller, &plan, request, Read { allow_partial })
+        .gather(local)
+        .await
 }
 
 /// A read: a site not reached is a 503, unless the caller allows a partial answer.

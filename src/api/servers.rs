@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Query;
 use super::openapi::{AdminErrors, ErrorSchema};
-use super::scatter::{self, refusal, Gathered, Read, Scatter, SitesParam, Write};
+use super::scatter::{self, refusal, Gathered, Scatter, SitesParam, Write};
 use super::{ApiError, ApiState};
 use crate::federation::{SiteRequest, Verb};
 use crate::iam::Caller;
@@ -205,14 +205,10 @@ async fn certificates(
     Query(params): Query<SitesParam>,
 ) -> Result<Response, ApiError> {
     caller.require_global_admin()?;
-    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
-    let request = SiteRequest::new(Verb::Get, "/servers/certificates");
-    let read = Read {
-        allow_partial: params.allow_partial,
-    };
-    let Gathered { items, missing } = Scatter::new(&state, &caller, &plan, request, read)
-        .gather(site_certificates(&state))
-        .await?;
+    let sites = (params.sites.as_deref(), params.allow_partial);
+    let local = site_certificates(&state);
+    let Gathered { items, missing } =
+        scatter::gather_get(&state, &caller, sites, "/servers/certificates", local).await?;
     Ok(missing.mark(axum::Json(items).into_response()))
 }
 

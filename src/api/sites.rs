@@ -14,9 +14,8 @@ use utoipa_axum::routes;
 use super::cluster::{answers, last_contact};
 use super::extract::Query;
 use super::openapi::AdminErrors;
-use super::scatter::{self, Gathered, Read, Scatter, SitesParam};
+use super::scatter::{self, Gathered, SitesParam};
 use super::{ApiError, ApiState};
-use crate::federation::{SiteRequest, Verb};
 use crate::iam::Caller;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -59,14 +58,10 @@ async fn list(
     Query(params): Query<SitesParam>,
 ) -> Result<Response, ApiError> {
     caller.require_global_admin()?;
-    let plan = scatter::plan_query(&state, &caller, params.sites.as_deref())?;
-    let request = SiteRequest::new(Verb::Get, "/cluster/sites");
-    let read = Read {
-        allow_partial: params.allow_partial,
-    };
-    let Gathered { mut items, missing } = Scatter::new(&state, &caller, &plan, request, read)
-        .gather(async { Ok(vec![this_site(&state).await?]) })
-        .await?;
+    let sites = (params.sites.as_deref(), params.allow_partial);
+    let local = async { Ok(vec![this_site(&state).await?]) };
+    let Gathered { mut items, missing } =
+        scatter::gather_get(&state, &caller, sites, "/cluster/sites", local).await?;
     items.sort_by(|a: &SiteSummary, b| a.site.cmp(&b.site));
     Ok(missing.mark(axum::Json(items).into_response()))
 }
