@@ -5,6 +5,9 @@ chromedriver by Selenium. Logs in through /login, checks each view it is given, 
 Usage: console.py BASE_URL LOGIN@DOMAIN PASSWORD SCREENSHOT_DIR STEP... (prints one JSON line
 per step). A STEP is a view's name (checked as above), or:
   contain:login@domain  previews, then contains, that user from the user view
+  contain-pending:login@domain
+                        the same while a site is down: says `{"view":"contain-waiting"}` once
+                        the receipt is incomplete, then waits until it is complete
   kill:SESSION_ID       kills a session from the sessions view
   logout:login@domain   logs that user out from the sessions view
   audit-search:ACTION   searches the audit view
@@ -221,7 +224,18 @@ def search_audit(driver, base, action, shots):
     return {"view": "audit-search", "text": driver.find_element(By.ID, "main").text}
 
 
-def contain(driver, base, address, shots):
+def contain_pending(driver, base, address, shots):
+    """Contains `address` while a site is down: says `{"view":"contain-waiting"}` with the
+    incomplete receipt, then waits (up to 90 s, without a reload) until the receipt is complete."""
+    first = contain(driver, base, address, shots, "Receipt: incomplete")
+    print(json.dumps({"view": "contain-waiting", "receipt": first["receipt"]}), flush=True)
+    WebDriverWait(driver, 90, ignored_exceptions=[StaleElementReferenceException]).until(
+        ready.text_to_be_present_in_element((By.CSS_SELECTOR, "section [role=status]"), "Receipt: complete"))
+    driver.save_screenshot(str(pathlib.Path(shots) / "contain-completed.png"))
+    return {"view": "contain-pending", "receipt": driver.find_element(By.CSS_SELECTOR, "section [role=status]").text}
+
+
+def contain(driver, base, address, shots, outcome="Receipt"):
     """Finds `address` in the user view, previews its containment, then contains it: what each
     step showed."""
     driver.get(f"{base}/console#user")
@@ -236,7 +250,7 @@ def contain(driver, base, address, shots):
     preview = driver.find_element(By.CSS_SELECTOR, "section [role=status]").text
     wait.until(lambda d: buttons["Contain"].is_enabled())
     buttons["Contain"].click()
-    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "section [role=status]"), "Receipt"))
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, "section [role=status]"), outcome))
     status = driver.find_element(By.CSS_SELECTOR, "section [role=status]")
     receipt = status.text
     driver.execute_script("arguments[0].scrollIntoView()", status)
@@ -250,7 +264,7 @@ def main():
     base, address, password, shots, *views = sys.argv[1:]
     pathlib.Path(shots).mkdir(parents=True, exist_ok=True)
     driver = browser()
-    steps = {"contain": contain, "kill": kill, "logout": log_out, "audit-search": search_audit,
+    steps = {"contain": contain, "contain-pending": contain_pending, "kill": kill, "logout": log_out, "audit-search": search_audit,
              "live": live, "narrow": narrow}
     try:
         log_in(driver, base, address, password)

@@ -695,13 +695,58 @@ async fn across_two_sites_the_console_kills_contains_and_says_what_it_cannot_rea
         channels_left.text
     );
 
-    // East's nodes stop: the overview says it is unreachable, the sessions list that it is
-    // partial.
+    // Pia has a session at each site. East's nodes stop: the overview says it is unreachable,
+    // the sessions list that it is partial, and containing Pia gives an incomplete receipt
+    // that completes, in the open view, once east is back.
+    add_user(&api, &c1, &admin, "example.org", "pia", PW).await;
+    common::log_in_at_any(&api, std::slice::from_ref(&c1), "pia", PW).await;
+    let pia_at_east = common::log_in_at_any(&api, std::slice::from_ref(&e1), "pia", PW).await;
     for i in 0..3 {
         east.kill(i);
     }
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    let steps = in_browser(&c1, "two-sites-east-down", &["overview", "sessions"]).await;
+    let mut browser = BrowserRun::start(
+        &c1,
+        ADMIN,
+        "two-sites-east-down",
+        &["overview", "sessions", "contain-pending:pia@example.org"],
+    );
+    let steps = [browser.next().await, browser.next().await];
+    let waiting = browser.next().await;
+    let incomplete = waiting["receipt"].as_str().unwrap_or_default().to_string();
+    assert!(incomplete.contains("Receipt: incomplete"), "{waiting}");
+    assert!(
+        row_of(&incomplete, "east").contains("pending"),
+        "{incomplete}"
+    );
+    for i in 0..3 {
+        east.restart(i).await;
+    }
+    let completed = browser.next().await;
+    let receipt = completed["receipt"].as_str().unwrap_or_default();
+    assert!(receipt.contains("Receipt: complete"), "{completed}");
+    assert!(row_of(receipt, "east").contains("contained"), "{receipt}");
+    for node in ["e1", "e2", "e3"] {
+        let row = receipt
+            .lines()
+            .find(|l| l.starts_with(&format!("east {node} ")))
+            .unwrap_or_default();
+        let said = row.split_whitespace().nth(2).unwrap_or_default();
+        assert!(
+            said.starts_with("20") || ["down", "no_answer"].contains(&said),
+            "{node} says when it applied, or why not: {receipt}"
+        );
+    }
+    browser.finish().await;
+    let east_left = api
+        .get(format!(
+            "{c1}/rest/v1/master/logicalroles/ws/sessions?sites=all&user=pia&domain=example.org"
+        ))
+        .as_(&admin)
+        .expect(200)
+        .await;
+    assert!(!east_left.text.contains(&pia_at_east), "{}", east_left.text);
+    assert_eq!(east_left.body, serde_json::json!([]), "{}", east_left.text);
     let overview = text_of(&steps[0]);
     assert!(
         row_of(overview, "east").starts_with("east ✕ unreachable — — — — —"),

@@ -5,14 +5,14 @@
 import { SESSIONS, call } from "../api.js";
 import { button, element, field, table } from "../dom.js";
 
-export async function user({ main }) {
+export async function user({ main, onLeave }) {
   const form = element("form", undefined, { "aria-label": "Find a user" });
   const address = element("input", undefined, { name: "address", autocomplete: "off", required: "" });
   form.append(field("User (login@domain) ", address), element("button", "Show", { type: "submit" }));
   const found = element("section", undefined, { "aria-live": "polite", "aria-label": "The user" });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    showUser(address.value.trim(), found).catch((error) => {
+    showUser(address.value.trim(), found, onLeave).catch((error) => {
       found.replaceChildren(element("p", `Could not load: ${error.message}`, { role: "alert" }));
     });
   });
@@ -32,7 +32,7 @@ export function since(ms) {
   return `${Math.round(seconds / 3600)} h`;
 }
 
-async function showUser(address, found) {
+async function showUser(address, found, onLeave) {
   const user = encodeURIComponent(address);
   const at = address.lastIndexOf("@");
   const who = new URLSearchParams({ sites: "all", allow_partial: "true" });
@@ -72,11 +72,11 @@ async function showUser(address, found) {
     table("Mail channels", ["Protocol", "From", "Site", "Node", "Age", "Encrypted"], channelRows),
     table("Locks", ["Lock", "Message", "Expires"], lockRows),
     table("Audit trail", ["Time", "Site", "Action", "From", "Outcome"], auditRows),
-    containForm(address),
+    containForm(address, onLeave),
   );
 }
 
-function containForm(address) {
+function containForm(address, onLeave) {
   const section = element("section", undefined, { "aria-labelledby": "contain-heading" });
   const reason = element("input", undefined, { name: "reason", autocomplete: "off" });
   const lock = element("input", undefined, { name: "lock", type: "checkbox", checked: "" });
@@ -93,19 +93,35 @@ function containForm(address) {
     contain.disabled = true;
     outcome.replaceChildren(element("p", "Containing…"));
     const { response, body } = await request(false);
-    outcome.replaceChildren(receipt("Receipt", response, body && (body.receipt || body)));
+    const kept = body && (body.receipt || body);
+    outcome.replaceChildren(receipt("Receipt", response, kept));
+    if (kept && kept.sites && !kept.complete && kept.incident_id) follow(kept.incident_id, outcome, onLeave);
   });
   contain.disabled = true;
   const preview = button("Preview", undefined, async () => {
     const { response, body } = await request(true);
-    outcome.replaceChildren(receipt("What would end", response, body));
-    contain.disabled = !response.ok;
+    const preview = body && (body.receipt || body);
+    outcome.replaceChildren(receipt("What would end", response, preview));
+    // A site that does not answer must not stop the responder: what answered is enough.
+    contain.disabled = !(preview && preview.sites);
   });
   const fields = element("div", undefined, { class: "fields" });
   fields.append(field("Reason ", reason), field("Lock the user ", lock), field("Lock message ", message),
     field("Lock for ", ttl), preview, contain);
   section.append(element("h3", "Contain", { id: "contain-heading" }), fields, outcome);
   return section;
+}
+
+/** An incomplete containment's kept receipt, read again every 2 s while the view is open: a
+ * site that was not reached gets its part when the task that keeps trying it gets there. */
+function follow(incidentId, outcome, onLeave) {
+  const timer = setInterval(async () => {
+    const { response, body } = await call(`/rest/v1/incidents/${incidentId}`).catch(() => ({}));
+    if (!response || !response.ok || !body) return;
+    outcome.replaceChildren(receipt("Receipt", response, body));
+    if (body.complete) clearInterval(timer);
+  }, 2000);
+  onLeave(() => clearInterval(timer));
 }
 
 /** A containment's answer: a row per site, then a row per node of each. */
@@ -117,12 +133,15 @@ function receipt(caption, response, body) {
   for (const [site, part] of Object.entries(body.sites)) {
     rows.push([site, "", part.status, part.sessions_ended, part.websockets_closed, part.channels_closed, part.cause || ""]);
     for (const [node, report] of Object.entries(part.nodes || {})) {
-      const down = typeof report === "string";
-      rows.push([site, node, down ? report : report.applied_at, "", down ? "" : report.websockets_closed,
-        down ? "" : report.channels_closed, ""]);
+      // A node applied it (when, what it closed), or says why not: `down`, `no_answer`.
+      const said = typeof report === "string" ? { status: report } : report;
+      rows.push([site, node, said.applied_at || said.status || "", "", said.websockets_closed ?? "",
+        said.channels_closed ?? "", said.cause || ""]);
     }
   }
-  const done = body.complete ? "complete" : "incomplete: a site or node has not confirmed";
+  const done = body.complete
+    ? "complete"
+    : "incomplete: a site or node has not confirmed (a task keeps trying; this receipt follows it)";
   const wrapper = element("div");
   wrapper.append(element("p", `${caption}: ${done}.`),
     table(caption, ["Site", "Node", "Status", "Sessions", "Websockets", "Channels", "Cause"], rows));
