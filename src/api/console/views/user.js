@@ -100,10 +100,10 @@ function containForm(address, onLeave) {
   contain.disabled = true;
   const preview = button("Preview", undefined, async () => {
     const { response, body } = await request(true);
-    const preview = body && (body.receipt || body);
-    outcome.replaceChildren(receipt("What would end", response, preview));
+    const wouldEnd = body && (body.receipt || body);
+    outcome.replaceChildren(receipt("What would end", response, wouldEnd));
     // A site that does not answer must not stop the responder: what answered is enough.
-    contain.disabled = !(preview && preview.sites);
+    contain.disabled = !(wouldEnd && wouldEnd.sites);
   });
   const fields = element("div", undefined, { class: "fields" });
   fields.append(field("Reason ", reason), field("Lock the user ", lock), field("Lock message ", message),
