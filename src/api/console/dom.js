@@ -49,9 +49,9 @@ export function table(caption, columns, rows) {
   return node;
 }
 
-/** Replaces a table body's rows with `rows` (arrays of values or of prepared nodes). */
-export function fillRows(body, width, rows) {
-  const made = rows.map((values) => {
+/** Table rows made from `rows` (arrays of values, or of prepared nodes for a cell). */
+export function rowsOf(rows) {
+  return rows.map((values) => {
     const row = document.createElement("tr");
     for (const value of values) {
       if (value instanceof Node) {
@@ -64,6 +64,11 @@ export function fillRows(body, width, rows) {
     }
     return row;
   });
+}
+
+/** Replaces a table body's rows with `rows`, or with one "None" row spanning its `width`. */
+export function fillRows(body, width, rows) {
+  const made = rowsOf(rows);
   if (made.length === 0) {
     const row = document.createElement("tr");
     const empty = cell("None");
@@ -86,4 +91,12 @@ export function markStates(node, column) {
     }
   }
   return node;
+}
+
+/** How long ago `ms` (a time in ms since the epoch) was, in the largest unit that fits. */
+export function since(ms) {
+  const seconds = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${Math.round(seconds / 3600)} h`;
 }

@@ -1,8 +1,7 @@
 // Channels: every mail channel (IMAP, SMTP, JMAP) of every site; disconnect a user's.
 
 import { call, partialNote, read, refusal } from "../api.js";
-import { button, element, field, fillRows, statusLine, table } from "../dom.js";
-import { since } from "./user.js";
+import { button, element, field, fillRows, rowsOf, since, statusLine, table } from "../dom.js";
 
 const PAGE = 100;
 const COLUMNS = ["User", "Protocol", "From", "Site", "Node", "Age", "Encrypted", "Actions"];
@@ -27,12 +26,8 @@ export async function channels({ main }) {
     status.textContent = partialNote(response, `${offset + body.length} channel(s)${more.hidden ? "" : " so far"}.`);
     const rows = body.map((c) => [c.username, c.protocol, c.remoteAddress, c.site, c.node,
       since(Date.parse(c.connectionDate)), c.isEncrypted ? "yes" : "no", disconnect(c.username, outcome, load)]);
-    if (append) {
-      const extra = table("", COLUMNS, rows).tBodies[0].rows;
-      list.tBodies[0].append(...extra);
-    } else {
-      fillRows(list.tBodies[0], COLUMNS.length, rows);
-    }
+    if (append) list.tBodies[0].append(...rowsOf(rows));
+    else fillRows(list.tBodies[0], COLUMNS.length, rows);
   }
   const shown = (error) => { status.textContent = `Could not load: ${error.message}`; };
   form.addEventListener("submit", (event) => {

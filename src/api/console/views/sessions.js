@@ -3,7 +3,7 @@
 // its user out everywhere.
 
 import { SESSIONS, call, partialNote, refusal } from "../api.js";
-import { button, choice, element, field, fillRows, statusLine, table } from "../dom.js";
+import { button, choice, element, field, fillRows, rowsOf, statusLine, table } from "../dom.js";
 
 const PAGE = 50;
 const COLUMNS = ["Session", "User", "Type", "Site", "Expires in", "Websockets", "Actions"];
@@ -42,9 +42,8 @@ export async function sessions({ main, onLeave, rendered }) {
     more.hidden = !next;
     status.textContent = partialNote(response, `${body.length} session(s)${next ? " on this page" : ""}.`);
     const made = body.map((item) => sessionRow(item, outcome, refresh));
-    if (append) rows.append(...made);
-    else if (made.length) rows.replaceChildren(...made);
-    else fillRows(rows, COLUMNS.length, []);
+    if (append) rows.append(...rowsOf(made));
+    else fillRows(rows, COLUMNS.length, made);
     rendered();
   }
   const shown = (error) => { status.textContent = `Could not load: ${error.message}`; };
@@ -99,8 +98,8 @@ function liveUpdates(sites, said, changed) {
   };
 }
 
+/** A session's cells: what it is, and its Kill and Log out buttons. */
 function sessionRow(item, outcome, refresh) {
-  const row = document.createElement("tr");
   const who = `${item.login}@${item.domain}`;
   const kill = button("Kill", `Kill session ${item.session_id} of ${who}`, async () => {
     const sites = encodeURIComponent(JSON.stringify([item.site]));
@@ -108,7 +107,7 @@ function sessionRow(item, outcome, refresh) {
     outcome.textContent = response.ok
       ? `Session ${item.session_id} killed.`
       : `The kill was refused: ${refusal(response, body)}`;
-    if (response.ok) row.remove();
+    if (response.ok) kill.closest("tr").remove();
   });
   const logout = button("Log out", `Log ${who} out everywhere`, async () => {
     const request = { action: "logout", domain: item.domain, user: item.login, sites: "all" };
@@ -118,15 +117,8 @@ function sessionRow(item, outcome, refresh) {
       : `The logout was refused: ${refusal(response, body)}`;
     if (response.ok) refresh();
   });
-  const actions = document.createElement("td");
+  const actions = document.createDocumentFragment();
   actions.append(kill, " ", logout);
-  const values = [item.session_id, who, item.session_type, item.site, `${item.ttl} s`,
-    String((item.connections || []).length)];
-  for (const value of values) {
-    const td = document.createElement("td");
-    td.textContent = value;
-    row.append(td);
-  }
-  row.append(actions);
-  return row;
+  return [item.session_id, who, item.session_type, item.site, `${item.ttl} s`,
+    String((item.connections || []).length), actions];
 }

@@ -3,7 +3,7 @@
 // first, then the receipt per site and node.
 
 import { SESSIONS, call } from "../api.js";
-import { button, element, field, table } from "../dom.js";
+import { button, element, field, since, table } from "../dom.js";
 
 export async function user({ main, onLeave }) {
   const form = element("form", undefined, { "aria-label": "Find a user" });
@@ -20,16 +20,9 @@ export async function user({ main, onLeave }) {
 }
 
 /** How long ago a UUIDv7 (whose first 48 bits are its creation time in ms) was made. */
-export function age(uuid) {
+function age(uuid) {
   const created = parseInt(uuid.replaceAll("-", "").slice(0, 12), 16);
   return Number.isFinite(created) ? since(created) : "";
-}
-
-export function since(ms) {
-  const seconds = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  if (seconds < 120) return `${seconds} s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
-  return `${Math.round(seconds / 3600)} h`;
 }
 
 async function showUser(address, found, onLeave) {
